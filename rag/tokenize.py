@@ -1,0 +1,150 @@
+"""One jieba tokenizer for corpus and queries alike.
+
+The index stores the tokenizer's settings (user words, stopwords, mode) so a
+loaded index tokenizes queries exactly as it tokenized the corpus."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Iterable
+
+import jieba
+import jieba.posseg
+
+from .schema import Document
+from .text import CJK_IDEOGRAPH
+
+jieba.setLogLevel(logging.WARNING)
+
+TOKENIZER_VERSION = 1
+# Word endings that mark an organisation name (局, 办, 中心, ...).
+ORG_SUFFIXES = ("局", "办", "委", "部", "厅", "署", "中心", "办公室", "委员会", "政府", "管委会", "小组", "智库", "书院",
+                "研究院", "法院", "检察院", "银行", "公司", "集团", "大学", "学院", "协会", "学会", "处")
+_QUOTED = re.compile(r"[“\"「『]([^“”\"「」『』]{2,12})[”\"」』]")
+_BOOK_TITLE = re.compile(r"《([^《》]{2,16})》")
+_INNER_PUNCT = re.compile(r"[，。、：；！？,.;:!?\s]")
+_TOKEN_OK = re.compile(rf"[{CJK_IDEOGRAPH}A-Za-z0-9]")
+EN_STOPWORDS = frozenset(
+    "a an the of to in on at for by with from and or is are was were be been did do does what which who whom "
+    "when where why how many much that this these those it its as about into than then there their his her "
+    "according report sip".split()
+)
+
+
+def _data_lines(name: str) -> list[str]:
+    text = resources.files("rag.data").joinpath(name).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def default_stopwords() -> list[str]:
+    return _data_lines("stopwords_zh.txt")
+
+
+def domain_terms() -> list[str]:
+    return _data_lines("domain_terms.txt")
+
+
+def harvest_terms(documents: Iterable[Document]) -> list[str]:
+    """Terms the corpus itself marks as units: quoted terms (“一网通办”) and
+    short book titles (《…》), without inner punctuation."""
+    terms: set[str] = set()
+    for doc in documents:
+        for pattern in (_QUOTED, _BOOK_TITLE):
+            for m in pattern.finditer(doc.text):
+                term = m.group(1).strip()
+                if not _INNER_PUNCT.search(term) and not term[0].isdigit():
+                    terms.add(term)
+    return sorted(terms)
+
+
+@dataclass
+class TokenizerSettings:
+    user_words: list[str] = field(default_factory=list)
+    stopwords: list[str] = field(default_factory=default_stopwords)
+    mode: str = "search"  # jieba cut_for_search: whole words plus their sub-words
+    version: int = TOKENIZER_VERSION
+
+    def to_dict(self) -> dict:
+        return {"user_words": self.user_words, "stopwords": self.stopwords, "mode": self.mode,
+                "version": self.version}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TokenizerSettings":
+        return cls(list(d["user_words"]), list(d["stopwords"]), str(d["mode"]), int(d["version"]))
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(repr(sorted(self.to_dict().items())).encode()).hexdigest()[:16]
+
+
+class ChineseTokenizer:
+    """jieba with a user dictionary and stopwords; English words lower-cased.
+
+    The jieba dictionary is built in memory rather than read from jieba's
+    marshal cache in the shared temp directory (nothing executable-by-format
+    is loaded from disk)."""
+
+    def __init__(self, settings: TokenizerSettings) -> None:
+        self.settings = settings
+        self.stopwords = frozenset(settings.stopwords)
+        self._jieba = jieba.Tokenizer()
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def _ensure_ready(self) -> None:
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            tok = self._jieba
+            tok.FREQ, tok.total = tok.gen_pfdict(tok.get_dict_file())
+            tok.initialized = True
+            for word in self.settings.user_words:
+                # A high frequency keeps the term whole even when the base
+                # dictionary prefers a split.
+                tok.add_word(word, freq=max(tok.suggest_freq(word, tune=False), 10_000))
+            self._pos = jieba.posseg.POSTokenizer(tok)
+            for word in self.settings.user_words:
+                self._pos.word_tag_tab[word] = "nt" if word.endswith(ORG_SUFFIXES) else "nz"
+            self._ready = True
+
+    @classmethod
+    def for_documents(cls, documents: Iterable[Document]) -> "ChineseTokenizer":
+        documents = list(documents)
+        words = sorted(set(domain_terms()) | set(harvest_terms(documents)))
+        return cls(TokenizerSettings(user_words=words))
+
+    def words(self, text: str) -> list[str]:
+        """Precise-mode words (no sub-words), punctuation and spaces dropped;
+        stopwords kept.  Used for question analysis."""
+        self._ensure_ready()
+        text = unicodedata.normalize("NFKC", text).lower()
+        return [w for w in self._jieba.cut(text, HMM=True) if _TOKEN_OK.search(w)]
+
+    def tagged_words(self, text: str) -> list[tuple[str, str]]:
+        """(word, part-of-speech) pairs in precise mode, on the text as given
+        (no normalization, so offsets can be recovered by concatenation)."""
+        self._ensure_ready()
+        return [(p.word, p.flag) for p in self._pos.cut(text, HMM=True)]
+
+    def tokenize(self, text: str) -> list[str]:
+        """Tokens for BM25: search mode (words plus sub-words), no stopwords."""
+        self._ensure_ready()
+        text = unicodedata.normalize("NFKC", text).lower()
+        cut = self._jieba.cut_for_search(text, HMM=True) if self.settings.mode == "search" \
+            else self._jieba.cut(text, HMM=True)
+        tokens = []
+        for w in cut:
+            w = w.strip()
+            if not w or not _TOKEN_OK.search(w) or w in self.stopwords or w in EN_STOPWORDS:
+                continue
+            tokens.append(w)
+        return tokens
+
+    def tokenize_many(self, texts: Iterable[str]) -> list[list[str]]:
+        return [self.tokenize(t) for t in texts]

@@ -1,0 +1,288 @@
+"""Question analysis: language, type (from the table in
+data/question_types.toml), focus terms, the question word to fill in, and
+what kind of thing the answer is (unit, head noun, how many items)."""
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Sequence
+
+from .text import CJK_IDEOGRAPH, CN_NUM, MEASURE_WORDS_RE, cn_to_int, detect_lang
+from .tokenize import EN_STOPWORDS, ChineseTokenizer
+
+
+@dataclass(frozen=True)
+class QuestionType:
+    name: str
+    priority: int
+    zh: tuple[re.Pattern, ...]
+    en: tuple[re.Pattern, ...]
+    templates: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TypeTable:
+    types: tuple[QuestionType, ...]
+    refusal: dict[str, str]
+
+    def get(self, name: str) -> QuestionType:
+        for t in self.types:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+@lru_cache(maxsize=1)
+def type_table() -> TypeTable:
+    data = tomllib.loads(resources.files("rag.data").joinpath("question_types.toml").read_text("utf-8"))
+    types = []
+    for row in data["types"]:
+        templates = {k: v for k, v in row.items() if k.startswith(("lead_", "fallback_"))}
+        types.append(QuestionType(row["name"], int(row["priority"]), tuple(re.compile(p) for p in row["zh"]),
+                                  tuple(re.compile(p, re.I) for p in row["en"]), templates))
+    types.sort(key=lambda t: -t.priority)
+    return TypeTable(tuple(types), data["refusal"])
+
+
+# --------------------------------------------------------------------------
+# What the answer is: head nouns and their categories (data, extend freely)
+# --------------------------------------------------------------------------
+HEAD_NOUN_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "org": ("部门", "单位", "机构", "局", "办", "委", "厅", "部", "组织", "政府", "中心", "处室", "处", "智库",
+            "书院", "主办方", "主办单位", "牵头单位"),
+    "publication": ("刊物", "期刊", "杂志", "报纸", "刊", "期"),
+    "document": ("文件", "方案", "协议", "规定", "意见", "通知", "法规", "政策", "总体方案"),
+    "place": ("国家", "城市", "省份", "省", "地方", "地区", "地点", "国", "楼", "大厦", "哪里", "在哪", "路", "街",
+              "大道", "区", "县", "镇"),
+    "person": ("谁", "人", "领导", "书记", "编辑", "责任编辑", "设计师"),
+    "program": ("试点", "工程", "项目", "案例", "改革", "模式", "理念", "称号", "口号", "做法", "荣誉", "标志",
+                "架构", "原则", "目标", "经验", "先河", "主题"),
+    "company": ("公司", "企业", "集团", "厂"),
+}
+_HEAD_LOOKUP = sorted(((noun, cat) for cat, nouns in HEAD_NOUN_CATEGORIES.items() for noun in nouns),
+                      key=lambda x: -len(x[0]))
+
+# Question words that a statement can replace in place (Chinese questions keep
+# the question word where the answer goes).  Order: longest forms first.
+WH_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
+    ("period", re.compile(r"从哪(?:一)?年到哪(?:一)?年|哪几年|起止(?:时间|年份)?")),
+    ("date", re.compile(r"(?:在)?(?:哪一年|哪年|何年|哪一天|哪天|何时|什么时候|什么时间|哪个月|几月份?|哪年哪月)")),
+    ("quantity", re.compile(rf"(?:多少|几)(?P<unit>{MEASURE_WORDS_RE})?")),
+    ("which", re.compile(rf"(?:哪(?:一|几|[{CN_NUM}])?(?:个|家|位|本|份|部|项|条|种|类|所|座|间|些)?|什么)"
+                         rf"(?P<head>[{CJK_IDEOGRAPH}]{{0,6}})")),
+    ("who", re.compile(r"谁")),
+    ("where", re.compile(r"哪里|何处|什么地方")),
+)
+
+_QUESTION_TAIL = re.compile(r"[吗呢啊呀吧么？?。！!\s]+$")
+_PRONOUNS = re.compile(r"^(?:那么?|那它|它|其|该|这个|那个|他们|它们|此)|(?:它|它们|其|该机构|该部门|这个机构|这一改革)")
+_QUOTED = re.compile(r"[“\"「]([^”\"」]{1,20})[”\"」]")
+_YEAR = re.compile(r"(?:19|20)\d{2}")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+@dataclass
+class QuestionAnalysis:
+    question: str
+    lang: str
+    qtype: str
+    tokens: list[str]            # BM25 tokens (search mode, no stopwords)
+    focus_terms: list[str]       # content words of the question (precise mode)
+    wh_kind: str | None = None   # which WH_PATTERNS entry matched
+    wh_span: tuple[int, int] | None = None
+    unit: str | None = None      # measure word asked for ("多少项" -> 项)
+    head_noun: str | None = None  # "哪个部门" -> 部门
+    head_category: str | None = None
+    expected_count: int | None = None  # "哪两个局" -> 2
+    years: list[str] = field(default_factory=list)
+    numbers: list[str] = field(default_factory=list)
+    quoted: list[str] = field(default_factory=list)
+    wants_period: bool = False
+    ordinal: int | None = None   # "第三阶段" -> 3
+    expanded_terms: list[str] = field(default_factory=list)  # English glossary expansions
+    secondary: list[tuple[str, str]] = field(default_factory=list)  # e.g. ("ordinal", "期") for 第几期
+    unknown_names: list[str] = field(default_factory=list)  # English names with no Chinese equivalent
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+# Words that ask rather than say: never focus terms.
+QUESTION_WORDS = re.compile(r"哪|什么|多少|几|谁|怎|如何|为何|为什么|为啥|干嘛|吗|呢|是否|是不是|有没有|总的来说|请问|一下"
+                            r"|^多[高大快长少]?$|^叫$")
+
+
+def focus_terms(question: str, tokenizer: ChineseTokenizer) -> list[str]:
+    """Content words of the question, in order, without duplicates."""
+    out: list[str] = []
+    for w in tokenizer.words(question):
+        if w in tokenizer.stopwords or w in EN_STOPWORDS or QUESTION_WORDS.search(w) or w in out:
+            continue
+        out.append(w)
+    return out
+
+
+def classify(question: str, lang: str) -> str:
+    text = unicodedata.normalize("NFKC", question).lower()
+    for qtype in type_table().types:
+        cues = qtype.en if lang == "en" else qtype.zh
+        if any(p.search(text) for p in cues):
+            return qtype.name
+    return "other"
+
+
+def _head_category(head: str) -> tuple[str | None, str | None]:
+    """The head noun of "哪个<head>": within the first phrase of ``head``
+    (up to 的/为/是...), the known noun that ends last ("国家试点" -> 试点)."""
+    phrase = re.split(r"[的为是在和与有了呢吗？?，,。]", head, maxsplit=1)[0]
+    best: tuple[int, int, str, str] | None = None
+    for noun, category in _HEAD_LOOKUP:
+        pos = phrase.rfind(noun)
+        if pos >= 0:
+            key = (pos + len(noun), len(noun), noun, category)
+            if best is None or key[:2] > best[:2]:
+                best = key
+    return (best[2], best[3]) if best else (None, None)
+
+
+_COUNTED = re.compile(rf"(?P<n>\d+|[{CN_NUM}]+)(?:个|家|项|位|名|条)?(?P<noun>[{CJK_IDEOGRAPH}]{{1,4}}?)"
+                      r"(?:分别|都|各自)?(?:是|有|包括)(?:哪|什么)")
+# Capitalised words of an English question: names the glossary cannot map
+# (e.g. a city the corpus never mentions) make the question unanswerable.
+_EN_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
+_EN_COMMON_CAPS = frozenset({"What", "When", "Which", "Who", "How", "Why", "Where", "According", "Is", "Are", "Did",
+                             "Does", "Do", "Was", "Were", "The", "In", "On", "For", "Chinese", "English"})
+_ORDINAL = re.compile(rf"第([{CN_NUM}\d]+)(?:个)?(?:阶段|部分|点|方面|章|节|时期|步)")
+
+
+def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list[str]] | None = None) -> QuestionAnalysis:
+    q = question.strip()
+    lang = detect_lang(q)
+    qtype = classify(q, lang)
+    analysis = QuestionAnalysis(question=q, lang=lang, qtype=qtype, tokens=tokenizer.tokenize(q),
+                                focus_terms=focus_terms(q, tokenizer))
+    analysis.years = _YEAR.findall(q)
+    analysis.numbers = [n for n in _NUMBER.findall(unicodedata.normalize("NFKC", q)) if n not in analysis.years]
+    analysis.quoted = _QUOTED.findall(q)
+    m = _ORDINAL.search(q)
+    if m:
+        analysis.ordinal = cn_to_int(m.group(1))
+    if lang == "en" and glossary:
+        # English words never occur in the Chinese text: the glossary's Chinese
+        # terms (and Latin words such as "ISO") stand in for them.
+        analysis.expanded_terms = list(dict.fromkeys(expand_english(q, glossary)))
+        analysis.tokens = analysis.tokens + tokenizer.tokenize(" ".join(analysis.expanded_terms))
+        latin = [w for w in analysis.focus_terms if w.isupper() or re.fullmatch(r"[A-Z0-9]{2,}", w)]
+        analysis.focus_terms = list(dict.fromkeys(analysis.expanded_terms + latin)) or analysis.focus_terms
+    _find_wh(analysis)
+    m = _COUNTED.search(q)
+    if m and analysis.expected_count is None:
+        # "8个省分别是哪几个": the answer must name 8 of them.
+        analysis.expected_count = cn_to_int(m.group("n"))
+        noun, category = _head_category(m.group("noun"))
+        if noun and analysis.head_noun is None:
+            analysis.head_noun, analysis.head_category = noun, category
+    if lang == "en":
+        analysis.unknown_names = [w for w in _EN_NAME.findall(q)[1:] if w.lower() not in (glossary or {})
+                                  and w.lower() not in EN_STOPWORDS and w not in _EN_COMMON_CAPS]
+    return analysis
+
+
+def _find_wh(a: QuestionAnalysis) -> None:
+    """Locate the question word(s).  The earliest one is primary; a later
+    "第几X" is kept as ``secondary`` ("哪本刊物的第几期")."""
+    if a.lang != "zh":
+        return
+    q = a.question
+    found: list[tuple[int, int, str, re.Match]] = []
+    for kind, pattern in WH_PATTERNS:
+        for m in pattern.finditer(q):
+            before = q[max(0, m.start() - 1):m.start()]
+            if kind == "quantity" and before in ("哪", "那", "这", "好", "第"):
+                continue  # 哪几个 is "which", 那几个 is "those", 第几 is an ordinal
+            if kind == "which" and m.group(0).startswith("什么") and a.qtype not in ("entity", "list"):
+                continue
+            if any(s <= m.start() < e for s, e, _, _ in found):
+                continue
+            found.append((m.start(), m.end(), kind, m))
+    for m in re.finditer(r"第几(?P<unit>[期届次批个项])", q):
+        a.secondary.append(("ordinal", m.group("unit")))
+    if not found:
+        if a.qtype == "date" and re.search(r"几点", q):
+            a.wh_kind = "clock"
+        return
+    start, end, kind, m = min(found, key=lambda f: (f[0], -(f[1] - f[0])))
+    a.wh_kind, a.wh_span = kind, (start, end)
+    if kind == "period":
+        a.wants_period = True
+    elif kind == "quantity":
+        a.unit = m.group("unit")
+    elif kind == "which":
+        head = m.group("head")
+        noun, category = _head_category(head)
+        a.head_noun, a.head_category = noun, category
+        count = re.match(rf"哪([{CN_NUM}])", m.group(0))
+        if count and count.group(1) not in "几一":
+            a.expected_count = cn_to_int(count.group(1))
+        if noun:  # keep only up to the head noun: "哪个部门的支持" -> "哪个部门"
+            a.wh_span = (start, m.start("head") + head.rfind(noun) + len(noun))
+        else:  # "哪些方面的服务": the question word alone is replaced
+            a.wh_span = (start, m.start("head"))
+            if m.group(0).startswith("什么") and not head:
+                # "协议全称叫什么": the thing named comes before the question word.
+                before = q[:start]
+                found = [(before.rfind(n), n, c) for n, c in _HEAD_LOOKUP if n in before and len(n) >= 2]
+                if found:
+                    _, a.head_noun, a.head_category = max(found)
+    elif kind == "who":
+        a.head_category = "person"
+    elif kind == "where":
+        a.head_category = "place"
+
+
+def expand_english(question: str, glossary: dict[str, list[str]]) -> list[str]:
+    """Chinese terms for the English phrases of a question (longest phrase first)."""
+    text = " " + re.sub(r"[^a-z0-9 ]+", " ", question.lower()) + " "
+    terms: list[str] = []
+    for phrase in sorted(glossary, key=len, reverse=True):
+        key = f" {phrase} "
+        if key in text:
+            terms.extend(glossary[phrase])
+            text = text.replace(key, " ")
+    return terms
+
+
+@lru_cache(maxsize=1)
+def english_glossary() -> dict[str, list[str]]:
+    data = tomllib.loads(resources.files("rag.data").joinpath("glossary_en_zh.toml").read_text("utf-8"))
+    return {k.lower(): list(v) for k, v in data["terms"].items()}
+
+
+def rewrite_followup(question: str, history: Sequence[str], tokenizer: ChineseTokenizer,
+                     known_terms: set[str]) -> str:
+    """Resolve a follow-up such as "那它有几个窗口？" against the previous
+    question's subject: the first corpus term (user-dictionary word) of the
+    latest previous question that has one."""
+    if not history:
+        return question
+    q = question.strip()
+    has_pronoun = bool(_PRONOUNS.search(q))
+    own_terms = [w for w in tokenizer.words(q) if w in known_terms]
+    if not has_pronoun or (own_terms and not re.search(r"它|其|该", q)):
+        return question
+    subject = None
+    for previous in reversed(list(history)):
+        terms = [w for w in tokenizer.words(previous) if w in known_terms]
+        if terms:
+            subject = max(terms, key=len)
+            break
+    if not subject:
+        return question
+    body = re.sub(r"^(?:那么?|那)", "", q)
+    if re.search(r"它们|它|其|该机构|该部门|这个机构", body):
+        return re.sub(r"它们|它|其|该机构|该部门|这个机构", subject, body, count=1)
+    return subject + body

@@ -1,0 +1,535 @@
+"""Answers: evidence selection, span extraction by question type, templated
+text, verified citations, and an honest refusal.  No language model."""
+from __future__ import annotations
+
+import math
+import re
+import time
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Sequence
+
+import numpy as np
+
+from .analyze import QuestionAnalysis, analyze, english_glossary, rewrite_followup, type_table
+from .config import Config
+from .errors import CitationError
+from .chunk import index_text
+from .extract import (Evidence, Span, extract_clauses, extract_dates, extract_definitions, extract_entities,
+                      extract_fields, extract_lists, extract_modifier, extract_ordinals, extract_quantities,
+                      extract_slot, yes_no_verdict)
+from .retrieve import Retriever
+from .schema import MASTHEAD, Answer, Citation, Document, Hit, Passage
+from .text import CN_NUM, cn_to_int, split_clauses, squeeze
+
+# How many retrieved passages evidence selection looks at, at least.
+EVIDENCE_POOL = 10
+# How many of the best-scoring sentences the extractors try.
+SENTENCES_TRIED = 8
+QUOTE_MAX_CHARS = 120
+TYPED = ("date", "number", "entity", "list")
+# Which extractors answer which question type, in order of preference.
+# Types not listed (reason, process, other...) are answered with the clauses
+# of the best sentence that carry the question's terms.
+EXTRACTORS: dict[str, tuple[str, ...]] = {
+    "date": ("dates",),
+    "number": ("quantities", "fields"),
+    "entity": ("fields", "entities", "slot"),
+    "list": ("lists", "entities"),
+    "definition": ("modifier", "definitions", "lists"),
+    "summary": ("modifier", "definitions"),
+    "other": ("fields", "slot"),
+}
+
+
+@lru_cache(maxsize=1)
+def synonyms() -> dict[str, list[str]]:
+    data = tomllib.loads(resources.files("rag.data").joinpath("synonyms.toml").read_text("utf-8"))
+    return {k: list(v) for k, v in data["synonyms"].items()}
+
+
+@dataclass
+class SentenceCandidate:
+    hit: Hit
+    row: int              # passage row
+    start: int            # sentence span in passage text
+    end: int
+    text: str
+    lexical: float
+    dense: float
+    score: float
+
+
+@dataclass
+class Choice:
+    candidate: SentenceCandidate
+    span: Span | None
+    score: float
+    fallback: bool = False  # span is a clause window, not a typed answer
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# Confidence = sigmoid(w . features + bias).  Fitted with
+# `python -m rag calibrate` (logistic regression on labelled questions); the
+# fitted values are stored in data/confidence.toml.
+@lru_cache(maxsize=1)
+def confidence_model() -> tuple[dict[str, float], float, float]:
+    """(weights, bias, calibrated threshold)."""
+    data = tomllib.loads(resources.files("rag.data").joinpath("confidence.toml").read_text("utf-8"))
+    return {k: float(v) for k, v in data["weights"].items()}, float(data["bias"]), float(data.get("threshold", 0.5))
+
+
+class Answerer:
+    def __init__(self, retriever: Retriever, config: Config) -> None:
+        self.retriever = retriever
+        self.config = config
+        self.tokenizer = retriever.tokenizer
+        index = retriever.index
+        self.documents: dict[str, Document] = index.documents
+        rows = index.sentence_rows
+        self.sentence_row: dict[tuple[int, int, int], int] = {
+            (int(p), int(a), int(b)): i for i, (p, a, b) in enumerate(rows)}
+        self.known_terms = set(self.tokenizer.settings.user_words)
+        self.glossary = english_glossary()
+        self.synonyms = synonyms()
+        self._idf_cache: dict[str, float] = {}
+
+    # ------------------------------------------------------------ weights
+    def term_weight(self, term: str) -> float:
+        """IDF of a question term in the corpus; unknown terms count as rare
+        (they make the question harder to answer, see coverage)."""
+        if term in self._idf_cache:
+            return self._idf_cache[term]
+        bm25 = self.retriever.bm25
+        parts = self.tokenizer.tokenize(term) or [term]
+        values = [bm25.idf(p) for p in parts]
+        known = [v for v in values if v > 0]
+        weight = max(known) if known else 0.0
+        if not known:
+            weight = self.max_idf
+        if len(term) == 1:
+            weight *= 0.3
+        self._idf_cache[term] = weight
+        return weight
+
+    @property
+    def max_idf(self) -> float:
+        n = self.retriever.bm25.rows
+        return float(math.log(1 + (n - 0.5) / 1.5))
+
+    def in_corpus(self, term: str) -> bool:
+        parts = [p for p in self.tokenizer.tokenize(term) if len(p) >= 2] or [term]
+        return any(self.retriever.bm25.idf(p) > 0 for p in parts)
+
+    # -------------------------------------------------------------- terms
+    def expand(self, terms: Sequence[str]) -> dict[str, list[str]]:
+        """Each focus term with the surface forms that count as finding it."""
+        return {t: [t] + self.synonyms.get(t, []) for t in terms}
+
+    def coverage(self, text: str, forms: dict[str, list[str]]) -> float:
+        """IDF-weighted share of the question's focus terms present in text
+        (a term counts as half-present when only part of it is)."""
+        total = got = 0.0
+        for term, variants in forms.items():
+            w = self.term_weight(term)
+            total += w
+            if any(v and v.lower() in text for v in variants):
+                got += w
+            elif len(term) >= 3 and any(term[i:i + 2] in text for i in range(len(term) - 1)):
+                got += 0.5 * w * sum(term[i:i + 2] in text for i in range(len(term) - 1)) / (len(term) - 1)
+        return got / total if total else 0.0
+
+    # ------------------------------------------------------------- answer
+    def answer_many(self, questions: Sequence[str], top_k: int,
+                    histories: Sequence[Sequence[str]] | None = None) -> list[Answer]:
+        t0 = time.perf_counter()
+        histories = histories or [()] * len(questions)
+        resolved = [rewrite_followup(q, h or (), self.tokenizer, self.known_terms) for q, h in zip(questions, histories)]
+        analyses = [analyze(q, self.tokenizer, self.glossary) for q in resolved]
+        vectors = self.retriever.embedder.encode_queries(resolved)
+        answers = []
+        for question, analysis, vector in zip(questions, analyses, vectors):
+            answers.append(self.answer_one(question, analysis, vector, top_k))
+        elapsed = (time.perf_counter() - t0) * 1000 / max(len(questions), 1)
+        for ans in answers:
+            ans.debug["latency_ms"] = round(elapsed, 2)
+        return answers
+
+    def answer_one(self, question: str, a: QuestionAnalysis, qvec: np.ndarray, top_k: int) -> Answer:
+        forms = self.expand(a.focus_terms)
+        tokens = a.tokens + [t for term in a.focus_terms for t in self.synonyms.get(term, [])]
+        lists = self.retriever.rank(question if a.lang == "zh" else question + " " + " ".join(a.expanded_terms),
+                                    qvec, tokens=tokens)
+        pool = self.retriever.fuse(lists, max(top_k, EVIDENCE_POOL), "hybrid", qvec)
+        hits = pool[:top_k]
+        candidates = self.rank_sentences(a, forms, pool, qvec)
+        choice = self.choose(a, forms, candidates)
+        features = self.features(a, forms, pool, choice)
+        confidence = self.confidence(features)
+        debug = {"analysis": {k: v for k, v in a.to_dict().items() if k != "question"}, "features": features,
+                 "resolved_question": a.question}
+        if choice is None or confidence < self.threshold:
+            debug["refusal_reason"] = self.refusal_reason(a, features, choice)
+            return self.refusal(question, a, hits, confidence, debug)
+        return self.compose(question, a, choice, hits, confidence, debug)
+
+    # ----------------------------------------------------- evidence ranking
+    def rank_sentences(self, a: QuestionAnalysis, forms: dict[str, list[str]], pool: list[Hit],
+                       qvec: np.ndarray) -> list[SentenceCandidate]:
+        index = self.retriever.index
+        row_of = {id(p): i for i, p in enumerate(index.passages)}
+        out = []
+        for hit in pool:
+            passage = hit.passage
+            row = row_of.get(id(passage))
+            if row is None:
+                row = index.passages.index(passage)
+            prior = 1.0 / hit.rank
+            heading_bonus = self.heading_bonus(a, passage)
+            context_cov = self.coverage(index_text(passage), forms)
+            for s, e in passage.sentences:
+                text = passage.text[s:e]
+                lexical = self.coverage(text, forms)
+                srow = self.sentence_row.get((row, s, e))
+                dense_sim = float(index.sentence_vectors[srow] @ qvec) if srow is not None else 0.0
+                score = (1.0 * lexical + 0.35 * context_cov + 2.0 * max(0.0, dense_sim - 0.75)
+                         + 0.25 * prior + heading_bonus)
+                out.append(SentenceCandidate(hit, row, s, e, text, lexical, dense_sim, score))
+        out.sort(key=lambda c: -c.score)
+        return out
+
+    def heading_bonus(self, a: QuestionAnalysis, passage: Passage) -> float:
+        """"第三阶段" in a question points at the section numbered 三."""
+        if not a.ordinal or not passage.heading_path:
+            return 0.0
+        for label in passage.heading_path[:1]:
+            m = re.match(rf"([{CN_NUM}]+)、", label)
+            if m and cn_to_int(m.group(1)) == a.ordinal:
+                return 0.6
+        return -0.1
+
+    # ------------------------------------------------------ span extraction
+    def extract(self, a: QuestionAnalysis, ev: Evidence) -> list[Span]:
+        """Typed candidates for the question's type (see EXTRACTORS)."""
+        if a.qtype == "list" and "、" in a.question[: a.wh_span[0] if a.wh_span else len(a.question)]:
+            return []  # "核心、起点和关键分别是什么": answered by the clauses naming each
+        spans: list[Span] = []
+        for name in EXTRACTORS.get(a.qtype, ()):
+            found = self._run_extractor(name, a, ev)
+            if found and name in ("lists", "definitions", "modifier") and spans:
+                continue  # a later, more general extractor only fills gaps
+            spans += found
+        if a.qtype == "entity" and a.secondary and not spans:
+            return []
+        if a.expected_count and a.expected_count > 1:
+            # "8个省分别是哪几个" wants 8 names: a span with another count is weak evidence.
+            spans = [sp for sp in spans if len(sp.items) == a.expected_count] or \
+                [Span(sp.start, sp.end, sp.text, sp.kind + ":count_mismatch", sp.score - 2.0, sp.items) for sp in spans]
+        return spans
+
+    def _run_extractor(self, name: str, a: QuestionAnalysis, ev: Evidence) -> list[Span]:
+        if name == "dates":
+            return extract_dates(ev, a)
+        if name == "quantities":
+            return extract_quantities(ev, a)
+        if name == "entities":
+            return extract_entities(ev, a, self.tokenizer)
+        if name == "lists":
+            return extract_lists(ev, a, self.tokenizer)
+        if name == "definitions":
+            return extract_definitions(ev, a)
+        if name == "modifier":
+            return extract_modifier(ev, a)
+        if name == "fields":
+            return extract_fields(ev, a)
+        if name == "slot":
+            return extract_slot(ev, a, self.tokenizer)
+        raise ValueError(f"unknown extractor {name}")
+
+    def choose(self, a: QuestionAnalysis, forms: dict[str, list[str]],
+               candidates: list[SentenceCandidate]) -> Choice | None:
+        if not candidates:
+            return None
+        weights = {t: self.term_weight(t) for t in forms}
+        focus = [v for variants in forms.values() for v in variants]
+        weights.update({v: weights[t] for t, variants in forms.items() for v in variants})
+        norm = max(weights.values(), default=1.0) or 1.0
+        weights = {k: v / norm for k, v in weights.items()}
+        best: Choice | None = None
+        for cand in candidates[:SENTENCES_TRIED]:
+            before = cand.hit.passage.text[: cand.start]
+            ev = Evidence(cand.text, before, focus, weights)
+            spans = self.extract(a, ev)
+            if spans:
+                span = max(spans, key=lambda s: s.score)
+                score = cand.score + 0.25 * span.score
+                if best is None or best.span is None or score > best.score:
+                    best = Choice(cand, span, score)
+            elif best is None:
+                best = Choice(cand, None, cand.score - 0.5)
+        if best is not None and best.span is None:
+            top = best.candidate
+            ev = Evidence(top.text, top.hit.passage.text[: top.start], focus, weights)
+            clauses = extract_clauses(ev, a)
+            best = Choice(top, clauses[0] if clauses else None, best.score, fallback=True)
+        return best
+
+    # ----------------------------------------------------------- confidence
+    def features(self, a: QuestionAnalysis, forms: dict[str, list[str]], pool: list[Hit],
+                 choice: Choice | None) -> dict[str, float]:
+        if choice is None or not pool:
+            return {"passage_coverage": 0.0, "sentence_coverage": 0.0, "sentence_dense": 0.0, "top_dense": 0.0,
+                    "typed_missing": 1.0, "span_support": 0.0, "count_mismatch": 0.0,
+                    "english": 1.0 if a.lang == "en" else 0.0, "missing_critical": 1.0, "unknown_terms": 1.0,
+                    "unknown_nouns": 1.0, "typed_coverage": 0.0}
+        passage = choice.candidate.hit.passage
+        context = index_text(passage)
+        critical = [y for y in a.years] + [q for q in a.quoted] + [n for n in a.numbers]
+        missing = [c for c in critical if squeeze(c) not in squeeze(context)] + a.unknown_names
+        total = sum(self.term_weight(t) for t in forms) or 1.0
+        unknown = sum(self.term_weight(t) for t in forms if not self.in_corpus(t) and
+                      not any(self.in_corpus(v) for v in forms[t][1:]))
+        typed = choice.span is not None and not choice.fallback
+        # Nouns of the question that the corpus never uses (常住人口, GDP, 周末)
+        # name a missing concept; unknown verbs are usually just paraphrase.
+        nouns = {w for w, flag in self.tokenizer.tagged_words(a.question)
+                 if flag[:1] in ("n", "t", "x", "e") or flag == "eng"}
+        missing_nouns = sum(self.term_weight(t) for t in forms if t in nouns and not self.in_corpus(t)
+                            and not any(self.in_corpus(v) for v in forms[t][1:]))
+        return {
+            "passage_coverage": round(self.coverage(context, forms), 4),
+            "sentence_coverage": round(choice.candidate.lexical, 4),
+            "sentence_dense": round(choice.candidate.dense, 4),
+            "top_dense": round(max((h.dense_score or 0.0) for h in pool), 4),
+            # Date/number/entity/list questions need a typed answer; without one
+            # the evidence does not say what was asked.
+            "typed_missing": 1.0 if a.qtype in TYPED and not typed else 0.0,
+            "span_support": round(min(choice.span.score, 6.0) / 6.0, 4) if typed and choice.span else 0.0,
+            "count_mismatch": 1.0 if choice.span and choice.span.kind.endswith("count_mismatch") else 0.0,
+            "english": 1.0 if a.lang == "en" else 0.0,
+            "missing_critical": 1.0 if missing else 0.0,
+            "unknown_terms": round(unknown / total, 4),
+            "unknown_nouns": round(missing_nouns / total, 4),
+            "typed_coverage": round(choice.candidate.lexical, 4) if a.qtype in TYPED else 0.0,
+        }
+
+    @property
+    def threshold(self) -> float:
+        configured = self.config.refusal_threshold
+        return confidence_model()[2] if configured < 0 else configured
+
+    def confidence(self, features: dict[str, float]) -> float:
+        weights, bias, _ = confidence_model()
+        return sigmoid(bias + sum(weights.get(k, 0.0) * v for k, v in features.items()))
+
+    def refusal_reason(self, a: QuestionAnalysis, f: dict[str, float], choice: Choice | None) -> str:
+        if choice is None:
+            return "no passage was retrieved"
+        reasons = []
+        if f["missing_critical"]:
+            reasons.append("a year, number or quoted term of the question does not occur in the best passage")
+        if f["unknown_terms"] >= 0.3:
+            reasons.append(f"{f['unknown_terms']:.0%} of the question's key terms (by weight) never occur in the corpus")
+        if f["passage_coverage"] < 0.5:
+            reasons.append(f"the best passage covers only {f['passage_coverage']:.0%} of the question's key terms")
+        if f["typed_missing"]:
+            reasons.append(f"no {a.qtype} answer could be extracted from the evidence")
+        return "; ".join(reasons) or "combined evidence below the confidence threshold"
+
+    # -------------------------------------------------------------- compose
+    def refusal(self, question: str, a: QuestionAnalysis, hits: list[Hit], confidence: float,
+                debug: dict) -> Answer:
+        table = type_table().refusal
+        lang = a.lang
+        lines = [table[lang], "", table[f"nearest_{lang}"] + ("：" if lang == "zh" else ":")]
+        for hit in hits[:3]:
+            p = hit.passage
+            excerpt = p.text.replace("\n", " ")
+            excerpt = excerpt[:60] + ("…" if len(excerpt) > 60 else "")
+            lines.append(f"- {self.title(p.doc_id)} · {p.heading or '正文'} · 第{p.ordinal + 1}段：{excerpt}")
+        return Answer(question=question, text="\n".join(lines), short_answer="", qtype=a.qtype,
+                      confidence=confidence, refused=True, citations=[], hits=hits, lang=lang, debug=debug)
+
+    def title(self, doc_id: str) -> str:
+        doc = self.documents.get(doc_id)
+        if doc is None:
+            return doc_id
+        return doc.metadata.get("short_title") or doc.title
+
+    def compose(self, question: str, a: QuestionAnalysis, choice: Choice, hits: list[Hit], confidence: float,
+                debug: dict) -> Answer:
+        cand, span = choice.candidate, choice.span
+        verdict = None
+        if a.qtype == "yesno":
+            weights = {t: 1.0 for t in a.focus_terms}
+            ev = Evidence(cand.text, cand.hit.passage.text[: cand.start],
+                          [v for vs in self.expand(a.focus_terms).values() for v in vs], weights)
+            verdict, _ = yes_no_verdict(ev, a, cand.lexical)
+            if verdict is None:
+                return self.refusal(question, a, hits, min(confidence, self.threshold - 1e-3),
+                                    dict(debug, refusal_reason="the evidence neither confirms nor denies it"))
+        short = self.short_answer(a, cand, span, verdict)
+        if a.secondary:
+            short = self.add_secondary(a, cand, short)
+        quote_span = self.quote_span(cand, span)
+        citation = self.cite(cand, quote_span, marker=1)
+        lead = self.lead(a, short, span, verdict)
+        body = [lead, "", f"> {citation.text}[1]", "", ("来源：" if a.lang == "zh" else "Sources:"),
+                f"[1] {citation.label()}"]
+        if cand.hit not in hits:
+            hits = hits + [cand.hit]
+        debug["evidence"] = {"passage_id": cand.hit.passage.passage_id, "sentence_score": round(cand.score, 4),
+                             "span_kind": span.kind if span else None}
+        return Answer(question=question, text="\n".join(body), short_answer=short, qtype=a.qtype,
+                      confidence=confidence, refused=False, citations=[citation], hits=hits, lang=a.lang,
+                      debug=debug)
+
+    def short_answer(self, a: QuestionAnalysis, cand: SentenceCandidate, span: Span | None,
+                     verdict: str | None) -> str:
+        if verdict is not None:
+            return {"yes": "是", "no": "否"}[verdict] if a.lang == "zh" else {"yes": "Yes", "no": "No"}[verdict]
+        if span is None:
+            return cand.text
+        return span.text
+
+    def add_secondary(self, a: QuestionAnalysis, cand: SentenceCandidate, short: str) -> str:
+        """Answer a second question word ("…的第几期") from the same passage."""
+        passage = cand.hit.passage
+        for kind, unit in a.secondary:
+            if kind != "ordinal":
+                continue
+            for s, e in passage.sentences:
+                found = extract_ordinals(Evidence(passage.text[s:e], "", []), a, unit)
+                if found:
+                    return f"{short}，{found[0].text}"
+        return short
+
+    def lead(self, a: QuestionAnalysis, short: str, span: Span | None, verdict: str | None) -> str:
+        qtype = type_table().get(a.qtype)
+        templates = qtype.templates
+        fields = {"short": short, "statement": "", "english": english_rendering(short) if a.lang == "en" else "",
+                  "count": len(span.items) if span and span.items else "", "verdict": "",
+                  "verdict_en": ""}
+        if verdict is not None:
+            fields["verdict"] = "是的" if verdict == "yes" else "不是"
+            fields["verdict_en"] = "Yes" if verdict == "yes" else "No"
+        if a.lang == "en":
+            return templates.get("lead_en", "**{short}**").format(**fields)
+        statement = make_statement(a, short) if a.qtype != "yesno" else ""
+        fields["statement"] = statement
+        if statement and "{statement}" in templates.get("lead_zh", ""):
+            return templates["lead_zh"].format(**fields)
+        if a.qtype == "yesno":
+            return templates["lead_zh"].format(**fields)
+        return templates.get("fallback_zh", "**{short}**。").format(**fields)
+
+    # ------------------------------------------------------------ citations
+    def quote_span(self, cand: SentenceCandidate, span: Span | None) -> tuple[int, int]:
+        """The part of the sentence to quote (sentence-relative): the whole
+        sentence when short, else the clauses around the answer."""
+        text = cand.text
+        if len(text) <= QUOTE_MAX_CHARS or span is None:
+            return 0, len(text)
+        clauses = split_clauses(text)
+        first = next((i for i, (s, e) in enumerate(clauses) if s <= span.start < e), 0)
+        last = next((i for i, (s, e) in enumerate(clauses) if s < span.end <= e), first)
+        lo, hi = first, last
+        while True:
+            grown = False
+            if lo > 0 and clauses[hi][1] - clauses[lo - 1][0] <= QUOTE_MAX_CHARS:
+                lo -= 1
+                grown = True
+            if hi + 1 < len(clauses) and clauses[hi + 1][1] - clauses[lo][0] <= QUOTE_MAX_CHARS:
+                hi += 1
+                grown = True
+            if not grown:
+                break
+        return clauses[lo][0], clauses[hi][1]
+
+    def cite(self, cand: SentenceCandidate, quote: tuple[int, int], marker: int) -> Citation:
+        passage = cand.hit.passage
+        doc = self.documents[passage.doc_id]
+        local_start = cand.start + quote[0]
+        local_end = cand.start + quote[1]
+        text = passage.text[local_start:local_end]
+        clean_start = passage.clean_start + local_start
+        raw_start, raw_end = doc.raw_span(clean_start, clean_start + len(text))
+        citation = Citation(
+            marker=marker, text=text, doc_id=passage.doc_id, title=self.title(passage.doc_id),
+            heading_path=passage.heading_path, passage_id=passage.passage_id, ordinal=passage.ordinal,
+            start=raw_start, end=raw_end, passage_start=passage.start, passage_end=passage.end,
+            score=cand.hit.score,
+        )
+        verify_citation(citation, doc, passage)
+        return citation
+
+
+def verify_citation(citation: Citation, doc: Document, passage: Passage) -> None:
+    """The quote must be verbatim in its passage and must be exactly the
+    characters its offsets point to in the original file (cleaning only ever
+    removed whitespace or a repeated character between them)."""
+    if citation.text not in passage.text:
+        raise CitationError(f"quote is not in passage {passage.passage_id}")
+    if not (passage.start <= citation.start < citation.end <= passage.end):
+        raise CitationError(f"quote offsets [{citation.start}, {citation.end}) fall outside passage "
+                            f"{passage.passage_id} [{passage.start}, {passage.end})")
+    raw = doc.raw_text[citation.start:citation.end]
+    # Walk the raw slice: every quote character must appear in order, and
+    # anything skipped must be whitespace or a page-break duplicate.
+    i = 0
+    for ch in raw:
+        if i < len(citation.text) and ch == citation.text[i]:
+            i += 1
+        elif not ch.isspace() and not (i > 0 and ch == citation.text[i - 1]):
+            raise CitationError(f"quote does not match the original text at offsets "
+                                f"[{citation.start}, {citation.end})")
+    if i != len(citation.text) or not raw or raw[0] != citation.text[0] or raw[-1] != citation.text[-1]:
+        raise CitationError(f"quote does not match the original text at offsets [{citation.start}, {citation.end})")
+
+
+def make_statement(a: QuestionAnalysis, short: str) -> str:
+    """Put the answer where the question word is: Chinese questions keep the
+    question word in place ("是哪年建起来的" -> "是**2000年**建起来的")."""
+    if a.lang != "zh" or not a.wh_span or not short:
+        return ""
+    q = a.question
+    start, end = a.wh_span
+    wh = q[start:end]
+    if a.wh_kind == "which" and a.head_noun:
+        items = short.split("、")
+        if not all(it.rstrip("”》").endswith(a.head_noun[-1]) for it in items):
+            end = start + wh.rfind(a.head_noun) if a.head_noun in wh else end  # keep the head noun
+    prefix = re.sub(r"^(?:请问|那么|那)", "", q[:start])
+    if a.wh_kind == "period" and not prefix.endswith("是"):
+        prefix += "是"
+    suffix = re.sub(r"[吗呢啊呀吧？?。！!\s]+$", "", q[end:])
+    if a.wh_kind == "quantity" and a.unit and short.endswith(a.unit):
+        pass  # the unit is in the answer; the question's unit was part of the span
+    elif a.wh_kind == "quantity" and not a.unit:
+        pass
+    statement = f"{prefix}**{short}**{suffix}".strip()
+    statement = re.sub(r"[，,]\s*$", "", statement)
+    return statement + "。"
+
+
+_EN_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+              "November", "December"]
+
+
+def english_rendering(short: str) -> str:
+    """' (September 2015)' for '2015年9月'; '' when nothing to render."""
+    m = re.fullmatch(r"((?:19|20)\d{2})年(?:(\d{1,2})月(?:(\d{1,2})日)?)?(底|初)?", short)
+    if m:
+        year, month, day, part = m.groups()
+        text = year
+        if month:
+            text = f"{_EN_MONTHS[int(month) - 1]} {int(day)}, {year}" if day else f"{_EN_MONTHS[int(month) - 1]} {year}"
+        if part:
+            text = ("the end of " if part == "底" else "the beginning of ") + text
+        return f" ({text})"
+    return ""

@@ -1,0 +1,179 @@
+"""The assistant: one loaded index + model, shared by the CLI, the Gradio app,
+the API and batch answering.  Thread-safe for concurrent questions; an index
+rebuilt by another process is picked up by :meth:`Assistant.refresh`."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from .build import build_index, stale_reasons
+from .config import Config
+from .embed import Embedder
+from .errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, InputError
+from .schema import Answer, Hit
+from .store import IndexStore, LoadedIndex
+from .text import normalize
+from .tokenize import ChineseTokenizer
+
+log = logging.getLogger(__name__)
+
+REBUILD_POLICIES = ("auto", "never", "always")
+
+
+def validate_question(question: object, max_chars: int) -> str:
+    """Return the stripped question or raise InputError with a specific message."""
+    if question is None:
+        raise InputError("请输入问题。(The question is empty.)")
+    if not isinstance(question, str):
+        raise InputError(f"问题必须是文本 (the question must be a string, got {type(question).__name__}).")
+    cleaned = "".join(ch for ch in question if ch in "\n\t" or (ord(ch) >= 32 and not 0xD800 <= ord(ch) <= 0xDFFF
+                                                                and ch != "\x7f"))
+    cleaned = cleaned.strip()
+    if not cleaned:
+        raise InputError("请输入问题。(The question is empty.)")
+    if len(cleaned) > max_chars:
+        raise InputError(f"问题太长：{len(cleaned)} 个字符，上限 {max_chars}。请缩短后再问。"
+                         f"(The question has {len(cleaned)} characters; the limit is {max_chars}.)")
+    if not normalize(cleaned).strip("?？!！.。,，、;；:：'\"“”‘’()（）[]【】-—_~…*#@&%$^+=<>/\\|`"):
+        raise InputError("问题只有标点符号，请输入文字。(The question has no words, only punctuation.)")
+    return cleaned
+
+
+def validate_top_k(top_k: object, default: int, maximum: int) -> int:
+    if top_k is None or top_k == "":
+        return default
+    if isinstance(top_k, bool):
+        raise InputError("top_k must be a whole number.")
+    if isinstance(top_k, float):
+        if not top_k.is_integer():
+            raise InputError(f"top_k must be a whole number, got {top_k}.")
+        top_k = int(top_k)
+    if isinstance(top_k, str):
+        try:
+            top_k = int(top_k.strip())
+        except ValueError:
+            raise InputError(f"top_k must be a whole number, got {top_k!r}.") from None
+    if not isinstance(top_k, int):
+        raise InputError(f"top_k must be a whole number, got {type(top_k).__name__}.")
+    if not 1 <= top_k <= maximum:
+        raise InputError(f"top_k must be between 1 and {maximum}, got {top_k}.")
+    return top_k
+
+
+@dataclass
+class _Loaded:
+    index: LoadedIndex
+    tokenizer: ChineseTokenizer
+    retriever: "Retriever"
+    answerer: "Answerer"
+
+
+class Assistant:
+    def __init__(self, config: Config, embedder: Embedder | None = None) -> None:
+        self.config = config
+        self.embedder = embedder or Embedder(config)
+        self.store = IndexStore(config.index_dir)
+        self._state: _Loaded | None = None
+        self._swap_lock = threading.Lock()
+        self.timings: dict[str, float] = {}
+
+    # ----------------------------------------------------------- lifecycle
+    @classmethod
+    def open(cls, config: Config, rebuild: str = "auto", embedder: Embedder | None = None) -> "Assistant":
+        """Load the index, building it first when it is missing, stale or
+        damaged (``rebuild="auto"``), or raising the reason (``"never"``)."""
+        if rebuild not in REBUILD_POLICIES:
+            raise ValueError(f"rebuild must be one of {REBUILD_POLICIES}")
+        assistant = cls(config, embedder)
+        t0 = time.perf_counter()
+        reason = None if rebuild != "always" else "a rebuild was requested"
+        if reason is None:
+            try:
+                manifest = assistant.store.read_manifest()
+                problems = stale_reasons(config, manifest)
+                if problems:
+                    raise IndexStaleError("index is stale: " + "; ".join(problems)
+                                          + ". Rebuild with: python -m rag build")
+            except (IndexNotFoundError, IndexStaleError, IndexCorruptError) as exc:
+                if rebuild == "never":
+                    raise
+                reason = str(exc)
+        if reason is None:
+            try:
+                assistant._load()
+            except IndexCorruptError as exc:
+                if rebuild == "never":
+                    raise
+                reason = str(exc)
+        if reason is not None:
+            log.warning("building the index: %s", reason)
+            t_build = time.perf_counter()
+            build_index(config, assistant.embedder, force=True)
+            assistant.timings["build_s"] = time.perf_counter() - t_build
+            assistant._load()
+        assistant.timings["open_s"] = time.perf_counter() - t0
+        return assistant
+
+    def _load(self) -> None:
+        from .answer import Answerer
+        from .retrieve import Retriever
+
+        t0 = time.perf_counter()
+        index = self.store.load()
+        tokenizer = ChineseTokenizer(index.tokenizer)
+        self.embedder.load()
+        if self.embedder.dimension != index.manifest["model"]["dimension"]:
+            raise IndexStaleError("the index was built with another embedding model; rebuild: python -m rag build")
+        retriever = Retriever(index, self.embedder, tokenizer, self.config)
+        state = _Loaded(index, tokenizer, retriever, Answerer(retriever, self.config))
+        tokenizer.tokenize("预热")  # build jieba's dictionary now, not on the first question
+        with self._swap_lock:
+            self._state = state
+        self.timings["load_s"] = time.perf_counter() - t0
+        log.info("index %s loaded in %.2f s (%d passages)", index.path.name, self.timings["load_s"],
+                 len(index.passages))
+
+    def refresh(self) -> bool:
+        """Switch to a newer build published by another process, if any.
+        Questions in flight finish on the index they started with."""
+        try:
+            current = self.store.current.resolve()
+        except OSError:
+            return False
+        if self._state is not None and current == self._state.index.path:
+            return False
+        try:
+            self._load()
+        except Exception as exc:  # keep serving the old index
+            log.warning("could not switch to the new index: %s", exc)
+            return False
+        return True
+
+    @property
+    def state(self) -> _Loaded:
+        if self._state is None:
+            raise IndexNotFoundError("the assistant has no index loaded; call Assistant.open()")
+        return self._state
+
+    @property
+    def index(self) -> LoadedIndex:
+        return self.state.index
+
+    # ------------------------------------------------------------- queries
+    def search(self, question: str, top_k: int | None = None, mode: str = "hybrid") -> list[Hit]:
+        question = validate_question(question, self.config.max_question_chars)
+        k = validate_top_k(top_k, self.config.top_k, self.config.max_top_k)
+        return self.state.retriever.search(question, k, mode)
+
+    def ask(self, question: str, top_k: int | None = None, history: Sequence[str] = ()) -> Answer:
+        return self.ask_many([question], top_k, histories=[history])[0]
+
+    def ask_many(self, questions: Sequence[str], top_k: int | None = None,
+                 histories: Sequence[Sequence[str]] | None = None) -> list[Answer]:
+        k = validate_top_k(top_k, self.config.top_k, self.config.max_top_k)
+        cleaned = [validate_question(q, self.config.max_question_chars) for q in questions]
+        state = self.state
+        return state.answerer.answer_many(cleaned, k, histories)

@@ -1,0 +1,672 @@
+"""Span extraction by question type, from one evidence sentence.
+
+Every extractor returns candidate :class:`Span` objects located in the
+sentence (``start``/``end`` index the sentence text, so the quote can always
+be checked), scored by how close they sit to the question's focus terms and
+how well they fit what was asked (unit, head noun, count).  The answerer
+picks the best."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from .analyze import HEAD_NOUN_CATEGORIES, QuestionAnalysis
+from .text import (CJK_IDEOGRAPH, CN_NUM, DATE_PATTERNS, QUANTITY_RE, cn_to_int, split_clauses)
+from .tokenize import ORG_SUFFIXES, ChineseTokenizer
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    text: str          # the short answer as shown (may be resolved, e.g. 同年7月 -> 2015年7月)
+    kind: str
+    score: float
+    items: tuple[str, ...] = ()   # for lists / several entities
+    parts: tuple[tuple[int, int], ...] = ()  # sentence spans the answer is made of
+
+
+@dataclass
+class Evidence:
+    """One sentence and its surroundings, as the extractors see it."""
+
+    sentence: str
+    before: str            # passage text before the sentence (for 同年 and heading context)
+    focus: list[str]       # focus terms (and expansions) to measure proximity
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------
+# Shared scoring helpers
+# --------------------------------------------------------------------------
+def term_positions(text: str, terms: Iterable[str]) -> list[tuple[int, int, str]]:
+    out = []
+    for term in set(terms):
+        if len(term) < 1:
+            continue
+        for m in re.finditer(re.escape(term), text):
+            out.append((m.start(), m.end(), term))
+    return out
+
+
+def proximity(ev: Evidence, start: int, end: int) -> float:
+    """Sum over focus terms found in the sentence of weight / (1 + distance/8):
+    a candidate next to the words of the question beats one far away."""
+    best: dict[str, float] = {}
+    for a, b, term in term_positions(ev.sentence, ev.focus):
+        if a < end and b > start:
+            continue  # the term is inside the candidate itself
+        dist = a - end if a >= end else start - b
+        w = ev.weights.get(term, 1.0) / (1.0 + max(dist, 0) / 8.0)
+        best[term] = max(best.get(term, 0.0), w)
+    # Damped by the number of terms found, so that a sentence full of the
+    # question's words does not drown the position signal.
+    return sum(best.values()) / max(1.0, len(best)) ** 0.5
+
+
+def slot_fit(ev: Evidence, a: QuestionAnalysis, start: int, end: int) -> float:
+    """Chinese questions keep the question word where the answer goes, so a
+    right answer sits between the same words in the text as the question
+    word does in the question ("提供哪些方面的服务" ~ "提供企业设立…等方面的咨询")."""
+    if not a.wh_span:
+        return 0.0
+    q_left = a.question[max(0, a.wh_span[0] - 6):a.wh_span[0]]
+    q_right = a.question[a.wh_span[1]:a.wh_span[1] + 6]
+    s_left = ev.sentence[max(0, start - 8):start]
+    s_right = ev.sentence[end:end + 8]
+    shared = _shared_bigrams(q_left, s_left) + _shared_bigrams(q_right, s_right)
+    return min(3.0, 0.7 * shared)
+
+
+def _shared_bigrams(a: str, b: str) -> int:
+    grams = {a[i:i + 2] for i in range(len(a) - 1)}
+    return sum(1 for i in range(len(b) - 1) if b[i:i + 2] in grams)
+
+
+def _overlaps(spans: list[Span], a: int, b: int) -> bool:
+    return any(s.start < b and a < s.end for s in spans)
+
+
+# --------------------------------------------------------------------------
+# Dates
+# --------------------------------------------------------------------------
+_DATE_KIND_FIT = {
+    "period": {"period": 3.0},
+    "date": {"ymd": 1.5, "ym": 1.4, "y_part": 1.6, "year": 1.2, "relative": 1.2, "bare_year": 0.6, "cn_year": 1.0,
+             "period": 0.4, "clock": 0.3},
+}
+_YEAR_IN = re.compile(r"((?:19|20)\d{2})\s*年")
+
+
+def _resolve_relative(text: str, before: str) -> str | None:
+    """同年7月 -> 2015年7月 using the last explicit year before it."""
+    years = _YEAR_IN.findall(before)
+    if not years:
+        return None
+    rest = re.sub(r"^(同年|当年|该年)", "", text)
+    year = int(years[-1]) + (1 if text.startswith(("次年", "翌年")) else 0)
+    return f"{year}年{rest}" if rest else f"{year}年"
+
+
+# How precise a date the question asks for, and the date kinds precise enough.
+_GRANULARITY = (
+    (re.compile(r"几点|几时|什么时间段|营业时间|工作时间|开放时间"), {"clock"}),
+    (re.compile(r"哪一?天|几号|哪日|几日|具体日期|哪年哪月哪"), {"ymd"}),
+    (re.compile(r"几月|哪个月|哪月|哪年哪月|月份"), {"ymd", "ym", "relative"}),
+)
+
+
+def extract_dates(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
+    fit = _DATE_KIND_FIT["period" if a.wants_period else "date"]
+    needed = next((kinds for pattern, kinds in _GRANULARITY if pattern.search(a.question)), None)
+    spans: list[Span] = []
+    for kind, pattern in DATE_PATTERNS:
+        for m in pattern.finditer(ev.sentence):
+            start, end = m.span()
+            raw = re.sub(r"\s+", "", m.group(0)).rstrip("-—–~～至到")
+            if not raw or _overlaps(spans, start, end):
+                continue
+            if kind == "period" and not re.search(r"\d{4}.*(?:-|—|–|~|～|至|到)", m.group(0)):
+                continue
+            text = raw
+            if kind == "relative":
+                resolved = _resolve_relative(raw, ev.before + ev.sentence[:start])
+                if not resolved:
+                    continue
+                text = resolved
+            if any(text.startswith(y) and len(text) <= len(y) + 1 for y in a.years):
+                continue  # the question's own year is a constraint, not the answer
+            if needed and kind not in needed and not (kind == "relative" and "月" in text):
+                continue  # "哪一天" is not answered by a year
+            score = fit.get(kind, 0.5) + proximity(ev, start, end) + slot_fit(ev, a, start, end)
+            spans.append(Span(start, end, text, f"date:{kind}", score))
+    return spans
+
+
+# --------------------------------------------------------------------------
+# Numbers and quantities
+# --------------------------------------------------------------------------
+_UNIT_FAMILY = {"个": "count", "项": "count", "家": "count", "名": "person", "人": "person", "位": "person",
+                "%": "percent", "％": "percent", "个百分点": "percent"}
+
+
+def _following(text: str, end: int, n: int = 4) -> str:
+    return text[end:end + n]
+
+
+def _noun_after_wh(a: QuestionAnalysis, n: int = 4) -> str:
+    """The words right after the question word ("多少个部门进驻" -> "部门")."""
+    if not a.wh_span:
+        return ""
+    tail = a.question[a.wh_span[1]:]
+    stop = r"[，。？?！!、是有在]" if n > 4 else r"[，。？?！!、的是有在]"
+    return re.split(stop, tail, maxsplit=1)[0][:n]
+
+
+def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
+    noun = _noun_after_wh(a)
+    spans: list[Span] = []
+    for m in QUANTITY_RE.finditer(ev.sentence):
+        start, end = m.span()
+        number, unit = m.group("number"), m.group("unit")
+        digits = number.rstrip("多余来")
+        if start > 0 and ev.sentence[start - 1] == "第":
+            continue  # an ordinal (第三阶段), not a quantity
+        if re.fullmatch(r"(?:19|20)\d{2}", digits) and unit in ("年", ""):
+            continue  # a year
+        if unit == "年" and a.unit != "年":
+            continue
+        value = cn_to_int(digits) if not re.search(r"\d", digits) else 1
+        if value is None:
+            continue
+        if not re.search(r"\d", digits) and len(digits) == 1 and digits == "一" and unit in ("个", "项", "步", "张", "条", "批"):
+            continue  # "一个", "一批" are mostly articles, not answers
+        score = 1.0 + proximity(ev, start, end) + slot_fit(ev, a, start, end)
+        if a.unit:
+            if unit == a.unit or unit.endswith(a.unit) or a.unit.endswith(unit):
+                score += 2.5
+            elif _UNIT_FAMILY.get(unit) and _UNIT_FAMILY.get(unit) == _UNIT_FAMILY.get(a.unit):
+                score += 0.8
+            else:
+                score -= 0.5
+        after = _following(ev.sentence, end, 6)
+        if noun and noun[:2] and noun[:2] in after:
+            score += 2.0
+        elif noun and noun[:1] and after.startswith(noun[:1]):
+            score += 0.8
+        text = re.sub(r"\s+", "", m.group(0))
+        # Leading verbs such as 达到/共计 are context, not part of the answer,
+        # but qualifiers that change the value (近, 超过, 约) stay.
+        text = re.sub(r"^(?:达到|达|共计|共|累计)", "", text)
+        spans.append(Span(start, end, text, f"number:{unit}", score))
+    return spans
+
+
+def extract_ordinals(ev: Evidence, a: QuestionAnalysis, unit: str) -> list[Span]:
+    spans = []
+    for m in re.finditer(rf"第\s*([{CN_NUM}\d]+)\s*{re.escape(unit)}", ev.sentence):
+        spans.append(Span(m.start(), m.end(), re.sub(r"\s+", "", m.group(0)), "ordinal",
+                          1.0 + proximity(ev, *m.span())))
+    return spans
+
+
+# --------------------------------------------------------------------------
+# Lists
+# --------------------------------------------------------------------------
+_LIST_END = re.compile(r"等(?:方面|部门|领域|业务|系统|问题|内容|事项)?|方面")
+_CONJ = re.compile(r"[和及与]|以及")
+_POINT = re.compile(rf"^([{CN_NUM}]{{1,3}})是")
+
+
+def _trim_items(items: list[str], tokenizer: ChineseTokenizer) -> list[str]:
+    """Cut the words an enumeration picks up at its ends ("为…提供企业设立",
+    "人力资源等方面的咨询") so items have the length of their siblings."""
+    if len(items) < 2:
+        return items
+    items = [it.strip() for it in items]
+    m = _LIST_END.search(items[-1])
+    if m and m.start() > 0:
+        items[-1] = items[-1][: m.start()]
+    inner = items[1:-1] or [min(items, key=len)]
+    target = max(len(x) for x in inner) + 2
+
+    shortest = min(len(x) for x in inner)
+
+    def trim_left(item: str) -> str:
+        tagged = tokenizer.tagged_words(item)
+        while len(tagged) > 1 and (len("".join(w for w, _ in tagged)) > target or (
+                tagged[0][1][:1] in ("v", "p", "c", "u", "d")
+                and len("".join(w for w, _ in tagged[1:])) >= shortest
+                and len("".join(w for w, _ in tagged)) > max(len(x) for x in inner))):
+            tagged.pop(0)
+        return "".join(w for w, _ in tagged)
+
+    def trim_right(item: str) -> str:
+        words = [w for w, _ in tokenizer.tagged_words(item)]
+        while len(words) > 1 and (len("".join(words)) > target or words[-1] in _ITEM_TAIL_WORDS):
+            words.pop()
+        return "".join(words)
+
+    items[0] = trim_left(items[0])
+    items[-1] = trim_right(items[-1])
+    items = [it.lstrip(_ITEM_LEAD) if len(it) > 2 else it for it in items]
+    return [it.strip("“”\"' ，,") for it in items if it.strip("“”\"' ，,")]
+
+
+_ITEM_LEAD = "了的在由为对将把从向与和及是"
+# Words that end the text after a list rather than belong to its last item.
+_ITEM_TAIL_WORDS = frozenset({"为", "的", "了", "等", "中", "上", "里", "为主", "作为"})
+
+
+def _enumerations(clause: str) -> list[list[str]]:
+    """Split a clause into enumerations: items separated by 、 (and 和/及
+    before the last one); an item holding 等/方面 ends its enumeration and
+    what follows the marker starts the next one."""
+    groups: list[list[str]] = [[]]
+    for part in clause.split("、"):
+        m = _LIST_END.search(part)
+        if m and m.start() > 0 and groups[-1]:
+            groups[-1].append(part)
+            rest = re.sub(r"^(?:方面)?的?", "", part[m.end():])
+            groups.append([rest] if rest else [])
+        else:
+            groups[-1].append(part)
+    out = []
+    for items in groups:
+        if not items:
+            continue
+        last = items[-1]
+        conj = _CONJ.search(last)
+        if conj and 0 < conj.start() < len(last) - 1 and not _LIST_END.search(last[: conj.start()]):
+            items = items[:-1] + [last[: conj.start()], last[conj.end():]]
+        if len(items) >= 2:
+            out.append(items)
+    return out
+
+
+def extract_lists(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer) -> list[Span]:
+    spans: list[Span] = []
+    after_wh = _noun_after_wh(a, 8)
+    suffixes = [q for q in a.quoted if len(q) <= 2]
+    # 1. 、-separated enumerations inside a clause (with 和/及 before the last item).
+    for m in re.finditer(r"[^，,。；;：:]+", ev.sentence):
+        c_start = m.start()
+        for raw_items in _enumerations(m.group(0)):
+            items = _trim_items(raw_items, tokenizer)
+            if len(items) < 2:
+                continue
+            first = ev.sentence.find(items[0], c_start)
+            last_pos = ev.sentence.find(items[-1], max(first, c_start))
+            if first < 0 or last_pos < 0:
+                continue
+            end = last_pos + len(items[-1])
+            score = 1.0 + proximity(ev, first, end) + 0.1 * len(items) + slot_fit(ev, a, first, end)
+            if a.expected_count and len(items) == a.expected_count:
+                score += 1.5
+            if a.head_noun and a.head_noun in ev.sentence[end:end + 8]:
+                score += 1.0
+            # What the question says after its question word ("哪些方面的服务")
+            # should follow the list in the text ("…等方面的咨询").
+            if after_wh:
+                score += min(2.0, 1.0 * _shared_bigrams(after_wh, ev.sentence[end:end + 10]))
+            # "哪几个“化”": items should end with what the question quotes.
+            if suffixes and all(any(it.endswith(sfx) for sfx in suffixes) for it in items):
+                score += 2.0
+            spans.append(Span(first, end, "、".join(items), "list:enum", score, tuple(items)))
+    # 2. Quoted terms coordinated by 和/、/与: “A”和“B”.
+    for m in re.finditer(r"“[^”]{2,24}”(?:\s*(?:和|、|与|及|以及)\s*“[^”]{2,24}”)+", ev.sentence):
+        items = tuple(re.findall(r"“([^”]+)”", m.group(0)))
+        score = 1.2 + proximity(ev, *m.span()) + (1.5 if a.expected_count == len(items) else 0.0)
+        spans.append(Span(m.start(), m.end(), "、".join(f"“{i}”" for i in items), "list:quoted", score, items))
+    return spans
+
+
+def extract_points(passage_text: str, a: QuestionAnalysis) -> list[str]:
+    """"一是…；二是…" points of a passage: the label of each point."""
+    labels = []
+    for m in re.finditer(rf"(?:^|[。；\n])\s*([{CN_NUM}]{{1,2}})是([^，。；]{{2,30}})", passage_text):
+        labels.append(m.group(1) + "是" + m.group(2))
+    return labels
+
+
+# --------------------------------------------------------------------------
+# Entities
+# --------------------------------------------------------------------------
+ADMIN_PREFIXES = ("国家", "国务院", "中央", "省", "市", "区", "县", "全国", "江苏省", "苏州市", "园区", "省级", "市级")
+GAZETTEER = ("中国", "新加坡", "美国", "日本", "德国", "英国", "法国", "韩国", "江苏", "江苏省", "苏州", "苏州市", "上海",
+             "浙江", "北京", "深圳", "杭州", "南京", "无锡", "吴中区", "胥口镇")
+NOT_ORG = frozenset({"部分", "内部", "全部", "局面", "办理", "举办", "创办", "主办", "承办", "帮办", "代办", "开办", "兴办",
+                     "督办", "中心", "核心", "重心", "决心", "信心", "处理", "到处", "好处", "政府部门", "部门"})
+
+
+def _organisations(ev: Evidence, tokenizer: ChineseTokenizer) -> list[tuple[int, int]]:
+    words = tokenizer.tagged_words(ev.sentence)
+    pos, spans = 0, []
+    starts = []
+    for w, _ in words:
+        starts.append(pos)
+        pos += len(w)
+    for i, (w, flag) in enumerate(words):
+        is_org = (flag == "nt" or (w.endswith(ORG_SUFFIXES) and len(w) >= 2 and flag[:1] in ("n", "x", "j")))
+        if not is_org or w in NOT_ORG:
+            continue
+        j = i
+        while j > 0 and (words[j - 1][0] in ADMIN_PREFIXES or words[j - 1][1] == "ns"):
+            j -= 1
+        spans.append((starts[j], starts[i] + len(w)))
+    return spans
+
+
+def _candidates_for(category: str | None, ev: Evidence, tokenizer: ChineseTokenizer) -> list[tuple[int, int, str]]:
+    s = ev.sentence
+    out: list[tuple[int, int, str]] = []
+    if category in ("org", "company", None):
+        out += [(a, b, "org") for a, b in _organisations(ev, tokenizer)]
+    if category in ("document", "publication", None):
+        out += [(m.start(), m.end(), "title") for m in re.finditer(r"《[^》]{1,40}》", s)]
+    if category == "publication":
+        out += [(m.start(), m.end(), "title") for m in re.finditer(
+            rf"[{CJK_IDEOGRAPH}]{{1,8}}(?:学刊|杂志|期刊|日报|晚报|周刊|月刊|半月刊|学报)", s)]
+    if category in ("place", None):
+        pos = 0
+        for w, flag in tokenizer.tagged_words(s):
+            if flag == "ns" or w in GAZETTEER:
+                out.append((pos, pos + len(w), "place"))
+            pos += len(w)
+    if category == "person":
+        pos = 0
+        for w, flag in tokenizer.tagged_words(s):
+            if flag == "nr":
+                out.append((pos, pos + len(w), "person"))
+            pos += len(w)
+        out += [(m.start(), m.end(), "person") for m in re.finditer(
+            rf"[{CJK_IDEOGRAPH}]{{2,3}}(?:书记|市长|主任|主席|副书记|副市长|局长|总设计师)", s)]
+    if category in ("program", None):
+        out += [(m.start(), m.end(), "quoted") for m in re.finditer(r"“[^”]{2,30}”", s)]
+    return out
+
+
+def extract_entities(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer) -> list[Span]:
+    category = a.head_category
+    cands = _candidates_for(category, ev, tokenizer)
+    if not cands and category is not None:
+        cands = _candidates_for(None, ev, tokenizer)
+    spans: list[Span] = []
+    for start, end, kind in cands:
+        text = ev.sentence[start:end]
+        if any(text == q or text.strip("“”《》") == q for q in a.focus_terms + a.quoted):
+            continue  # naming what the question already names is no answer
+        score = 1.0 + proximity(ev, start, end) + slot_fit(ev, a, start, end)
+        if a.head_noun and (text.rstrip("”》").endswith(a.head_noun[-1]) or a.head_noun in ev.sentence[end:end + 6]):
+            score += 1.0
+        spans.append(Span(start, end, text, f"entity:{kind}", score))
+    spans = [sp for sp in spans if agrees_with_head(sp.text, a)]
+    if a.expected_count and a.expected_count > 1 and len(spans) >= 2:
+        spans = _group_entities(ev, spans, a.expected_count)
+    return spans
+
+
+# Head nouns broad enough that any name of their category answers them.
+_BROAD_HEADS = frozenset({"国家", "地方", "地区", "哪里", "在哪", "地点", "部门", "单位", "机构", "组织"})
+
+
+def agrees_with_head(text: str, a: QuestionAnalysis) -> bool:
+    """Does a candidate name the kind of thing asked for?  "哪家公司" wants a
+    company name, "哪条路" a road: a candidate that is not one is no answer
+    (better refuse than name the wrong kind of thing)."""
+    noun, category = a.head_noun, a.head_category
+    if not noun or noun in _BROAD_HEADS or category in ("program", "person", "publication", "document"):
+        return True
+    text = text.rstrip("”》")
+    if category == "company":
+        return text.endswith(HEAD_NOUN_CATEGORIES["company"])
+    if category == "place":
+        return len(noun) > 2 or text.endswith(noun) or (noun in ("楼", "大厦") and text.endswith(("楼", "大厦")))
+    if category == "org":
+        return True
+    return text.endswith(noun)
+
+
+def _group_entities(ev: Evidence, spans: list[Span], count: int) -> list[Span]:
+    """"哪两个局": the best run of ``count`` candidates that sit next to each
+    other (joined by 、/和/与) forms one answer."""
+    ordered = sorted({(s.start, s.end): s for s in spans}.values(), key=lambda s: s.start)
+    grouped = list(spans)
+    for i in range(len(ordered) - count + 1):
+        run = ordered[i:i + count]
+        gaps = [ev.sentence[x.end:y.start] for x, y in zip(run, run[1:])]
+        if all(len(g) <= 2 and re.fullmatch(r"[、和与及，\s]*", g) for g in gaps):
+            items = tuple(s.text for s in run)
+            score = sum(s.score for s in run) / count + 2.0
+            grouped.append(Span(run[0].start, run[-1].end, "、".join(items), "entity:group", score, items))
+    return grouped
+
+
+# --------------------------------------------------------------------------
+# Definitions and descriptions
+# --------------------------------------------------------------------------
+# Chinese definitional constructions: (name, pattern).  "term" names the thing
+# defined, "def" what it is.  Extend freely.
+DEFINITION_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
+    ("main_content", re.compile(r"以(?P<def>[^，。；]{2,40}?)为主要内容的“?(?P<term>[^”，。]{1,20})”?")),
+    ("quoted_is", re.compile(r"“(?P<term>[^”]{1,20})”(?:是指|指的是|即|就是|是|，即)(?P<def>[^。；]{2,80})")),
+    ("as_role", re.compile(r"作为(?P<def>[^，。；]{2,50})，")),
+    ("formed_quote", re.compile(r"(?:形成了?|构建了?|打造了?)(?P<def>“[^”]{4,80}”)的“(?P<term>[^”]{1,12})”")),
+    ("change", re.compile(r"(?P<def>从(?:“[^”]{1,20}”|[^，。、]{1,12})(?:发展成|发展为|变成|转变为|升级为|成长为)"
+                          r"(?:“[^”]{1,20}”|[^，。、]{1,12}))")),
+    ("is", re.compile(rf"(?P<term>[{CJK_IDEOGRAPH}“”]{{1,10}})(?:则|就|也)?(?:是|即为)(?P<def>[^，。；]{{2,40}})")),
+    ("principle", re.compile(r"按照“(?P<def>[^”]{2,30})”(?P<term>原则|要求|思路)")),
+)
+
+
+def extract_definitions(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
+    spans: list[Span] = []
+    terms = set(a.focus_terms) | set(a.quoted)
+    for name, pattern in DEFINITION_PATTERNS:
+        for m in pattern.finditer(ev.sentence):
+            start, end = m.span("def")
+            term = m.groupdict().get("term") or ""
+            term_match = 0.0
+            if term:
+                term_clean = term.strip("“”")
+                term_match = max((len(t) for t in terms if t and (t in term_clean or term_clean in t)), default=0)
+                if name == "is" and not term_match:
+                    continue  # a bare "A是B" only counts when A is what the question asks about
+            score = 1.0 + 0.5 * min(term_match, 4) + proximity(ev, start, end)
+            if name == "is":
+                score -= 0.5
+            spans.append(Span(start, end, ev.sentence[start:end].rstrip("，,"), f"definition:{name}", score))
+    # Several "A是B" clauses about the question's terms ("开放是…，创新是…") form one answer.
+    is_spans = sorted((s for s in spans if s.kind == "definition:is"), key=lambda s: s.start)
+    if len(is_spans) >= 2:
+        parts = []
+        for s in is_spans:
+            clause = next(((cs, ce) for cs, ce in split_clauses(ev.sentence) if cs <= s.start < ce), None)
+            if clause and clause not in parts:
+                parts.append(clause)
+        if len(parts) >= 2:
+            text = "，".join(ev.sentence[cs:ce].rstrip("，,。；") for cs, ce in parts)
+            spans.append(Span(parts[0][0], parts[-1][1], text, "definition:several",
+                              max(s.score for s in is_spans) + 1.0, parts=tuple(parts)))
+    return spans
+
+
+def extract_modifier(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
+    """"一条什么样的路" -> the modifier of 路 in the sentence: "在借鉴中创新、…"."""
+    m = re.search(rf"(?:什么样|怎样|什么)的(?P<head>[{CJK_IDEOGRAPH}]{{1,4}})", a.question)
+    if not m:
+        return []
+    head = m.group("head")[-1]
+    spans = []
+    for hm in re.finditer(re.escape(head), ev.sentence):
+        left = ev.sentence[: hm.start()]
+        cut = max(left.rfind(b) + len(b) if left.rfind(b) >= 0 else -1 for b in ("一条", "一种", "一个", "一项", "了", "是", "，"))
+        if cut < 0:
+            continue
+        phrase = left[cut:]
+        de = phrase.rfind("的")
+        if de <= 1:
+            continue
+        start, end = cut, cut + de
+        spans.append(Span(start, end, ev.sentence[start:end], "modifier", 2.0 + proximity(ev, start, end)))
+    return spans
+
+
+# --------------------------------------------------------------------------
+# Labelled fields ("责任编辑：柴永鹏") and in-place slots
+# --------------------------------------------------------------------------
+_FIELD = re.compile(rf"(?P<label>[{CJK_IDEOGRAPH}]{{1,6}})[：:]\s*(?P<value>[^\s：:，。；]{{1,40}})")
+
+
+def extract_fields(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
+    """"label：value" lines (masthead, back matter): the value of a label the
+    question mentions."""
+    spans = []
+    text_q = a.question + " " + " ".join(a.focus_terms)
+    for m in _FIELD.finditer(ev.sentence):
+        label = m.group("label")
+        # The label's last words must be in the question ("联系电话" ~ "电话").
+        if not any(label[i:] in text_q for i in range(len(label) - 1)):
+            continue
+        value = re.split(r"[（(]", m.group("value"))[0]
+        start = m.start("value")
+        match_len = max(len(label) - i for i in range(len(label) - 1) if label[i:] in text_q)
+        spans.append(Span(start, start + len(value), value, "field", 2.0 + 0.5 * match_len))
+    return spans
+
+
+_SLOT_STOP = re.compile(r"[，。；：、,;:！？!?（）()]|为契机|为标志|为目标|为主|的同时|为|的")
+
+
+def extract_slot(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer) -> list[Span]:
+    """Fill the question word's slot directly: find the words just before the
+    question word ("借着设立|什么的机会") in the sentence and take what follows
+    them up to a boundary ("以设立|江苏自贸区苏州片区|为契机")."""
+    if not a.wh_span or a.lang != "zh":
+        return []
+    left_words = [w for w, f in tokenizer.tagged_words(a.question[: a.wh_span[0]])
+                  if re.search(rf"[{CJK_IDEOGRAPH}]", w)]
+    while left_words and left_words[-1] in ("的", "了", "是", "在", "把", "被", "给", "着"):
+        left_words.pop()
+    if not left_words:
+        return []
+    anchor = left_words[-1]
+    if len(anchor) < 2 and len(left_words) >= 2:
+        anchor = left_words[-2] + anchor
+    right = re.sub(r"^[的了]", "", a.question[a.wh_span[1]:])[:2]
+    spans = []
+    for m in re.finditer(re.escape(anchor), ev.sentence):
+        start = m.end()
+        while start < len(ev.sentence) and ev.sentence[start] in "了的":
+            start += 1
+        rest = ev.sentence[start:start + 30]
+        stop = _SLOT_STOP.search(rest, 2)
+        end = start + (stop.start() if stop else len(rest))
+        if right and right in rest[:end - start + len(right)]:
+            end = min(end, start + rest.find(right)) if rest.find(right) >= 2 else end
+        if end - start < 2:
+            continue
+        text = ev.sentence[start:end]
+        if a.head_category == "org" and not text.endswith(ORG_SUFFIXES + HEAD_NOUN_CATEGORIES["org"]):
+            continue
+        if not agrees_with_head(text, a):
+            continue
+        spans.append(Span(start, end, text, "slot", 1.5 + slot_fit(ev, a, start, end)))
+    return spans
+
+
+# --------------------------------------------------------------------------
+# Clause windows (reason, process, summary, anything else)
+# --------------------------------------------------------------------------
+_REASON_CUES = re.compile(r"为了|以便|旨在|目的|因为|由于|为标志|因[^，。]{1,8}而|从而|以[^，。]{2,20}为")
+_HEADING_LABEL = re.compile(rf"^[{CN_NUM}]{{1,3}}、[^：:]*[：:]|^[{CN_NUM}]{{1,3}}是[^。]*。")
+
+
+def clause_scores(ev: Evidence, clauses: list[tuple[int, int]]) -> list[float]:
+    scores = []
+    for a, b in clauses:
+        text = ev.sentence[a:b]
+        found = {t for t in ev.focus if t and t in text}
+        scores.append(sum(ev.weights.get(t, 1.0) for t in found))
+    return scores
+
+
+def extract_clauses(ev: Evidence, a: QuestionAnalysis, max_chars: int = 110) -> list[Span]:
+    clauses = split_clauses(ev.sentence)
+    # A heading label ("四、…阶段（2019--）：") is context, not content.
+    label = _HEADING_LABEL.match(ev.sentence)
+    if label:
+        clauses = [(s, e) for s, e in clauses if s >= label.end()] or clauses
+    if not clauses:
+        return []
+    scores = clause_scores(ev, clauses)
+    best = max(range(len(clauses)), key=lambda i: (scores[i], -i))
+    if a.qtype == "reason":
+        # "为什么说X" / "建X是为了什么": the answer is what surrounds X.
+        if best + 1 < len(clauses) and (scores[best] > 0):
+            chosen = list(range(best + 1, min(best + 3, len(clauses))))
+        else:
+            chosen = list(range(max(0, best - 2), best))
+        cue = [i for i, (s, e) in enumerate(clauses) if _REASON_CUES.search(ev.sentence[s:e])]
+        if cue and not any(i in chosen for i in cue):
+            near = min(cue, key=lambda i: abs(i - best))
+            if near != best:
+                chosen = sorted(set(chosen) | {near})
+        if not chosen:
+            chosen = [best]
+    else:
+        top = scores[best]
+        keep = [i for i, s in enumerate(scores) if top > 0 and s >= 0.5 * top]
+        chosen = list(range(min(keep), max(keep) + 1)) if keep else [best]
+    # Respect a length budget, dropping the clauses farthest from the best one.
+    while len(chosen) > 1 and clauses[chosen[-1]][1] - clauses[chosen[0]][0] > max_chars:
+        if abs(chosen[0] - best) > abs(chosen[-1] - best):
+            chosen.pop(0)
+        else:
+            chosen.pop()
+    start, end = clauses[chosen[0]][0], clauses[chosen[-1]][1]
+    text = ev.sentence[start:end].rstrip("，,；;：:。")
+    score = 0.5 + sum(scores[i] for i in chosen) / max(len(chosen), 1)
+    return [Span(start, start + len(text), text, f"clauses:{a.qtype}", score)]
+
+
+# --------------------------------------------------------------------------
+# Yes / no
+# --------------------------------------------------------------------------
+NEGATIONS = re.compile(r"不|未|没有|无|非|并非|尚未")
+# A negation governing what follows it within a clause (不断/不仅 are not negations).
+NEGATION_BEFORE = re.compile(r"(?:不(?!断|仅|光|但|同)|未|没有|尚未|并非|无法|并不)[^，。；]{0,10}$")
+
+
+def yes_no_verdict(ev: Evidence, a: QuestionAnalysis, coverage: float) -> tuple[str | None, float]:
+    """('yes' | 'no' | None, strength).  'no' when the evidence states a
+    different year/number for what the question asserts, or negates it."""
+    sentence = ev.sentence
+    q_years = set(a.years)
+    s_years = set(re.findall(r"(?:19|20)\d{2}", sentence))
+    if q_years and s_years and not (q_years & s_years) and coverage >= 0.5:
+        return "no", 0.8
+    q_nums = {n for n in a.numbers}
+    s_nums = set(re.findall(r"\d+(?:\.\d+)?", sentence))
+    if q_nums and s_nums and not (q_nums & s_nums) and coverage >= 0.5:
+        return "no", 0.7
+    q_neg = bool(NEGATIONS.search(re.sub(r"是不是|有没有|能不能|会不会|对不对|是否|不是.*吗|不光|不仅", "",
+                                         a.question)))
+    # Is a focus term negated in the evidence ("不具备…审批功能")?
+    s_neg = False
+    for c_start, c_end in split_clauses(sentence):
+        clause = sentence[c_start:c_end]
+        for term in ev.focus:
+            pos = clause.find(term) if term else -1
+            if pos > 0 and NEGATION_BEFORE.search(clause[max(0, pos - 12):pos]):
+                s_neg = True
+    if s_neg != q_neg and coverage >= 0.5:
+        return "no", 0.6
+    if coverage >= 0.5:
+        return "yes", coverage
+    return None, coverage
+
+
+Extractor = Callable[[Evidence, QuestionAnalysis], list[Span]]
+CATEGORIES = tuple(HEAD_NOUN_CATEGORIES)

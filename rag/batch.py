@@ -1,0 +1,236 @@
+"""Batch answering of question files.
+
+Input: JSON Lines (``{"id", "question", ...}``; other fields are passed
+through), CSV with a ``question`` column, or plain text with one question per
+line.  Output: JSON Lines, one answer per line, written and flushed as each
+batch finishes, so an interrupted run keeps everything it finished.
+Malformed lines are reported with their line number and skipped."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import InputError, RagError
+
+log = logging.getLogger(__name__)
+
+OUTPUT_KEYS = ("id", "question", "answer", "short_answer", "qtype", "lang", "confidence", "refused", "citations",
+               "passages", "latency_ms")
+MAX_INPUT_BYTES = 200 * 1024 * 1024
+
+
+@dataclass
+class Problem:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass
+class QuestionFile:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    format: str = "jsonl"
+
+
+def _decode(data: bytes, path: Path) -> str:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InputError(f"{path}: not UTF-8 (or GB18030) text; save the file as UTF-8")
+
+
+def detect_format(path: Path, text: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    if suffix in (".txt", ".text", ".md"):
+        return "text"
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return "jsonl" if first.lstrip().startswith("{") else "text"
+
+
+def read_questions(path: Path) -> QuestionFile:
+    """Parse a question file.  Bad lines become Problems; they never stop the
+    rest of the file from being read."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"question file {path} does not exist")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a question file")
+    size = path.stat().st_size
+    if size > MAX_INPUT_BYTES:
+        raise InputError(f"{path} is {size / 1e6:.0f} MB; split it into files under {MAX_INPUT_BYTES // 2**20} MiB")
+    data = path.read_bytes()
+    if b"\x00" in data[:4096]:
+        raise InputError(f"{path} looks like a binary file, not questions")
+    text = _decode(data, path)
+    result = QuestionFile(format=detect_format(path, text))
+    if not text.strip():
+        result.problems.append(Problem(0, "the file is empty"))
+        return result
+    reader = {"jsonl": _read_jsonl, "csv": _read_csv, "text": _read_text}[result.format]
+    seen: set[str] = set()
+    for line_no, row, problem in reader(text):
+        if problem:
+            result.problems.append(Problem(line_no, problem))
+            continue
+        assert row is not None
+        row["id"] = str(row.get("id") if row.get("id") not in (None, "") else f"q{line_no}")
+        if row["id"] in seen:
+            row["id"] = f"{row['id']}@{line_no}"
+        seen.add(row["id"])
+        result.rows.append(row)
+    return result
+
+
+def _check_question(row: dict[str, Any]) -> str | None:
+    if "question" not in row:
+        return "no \"question\" field"
+    q = row["question"]
+    if not isinstance(q, str):
+        return f"\"question\" must be a string, got {type(q).__name__}"
+    if not q.strip():
+        return "\"question\" is empty"
+    return None
+
+
+def _read_jsonl(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield n, None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+            continue
+        if not isinstance(row, dict):
+            yield n, None, f"expected a JSON object, got {type(row).__name__}"
+            continue
+        problem = _check_question(row)
+        yield n, (None if problem else row), problem
+
+
+def _read_csv(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
+    dialect = "excel-tab" if text.split("\n", 1)[0].count("\t") > text.split("\n", 1)[0].count(",") else "excel"
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    if not reader.fieldnames or "question" not in [f.strip() for f in reader.fieldnames]:
+        yield 1, None, f"CSV header has no \"question\" column (columns: {reader.fieldnames})"
+        return
+    for row in reader:
+        line = reader.line_num
+        clean = {(k or "").strip(): v for k, v in row.items() if k is not None}
+        if None in row:
+            yield line, None, "more fields than the header has columns"
+            continue
+        problem = _check_question(clean)
+        yield line, (None if problem else clean), problem
+
+
+def _read_text(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield n, {"question": line.strip()}, None
+
+
+def answer_row(row: dict[str, Any], answer, latency_ms: float) -> dict[str, Any]:
+    d = answer.to_dict()
+    out: dict[str, Any] = {"id": row["id"], "question": row["question"]}
+    for key in OUTPUT_KEYS[2:]:
+        out[key] = d.get(key) if key != "latency_ms" else round(latency_ms, 2)
+    extra = {k: v for k, v in row.items() if k not in out}
+    clashes = {k: v for k, v in extra.items() if k in OUTPUT_KEYS}
+    out.update({k: v for k, v in extra.items() if k not in OUTPUT_KEYS})
+    if clashes:
+        out["input"] = clashes
+    return out
+
+
+def completed_ids(path: Path) -> set[str]:
+    """Ids already answered in an (interrupted) output file; a torn last
+    line is ignored."""
+    done: set[str] = set()
+    if not path.exists():
+        return done
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                done.add(str(json.loads(line)["id"]))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return done
+
+
+def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None, batch_size: int = 32,
+              progress: bool = True, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    parsed = read_questions(questions)
+    for problem in parsed.problems:
+        print(f"{questions}: {problem} (skipped)", file=sys.stderr)
+    output = Path(output)
+    done = completed_ids(output) if resume else set()
+    if output.exists() and output.stat().st_size > 0 and not (resume or overwrite):
+        raise InputError(f"{output} already exists; use --resume to continue it or --overwrite to replace it")
+    if output.exists() and resume:
+        _drop_torn_tail(output)
+    rows = [r for r in parsed.rows if r["id"] not in done]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    answered = failed = 0
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(rows), desc="answering", unit="q", file=sys.stderr, disable=not progress)
+    with open(output, "a" if resume else "w", encoding="utf-8") as fh:
+        for start in range(0, len(rows), max(1, batch_size)):
+            chunk = rows[start:start + batch_size]
+            t_batch = time.perf_counter()
+            try:
+                answers = assistant.ask_many([r["question"] for r in chunk], top_k)
+                results = list(zip(chunk, answers))
+            except InputError:
+                results = []  # one bad question: answer the chunk one by one
+                for r in chunk:
+                    try:
+                        results.append((r, assistant.ask(r["question"], top_k)))
+                    except InputError as exc:
+                        failed += 1
+                        print(f"{questions}: id {r['id']}: {exc} (skipped)", file=sys.stderr)
+            per_question = (time.perf_counter() - t_batch) * 1000 / max(len(chunk), 1)
+            for r, ans in results:
+                fh.write(json.dumps(answer_row(r, ans, per_question), ensure_ascii=False) + "\n")
+                answered += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+            bar.update(len(chunk))
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    return {"read": len(parsed.rows) + len(parsed.problems), "answered": answered, "already_done": len(done),
+            "skipped_lines": len(parsed.problems), "skipped_questions": failed, "format": parsed.format,
+            "seconds": round(elapsed, 2), "questions_per_second": round(answered / elapsed, 1) if elapsed else None,
+            "output": str(output)}
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """An interrupted write can leave half a line at the end: cut it off so
+    appended answers start on a fresh line."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        with open(path, "r+b") as fh:
+            fh.truncate(cut)
+
+
+__all__ = ["read_questions", "run_batch", "QuestionFile", "Problem", "RagError"]

@@ -1,0 +1,205 @@
+"""Command line: a thin layer over the library.
+
+    python -m rag build                      build (or rebuild) the index
+    python -m rag search "问题" [-k 5] [--json] [--mode hybrid|dense|bm25]
+    python -m rag ask "问题" [-k 5] [--json] [--debug]
+    python -m rag batch QUESTIONS -o ANSWERS.jsonl
+    python -m rag eval QA.jsonl [--answers ANSWERS.jsonl] [--report DIR] [--compare OTHER.jsonl]
+    python -m rag calibrate QA.jsonl [QA2.jsonl ...]
+    python -m rag info                       what the index holds
+
+Settings come from Config (defaults, RAG_* environment variables, then
+``--set name=value`` options)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .config import Config
+from .errors import RagError
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides = {}
+    for item in args.set or []:
+        if "=" not in item:
+            raise RagError(f"--set expects name=value, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    if getattr(args, "index", None):
+        overrides["index_dir"] = args.index
+    if getattr(args, "corpus", None):
+        overrides["corpus_dir"] = args.corpus
+    return Config.from_env(**overrides)
+
+
+def _open(config: Config, args: argparse.Namespace):
+    from .assistant import Assistant
+
+    return Assistant.open(config, rebuild="never" if getattr(args, "no_rebuild", False) else "auto")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import build_index
+    from .store import IndexStore
+
+    config = _config(args)
+    path = build_index(config, force=not args.if_stale)
+    manifest = IndexStore(config.index_dir).read_manifest()
+    counts = manifest["counts"]
+    print(f"index ready: {path}")
+    print(f"  {counts['documents']} documents, {counts['passages']} passages, {counts['sentences']} sentences; "
+          f"model {manifest['model']['name']} ({manifest['model']['dimension']}-d), "
+          f"FAISS {manifest['dense_index']}")
+    for skipped in manifest.get("skipped_files", []):
+        print(f"  skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    assistant = _open(_config(args), args)
+    hits = assistant.search(args.question, args.k, mode=args.mode)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("no passage matched")
+    for h in hits:
+        p = h.passage
+        dense = "-" if h.dense_score is None else f"{h.dense_score:.3f}"
+        print(f"[{h.rank}] score={h.score:.4f} dense={dense} (rank {h.dense_rank or '-'}) "
+              f"bm25={h.bm25_score or 0:.3f} (rank {h.bm25_rank or '-'})  offsets {p.start}-{p.end}")
+        print(f"    {p.heading or p.kind}")
+        print("    " + p.text.replace("\n", "\n    "))
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    assistant = _open(_config(args), args)
+    answer = assistant.ask(args.question, args.k)
+    if args.json:
+        print(json.dumps(answer.to_dict(with_debug=args.debug), ensure_ascii=False, indent=2))
+    else:
+        print(answer.text)
+        print(f"\n(type {answer.qtype}, confidence {answer.confidence:.2f})", file=sys.stderr)
+        if args.debug:
+            print(json.dumps(answer.debug, ensure_ascii=False, indent=2), file=sys.stderr)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .build import stale_reasons
+    from .store import IndexStore
+
+    config = _config(args)
+    manifest = IndexStore(config.index_dir).read_manifest()
+    summary = {k: manifest[k] for k in ("format_version", "created_at", "model", "settings", "counts", "documents",
+                                         "dense_index", "skipped_files")}
+    summary["stale_reasons"] = stale_reasons(config, manifest)
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    assistant = _open(_config(args), args)
+    summary = run_batch(assistant, Path(args.questions), Path(args.output), top_k=args.k,
+                        batch_size=args.batch_size, progress=not args.quiet, resume=args.resume,
+                        overwrite=args.overwrite)
+    print(json.dumps(summary, ensure_ascii=False), file=sys.stderr)
+    return 0 if summary["answered"] or not summary["read"] else 1
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import run_eval
+
+    config = _config(args)
+    return run_eval(config, Path(args.qa), answers=Path(args.answers) if args.answers else None,
+                    report_dir=Path(args.report) if args.report else None,
+                    compare=Path(args.compare) if args.compare else None, top_k=args.k)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import run_calibration
+
+    assistant = _open(_config(args), args)
+    return run_calibration(assistant, [Path(p) for p in args.qa], write=args.write)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="政策问答: offline cited QA over Chinese policy reports")
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a Config setting")
+    parser.add_argument("--index", help="index directory (default: index/)")
+    parser.add_argument("--corpus", help="corpus directory (default: corpus/)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="build the index from the corpus")
+    p.add_argument("--if-stale", action="store_true", help="do nothing when the index is up to date")
+    p.set_defaults(func=cmd_build)
+
+    for name, func, helptext in (("search", cmd_search, "ranked passages for a question"),
+                                 ("ask", cmd_ask, "a cited answer to a question")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("question")
+        p.add_argument("-k", type=int, default=None, help="passages to retrieve (default: config top_k)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.add_argument("--no-rebuild", action="store_true", help="fail instead of rebuilding a stale index")
+        if name == "search":
+            p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
+        else:
+            p.add_argument("--debug", action="store_true", help="show question analysis and evidence scores")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("batch", help="answer a file of questions (JSONL, CSV or text)")
+    p.add_argument("questions")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-k", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true", help="keep answers already in OUTPUT, answer the rest")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    p.add_argument("--no-rebuild", action="store_true")
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("eval", help="evaluate on a QA set (dev_qa.jsonl schema)")
+    p.add_argument("qa")
+    p.add_argument("--answers", help="score this answers file instead of answering now")
+    p.add_argument("--report", help="write a Markdown report with charts into this directory")
+    p.add_argument("--compare", help="another answers file to show side by side")
+    p.add_argument("-k", type=int, default=None)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("calibrate", help="fit the refusal confidence on labelled questions")
+    p.add_argument("qa", nargs="+")
+    p.add_argument("--write", action="store_true", help="write rag/data/confidence.toml")
+    p.add_argument("--no-rebuild", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("info", help="describe the index")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -291,6 +291,10 @@ class Answerer:
         context = index_text(passage)
         critical = [y for y in a.years] + [q for q in a.quoted] + [n for n in a.numbers]
         missing = [c for c in critical if squeeze(c) not in squeeze(context)] + a.unknown_names
+        # Places, people and organisations the question names but the corpus
+        # never mentions (杭州, 深圳前海): the question is about something else.
+        missing += [w for w, flag in self.tokenizer.tagged_words(a.question)
+                    if flag in ("ns", "nr", "nt") and len(w) >= 2 and not self.in_corpus(w)]
         total = sum(self.term_weight(t) for t in forms) or 1.0
         unknown = sum(self.term_weight(t) for t in forms if not self.in_corpus(t) and
                       not any(self.in_corpus(v) for v in forms[t][1:]))
@@ -500,10 +504,12 @@ def make_statement(a: QuestionAnalysis, short: str) -> str:
     q = a.question
     start, end = a.wh_span
     wh = q[start:end]
-    if a.wh_kind == "which" and a.head_noun:
+    if a.wh_kind == "which" and a.head_noun and a.head_category in ("program", None):
+        # "哪两项国家试点" -> "“A”和“B”国家试点": a name that is not itself the
+        # head noun keeps it; an organisation or place replaces "哪个部门" whole.
         items = short.split("、")
         if not all(it.rstrip("”》").endswith(a.head_noun[-1]) for it in items):
-            end = start + wh.rfind(a.head_noun) if a.head_noun in wh else end  # keep the head noun
+            end = start + wh.rfind(a.head_noun) if a.head_noun in wh else end
     prefix = re.sub(r"^(?:请问|那么|那)", "", q[:start])
     if a.wh_kind == "period" and not prefix.endswith("是"):
         prefix += "是"

@@ -21,14 +21,27 @@ from .tokenize import ChineseTokenizer
 
 log = logging.getLogger(__name__)
 
-# Bump when ingestion/chunking changes what passages a corpus produces.
+# Bump when the index layout or meaning changes in a way the code hash below
+# would not show.
 PIPELINE_VERSION = 1
+# The code and data that decide what passages and tokens a corpus produces:
+# an index built by another version of them is stale.
+PIPELINE_SOURCES = ("text.py", "ingest.py", "chunk.py", "tokenize.py", "data/stopwords_zh.txt",
+                    "data/domain_terms.txt")
+
+
+def pipeline_fingerprint() -> str:
+    h = hashlib.sha256(f"pipeline={PIPELINE_VERSION}".encode())
+    package = Path(__file__).parent
+    for name in PIPELINE_SOURCES:
+        h.update(name.encode() + b"\0" + (package / name).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def corpus_fingerprint(corpus_dir: Path) -> str:
     """Cheap content hash of the corpus files and their metadata sidecars
     (bytes, not parsed text), so staleness is decided without re-ingesting."""
-    h = hashlib.sha256(f"pipeline={PIPELINE_VERSION}".encode())
+    h = hashlib.sha256()
     for path in corpus_files(corpus_dir):
         h.update(path.name.encode() + b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())
@@ -39,7 +52,7 @@ def corpus_fingerprint(corpus_dir: Path) -> str:
 
 
 def index_settings(config: Config) -> dict[str, Any]:
-    return dict(config.fingerprint(), exact_search_max=config.exact_search_max, pipeline_version=PIPELINE_VERSION)
+    return dict(config.fingerprint(), exact_search_max=config.exact_search_max, pipeline=pipeline_fingerprint())
 
 
 def stale_reasons(config: Config, manifest: dict[str, Any]) -> list[str]:
@@ -49,7 +62,12 @@ def stale_reasons(config: Config, manifest: dict[str, Any]) -> list[str]:
         reasons.append(f"the corpus in {config.corpus_dir} changed since the index was built")
     built = manifest.get("settings", {})
     for key, value in index_settings(config).items():
-        if built.get(key) != value:
+        if built.get(key) == value:
+            continue
+        if key == "pipeline":
+            reasons.append("this version of the program cleans, splits or tokenizes text differently from the one "
+                           "that built the index")
+        else:
             reasons.append(f"setting {key} is {value!r}, the index was built with {built.get(key)!r}")
     return reasons
 

@@ -71,11 +71,15 @@ def slot_fit(ev: Evidence, a: QuestionAnalysis, start: int, end: int) -> float:
     word does in the question ("提供哪些方面的服务" ~ "提供企业设立…等方面的咨询")."""
     if not a.wh_span:
         return 0.0
+    quotes = "“”\"'「」《》"
     q_left = a.question[max(0, a.wh_span[0] - 6):a.wh_span[0]]
     q_right = a.question[a.wh_span[1]:a.wh_span[1] + 6]
-    s_left = ev.sentence[max(0, start - 8):start]
-    s_right = ev.sentence[end:end + 8]
+    s_left = ev.sentence[max(0, start - 8):start].strip(quotes)
+    s_right = ev.sentence[end:end + 8].strip(quotes)
     shared = _shared_bigrams(q_left, s_left) + _shared_bigrams(q_right, s_right)
+    # Words right next to the slot count double ("压缩到了|几个工作日" ~ "压缩至“|0.5个工作日").
+    near_q_left = q_left.rstrip("了的是在着")
+    shared += _shared_bigrams(near_q_left[-4:], s_left[-4:]) + _shared_bigrams(q_right[:3], s_right[:4])
     return min(3.0, 0.7 * shared)
 
 
@@ -195,6 +199,10 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
             score += 2.0
         elif noun and noun[:1] and after.startswith(noun[:1]):
             score += 0.8
+        # What is counted follows the measure word ("257项审批事项"): a focus
+        # term there names the thing the question counts.
+        elif any(len(t) >= 2 and after.startswith(t) for t in ev.focus):
+            score += 1.5
         text = re.sub(r"\s+", "", m.group(0))
         # Leading verbs such as 达到/共计 are context, not part of the answer,
         # but qualifiers that change the value (近, 超过, 约) stay.
@@ -274,8 +282,8 @@ def _enumerations(clause: str) -> list[list[str]]:
             groups[-1].append(part)
     out = []
     for items in groups:
-        if not items:
-            continue
+        if len(items) < 2:
+            continue  # an enumeration has at least one 、 (“A”和“B” is handled separately)
         last = items[-1]
         conj = _CONJ.search(last)
         if conj and 0 < conj.start() < len(last) - 1 and not _LIST_END.search(last[: conj.start()]):
@@ -460,6 +468,10 @@ DEFINITION_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
 )
 
 
+# "grow from X into Y" / "从什么发展成什么": the question asks for a change of state.
+_ASKS_CHANGE = re.compile(r"\bfrom\b.*\b(?:into|to)\b|从什么.*(?:变成|发展成|发展为|成为)|变成了?什么|发展成了?什么", re.I)
+
+
 def extract_definitions(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
     spans: list[Span] = []
     terms = set(a.focus_terms) | set(a.quoted)
@@ -470,12 +482,14 @@ def extract_definitions(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
             term_match = 0.0
             if term:
                 term_clean = term.strip("“”")
-                term_match = max((len(t) for t in terms if t and (t in term_clean or term_clean in t)), default=0)
+                term_match = max((len(t) for t in terms if t and t in term_clean), default=0)
                 if name == "is" and not term_match:
                     continue  # a bare "A是B" only counts when A is what the question asks about
             score = 1.0 + 0.5 * min(term_match, 4) + proximity(ev, start, end)
             if name == "is":
                 score -= 0.5
+            if name == "change" and _ASKS_CHANGE.search(a.question):
+                score += 2.0
             spans.append(Span(start, end, ev.sentence[start:end].rstrip("，,"), f"definition:{name}", score))
     # Several "A是B" clauses about the question's terms ("开放是…，创新是…") form one answer.
     is_spans = sorted((s for s in spans if s.kind == "definition:is"), key=lambda s: s.start)

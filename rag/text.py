@@ -19,7 +19,7 @@ CJK_IDEOGRAPH = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 CJK_PUNCT = "\u3000-\u303f\uff00-\uffef\u2018-\u201f\u2014\u2026\u00b7"
 _CJK_RE = re.compile(f"[{CJK_IDEOGRAPH}]")
 _CJK_OR_PUNCT = re.compile(f"[{CJK_IDEOGRAPH}{CJK_PUNCT}]")
-_ASCII_WORD = re.compile(r"[A-Za-z0-9%()\[\].,:;!?+\-/]")
+_ALNUM = re.compile(r"[A-Za-z0-9%]")
 
 SENTENCE_END = "。！？!?；;…"
 CLOSERS = "”’」』）)】〉》\"'"
@@ -192,7 +192,7 @@ def _append_paragraph(raw: str, a: int, b: int, chars: list[str], offsets: list[
             cjk_before, cjk_after = bool(_CJK_OR_PUNCT.match(before)), bool(_CJK_OR_PUNCT.match(after))
             if "\n" in run and (cjk_before or cjk_after) and _wraps(raw, a, i):
                 repairs.append(Repair("line_wrap", i, j, run))
-            elif "\n" not in run and cjk_before != cjk_after and before and after:
+            elif "\n" not in run and cjk_before != cjk_after and _ALNUM.match(before if cjk_after else after):
                 repairs.append(Repair("space_at_script_boundary", i, j, run))
             else:
                 chars.append(run[0] if "\n" not in run else "\n")

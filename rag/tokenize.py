@@ -29,6 +29,8 @@ _QUOTED = re.compile(r"[“\"「『]([^“”\"「」『』]{2,12})[”\"」』]
 _BOOK_TITLE = re.compile(r"《([^《》]{2,16})》")
 _INNER_PUNCT = re.compile(r"[，。、：；！？,.;:!?\s]")
 _TOKEN_OK = re.compile(rf"[{CJK_IDEOGRAPH}A-Za-z0-9]")
+# Question words ("哪一年", "什么") say nothing about which passage answers.
+_QUESTION_TOKEN = re.compile(r"哪|什么|多少|为何|为啥|怎么|怎样|如何")
 EN_STOPWORDS = frozenset(
     "a an the of to in on at for by with from and or is are was were be been did do does what which who whom "
     "when where why how many much that this these those it its as about into than then there their his her "
@@ -81,6 +83,28 @@ class TokenizerSettings:
         return hashlib.sha256(repr(sorted(self.to_dict().items())).encode()).hexdigest()[:16]
 
 
+_BASE_LOCK = threading.Lock()
+_BASE: tuple[dict, int, dict] | None = None
+
+
+def _base_dictionary() -> tuple[dict, int, dict]:
+    """jieba's bundled dictionary (word frequencies and part-of-speech tags),
+    parsed once per process; each tokenizer works on its own copy."""
+    global _BASE
+    with _BASE_LOCK:
+        if _BASE is None:
+            tok = jieba.Tokenizer()
+            freq, total = tok.gen_pfdict(tok.get_dict_file())
+            tags = {}
+            with tok.get_dict_file() as fh:
+                for line in fh:
+                    parts = line.decode("utf-8").strip().split(" ")
+                    if len(parts) >= 3:
+                        tags[parts[0]] = parts[2]
+            _BASE = (freq, total, tags)
+        return _BASE
+
+
 class ChineseTokenizer:
     """jieba with a user dictionary and stopwords; English words lower-cased.
 
@@ -102,15 +126,18 @@ class ChineseTokenizer:
             if self._ready:
                 return
             tok = self._jieba
-            tok.FREQ, tok.total = tok.gen_pfdict(tok.get_dict_file())
+            freq, total, tags = _base_dictionary()
+            tok.FREQ, tok.total = dict(freq), total
             tok.initialized = True
             for word in self.settings.user_words:
                 # A high frequency keeps the term whole even when the base
                 # dictionary prefers a split.
                 tok.add_word(word, freq=max(tok.suggest_freq(word, tune=False), 10_000))
-            self._pos = jieba.posseg.POSTokenizer(tok)
+            pos = jieba.posseg.POSTokenizer.__new__(jieba.posseg.POSTokenizer)
+            pos.tokenizer, pos.word_tag_tab = tok, dict(tags)
             for word in self.settings.user_words:
-                self._pos.word_tag_tab[word] = "nt" if word.endswith(ORG_SUFFIXES) else "nz"
+                pos.word_tag_tab[word] = "nt" if word.endswith(ORG_SUFFIXES) else "nz"
+            self._pos = pos
             self._ready = True
 
     @classmethod
@@ -141,7 +168,8 @@ class ChineseTokenizer:
         tokens = []
         for w in cut:
             w = w.strip()
-            if not w or not _TOKEN_OK.search(w) or w in self.stopwords or w in EN_STOPWORDS:
+            if not w or not _TOKEN_OK.search(w) or w in self.stopwords or w in EN_STOPWORDS \
+                    or _QUESTION_TOKEN.search(w):
                 continue
             tokens.append(w)
         return tokens

@@ -1,0 +1,258 @@
+"""Answers: extractors on real sentences, templates, citations, refusal."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from rag.analyze import analyze, classify, rewrite_followup
+from rag.answer import english_rendering, make_statement, verify_citation
+from rag.errors import CitationError
+from rag.extract import (Evidence, extract_dates, extract_definitions, extract_entities, extract_fields,
+                         extract_lists, extract_quantities, yes_no_verdict)
+from rag.ingest import load_document
+from rag.text import squeeze
+from rag.tokenize import ChineseTokenizer
+from tests.conftest import REPORT
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return ChineseTokenizer.for_documents([load_document(REPORT)])
+
+
+def evidence(sentence: str, question: str, tok, before: str = "") -> tuple[Evidence, object]:
+    a = analyze(question, tok)
+    return Evidence(sentence, before, a.focus_terms, {t: 1.0 for t in a.focus_terms}), a
+
+
+def best(spans):
+    assert spans, "no candidate extracted"
+    return max(spans, key=lambda s: s.score).text
+
+
+class TestQuestionAnalysis:
+    @pytest.mark.parametrize("question, qtype", [
+        ("一站式服务中心是哪一年成立的？", "date"),
+        ("相对集中改革那个阶段涵盖哪几年？", "date"),
+        ("服务中心现在有多少个部门进驻？", "number"),
+        ("区级标准事项库是争取了哪个部门的支持建起来的", "entity"),
+        ("地理要素数据在哪些业务系统里打通共享了", "list"),
+        ("建区级标准事项库是为了什么？", "reason"),
+        ("放管服指什么？", "definition"),
+        ("编标准化手册时，每项审批材料是怎么把关的？", "process"),
+        ("园区是不是全国第一个搞ISO质量管理体系的？", "yesno"),
+        ("园区政务服务效能改革总的来说走了一条什么样的路？", "definition"),
+        ("When did the State Council approve the plan?", "date"),
+        ("How many departments are in the service center?", "number"),
+        ("Why did the park set up the approval bureau?", "reason"),
+    ])
+    def test_types(self, question, qtype):
+        assert classify(question, "en" if question.isascii() else "zh") == qtype
+
+    def test_focus_terms_and_question_word(self, tok):
+        a = analyze("区级标准事项库是争取了哪个部门的支持建起来的", tok)
+        assert a.wh_kind == "which" and a.head_noun == "部门" and a.head_category == "org"
+        assert "争取" in a.focus_terms and not any("哪" in t for t in a.focus_terms)
+        b = analyze("和行政审批局同时新设的还有哪两个局？", tok)
+        assert b.expected_count == 2 and b.head_noun == "局"
+        c = analyze("全国开展相对集中行政许可权改革的8个省分别是哪几个？", tok)
+        assert c.expected_count == 8
+
+    def test_follow_up_uses_the_previous_subject(self, tok):
+        known = set(tok.settings.user_words)
+        assert rewrite_followup("那它有几个窗口？", ["一站式服务中心是哪一年成立的？"], tok, known) == "一站式服务中心有几个窗口？"
+        assert rewrite_followup("有几个窗口？", [], tok, known) == "有几个窗口？"
+
+
+class TestExtractors:
+    def test_date_closest_to_the_focus(self, tok):
+        ev, a = evidence("一是开启“授权审批”先河。园区在2002年底正式成立了一站式服务中心，作为管委会下设的独立机构。",
+                         "一站式服务中心是哪一年成立的？", tok)
+        assert best(extract_dates(ev, a)) == "2002年底"
+
+    def test_period_and_full_date(self, tok):
+        ev, a = evidence("一、学习借鉴改革阶段（1994-2001）：以园区开发建设全面启动为标志",
+                         "园区政务服务改革的第一个阶段从哪年到哪年", tok)
+        assert best(extract_dates(ev, a)) == "1994-2001"
+        ev, a = evidence("1994年2月26日，中国和新加坡两国政府正式签署合作开发建设苏州工业园区的协议",
+                         "中新两国哪一天签署的协议？", tok)
+        assert best(extract_dates(ev, a)) == "1994年2月26日"
+
+    def test_relative_date_is_resolved(self, tok):
+        before = "2015年9月国务院批复《苏州工业园区开展开放创新综合试验总体方案》，要求园区开展试点。"
+        ev, a = evidence("同年中编办和国务院法制办牵头，推进全国8省开展相对集中行政许可权改革，同年7月园区被江苏省委省政府确定为省的4家国家级试点地区之一。",
+                         "园区是什么时候被确定为国家级试点地区的？", tok, before)
+        assert best(extract_dates(ev, a)) == "2015年7月"
+
+    def test_day_question_is_not_answered_by_a_year(self, tok):
+        ev, a = evidence("园区在2002年底正式成立了一站式服务中心", "一站式服务中心是哪一天挂牌的？", tok)
+        assert extract_dates(ev, a) == []
+
+    @pytest.mark.parametrize("question, answer", [
+        ("审批事项一共有多少项划转到了行政审批局？", "257项"),
+        ("改革前审批业务涉及多少个处室？", "近30个"),
+        ("原来有多少名审批人员？", "90多名"),
+        ("原来有多少枚印章？", "16枚"),
+    ])
+    def test_quantities_by_unit_and_noun(self, tok, question, answer):
+        sentence = ("园区将原16个职能部门、共计257项审批事项，划转至行政审批局，全面取消非许可类审批事项共计42项，"
+                    "将原来涉及的近30个处室、90多名审批人员、16枚印章，精简为行政审批局的3个处室、30多名审批人员、1枚印章。")
+        ev, a = evidence(sentence, question, tok)
+        assert best(extract_quantities(ev, a)) == answer
+
+    @pytest.mark.parametrize("sentence, question, answer", [
+        ("如今的一站式服务中心服务大厅达到97个窗口，共入驻公安、税务、消防等10个部门", "服务大厅有多少个窗口？", "97个"),
+        ("受理各类业务285项，其中一站式受委托业务122项，每年办件量超过40万件。", "每年办件量有多少？", "超过40万件"),
+        ("85%的业务前台当场受理并办结。", "前台当场办结的业务占多大比例？", "85%"),
+        ("推动承诺办结时限由“2个工作日”压缩至“0.5个工作日”；", "承诺办结时限压缩到了几个工作日？", "0.5个工作日"),
+    ])
+    def test_more_quantities(self, tok, sentence, question, answer):
+        ev, a = evidence(sentence, question, tok)
+        assert best(extract_quantities(ev, a)) == answer
+
+    def test_list_after_the_question_slot(self, tok):
+        ev, a = evidence("1995年，园区开创国内先河，在三间临时办公室，针对落户企业分别设立了经发、规划和人才招聘三个咨询服务窗口，"
+                         "为开发初期的企业入驻提供企业设立、开工建设、人力资源等方面的咨询、引导和帮办服务。",
+                         "园区最早设的咨询窗口给落户企业提供哪些方面的服务？", tok)
+        spans = extract_lists(ev, a, tok)
+        top = max(spans, key=lambda s: s.score)
+        assert top.items == ("企业设立", "开工建设", "人力资源")
+
+    def test_list_items_are_trimmed(self, tok):
+        ev, a = evidence("实现了各类地理要素在规划、建设、国土、房产、环保等业务系统中数据共享和全流程电子化管理。",
+                         "地理要素数据在哪些业务系统里打通共享了", tok)
+        assert max(extract_lists(ev, a, tok), key=lambda s: s.score).items == ("规划", "建设", "国土", "房产", "环保")
+
+    def test_quoted_coordinated_terms(self, tok):
+        ev, a = evidence("三、相对集中改革阶段（2015-2018）：以列为“开放创新综合试验”和“相对集中行政许可权改革”国家试点为标志",
+                         "第三阶段改革是以园区被列为哪两项国家试点为标志的？", tok)
+        spans = extract_lists(ev, a, tok)
+        assert max(spans, key=lambda s: s.score).items == ("开放创新综合试验", "相对集中行政许可权改革")
+
+    def test_organisations(self, tok):
+        ev, a = evidence("2019年，审批局对标准化手册再次进行法制审核和动态调整，依托“一网通办”建设，向上争取省政务办支持，建设了全省唯一区级标准事项库。",
+                         "区级标准事项库是争取了哪个部门的支持建起来的", tok)
+        assert best(extract_entities(ev, a, tok)) == "省政务办"
+        ev, a = evidence("在设立综合行政执法局、市场监督管理局的同时，成立了全省国家级开发区首家行政审批局",
+                         "和行政审批局同时新设的还有哪两个局？", tok)
+        assert best(extract_entities(ev, a, tok)) == "综合行政执法局、市场监督管理局"
+
+    def test_document_titles(self, tok):
+        ev, a = evidence("2015年9月国务院批复《苏州工业园区开展开放创新综合试验总体方案》，要求园区开展试点。",
+                         "国务院2015年批复的是哪个文件？", tok)
+        assert best(extract_entities(ev, a, tok)) == "《苏州工业园区开展开放创新综合试验总体方案》"
+
+    def test_wrong_kind_of_entity_is_not_an_answer(self, tok):
+        ev, a = evidence("委托第三方专业机构对相对集中到审批局的业务的审批要件和审批标准进行梳理",
+                         "第三方专业机构是哪家公司？", tok)
+        assert extract_entities(ev, a, tok) == []
+
+    def test_definition_of_a_quoted_term(self, tok):
+        ev, a = evidence("2019年是园区全面深化以简政放权、放管结合、优化服务为主要内容的“放管服”改革的重要节点",
+                         "放管服指什么？", tok)
+        assert best(extract_definitions(ev, a)) == "简政放权、放管结合、优化服务"
+
+    def test_labelled_field(self, tok):
+        ev, a = evidence("责任编辑：柴永鹏 联系电话：18896954159 65519639（传真）", "这期的责任编辑是谁？", tok)
+        assert best(extract_fields(ev, a)) == "柴永鹏"
+
+    def test_yes_no(self, tok):
+        ev, a = evidence("2005年一站式服务中心进一步在全国率先实现政务服务ISO质量管理体系建设",
+                         "一站式服务中心是2008年建成ISO质量管理体系的吗？", tok)
+        assert yes_no_verdict(ev, a, coverage=0.8)[0] == "no"
+        ev, a = evidence("尽管当时的大厅窗口只是“收发室”，不具备真正意义上的“审批功能”",
+                         "当时的大厅窗口具备审批功能吗？", tok)
+        assert yes_no_verdict(ev, a, coverage=0.8)[0] == "no"
+        ev, a = evidence("信息化电子踏勘做法被全省复制推广等。", "电子踏勘做法有没有被全省推广？", tok)
+        assert yes_no_verdict(ev, a, coverage=0.9)[0] == "yes"
+
+
+class TestTemplates:
+    def test_statement_puts_the_answer_where_the_question_word_was(self, tok):
+        assert make_statement(analyze("全省第一个一站式服务大厅是哪年建起来的", tok), "2000年") == \
+            "全省第一个一站式服务大厅是**2000年**建起来的。"
+        assert make_statement(analyze("服务中心现在有多少个部门进驻？", tok), "10个") == "服务中心现在有**10个**部门进驻。"
+        assert make_statement(analyze("和行政审批局同时新设的还有哪两个局？", tok), "综合行政执法局、市场监督管理局") == \
+            "和行政审批局同时新设的还有**综合行政执法局、市场监督管理局**。"
+        assert make_statement(analyze("区级标准事项库是争取了哪个部门的支持建起来的", tok), "省政务办") == \
+            "区级标准事项库是争取了**省政务办**的支持建起来的。"
+
+    def test_english_rendering_of_dates(self):
+        assert english_rendering("2015年9月") == " (September 2015)"
+        assert english_rendering("2002年底") == " (the end of 2002)"
+        assert english_rendering("1994年2月26日") == " (February 26, 1994)"
+        assert english_rendering("257项") == ""
+
+
+@pytest.mark.slow
+class TestAnswersEndToEnd:
+    def test_date_answer_with_verified_citation(self, assistant):
+        answer = assistant.ask("一站式服务中心是哪一年成立的？")
+        assert not answer.refused and answer.qtype == "date"
+        assert answer.short_answer == "2002年底"
+        assert "**2002年底**" in answer.text and "[1]" in answer.text and "来源" in answer.text
+        citation = answer.citations[0]
+        assert citation.heading_path == ("二、授权审批改革阶段（2002-2014）", "一是开启“授权审批”先河")
+        assert "《与时俱进的改革之路》" in citation.label()
+        doc = assistant.index.documents[citation.doc_id]
+        assert squeeze(doc.raw_text[citation.start:citation.end]) == squeeze(citation.text)
+
+    def test_english_question_gets_an_english_lead(self, assistant):
+        answer = assistant.ask("When did the State Council approve SIP's overall plan for the open innovation "
+                               "comprehensive pilot?")
+        assert not answer.refused and answer.lang == "en"
+        assert "2015年9月" in answer.short_answer and "September 2015" in answer.text
+        assert "Sources:" in answer.text
+
+    def test_tampered_offsets_are_caught(self, assistant):
+        answer = assistant.ask("服务中心现在有多少个部门进驻？")
+        citation = answer.citations[0]
+        passage = next(h.passage for h in answer.hits if h.passage.passage_id == citation.passage_id)
+        doc = assistant.index.documents[citation.doc_id]
+        verify_citation(citation, doc, passage)
+        for change in ({"start": citation.start + 1}, {"end": citation.end - 3},
+                       {"start": citation.start + 5, "end": citation.end + 5},
+                       {"text": citation.text.replace("10", "12")}):
+            with pytest.raises(CitationError):
+                verify_citation(dataclasses.replace(citation, **change), doc, passage)
+
+    @pytest.mark.parametrize("question", [
+        "杭州的“最多跑一次”改革是哪年开始的？",
+        "苏州工业园区2023年的GDP是多少？",
+        "一站式服务中心周末几点开门？",
+        "深圳前海的政务服务中心有多少个窗口？",
+        "What is the population of Hangzhou?",
+    ])
+    def test_invented_questions_are_refused(self, assistant, question):
+        answer = assistant.ask(question)
+        assert answer.refused, answer.text
+        assert answer.citations == [] and answer.short_answer == ""
+        assert answer.text.startswith(("知识库中没有找到", "The knowledge base does not"))
+        assert ("可能相关" in answer.text) or ("Possibly related" in answer.text)
+
+    def test_follow_up_question(self, assistant):
+        first = "一站式服务中心是哪一年成立的？"
+        answer = assistant.ask("那它有几个窗口？", history=[first])
+        assert answer.short_answer == "97个"
+
+    def test_every_quote_of_every_dev_answer_is_grounded(self, assistant, dev_set):
+        """The groundedness invariant: each quote is verbatim in its cited
+        passage and matches the original file at its offsets."""
+        answers = assistant.ask_many([r["question"] for r in dev_set])
+        for answer in answers:
+            for citation in answer.citations:
+                passage = next(h.passage for h in answer.hits if h.passage.passage_id == citation.passage_id)
+                assert citation.text in passage.text
+                verify_citation(citation, assistant.index.documents[citation.doc_id], passage)
+
+    def test_dev_set_quality(self, assistant, dev_set):
+        answers = assistant.ask_many([r["question"] for r in dev_set])
+        unanswerable = [a for r, a in zip(dev_set, answers) if not r["answerable"]]
+        answerable = [(r, a) for r, a in zip(dev_set, answers) if r["answerable"]]
+        assert all(a.refused for a in unanswerable)
+        assert sum(a.refused for _, a in answerable) <= 2
+        correct = sum(1 for r, a in answerable if not a.refused and (
+            all(squeeze(g) in squeeze(a.text) for g in r["answers"]) if r.get("note") == "all"
+            else any(squeeze(g) in squeeze(a.text) for g in r["answers"])))
+        assert correct / len(answerable) >= 0.75

@@ -1,0 +1,141 @@
+"""Chinese text handling on real sentences of the bundled report."""
+from __future__ import annotations
+
+import pytest
+
+from rag.text import (DATE_PATTERNS, QUANTITY_RE, canonical_numbers, clean_extracted_text, cn_to_int, detect_lang,
+                      match_heading, normalize, split_clauses, split_paragraphs, split_sentences, squeeze)
+
+
+@pytest.fixture(scope="module")
+def cleaned(report_text):
+    return clean_extracted_text(report_text)
+
+
+class TestPageBreakRepair:
+    @pytest.mark.parametrize("broken, repaired", [
+        ("“一\n\n本厚厚的大书”", "“一本厚厚的大书”"),
+        ("合作开\n\n发建设", "合作开发建设"),
+        ("90\n\n多名", "90多名"),
+        ("各类地理\n\n要素", "各类地理要素"),
+        ("在不\n\n断优化", "在不断优化"),
+    ])
+    def test_words_split_by_a_page_break_are_joined(self, report_text, cleaned, broken, repaired):
+        assert broken in report_text
+        assert repaired in cleaned.text
+        assert broken not in cleaned.text
+
+    def test_duplicated_character_at_a_break_is_dropped(self, report_text, cleaned):
+        assert "“一\n\n一站式服务”" in report_text
+        assert "推广园区“一站式服务”的亲商做法" in cleaned.text
+        kinds = [r.kind for r in cleaned.repairs]
+        assert kinds.count("duplicate_at_break") == 1
+
+    def test_real_paragraph_breaks_are_kept(self, cleaned):
+        # A heading after a finished sentence stays a separate paragraph.
+        assert "奠定了重要的实践基础。\n二、授权审批改革阶段" in cleaned.text
+
+    def test_masthead_lines_stay_separate(self, cleaned):
+        assert cleaned.text.startswith("市管重点新型智库\n领导学刊\n第14期\n(总第129期)\n")
+
+    def test_spaces_at_script_boundaries_are_removed_but_not_between_fields(self, cleaned):
+        assert "园区在2002年底正式成立" in cleaned.text
+        assert "政务服务ISO质量管理体系" in cleaned.text
+        assert "18896954159 65519639" in cleaned.text  # two numbers keep their separator
+
+    def test_every_clean_character_maps_back_to_the_same_raw_character(self, report_text, cleaned):
+        assert len(cleaned.offsets) == len(cleaned.text)
+        assert all(report_text[o] == ch for o, ch in zip(cleaned.offsets, cleaned.text))
+        assert cleaned.offsets == sorted(cleaned.offsets)
+
+    def test_only_whitespace_and_the_duplicate_are_removed(self, report_text, cleaned):
+        removed = "".join(r.removed for r in cleaned.repairs if r.kind != "duplicate_at_break")
+        assert removed.strip() == ""
+        assert squeeze(report_text).replace("“一一站式", "“一站式") == squeeze(cleaned.text)
+
+    def test_a_doubled_character_that_the_corpus_uses_is_kept(self):
+        text = ("人人都应当参与，这是一个关于人人参与的段落，内容不少，用来测试分页，人\n\n人都能看懂的说明在这里，"
+                "继续写一些文字。")
+        assert "人人都能看懂" in clean_extracted_text(text).text
+
+
+class TestSentences:
+    def test_split_on_full_stops_semicolons_and_closing_quotes(self):
+        text = "推动承诺办结时限由“2个工作日”压缩至“0.5个工作日”；信息化电子踏勘做法被全省复制推广等。自创立之初，园区就构建完整平台。"
+        sentences = [text[a:b] for a, b in split_sentences(text)]
+        assert sentences == ["推动承诺办结时限由“2个工作日”压缩至“0.5个工作日”；", "信息化电子踏勘做法被全省复制推广等。",
+                             "自创立之初，园区就构建完整平台。"]
+
+    def test_decimal_points_and_quoted_full_stops(self):
+        text = "他说：“这是第一步。”随后压缩至0.5个工作日。"
+        assert [text[a:b] for a, b in split_sentences(text)] == ["他说：“这是第一步。”", "随后压缩至0.5个工作日。"]
+
+    def test_clauses_keep_enumerations_together(self):
+        text = "园区聚焦提高政务服务效能，着力解决职能交叉、政出多门、多头管理等问题。"
+        clauses = [text[a:b] for a, b in split_clauses(text)]
+        assert clauses == ["园区聚焦提高政务服务效能，", "着力解决职能交叉、政出多门、多头管理等问题。"]
+
+    def test_paragraph_spans(self):
+        assert split_paragraphs("甲。\n\n乙。\n丙") == [(0, 2), (4, 6), (7, 8)]
+
+
+class TestHeadings:
+    @pytest.mark.parametrize("paragraph, rank, label", [
+        ("一、学习借鉴改革阶段（1994-2001）：以园区开发建设全面启动为标志，园区政务服务效能改革迈出重要的第一步。", 3,
+         "一、学习借鉴改革阶段（1994-2001）"),
+        ("四、线上线下一体推进阶段（2019--）：以贯彻落实国家“深化放管服改革”要求为标志。", 3, "四、线上线下一体推进阶段（2019--）"),
+        ("一是“依葫芦画瓢”——借鉴改革迈出可贵的第一步。1995年，园区开创国内先河。", 7, "一是“依葫芦画瓢”——借鉴改革迈出可贵的第一步"),
+        ("二是全面推进质量管理。2005年一站式服务中心进一步在全国率先实现。", 7, "二是全面推进质量管理"),
+        ("（一）总体要求", 4, "（一）总体要求"),
+        ("第三章 保障措施", 1, "第三章 保障措施"),
+        ("1. 工作目标", 5, "1. 工作目标"),
+        ("## 附录", 2, "附录"),
+    ])
+    def test_heading_forms(self, paragraph, rank, label):
+        heading = match_heading(paragraph)
+        assert heading is not None
+        assert (heading.rank, heading.label) == (rank, label)
+
+    @pytest.mark.parametrize("paragraph", [
+        "1994年2月26日，中国和新加坡两国政府正式签署合作开发建设苏州工业园区的协议。",
+        "2015年9月国务院批复《苏州工业园区开展开放创新综合试验总体方案》。",
+        "不断深化政务服务效能改革，是园区发展壮大如影随形的一条主线。",
+    ])
+    def test_body_paragraphs_are_not_headings(self, paragraph):
+        assert match_heading(paragraph) is None
+
+
+class TestNumbersAndDates:
+    @pytest.mark.parametrize("text, value", [("三", 3), ("十", 10), ("十六", 16), ("二十五", 25), ("一百零八", 108),
+                                             ("三十", 30), ("两", 2), ("1994", 1994), ("一站式", None)])
+    def test_chinese_numerals(self, text, value):
+        assert cn_to_int(text) == value
+
+    def test_canonical_numbers_only_rewrites_quantities(self):
+        assert canonical_numbers("在三间临时办公室") == "在3间临时办公室"
+        assert canonical_numbers("一站式服务") == "一站式服务"
+
+    def test_quantities_with_qualifiers_from_the_report(self):
+        sentence = "将原来涉及的近30个处室、90多名审批人员、16枚印章，精简为行政审批局的3个处室、30多名审批人员、1枚印章。"
+        found = [m.group(0) for m in QUANTITY_RE.finditer(sentence)]
+        assert found[:3] == ["近30个", "90多名", "16枚"]
+        assert "超过40万件" in [m.group(0) for m in QUANTITY_RE.finditer("每年办件量超过40万件。")]
+        assert "0.5个工作日" in [m.group(0) for m in QUANTITY_RE.finditer("压缩至“0.5个工作日”")]
+        assert "85%" in [m.group(0) for m in QUANTITY_RE.finditer("85%的业务前台当场受理并办结")]
+
+    def test_date_patterns(self):
+        def kinds(text):
+            return {kind: [m.group(0) for m in p.finditer(text)] for kind, p in DATE_PATTERNS}
+
+        assert kinds("1994年2月26日，中国和新加坡")["ymd"] == ["1994年2月26日"]
+        assert kinds("园区在2002年底正式成立")["y_part"] == ["2002年底"]
+        assert kinds("2015年9月国务院批复")["ym"] == ["2015年9月"]
+        assert kinds("学习借鉴改革阶段（1994-2001）")["period"] == ["1994-2001"]
+        assert kinds("同年7月园区被确定")["relative"] == ["同年7月"]
+
+
+def test_normalize_and_language():
+    assert normalize("２０１５ 年") == "2015年"
+    assert detect_lang("When did the State Council approve SIP's plan?") == "en"
+    assert detect_lang("一站式服务中心是哪一年成立的？") == "zh"
+    assert detect_lang("ISO质量管理体系是哪年建设的") == "zh"

@@ -179,6 +179,11 @@ def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list
         latin = [w for w in analysis.focus_terms if w.isupper() or re.fullmatch(r"[A-Z0-9]{2,}", w)]
         analysis.focus_terms = list(dict.fromkeys(analysis.expanded_terms + latin)) or analysis.focus_terms
     _find_wh(analysis)
+    if qtype == "list" and analysis.wh_span and re.search(r"[、和与及]", q[: analysis.wh_span[0]]) \
+            and re.search(r"分别|各自", q):
+        # "核心、起点和关键分别是什么": one answer per named dimension, found in
+        # the clauses that name them, not an enumeration in the text.
+        analysis.qtype = "summary"
     m = _COUNTED.search(q)
     if m and analysis.expected_count is None:
         # "8个省分别是哪几个": the answer must name 8 of them.

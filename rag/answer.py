@@ -2,6 +2,7 @@
 text, verified citations, and an honest refusal.  No language model."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -39,7 +40,7 @@ EXTRACTORS: dict[str, tuple[str, ...]] = {
     "entity": ("fields", "entities", "slot"),
     "list": ("lists", "entities"),
     "definition": ("modifier", "definitions", "lists"),
-    "summary": ("modifier", "definitions"),
+    "summary": ("modifier",),
     "other": ("fields", "slot"),
 }
 
@@ -192,9 +193,13 @@ class Answerer:
             prior = 1.0 / hit.rank
             heading_bonus = self.heading_bonus(a, passage)
             context_cov = self.coverage(index_text(passage), forms)
+            label = passage.heading_path[-1] if passage.heading_path else ""
             for s, e in passage.sentences:
                 text = passage.text[s:e]
-                lexical = self.coverage(text, forms)
+                # A heading label at the start of a sentence is context (counted
+                # in context_cov), not content.
+                body = text[len(label):] if label and s == 0 and text.startswith(label) else text
+                lexical = self.coverage(body, forms)
                 srow = self.sentence_row.get((row, s, e))
                 dense_sim = float(index.sentence_vectors[srow] @ qvec) if srow is not None else 0.0
                 score = (1.0 * lexical + 0.35 * context_cov + 2.0 * max(0.0, dense_sim - 0.75)
@@ -262,8 +267,7 @@ class Answerer:
         weights = {k: v / norm for k, v in weights.items()}
         best: Choice | None = None
         for cand in candidates[:SENTENCES_TRIED]:
-            before = cand.hit.passage.text[: cand.start]
-            ev = Evidence(cand.text, before, focus, weights)
+            ev = Evidence(cand.text, self.text_before(cand), focus, weights)
             spans = self.extract(a, ev)
             if spans:
                 span = max(spans, key=lambda s: s.score)
@@ -274,10 +278,38 @@ class Answerer:
                 best = Choice(cand, None, cand.score - 0.5)
         if best is not None and best.span is None:
             top = best.candidate
-            ev = Evidence(top.text, top.hit.passage.text[: top.start], focus, weights)
+            if a.qtype == "process":
+                top = self.continue_measures(top)
+            ev = Evidence(top.text, self.text_before(top), focus, weights)
             clauses = extract_clauses(ev, a)
             best = Choice(top, clauses[0] if clauses else None, best.score, fallback=True)
         return best
+
+    def text_before(self, cand: SentenceCandidate, chars: int = 400) -> str:
+        """The document text just before a sentence, across passage borders
+        (so "同年7月" can find its year in the previous passage)."""
+        passage = cand.hit.passage
+        doc = self.documents.get(passage.doc_id)
+        if doc is None:
+            return passage.text[: cand.start]
+        end = passage.clean_start + cand.start
+        return doc.text[max(0, end - chars):end]
+
+    @staticmethod
+    def continue_measures(cand: SentenceCandidate) -> SentenceCandidate:
+        """Measures listed with semicolons run on into the next sentences
+        ("…提升数据流转质效；推动承诺办结时限…压缩至…；"): take them along."""
+        passage = cand.hit.passage
+        end = cand.end
+        for s, e in passage.sentences:
+            if s < end or not passage.text[cand.start:end].endswith(("；", ";")):
+                continue
+            if e - cand.start > 2 * QUOTE_MAX_CHARS:
+                break
+            end = e
+        if end == cand.end:
+            return cand
+        return dataclasses.replace(cand, end=end, text=passage.text[cand.start:end])
 
     # ----------------------------------------------------------- confidence
     def features(self, a: QuestionAnalysis, forms: dict[str, list[str]], pool: list[Hit],
@@ -293,8 +325,9 @@ class Answerer:
         missing = [c for c in critical if squeeze(c) not in squeeze(context)] + a.unknown_names
         # Places, people and organisations the question names but the corpus
         # never mentions (杭州, 深圳前海): the question is about something else.
+        pool_text = "".join(index_text(h.passage) for h in pool)
         missing += [w for w, flag in self.tokenizer.tagged_words(a.question)
-                    if flag in ("ns", "nr", "nt") and len(w) >= 2 and not self.in_corpus(w)]
+                    if flag in ("ns", "nr", "nt") and len(w) >= 2 and w not in pool_text]
         total = sum(self.term_weight(t) for t in forms) or 1.0
         unknown = sum(self.term_weight(t) for t in forms if not self.in_corpus(t) and
                       not any(self.in_corpus(v) for v in forms[t][1:]))
@@ -420,7 +453,7 @@ class Answerer:
                   "count": len(span.items) if span and span.items else "", "verdict": "",
                   "verdict_en": ""}
         if verdict is not None:
-            fields["verdict"] = "是的" if verdict == "yes" else "不是"
+            fields["verdict"] = "是的" if verdict == "yes" else "否，不是"
             fields["verdict_en"] = "Yes" if verdict == "yes" else "No"
         if a.lang == "en":
             return templates.get("lead_en", "**{short}**").format(**fields)

@@ -593,7 +593,7 @@ def extract_slot(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer)
 # --------------------------------------------------------------------------
 # Clause windows (reason, process, summary, anything else)
 # --------------------------------------------------------------------------
-_REASON_CUES = re.compile(r"为了|以便|旨在|目的|因为|由于|为标志|因[^，。]{1,8}而|从而|以[^，。]{2,20}为")
+_REASON_CUES = re.compile(r"为了|以便|旨在|目的|因为|由于|为标志|为契机|因[^，。]{1,8}而|从而|以[^，。]{2,20}为|聚焦|着力|解决|针对|致力")
 _HEADING_LABEL = re.compile(rf"^[{CN_NUM}]{{1,3}}、[^：:]*[：:]|^[{CN_NUM}]{{1,3}}是[^。]*。")
 
 
@@ -617,22 +617,25 @@ def extract_clauses(ev: Evidence, a: QuestionAnalysis, max_chars: int = 110) -> 
     scores = clause_scores(ev, clauses)
     best = max(range(len(clauses)), key=lambda i: (scores[i], -i))
     if a.qtype == "reason":
-        # "为什么说X" / "建X是为了什么": the answer is what surrounds X.
-        if best + 1 < len(clauses) and (scores[best] > 0):
-            chosen = list(range(best + 1, min(best + 3, len(clauses))))
+        # "为什么说X" / "建X是为了什么": the answer is what surrounds X, on the
+        # side that carries purpose/cause words (聚焦、着力解决… / 以便、从而…).
+        before = list(range(max(0, best - 2), best))
+        after = list(range(best + 1, min(best + 3, len(clauses))))
+
+        def cues(idx: list[int]) -> int:
+            return sum(len(_REASON_CUES.findall(ev.sentence[clauses[i][0]:clauses[i][1]])) for i in idx)
+
+        if before and after:
+            chosen = before if cues(before) > cues(after) else after if cues(after) > cues(before) else after
         else:
-            chosen = list(range(max(0, best - 2), best))
-        cue = [i for i, (s, e) in enumerate(clauses) if _REASON_CUES.search(ev.sentence[s:e])]
-        if cue and not any(i in chosen for i in cue):
-            near = min(cue, key=lambda i: abs(i - best))
-            if near != best:
-                chosen = sorted(set(chosen) | {near})
-        if not chosen:
-            chosen = [best]
+            chosen = before or after or [best]
     else:
         top = scores[best]
         keep = [i for i, s in enumerate(scores) if top > 0 and s >= 0.5 * top]
         chosen = list(range(min(keep), max(keep) + 1)) if keep else [best]
+        if a.qtype == "process":
+            # What was done follows the clause naming the topic ("…的基础上，推动流程再造，将三级审批简化至二级审批").
+            chosen = list(range(chosen[0], min(len(clauses), chosen[-1] + 3)))
     # Respect a length budget, dropping the clauses farthest from the best one.
     while len(chosen) > 1 and clauses[chosen[-1]][1] - clauses[chosen[0]][0] > max_chars:
         if abs(chosen[0] - best) > abs(chosen[-1] - best):
@@ -669,9 +672,10 @@ def yes_no_verdict(ev: Evidence, a: QuestionAnalysis, coverage: float) -> tuple[
                                          a.question)))
     # Is a focus term negated in the evidence ("不具备…审批功能")?
     s_neg = False
+    terms = [t for t in set(ev.focus) | set(a.tokens) if len(t) >= 2]  # sub-words too: 审批事项 -> 审批
     for c_start, c_end in split_clauses(sentence):
         clause = sentence[c_start:c_end]
-        for term in ev.focus:
+        for term in terms:
             pos = clause.find(term) if term else -1
             if pos > 0 and NEGATION_BEFORE.search(clause[max(0, pos - 12):pos]):
                 s_neg = True

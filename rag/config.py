@@ -41,6 +41,10 @@ class Config:
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     embed_batch_size: int = 32
+    # How questions are embedded: "onnx" (an export of the same model, made
+    # once and verified), "torch" (sentence-transformers), or "auto" (onnx
+    # when the model directory has an export).
+    query_backend: str = "auto"
     # Answering
     # Refuse below this confidence; -1 means the calibrated threshold stored
     # with the confidence model (rag/data/confidence.toml).
@@ -62,6 +66,8 @@ class Config:
             raise ConfigError("rrf_k must be 0 or more.")
         if not (0.0 <= self.refusal_threshold <= 1.0 or self.refusal_threshold == -1.0):
             raise ConfigError("refusal_threshold must be between 0 and 1 (or -1 for the calibrated value).")
+        if self.query_backend not in ("auto", "onnx", "torch"):
+            raise ConfigError("query_backend must be auto, onnx or torch.")
         if self.max_question_chars < 1:
             raise ConfigError("max_question_chars must be greater than 0.")
 

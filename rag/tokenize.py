@@ -22,6 +22,7 @@ from .text import CJK_IDEOGRAPH
 jieba.setLogLevel(logging.WARNING)
 
 TOKENIZER_VERSION = 1
+TAG_CACHE_SIZE = 50_000
 # Word endings that mark an organisation name (局, 办, 中心, ...).
 ORG_SUFFIXES = ("局", "办", "委", "部", "厅", "署", "中心", "办公室", "委员会", "政府", "管委会", "小组", "智库", "书院",
                 "研究院", "法院", "检察院", "银行", "公司", "集团", "大学", "学院", "协会", "学会", "处")
@@ -118,6 +119,7 @@ class ChineseTokenizer:
         self._jieba = jieba.Tokenizer()
         self._lock = threading.Lock()
         self._ready = False
+        self._tag_cache: dict[str, tuple[tuple[str, str], ...]] = {}
 
     def _ensure_ready(self) -> None:
         if self._ready:
@@ -155,9 +157,17 @@ class ChineseTokenizer:
 
     def tagged_words(self, text: str) -> list[tuple[str, str]]:
         """(word, part-of-speech) pairs in precise mode, on the text as given
-        (no normalization, so offsets can be recovered by concatenation)."""
+        (no normalization, so offsets can be recovered by concatenation).
+        Cached: answering tags the same corpus sentences again and again."""
+        cached = self._tag_cache.get(text)
+        if cached is not None:
+            return list(cached)
         self._ensure_ready()
-        return [(p.word, p.flag) for p in self._pos.cut(text, HMM=True)]
+        tagged = tuple((p.word, p.flag) for p in self._pos.cut(text, HMM=True))
+        if len(self._tag_cache) >= TAG_CACHE_SIZE:
+            self._tag_cache.clear()  # crude but bounded; the working set is refilled quickly
+        self._tag_cache[text] = tagged
+        return list(tagged)
 
     def tokenize(self, text: str) -> list[str]:
         """Tokens for BM25: search mode (words plus sub-words), no stopwords."""

@@ -1,0 +1,110 @@
+"""Export a sentence-transformers model (transformer + mean pooling +
+normalisation) to ONNX, so questions can be embedded with onnxruntime:
+~2x faster than PyTorch eager on this CPU, and answering a question then
+needs neither torch nor transformers (a much shorter cold start).
+
+The export is verified against the sentence-transformers model itself
+(cosine >= MIN_COSINE on known sentences) before it is published."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+ONNX_SUBDIR = "onnx"
+ONNX_FILE = "model.onnx"
+MIN_COSINE = 0.9999
+VERIFY_TEXTS = ("园区在2002年底正式成立了一站式服务中心。", "一站式服务中心是哪一年成立的？",
+                "When did the State Council approve the plan?", "放管服")
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def onnx_path(model_dir: Path) -> Path:
+    return Path(model_dir) / ONNX_SUBDIR / ONNX_FILE
+
+
+def pooling_is_mean(model_dir: Path) -> bool:
+    """Only mean pooling + Normalize is exported (e5, MiniLM and most ST models)."""
+    modules = json.loads((Path(model_dir) / "modules.json").read_text())
+    types = [m["type"] for m in modules]
+    if not any(t.endswith("Pooling") for t in types) or not any(t.endswith("Normalize") for t in types):
+        return False
+    pooling_dir = next(Path(model_dir) / m["path"] for m in modules if m["type"].endswith("Pooling"))
+    config = json.loads((pooling_dir / "config.json").read_text())
+    if "pooling_mode" in config:  # sentence-transformers >= 6
+        return config["pooling_mode"] == "mean" and config.get("include_prompt", True)
+    return bool(config.get("pooling_mode_mean_tokens")) and not any(
+        config.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens"))
+
+
+def export(model_dir: Path) -> Path:
+    """Write ``model_dir/onnx/model.onnx`` (atomically) and return its path."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model_dir = Path(model_dir)
+    if not pooling_is_mean(model_dir):
+        raise ExportError(f"{model_dir} does not use mean pooling + normalisation; keep the torch backend")
+    model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    transformer = model[0]
+    bert = transformer.auto_model if hasattr(transformer, "auto_model") else transformer.model
+    bert.eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, encoder):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    sample = model.tokenizer(["query: 示例"], return_tensors="pt")
+    target = onnx_path(model_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
+    os.close(fd)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                Pooled(bert), (sample["input_ids"], sample["attention_mask"]), tmp,
+                input_names=["input_ids", "attention_mask"], output_names=["embedding"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                              "embedding": {0: "batch"}},
+                opset_version=17, dynamo=False,
+            )
+        cosine = _verify(model, Path(tmp), model_dir)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    (target.parent / "export.json").write_text(json.dumps({"min_cosine_vs_torch": cosine}))
+    log.info("exported %s (min cosine vs torch %.6f)", target, cosine)
+    return target
+
+
+def _verify(model, onnx_file: Path, model_dir: Path) -> float:
+    from .embed import OnnxEncoder
+
+    encoder = OnnxEncoder(model_dir, onnx_file)
+    prompts = getattr(model, "prompts", {}) or {}
+    cosines = []
+    for prompt in {prompts.get("query", ""), prompts.get("document", "")}:
+        ref = model.encode(list(VERIFY_TEXTS), prompt=prompt or None, normalize_embeddings=True)
+        got = encoder.encode([prompt + t for t in VERIFY_TEXTS])
+        cosines.append(float((np.asarray(ref) * got).sum(1).min()))
+    worst = min(cosines)
+    if worst < MIN_COSINE:
+        raise ExportError(f"ONNX export disagrees with the torch model (min cosine {worst:.5f}); not using it")
+    return worst

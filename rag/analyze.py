@@ -63,6 +63,8 @@ HEAD_NOUN_CATEGORIES: dict[str, tuple[str, ...]] = {
                 "架构", "原则", "目标", "经验", "先河", "主题"),
     "company": ("公司", "企业", "集团", "厂"),
 }
+# Nouns after a question word that add nothing to the answer ("哪几件事").
+GENERIC_HEADS = ("事情", "事", "内容", "东西")
 _HEAD_LOOKUP = sorted(((noun, cat) for cat, nouns in HEAD_NOUN_CATEGORIES.items() for noun in nouns),
                       key=lambda x: -len(x[0]))
 
@@ -72,7 +74,7 @@ WH_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("period", re.compile(r"从哪(?:一)?年到哪(?:一)?年|哪几年|起止(?:时间|年份)?")),
     ("date", re.compile(r"(?:在)?(?:哪一年|哪年|何年|哪一天|哪天|何时|什么时候|什么时间|哪个月|几月份?|哪年哪月)")),
     ("quantity", re.compile(rf"(?:多少|几)(?P<unit>{MEASURE_WORDS_RE})?")),
-    ("which", re.compile(rf"(?:哪(?:一|几|[{CN_NUM}])?(?:个|家|位|本|份|部|项|条|种|类|所|座|间|些)?|什么)"
+    ("which", re.compile(rf"(?:哪(?:一|几|[{CN_NUM}])?(?:个|家|位|本|份|部|项|条|种|类|所|座|间|些|件|方面)?|什么)"
                          rf"(?P<head>[{CJK_IDEOGRAPH}]{{0,6}})")),
     ("who", re.compile(r"谁")),
     ("where", re.compile(r"哪里|何处|什么地方")),
@@ -106,6 +108,8 @@ class QuestionAnalysis:
     expanded_terms: list[str] = field(default_factory=list)  # English glossary expansions
     secondary: list[tuple[str, str]] = field(default_factory=list)  # e.g. ("ordinal", "期") for 第几期
     unknown_names: list[str] = field(default_factory=list)  # English names with no Chinese equivalent
+    head_start: int | None = None  # where the head phrase after "哪个/哪两项" starts in the question
+    replace_span: tuple[int, int] | None = None  # what a statement replaces, when wider than wh_span
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -233,10 +237,14 @@ def _find_wh(a: QuestionAnalysis) -> None:
         count = re.match(rf"哪([{CN_NUM}])", m.group(0))
         if count and count.group(1) not in "几一":
             a.expected_count = cn_to_int(count.group(1))
+        a.head_start = m.start("head")
         if noun:  # keep only up to the head noun: "哪个部门的支持" -> "哪个部门"
             a.wh_span = (start, m.start("head") + head.rfind(noun) + len(noun))
-        else:  # "哪些方面的服务": the question word alone is replaced
+        else:  # "哪些业务系统": the question word alone is replaced
             a.wh_span = (start, m.start("head"))
+            if head.startswith(GENERIC_HEADS):  # "哪几件事": the answer replaces the noun too
+                generic = next(g for g in GENERIC_HEADS if head.startswith(g))
+                a.replace_span = (start, m.start("head") + len(generic))
             if m.group(0).startswith("什么") and not head:
                 # "协议全称叫什么": the thing named comes before the question word.
                 before = q[:start]

@@ -411,11 +411,12 @@ class Answerer:
                 return self.refusal(question, a, hits, min(confidence, self.threshold - 1e-3),
                                     dict(debug, refusal_reason="the evidence neither confirms nor denies it"))
         short = self.short_answer(a, cand, span, verdict)
-        if a.secondary:
-            short = self.add_secondary(a, cand, short)
+        secondary = self.secondary_answer(a, cand) if a.secondary else None
         quote_span = self.quote_span(cand, span)
         citation = self.cite(cand, quote_span, marker=1)
-        lead = self.lead(a, short, span, verdict)
+        lead = self.lead(a, short, span, verdict, secondary)
+        if secondary:
+            short = f"{short}，{secondary}"
         body = [lead, "", f"> {citation.text}[1]", "", ("来源：" if a.lang == "zh" else "Sources:"),
                 f"[1] {citation.label()}"]
         if cand.hit not in hits:
@@ -434,7 +435,7 @@ class Answerer:
             return cand.text
         return span.text
 
-    def add_secondary(self, a: QuestionAnalysis, cand: SentenceCandidate, short: str) -> str:
+    def secondary_answer(self, a: QuestionAnalysis, cand: SentenceCandidate) -> str | None:
         """Answer a second question word ("…的第几期") from the same passage."""
         passage = cand.hit.passage
         for kind, unit in a.secondary:
@@ -443,10 +444,11 @@ class Answerer:
             for s, e in passage.sentences:
                 found = extract_ordinals(Evidence(passage.text[s:e], "", []), a, unit)
                 if found:
-                    return f"{short}，{found[0].text}"
-        return short
+                    return found[0].text
+        return None
 
-    def lead(self, a: QuestionAnalysis, short: str, span: Span | None, verdict: str | None) -> str:
+    def lead(self, a: QuestionAnalysis, short: str, span: Span | None, verdict: str | None,
+             secondary: str | None = None) -> str:
         qtype = type_table().get(a.qtype)
         templates = qtype.templates
         fields = {"short": short, "statement": "", "english": english_rendering(short) if a.lang == "en" else "",
@@ -457,7 +459,9 @@ class Answerer:
             fields["verdict_en"] = "Yes" if verdict == "yes" else "No"
         if a.lang == "en":
             return templates.get("lead_en", "**{short}**").format(**fields)
-        statement = make_statement(a, short) if a.qtype != "yesno" else ""
+        statement = make_statement(a, short, secondary) if a.qtype != "yesno" else ""
+        if secondary and not statement:
+            fields["short"] = f"{short}，{secondary}"
         fields["statement"] = statement
         if statement and "{statement}" in templates.get("lead_zh", ""):
             return templates["lead_zh"].format(**fields)
@@ -529,29 +533,37 @@ def verify_citation(citation: Citation, doc: Document, passage: Passage) -> None
         raise CitationError(f"quote does not match the original text at offsets [{citation.start}, {citation.end})")
 
 
-def make_statement(a: QuestionAnalysis, short: str) -> str:
+def natural_join(items: Sequence[str]) -> str:
+    """A、B和C."""
+    items = list(items)
+    return items[0] if len(items) == 1 else "、".join(items[:-1]) + "和" + items[-1]
+
+
+def make_statement(a: QuestionAnalysis, short: str, secondary: str | None = None) -> str:
     """Put the answer where the question word is: Chinese questions keep the
     question word in place ("是哪年建起来的" -> "是**2000年**建起来的")."""
     if a.lang != "zh" or not a.wh_span or not short:
         return ""
     q = a.question
-    start, end = a.wh_span
-    wh = q[start:end]
-    if a.wh_kind == "which" and a.head_noun and a.head_category in ("program", None):
+    start, end = a.replace_span or a.wh_span
+    items = short.split("、")
+    if a.wh_kind == "which" and a.head_noun and a.head_category in ("program", None) and a.head_start:
         # "哪两项国家试点" -> "“A”和“B”国家试点": a name that is not itself the
         # head noun keeps it; an organisation or place replaces "哪个部门" whole.
-        items = short.split("、")
         if not all(it.rstrip("”》").endswith(a.head_noun[-1]) for it in items):
-            end = start + wh.rfind(a.head_noun) if a.head_noun in wh else end
+            end = a.head_start
     prefix = re.sub(r"^(?:请问|那么|那)", "", q[:start])
     if a.wh_kind == "period" and not prefix.endswith("是"):
         prefix += "是"
     suffix = re.sub(r"[吗呢啊呀吧？?。！!\s]+$", "", q[end:])
-    if a.wh_kind == "quantity" and a.unit and short.endswith(a.unit):
-        pass  # the unit is in the answer; the question's unit was part of the span
-    elif a.wh_kind == "quantity" and not a.unit:
-        pass
-    statement = f"{prefix}**{short}**{suffix}".strip()
+    # "哪几个“化”" answered by "数字化、智能化…": the quoted suffix is said already.
+    quoted_tail = re.fullmatch(r"[“\"]([^”\"]{1,3})[”\"](.*)", suffix)
+    if quoted_tail and all(it.endswith(quoted_tail.group(1)) for it in items):
+        suffix = quoted_tail.group(2)
+    answer = natural_join(items) if len(items) > 1 else short
+    if secondary:
+        suffix = re.sub(r"第几[期届次批个项]", f"**{secondary}**", suffix, count=1)
+    statement = f"{prefix}**{answer}**{suffix}".strip()
     statement = re.sub(r"[，,]\s*$", "", statement)
     return statement + "。"
 

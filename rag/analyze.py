@@ -74,7 +74,7 @@ WH_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("period", re.compile(r"从哪(?:一)?年到哪(?:一)?年|哪几年|起止(?:时间|年份)?")),
     ("date", re.compile(r"(?:在)?(?:哪一年|哪年|何年|哪一天|哪天|何时|什么时候|什么时间|哪个月|几月份?|哪年哪月)")),
     ("quantity", re.compile(rf"(?:多少|几)(?P<unit>{MEASURE_WORDS_RE})?")),
-    ("which", re.compile(rf"(?:哪(?:一|几|[{CN_NUM}])?(?:个|家|位|本|份|部|项|条|种|类|所|座|间|些|件|方面)?|什么)"
+    ("which", re.compile(rf"(?:哪(?:一|几|[{CN_NUM}])?(?:个|家|位|本|份|部|项|条|种|类|所|座|间|些|件|方面|栋|幢|层|处|号)?|什么)"
                          rf"(?P<head>[{CJK_IDEOGRAPH}]{{0,6}})")),
     ("who", re.compile(r"谁")),
     ("where", re.compile(r"哪里|何处|什么地方")),
@@ -130,13 +130,29 @@ def focus_terms(question: str, tokenizer: ChineseTokenizer) -> list[str]:
     return out
 
 
-def classify(question: str, lang: str) -> str:
+def classify(question: str, lang: str, boundaries: set[int] | None = None) -> str:
+    """The highest-priority type whose cue matches.  With word ``boundaries``
+    (Chinese), a cue must start on a word boundary, so that "目的" is not
+    found inside "一个项目的"."""
     text = unicodedata.normalize("NFKC", question).lower()
     for qtype in type_table().types:
         cues = qtype.en if lang == "en" else qtype.zh
-        if any(p.search(text) for p in cues):
-            return qtype.name
+        for pattern in cues:
+            for m in pattern.finditer(text):
+                if boundaries is None or lang == "en" or m.start() in boundaries:
+                    return qtype.name
     return "other"
+
+
+def word_boundaries(text: str, tokenizer: ChineseTokenizer) -> set[int]:
+    """Offsets in the NFKC-normalized, lower-cased ``text`` where jieba words
+    start or end."""
+    normalized = unicodedata.normalize("NFKC", text).lower()
+    cuts, pos = {0, len(normalized)}, 0
+    for word, _ in tokenizer.tagged_words(normalized):
+        pos += len(word)
+        cuts.add(pos)
+    return cuts
 
 
 def _head_category(head: str) -> tuple[str | None, str | None]:
@@ -153,8 +169,8 @@ def _head_category(head: str) -> tuple[str | None, str | None]:
     return (best[2], best[3]) if best else (None, None)
 
 
-_COUNTED = re.compile(rf"(?P<n>\d+|[{CN_NUM}]+)(?:个|家|项|位|名|条)?(?P<noun>[{CJK_IDEOGRAPH}]{{1,4}}?)"
-                      r"(?:分别|都|各自)?(?:是|有|包括)(?:哪|什么)")
+_COUNTED = re.compile(rf"(?P<n>\d+|[{CN_NUM}]+)(?:个|家|项|位|名|条|轮|次|批|类|种|处|枚|省|市)(?P<noun>[{CJK_IDEOGRAPH}]{{0,10}}?)"
+                      r"(?:具体|分别|都|各自|各)?(?:是在|是|有|包括|叫|在)(?:哪|什么)")
 # Capitalised words of an English question: names the glossary cannot map
 # (e.g. a city the corpus never mentions) make the question unanswerable.
 _EN_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
@@ -166,7 +182,7 @@ _ORDINAL = re.compile(rf"第([{CN_NUM}\d]+)(?:个)?(?:阶段|部分|点|方面|�
 def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list[str]] | None = None) -> QuestionAnalysis:
     q = question.strip()
     lang = detect_lang(q)
-    qtype = classify(q, lang)
+    qtype = classify(q, lang, word_boundaries(q, tokenizer) if lang == "zh" else None)
     analysis = QuestionAnalysis(question=q, lang=lang, qtype=qtype, tokens=tokenizer.tokenize(q),
                                 focus_terms=focus_terms(q, tokenizer))
     analysis.years = _YEAR.findall(q)
@@ -178,10 +194,14 @@ def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list
     if lang == "en" and glossary:
         # English words never occur in the Chinese text: the glossary's Chinese
         # terms (and Latin words such as "ISO") stand in for them.
-        analysis.expanded_terms = list(dict.fromkeys(expand_english(q, glossary)))
+        expanded, untranslated = expand_english(q, glossary)
+        analysis.expanded_terms = list(dict.fromkeys(expanded))
         analysis.tokens = analysis.tokens + tokenizer.tokenize(" ".join(analysis.expanded_terms))
         latin = [w for w in analysis.focus_terms if w.isupper() or re.fullmatch(r"[A-Z0-9]{2,}", w)]
-        analysis.focus_terms = list(dict.fromkeys(analysis.expanded_terms + latin)) or analysis.focus_terms
+        # Untranslated content words stay focus terms: they will not be found
+        # in Chinese text, which is what coverage should say about them.
+        analysis.focus_terms = list(dict.fromkeys(analysis.expanded_terms + latin + untranslated)) \
+            or analysis.focus_terms
     _find_wh(analysis)
     if qtype == "list" and analysis.wh_span and re.search(r"[、和与及]", q[: analysis.wh_span[0]]) \
             and re.search(r"分别|各自", q):
@@ -257,8 +277,9 @@ def _find_wh(a: QuestionAnalysis) -> None:
         a.head_category = "place"
 
 
-def expand_english(question: str, glossary: dict[str, list[str]]) -> list[str]:
-    """Chinese terms for the English phrases of a question (longest phrase first)."""
+def expand_english(question: str, glossary: dict[str, list[str]]) -> tuple[list[str], list[str]]:
+    """Chinese terms for the English phrases of a question (longest phrase
+    first), and the English content words the glossary could not translate."""
     text = " " + re.sub(r"[^a-z0-9 ]+", " ", question.lower()) + " "
     terms: list[str] = []
     for phrase in sorted(glossary, key=len, reverse=True):
@@ -266,7 +287,8 @@ def expand_english(question: str, glossary: dict[str, list[str]]) -> list[str]:
         if key in text:
             terms.extend(glossary[phrase])
             text = text.replace(key, " ")
-    return terms
+    leftover = [w for w in text.split() if len(w) >= 3 and w not in EN_STOPWORDS and not w.isdigit()]
+    return terms, leftover
 
 
 @lru_cache(maxsize=1)

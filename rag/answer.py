@@ -21,6 +21,7 @@ from .chunk import index_text
 from .extract import (Evidence, Span, extract_clauses, extract_dates, extract_definitions, extract_entities,
                       extract_fields, extract_lists, extract_modifier, extract_ordinals, extract_quantities,
                       extract_slot, yes_no_verdict)
+from .outline import Outline
 from .retrieve import Retriever
 from .schema import MASTHEAD, Answer, Citation, Document, Hit, Passage
 from .text import CN_NUM, cn_to_int, split_clauses, squeeze
@@ -69,6 +70,7 @@ class Choice:
     span: Span | None
     score: float
     fallback: bool = False  # span is a clause window, not a typed answer
+    outline: tuple = ()     # OutlineItems, when the answer lists headings
 
 
 def sigmoid(x: float) -> float:
@@ -97,6 +99,7 @@ class Answerer:
             (int(p), int(a), int(b)): i for i, (p, a, b) in enumerate(rows)}
         self.known_terms = set(self.tokenizer.settings.user_words)
         self.glossary = english_glossary()
+        self.outline = Outline(index.passages)
         self.synonyms = synonyms()
         self._idf_cache: dict[str, float] = {}
 
@@ -169,7 +172,7 @@ class Answerer:
         pool = self.retriever.fuse(lists, max(top_k, EVIDENCE_POOL), "hybrid", qvec)
         hits = pool[:top_k]
         candidates = self.rank_sentences(a, forms, pool, qvec)
-        choice = self.choose(a, forms, candidates)
+        choice = self.outline_choice(a, forms, pool, qvec) or self.choose(a, forms, candidates)
         features = self.features(a, forms, pool, choice)
         confidence = self.confidence(features)
         debug = {"analysis": {k: v for k, v in a.to_dict().items() if k != "question"}, "features": features,
@@ -225,6 +228,43 @@ class Answerer:
             if m and cn_to_int(m.group(1)) == a.ordinal:
                 return 0.6
         return -0.1
+
+    def outline_choice(self, a: QuestionAnalysis, forms: dict[str, list[str]], pool: list[Hit],
+                       qvec: np.ndarray) -> Choice | None:
+        """Structure questions ("分成了哪几个阶段") answered by headings."""
+        doc_ids = list(dict.fromkeys(h.passage.doc_id for h in pool))
+        items = self.outline.match(a, lambda text: self.coverage(text, forms), doc_ids)
+        if not items:
+            return None
+        index = self.retriever.index
+        first = index.passages[items[0].row]
+        start = first.text.find(items[0].label)
+        if start < 0:
+            return None
+        sentence = next(((s, e) for s, e in first.sentences if s <= start < e), (0, len(first.text)))
+        hit = next((h for h in pool if h.passage is first), None) or Hit(passage=first, rank=len(pool) + 1, score=0.0)
+        text = first.text[sentence[0]:sentence[1]]
+        srow = self.sentence_row.get((items[0].row, *sentence))
+        dense_sim = float(index.sentence_vectors[srow] @ qvec) if srow is not None else 0.0
+        cand = SentenceCandidate(hit, items[0].row, sentence[0], sentence[1], text,
+                                 self.coverage(index_text(first), forms), dense_sim, 1.0)
+        local = start - sentence[0]
+        span = Span(local, local + len(items[0].label), "、".join(i.text for i in items), "outline", 6.0,
+                    tuple(i.text for i in items))
+        return Choice(cand, span, 1.0, outline=tuple(items))
+
+    def outline_citations(self, items) -> list[Citation]:
+        index = self.retriever.index
+        citations = []
+        for marker, item in enumerate(items[:6], 1):
+            passage = index.passages[item.row]
+            start = passage.text.find(item.label)
+            if start < 0:
+                continue
+            hit = Hit(passage=passage, rank=0, score=0.0)
+            cand = SentenceCandidate(hit, item.row, start, start + len(item.label), item.label, 0.0, 0.0, 0.0)
+            citations.append(self.cite(cand, (0, len(item.label)), marker=len(citations) + 1))
+        return citations
 
     # ------------------------------------------------------ span extraction
     def extract(self, a: QuestionAnalysis, ev: Evidence) -> list[Span]:
@@ -326,7 +366,7 @@ class Answerer:
             return {"passage_coverage": 0.0, "sentence_coverage": 0.0, "sentence_dense": 0.0, "top_dense": 0.0,
                     "typed_missing": 1.0, "span_support": 0.0, "count_mismatch": 0.0,
                     "english": 1.0 if a.lang == "en" else 0.0, "missing_critical": 1.0, "unknown_terms": 1.0,
-                    "unknown_nouns": 1.0, "typed_coverage": 0.0}
+                    "unknown_nouns": 1.0, "typed_coverage": 0.0, "span_clause_coverage": 0.0}
         passage = choice.candidate.hit.passage
         context = index_text(passage)
         critical = [y for y in a.years] + [q for q in a.quoted] + [n for n in a.numbers]
@@ -361,7 +401,27 @@ class Answerer:
             "unknown_terms": round(unknown / total, 4),
             "unknown_nouns": round(missing_nouns / total, 4),
             "typed_coverage": round(choice.candidate.lexical, 4) if a.qtype in TYPED else 0.0,
+            # The answer must sit in a clause about the question's subject:
+            # "同年7月" belongs to whatever its own clause says happened.
+            "span_clause_coverage": round(self.span_clause_coverage(choice, forms), 4) if typed else 0.0,
         }
+
+    def span_clause_coverage(self, choice: Choice, forms: dict[str, list[str]]) -> float:
+        span, text = choice.span, choice.candidate.text
+        if span is None:
+            return 0.0
+        clauses = split_clauses(text)
+        inside = [i for i, (s, e) in enumerate(clauses) if s < span.end and span.start < e]
+        if not inside:
+            return 0.0
+        lo, hi = inside[0], inside[-1] + 1
+        # A clause that is little more than the answer ("2017年，") introduces
+        # the next one, which then says what happened.
+        rest = text[clauses[lo][0]:clauses[hi - 1][1]].replace(text[span.start:span.end], "", 1)
+        if len(rest.strip("，,：:；;。 ")) < 4 and hi < len(clauses):
+            hi += 1
+        window = text[clauses[lo][0]:clauses[hi - 1][1]].replace(text[span.start:span.end], "", 1)
+        return self.coverage(window, forms)
 
     @property
     def threshold(self) -> float:
@@ -420,19 +480,21 @@ class Answerer:
                                     dict(debug, refusal_reason="the evidence neither confirms nor denies it"))
         short = self.short_answer(a, cand, span, verdict)
         secondary = self.secondary_answer(a, cand) if a.secondary else None
-        quote_span = self.quote_span(cand, span)
-        citation = self.cite(cand, quote_span, marker=1)
+        if span is not None and span.kind == "outline":
+            citations = self.outline_citations(choice.outline)
+        else:
+            citations = [self.cite(cand, self.quote_span(cand, span), marker=1)]
         lead = self.lead(a, short, span, verdict, secondary)
         if secondary:
             short = f"{short}，{secondary}"
-        body = [lead, "", f"> {citation.text}[1]", "", ("来源：" if a.lang == "zh" else "Sources:"),
-                f"[1] {citation.label()}"]
+        body = [lead, ""] + [f"> {c.text}[{c.marker}]" for c in citations] + [
+            "", ("来源：" if a.lang == "zh" else "Sources:")] + [f"[{c.marker}] {c.label()}" for c in citations]
         if cand.hit not in hits:
             hits = hits + [cand.hit]
         debug["evidence"] = {"passage_id": cand.hit.passage.passage_id, "sentence_score": round(cand.score, 4),
                              "span_kind": span.kind if span else None}
         return Answer(question=question, text="\n".join(body), short_answer=short, qtype=a.qtype,
-                      confidence=confidence, refused=False, citations=[citation], hits=hits, lang=a.lang,
+                      confidence=confidence, refused=False, citations=citations, hits=hits, lang=a.lang,
                       debug=debug)
 
     def short_answer(self, a: QuestionAnalysis, cand: SentenceCandidate, span: Span | None,

@@ -7,7 +7,6 @@ unanswerable item while refusing as few answerable ones as possible.
 """
 from __future__ import annotations
 
-import json
 import math
 from importlib import resources
 from pathlib import Path
@@ -40,47 +39,85 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int =
     return w[:-1], float(w[-1])
 
 
-def choose_threshold(scores: np.ndarray, answerable: np.ndarray) -> float:
-    """Highest-accuracy threshold among those that refuse every unanswerable
-    item; ties go to the midpoint of the gap (a margin on both sides)."""
-    negatives = scores[~answerable]
-    floor = float(negatives.max()) if len(negatives) else 0.0
-    above = np.sort(scores[answerable & (scores > floor)])
-    if len(above) == 0:
-        return min(0.99, floor + 1e-3)
-    return float((floor + above[0]) / 2)
+def choose_threshold(scores: np.ndarray, answerable: np.ndarray, correct: np.ndarray) -> float:
+    """The threshold with the most right outcomes on the labelled questions:
+    answered and correct, or refused and unanswerable.  Ties go to the
+    midpoint of the widest gap (a margin on both sides)."""
+    candidates = np.unique(np.concatenate([scores, [0.0, 1.0]]))
+    best_key, best = None, 0.5
+    for lo, hi in zip(candidates, candidates[1:]):
+        t = (lo + hi) / 2
+        answered = scores >= t
+        right = int((answered & correct).sum() + (~answered & ~answerable).sum())
+        key = (right, hi - lo)
+        if best_key is None or key > best_key:
+            best_key, best = key, t
+    return float(best)
 
 
-def collect(assistant: Assistant, paths: Sequence[Path]) -> tuple[list[str], np.ndarray, np.ndarray, list[dict]]:
+def lenient_correct(row: dict, text: str) -> bool:
+    """Gold inside the answer (whitespace removed); long golds (>= 10
+    characters) may be covered at >= 80% of their characters in order."""
+    from .text import squeeze
+
+    if not row.get("answerable", True):
+        return False
+    answer = squeeze(text)
+
+    def present(gold: str) -> bool:
+        gold = squeeze(gold)
+        if gold in answer:
+            return True
+        return len(gold) >= 10 and _lcs(gold, answer) / len(gold) >= 0.8
+
+    golds = row.get("answers") or []
+    return bool(golds) and (all if row.get("note") == "all" else any)(present(g) for g in golds)
+
+
+def _lcs(a: str, b: str) -> int:
+    prev = [0] * (len(b) + 1)
+    for ca in a:
+        cur = [0]
+        for j, cb in enumerate(b):
+            cur.append(prev[j] + 1 if ca == cb else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def collect(assistant: Assistant, paths: Sequence[Path]):
+    """Features, labels and would-be correctness (answers with refusal off)."""
     rows = []
     for path in paths:
         rows += [r for r in read_questions(path).rows]
-    answers = assistant.ask_many([r["question"] for r in rows])
+    config = assistant.config
+    assistant.state.answerer.config = config.replace(refusal_threshold=0.0)
+    try:
+        answers = assistant.ask_many([r["question"] for r in rows])
+    finally:
+        assistant.state.answerer.config = config
     names = sorted(answers[0].debug["features"])
     x = np.array([[a.debug["features"][k] for k in names] for a in answers], dtype=float)
-    y = np.array([bool(r.get("answerable", True)) for r in rows])
-    return names, x, y, rows
+    answerable = np.array([bool(r.get("answerable", True)) for r in rows])
+    correct = np.array([lenient_correct(r, a.text) for r, a in zip(rows, answers)])
+    return names, x, answerable, correct, rows
 
 
 def run_calibration(assistant: Assistant, paths: Sequence[Path], write: bool = False) -> int:
-    names, x, y, rows = collect(assistant, paths)
+    names, x, y, correct, rows = collect(assistant, paths)
     weights, bias = fit_logistic(x, y.astype(float))
     scores = 1.0 / (1.0 + np.exp(-(x @ weights + bias)))
-    threshold = choose_threshold(scores, y)
-    refused = scores < threshold
-    print(f"{len(rows)} questions ({int(y.sum())} answerable, {int((~y).sum())} unanswerable)")
+    threshold = choose_threshold(scores, y, correct)
+    answered = scores >= threshold
+    print(f"{len(rows)} questions ({int(y.sum())} answerable, {int((~y).sum())} unanswerable); "
+          f"{int(correct.sum())} answered correctly when nothing is refused")
     print("weights: " + ", ".join(f"{n}={w:+.3f}" for n, w in zip(names, weights)) + f", bias={bias:+.3f}")
-    print(f"threshold {threshold:.3f}: refuses {int((refused & ~y).sum())}/{int((~y).sum())} unanswerable, "
-          f"{int((refused & y).sum())}/{int(y.sum())} answerable")
-    for r, s, ans in zip(rows, scores, y):
-        if (s < threshold) == ans:
-            print(f"  {'false refusal' if ans else 'answered'}: {r.get('id')} {s:.3f} {r['question']}")
-    order = np.argsort(-scores[~y])
-    print("highest-scoring unanswerable items:")
-    for i in order[:5]:
-        r = [row for row, label in zip(rows, y) if not label][i]
-        print(f"  {r.get('id')} {scores[~y][i]:.3f} {r['question']}  "
-              + json.dumps(dict(zip(names, x[~y][i].round(3).tolist()))))
+    right = int((answered & correct).sum() + (~answered & ~y).sum())
+    print(f"threshold {threshold:.3f}: {right}/{len(rows)} right; refuses {int((~answered & ~y).sum())}/"
+          f"{int((~y).sum())} unanswerable and {int((~answered & y).sum())}/{int(y.sum())} answerable "
+          f"({int((~answered & correct).sum())} of which would have been answered correctly)")
+    for r, s_, ans, ok in zip(rows, scores, y, answered):
+        if ok and not ans:
+            print(f"  answered although unanswerable: {r.get('id')} {s_:.3f} {r['question']}")
     if write:
         path = Path(str(resources.files("rag.data").joinpath("confidence.toml")))
         lines = ["# Confidence = sigmoid(bias + sum(weight * feature)); features from rag/answer.py",
@@ -96,9 +133,3 @@ def sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def dump_features(assistant: Assistant, paths: Sequence[Path], out: Path) -> None:
-    names, x, y, rows = collect(assistant, paths)
-    with open(out, "w", encoding="utf-8") as fh:
-        for r, feats, label in zip(rows, x, y):
-            fh.write(json.dumps({"id": r.get("id"), "answerable": bool(label),
-                                 "features": dict(zip(names, feats.tolist()))}, ensure_ascii=False) + "\n")

@@ -1,0 +1,99 @@
+"""Questions about a report's structure, answered from its outline:
+"报告把改革分成了哪几个阶段？" lists the top-level section headings;
+"授权审批那个阶段主要做了哪几件事？" lists the points ("一是…二是…") of the
+section the question names.  Headings are verbatim text of their passages,
+so every item is cited like any other quote."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from .analyze import QuestionAnalysis
+from .schema import Passage
+from .text import CN_NUM, cn_to_int
+
+# Nouns that name sections of a report, and nouns that name the points inside one.
+SECTION_NOUNS = ("阶段", "部分", "时期", "章", "节", "板块", "篇")
+POINT_NOUNS = ("件事", "方面", "举措", "措施", "做法", "成就", "成效", "工作", "重点", "亮点", "步", "点", "大事",
+               "内容", "任务", "改革")
+LIST_ASKING = re.compile(r"哪几|哪些|几个|几件|几项|几方面|分别|都有什么|有什么|包括")
+NUMBERING = re.compile(rf"^(?:[{CN_NUM}]{{1,3}}[、是]|[（(][{CN_NUM}\d]{{1,3}}[）)]|\d{{1,2}}[.．、]|第[{CN_NUM}\d]+[章节篇部分])\s*")
+PERIOD = re.compile(r"[（(]((?:19|20)\d{2})\s*[-—–~至]+\s*((?:19|20)\d{2})?[）)]")
+
+
+@dataclass(frozen=True)
+class OutlineNode:
+    path: tuple[str, ...]
+    row: int  # first passage (row) under this heading
+
+
+@dataclass(frozen=True)
+class OutlineItem:
+    label: str        # the heading as written ("一是开启“授权审批”先河")
+    text: str         # without its numbering ("开启“授权审批”先河")
+    row: int
+
+
+def strip_numbering(label: str) -> str:
+    return NUMBERING.sub("", label).strip()
+
+
+class Outline:
+    def __init__(self, passages: list[Passage]) -> None:
+        self.nodes: dict[str, list[OutlineNode]] = {}
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        for row, p in enumerate(passages):
+            for depth in range(1, len(p.heading_path) + 1):
+                key = (p.doc_id, p.heading_path[:depth])
+                if key not in seen:
+                    seen.add(key)
+                    self.nodes.setdefault(p.doc_id, []).append(OutlineNode(p.heading_path[:depth], row))
+
+    def children(self, doc_id: str, parent: tuple[str, ...]) -> list[OutlineNode]:
+        return [n for n in self.nodes.get(doc_id, []) if len(n.path) == len(parent) + 1 and n.path[:-1] == parent]
+
+    def match(self, a: QuestionAnalysis, coverage: Callable[[str], float],
+              doc_ids: list[str]) -> list[OutlineItem] | None:
+        """Outline items answering ``a``, or None when the question is not
+        about the report's structure."""
+        if a.qtype not in ("list", "summary", "entity", "other", "definition") or not LIST_ASKING.search(a.question):
+            return None
+        q = a.question
+        for doc_id in doc_ids:
+            tops = self.children(doc_id, ())
+            if len(tops) < 2:
+                continue
+            section = self._named_section(a, tops, coverage)
+            noun = next((n for n in SECTION_NOUNS if n in q), None)
+            if section is None and noun and sum(noun in t.path[0] for t in tops) >= 2:
+                chosen = [t for t in tops if noun in t.path[0]]
+                return [OutlineItem(t.path[0], strip_numbering(t.path[0]), t.row) for t in chosen]
+            if section is not None and any(n in q for n in POINT_NOUNS):
+                kids = self.children(doc_id, section.path)
+                if len(kids) >= 2:
+                    return [OutlineItem(k.path[-1], strip_numbering(k.path[-1]), k.row) for k in kids]
+        return None
+
+    @staticmethod
+    def _named_section(a: QuestionAnalysis, tops: list[OutlineNode],
+                       coverage: Callable[[str], float]) -> OutlineNode | None:
+        """The top-level section the question names: by ordinal ("第二阶段"),
+        by a year inside its period ("2019年以后" ~ "（2019--）"), or by words
+        of its label ("授权审批那个阶段")."""
+        if a.ordinal:
+            for t in tops:
+                m = re.match(rf"([{CN_NUM}]+)、", t.path[0])
+                if m and cn_to_int(m.group(1)) == a.ordinal:
+                    return t
+        for year in a.years:
+            for t in tops:
+                m = PERIOD.search(t.path[0])
+                if m and int(m.group(1)) <= int(year) <= int(m.group(2) or 9999):
+                    return t
+        scored = [(coverage(strip_numbering(t.path[0])), t) for t in tops]
+        best = max(scored, key=lambda x: x[0])
+        others = sorted((s for s, _ in scored), reverse=True)
+        if best[0] >= 0.25 and (len(others) < 2 or best[0] > others[1]):
+            return best[1]
+        return None

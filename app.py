@@ -60,7 +60,8 @@ CSS = """
 #sources .src-path { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 2px 0 6px; }
 #sources .src-text { line-height: 1.7; }
 #sources mark { background: #ffe58f; color: inherit; padding: 0 1px; }
-#sources .src-scores, #sources .src-summary { font-size: 0.8em; color: var(--body-text-color-subdued); margin-top: 4px; }
+#sources .src-scores, #sources .src-summary { font-size: 0.8em; color: var(--body-text-color-subdued);
+  margin-top: 4px; }
 #debug .dbg-table { font-size: 0.85em; border-collapse: collapse; width: 100%; }
 #debug .dbg-table th, #debug .dbg-table td { border: 1px solid var(--border-color-primary); padding: 2px 6px;
   text-align: left; vertical-align: top; }
@@ -103,7 +104,6 @@ def _titles(assistant: Assistant) -> dict[str, str]:
 def _preview(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
-
 
 
 # --------------------------------------------------------------------- app
@@ -165,6 +165,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             answer = assistant.ask(cleaned, top_k, history=asked[-MAX_HISTORY:])
             log.info("/chat %.0f ms refused=%s confidence=%.2f history=%d", (time.perf_counter() - t0) * 1000,
                      answer.refused, answer.confidence, len(asked))
+            data = answer.to_dict()
+            reply = answer_markdown(answer.text)
+            shown = sources_html(data, _titles(assistant)), debug_html(data, answer.debug)
         except InputError as exc:  # e.g. a top_k out of range sent through the API
             log.info("/chat: rejected input: %s", exc)
             messages.append({"role": "assistant", "content": markdown_literal(str(exc))})
@@ -173,10 +176,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             log.exception("/chat: unexpected error")
             messages.append({"role": "assistant", "content": markdown_literal(INTERNAL_ERROR)})
             return text, messages, SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, asked
-        asked.append(cleaned)
-        data = answer.to_dict()
-        messages.append({"role": "assistant", "content": answer_markdown(answer.text)})
-        return "", messages, sources_html(data, _titles(assistant)), debug_html(data, answer.debug), asked
+        messages.append({"role": "assistant", "content": reply})
+        return "", messages, *shown, (asked + [cleaned])[-MAX_HISTORY:]
 
     def clear():
         return [], [], SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, ""
@@ -196,8 +197,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                                      placeholder="在下方输入问题；可以追问，例如先问“一站式服务中心是哪一年成立的？”"
                                                  "再问“那它有几个窗口？”")
                 with gr.Row():
-                    question = gr.Textbox(label="问题", show_label=False, elem_id="question", scale=5, lines=1, max_lines=4,
-                                          placeholder="输入问题，按回车发送")
+                    question = gr.Textbox(label="问题", show_label=False, elem_id="question", scale=5, lines=1,
+                                          max_lines=4, placeholder="输入问题，按回车发送")
                     send = gr.Button("发送", variant="primary", elem_id="send", scale=1, min_width=80)
                 with gr.Row():
                     top_k = gr.Slider(1, UI_MAX_TOP_K, value=min(assistant.config.top_k, UI_MAX_TOP_K), step=1,
@@ -212,8 +213,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
         chat_io = dict(fn=chat, inputs=[question, chatbot, top_k, asked],
                        outputs=[question, chatbot, sources, debug, asked])
-        question.submit(**chat_io, api_name="chat", api_description="One chat turn (follow-ups use this session's "
-                        "earlier questions): returns the cleared textbox, the chat messages, sources HTML and debug HTML.")
+        question.submit(**chat_io, api_name="chat",
+                        api_description="One chat turn (follow-ups use this session's earlier questions): returns "
+                                        "the textbox value, the chat messages, sources HTML and debug HTML.")
         send.click(**chat_io, api_visibility="private")
         clear_btn.click(clear, None, [chatbot, asked, sources, debug, question], api_visibility="private")
         chatbot.clear(clear, None, [chatbot, asked, sources, debug, question], api_visibility="private")

@@ -39,7 +39,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session scope: checked before the (session) assistant is loaded
 def browser():
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium, "
@@ -57,7 +57,7 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def url(assistant, browser):  # the browser first: no server is started when the test skips
+def url(browser, assistant):  # the browser first: nothing is loaded or started when the test skips
     import app
 
     demo = app.build_app(assistant)

@@ -187,6 +187,13 @@ def test_chat_multi_turn_with_sources_and_debug(url):
     assert "结合上文理解为" in debug
 
 
+def test_chat_refusal_shows_reason_and_uncited_passages(url):
+    chat = new_client(url)
+    _, messages, sources, debug = call(chat, "What is the GDP of France?", [], 5, api_name="/chat")
+    assert "没有引用" in sources and "<mark>" not in sources
+    assert "拒答原因" in debug and "置信度" in debug
+
+
 def test_chat_escapes_html_question(url):
     chat = new_client(url)
     _, messages, sources, debug = call(chat, XSS, [], 5, api_name="/chat")

@@ -1,0 +1,316 @@
+"""政策问答 — the Gradio chat UI and API, a thin layer over :mod:`rag`.
+
+    .venv/bin/python app.py [--host 127.0.0.1] [--port 7860] [--index DIR] [--corpus DIR]
+
+The index is loaded once at start (built first when missing or stale).  The
+same app serves the browser UI and a Gradio API (see ``README.md``):
+
+- ``/ask``    (question: str, top_k: int) -> Answer.to_dict()
+- ``/search`` (question: str, top_k: int) -> [Hit.to_dict(), ...]
+- ``/batch``  (questions: list[str], top_k: int) -> [Answer.to_dict(), ...]
+- ``/chat``   (question, chat messages, top_k) -> (textbox, chat messages, sources HTML, debug HTML)
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import html
+import ipaddress
+import logging
+import os
+import sys
+import time
+from typing import Any, Iterator, Sequence
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
+
+import gradio as gr  # noqa: E402
+
+from rag.assistant import Assistant, validate_question  # noqa: E402
+from rag.config import Config  # noqa: E402
+from rag.errors import InputError, RagError  # noqa: E402
+from rag.present import answer_markdown, debug_html, markdown_literal, sources_html  # noqa: E402
+
+log = logging.getLogger("app")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+MAX_BATCH = 200          # questions per /batch call
+MAX_HISTORY = 8          # previous questions passed to the assistant for follow-ups
+UI_MAX_TOP_K = 10
+
+EXAMPLES = [
+    "一站式服务中心是哪一年成立的？",
+    "园区最早的咨询窗口提供哪些方面的服务？",
+    "放管服具体指什么？",
+    "When did the State Council approve the overall plan for the open innovation pilot?",
+]
+
+EMPTY_PROMPT = "请输入一个问题，例如：“一站式服务中心是哪一年成立的？”"
+INTERNAL_ERROR = "抱歉，处理这个问题时出错了（内部错误，已记录在服务器日志中）。请稍后再试或换个问法。"
+SOURCES_PLACEHOLDER = '<div class="sources src-summary">提问后，这里列出回答引用的段落，引文以高亮标出。</div>'
+DEBUG_PLACEHOLDER = '<div class="debug">提问后，这里显示每个检索段落的向量、BM25 和融合排名，以及置信度和拒答原因。</div>'
+
+CSS = """
+#sources .src-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px;
+  margin: 8px 0; background: var(--background-fill-secondary); }
+#sources .src-uncited { opacity: 0.8; border-style: dashed; }
+#sources .src-head { font-weight: 600; }
+#sources .src-marker { color: var(--color-accent); margin-right: 4px; }
+#sources .src-path { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 2px 0 6px; }
+#sources .src-text { line-height: 1.7; }
+#sources mark { background: #ffe58f; color: inherit; padding: 0 1px; }
+#sources .src-scores, #sources .src-summary { font-size: 0.8em; color: var(--body-text-color-subdued);
+  margin-top: 4px; }
+#debug .dbg-table { font-size: 0.85em; border-collapse: collapse; width: 100%; }
+#debug .dbg-table th, #debug .dbg-table td { border: 1px solid var(--border-color-primary); padding: 2px 6px;
+  text-align: left; vertical-align: top; }
+#debug .dbg-facts { margin: 0 0 8px 1.2em; }
+"""
+
+# System fonts only: the default theme would fetch web fonts from the internet.
+THEME = gr.themes.Soft(
+    font=["PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "system-ui", "sans-serif"],
+    font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"],
+)
+
+
+# ------------------------------------------------------------------ helpers
+@contextlib.contextmanager
+def _api_errors(endpoint: str) -> Iterator[None]:
+    """Turn errors into a clear gr.Error for the caller; log them here."""
+    try:
+        yield
+    except InputError as exc:
+        log.info("%s: rejected input: %s", endpoint, exc)
+        # gr.Error messages are rendered as HTML in the UI: escape (they may quote the input).
+        raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
+    except RagError as exc:
+        log.error("%s: %s", endpoint, exc)
+        raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
+    except gr.Error:
+        raise
+    except Exception:
+        log.exception("%s: unexpected error", endpoint)
+        raise gr.Error("internal error while answering; see the server log (服务器内部错误，详见日志)",
+                       print_exception=False) from None
+
+
+def _titles(assistant: Assistant) -> dict[str, str]:
+    return {doc_id: doc.metadata.get("short_title") or doc.title
+            for doc_id, doc in assistant.index.documents.items()}
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# --------------------------------------------------------------------- app
+def build_app(assistant: Assistant) -> gr.Blocks:
+    """The UI and the named API endpoints over one loaded assistant."""
+    # ------------------------------------------------------- API endpoints
+    def ask(question: str, top_k: int = assistant.config.top_k) -> dict:
+        """Answer one question: the answer (Markdown), short answer, confidence, citations and passages."""
+        with _api_errors("/ask"):
+            t0 = time.perf_counter()
+            answer = assistant.ask(question, top_k)
+            log.info("/ask %.0f ms refused=%s confidence=%.2f", (time.perf_counter() - t0) * 1000,
+                     answer.refused, answer.confidence)
+            return answer.to_dict()
+
+    def search(question: str, top_k: int = assistant.config.top_k) -> list[dict]:
+        """Retrieve passages (hybrid dense + BM25), ranked, with each side's score and rank."""
+        with _api_errors("/search"):
+            return [hit.to_dict() for hit in assistant.search(question, top_k)]
+
+    def batch(questions: list[str], top_k: int = assistant.config.top_k) -> list[dict]:
+        """Answer up to 200 questions; the answers come back in the same order."""
+        with _api_errors("/batch"):
+            if not isinstance(questions, (list, tuple)):
+                raise InputError(f"questions must be a list of strings, got {type(questions).__name__}.")
+            if len(questions) > MAX_BATCH:
+                raise InputError(f"一次最多 {MAX_BATCH} 个问题，收到 {len(questions)} 个；请分批提交。"
+                                 f"(At most {MAX_BATCH} questions per call, got {len(questions)}.)")
+            for i, q in enumerate(questions, 1):
+                try:
+                    validate_question(q, assistant.config.max_question_chars)
+                except InputError as exc:
+                    raise InputError(f"第 {i} 个问题 (question {i}): {exc}") from None
+            t0 = time.perf_counter()
+            answers = assistant.ask_many(list(questions), top_k)
+            log.info("/batch %d questions in %.0f ms", len(answers), (time.perf_counter() - t0) * 1000)
+            return [a.to_dict() for a in answers]
+
+    # -------------------------------------------------------------- chat
+    def chat(question: str, messages: list | None, top_k: float, asked: list | None):
+        """One chat turn: returns (textbox value, messages, sources HTML, debug HTML, asked questions)."""
+        messages = list(messages or [])
+        asked = list(asked or [])
+        text = question if isinstance(question, str) else ""
+        try:
+            cleaned = validate_question(text, assistant.config.max_question_chars)
+        except InputError as exc:
+            log.info("/chat: rejected input: %s", exc)
+            if not text.strip():
+                messages.append({"role": "assistant", "content": markdown_literal(EMPTY_PROMPT)})
+                return "", messages, SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, asked
+            messages.append({"role": "user", "content": markdown_literal(_preview(text))})
+            messages.append({"role": "assistant", "content": markdown_literal(str(exc))})
+            # keep the text in the box, to be shortened
+            return text, messages, SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, asked
+        messages.append({"role": "user", "content": markdown_literal(cleaned)})
+        try:
+            t0 = time.perf_counter()
+            answer = assistant.ask(cleaned, top_k, history=asked[-MAX_HISTORY:])
+            log.info("/chat %.0f ms refused=%s confidence=%.2f history=%d", (time.perf_counter() - t0) * 1000,
+                     answer.refused, answer.confidence, len(asked))
+            data = answer.to_dict()
+            reply = answer_markdown(answer.text)
+            shown = sources_html(data, _titles(assistant)), debug_html(data, answer.debug)
+        except InputError as exc:  # e.g. a top_k out of range sent through the API
+            log.info("/chat: rejected input: %s", exc)
+            messages.append({"role": "assistant", "content": markdown_literal(str(exc))})
+            return text, messages, SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, asked
+        except Exception:
+            log.exception("/chat: unexpected error")
+            messages.append({"role": "assistant", "content": markdown_literal(INTERNAL_ERROR)})
+            return text, messages, SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, asked
+        messages.append({"role": "assistant", "content": reply})
+        return "", messages, *shown, (asked + [cleaned])[-MAX_HISTORY:]
+
+    def clear():
+        return [], [], SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, ""
+
+    # ------------------------------------------------------------ layout
+    titles = list(_titles(assistant).values())
+    with gr.Blocks(title="政策问答") as demo:
+        gr.Markdown("## 政策问答 · Policy Q&A\n"
+                    "基于报告原文回答，每句引文都标注出处；报告中没有答案时会如实说明。"
+                    + (f"知识库：{'、'.join('《' + markdown_literal(t) + '》' for t in titles)}" if titles else ""))
+        asked = gr.State([])
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="对话", show_label=False, elem_id="chat", height=520, latex_delimiters=[],
+                                     sanitize_html=True, render_markdown=True, allow_tags=False,
+                                     feedback_options=None, buttons=["copy"], layout="bubble",
+                                     placeholder="在下方输入问题；可以追问，例如先问“一站式服务中心是哪一年成立的？”"
+                                                 "再问“那它有几个窗口？”")
+                with gr.Row():
+                    question = gr.Textbox(label="问题", show_label=False, elem_id="question", scale=5, lines=1,
+                                          max_lines=4, placeholder="输入问题，按回车发送")
+                    send = gr.Button("发送", variant="primary", elem_id="send", scale=1, min_width=80)
+                with gr.Row():
+                    top_k = gr.Slider(1, UI_MAX_TOP_K, value=min(assistant.config.top_k, UI_MAX_TOP_K), step=1,
+                                      label="检索段落数 (top_k)", elem_id="top-k", scale=3)
+                    clear_btn = gr.Button("清空对话", elem_id="clear", scale=1, min_width=80)
+                gr.Examples(EXAMPLES, inputs=[question], label="示例问题")
+            with gr.Column(scale=2):
+                gr.Markdown("### 来源")
+                sources = gr.HTML(SOURCES_PLACEHOLDER, label="来源", elem_id="sources", js_on_load=None)
+        with gr.Accordion("检索调试（向量 / BM25 / 融合排名）", open=False, elem_id="debug-accordion"):
+            debug = gr.HTML(DEBUG_PLACEHOLDER, label="检索调试", elem_id="debug", js_on_load=None)
+
+        chat_io = dict(fn=chat, inputs=[question, chatbot, top_k, asked],
+                       outputs=[question, chatbot, sources, debug, asked])
+        question.submit(**chat_io, api_name="chat",
+                        api_description="One chat turn (follow-ups use this session's earlier questions): returns "
+                                        "the textbox value, the chat messages, sources HTML and debug HTML.")
+        send.click(**chat_io, api_visibility="private")
+        clear_btn.click(clear, None, [chatbot, asked, sources, debug, question], api_visibility="private")
+        chatbot.clear(clear, None, [chatbot, asked, sources, debug, question], api_visibility="private")
+
+        gr.api(ask, api_name="ask")
+        gr.api(search, api_name="search")
+        gr.api(batch, api_name="batch")
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, concurrency: int = 2,
+           prevent_thread_lock: bool = False, quiet: bool = False):
+    """Enable the queue and start serving; returns Gradio's (app, local_url, share_url)."""
+    # The model and index are shared and Assistant.ask is thread-safe; more
+    # parallel requests than CPU cores only make each of them slower.
+    demo.queue(default_concurrency_limit=concurrency, max_size=256)
+    return demo.launch(server_name=host, server_port=port, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
+                       show_error=False, theme=THEME, css=CSS, footer_links=["api"], ssr_mode=False)
+
+
+# -------------------------------------------------------------------- main
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    p = argparse.ArgumentParser(description="政策问答: chat UI and Gradio API over the report index.")
+    p.add_argument("--host", default=env.get("RAG_HOST", DEFAULT_HOST),
+                   help="address to listen on (default 127.0.0.1, or env RAG_HOST); "
+                        "other addresses, e.g. 0.0.0.0, expose the app to the network")
+    p.add_argument("--port", type=int, default=env.get("RAG_PORT", str(DEFAULT_PORT)),
+                   help="port (default 7860, or env RAG_PORT)")
+    p.add_argument("--index", help="index directory (default: Config, env RAG_INDEX_DIR)")
+    p.add_argument("--corpus", help="corpus directory (default: Config, env RAG_CORPUS_DIR)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a Config setting (repeatable)")
+    p.add_argument("--rebuild", choices=("auto", "never", "always"), default="auto",
+                   help="build the index when missing or stale (auto, default), never, or always")
+    p.add_argument("--concurrency", type=int, default=env.get("RAG_CONCURRENCY", "2"),
+                   help="questions answered in parallel (default 2, or env RAG_CONCURRENCY)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        overrides: dict[str, Any] = {}
+        for item in args.set or []:
+            if "=" not in item:
+                raise RagError(f"--set expects name=value, got {item!r}")
+            key, value = item.split("=", 1)
+            overrides[key.strip()] = value.strip()
+        if args.index:
+            overrides["index_dir"] = args.index
+        if args.corpus:
+            overrides["corpus_dir"] = args.corpus
+        config = Config.from_env(**overrides)
+        if args.concurrency < 1:
+            raise RagError("--concurrency must be at least 1")
+        assistant = Assistant.open(config, rebuild=args.rebuild)
+    except RagError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    t = assistant.timings
+    if "build_s" in t:
+        log.info("index built in %.1f s and loaded in %.1f s (%d passages) from %s", t["build_s"],
+                 t.get("load_s", 0.0), len(assistant.index.passages), config.corpus_dir)
+    else:
+        log.info("index loaded in %.1f s (%d passages, %s)", t.get("load_s", 0.0), len(assistant.index.passages),
+                 assistant.index.path)
+    if not _is_loopback(args.host):
+        log.warning("listening on %s: the app is reachable from other machines", args.host)
+    demo = build_app(assistant)
+    try:
+        launch(demo, args.host, args.port, concurrency=args.concurrency, prevent_thread_lock=True)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s (choose another port with --port)", args.host, args.port, exc)
+        return 1
+    log.info("ready in %.1f s: http://%s:%d/ (API: /ask /search /batch /chat)", time.perf_counter() - t0,
+             args.host, args.port)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        demo.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

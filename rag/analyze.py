@@ -63,6 +63,8 @@ HEAD_NOUN_CATEGORIES: dict[str, tuple[str, ...]] = {
                 "架构", "原则", "目标", "经验", "先河", "主题"),
     "company": ("公司", "企业", "集团", "厂"),
 }
+# Titles of people ("园区的书记是谁" must be answered by a 书记).
+ROLE_TITLES = ("书记", "副书记", "市长", "副市长", "主任", "主席", "局长", "处长", "主编", "编辑", "责任编辑", "总设计师")
 # Nouns after a question word that add nothing to the answer ("哪几件事").
 GENERIC_HEADS = ("事情", "事", "内容", "东西")
 _HEAD_LOOKUP = sorted(((noun, cat) for cat, nouns in HEAD_NOUN_CATEGORIES.items() for noun in nouns),
@@ -250,6 +252,8 @@ def _find_wh(a: QuestionAnalysis) -> None:
         a.wants_period = True
     elif kind == "quantity":
         a.unit = m.group("unit")
+        if not a.unit and re.match(r"钱|资金|经费|金额", q[end:]):
+            a.unit = "元"  # "花了多少钱": an amount of money
     elif kind == "which":
         head = m.group("head")
         noun, category = _head_category(head)
@@ -273,6 +277,10 @@ def _find_wh(a: QuestionAnalysis) -> None:
                     _, a.head_noun, a.head_category = max(found)
     elif kind == "who":
         a.head_category = "person"
+        # "园区的书记是谁": the title asked about comes before the question word.
+        role = next((r for r in sorted(ROLE_TITLES, key=len, reverse=True) if q[:start].rstrip("是为").endswith(r)), None)
+        if role:
+            a.head_noun = role
     elif kind == "where":
         a.head_category = "place"
 

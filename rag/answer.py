@@ -32,6 +32,12 @@ EVIDENCE_POOL = 10
 SENTENCES_TRIED = 8
 QUOTE_MAX_CHARS = 120
 TYPED = ("date", "number", "entity", "list")
+# Refuse whatever the other signals say when this share of the question's
+# nouns (by weight) never occurs in the corpus ("火星基地", "常住人口").
+VETO_UNKNOWN_NOUNS = 0.5
+# Verbs that carry no content of their own in questions.
+GENERIC_VERBS = frozenset({"进行", "开展", "实现", "推进", "推动", "提供", "成为", "作为", "属于", "包括", "发展", "建设",
+                           "开始", "需要", "可以", "能够", "应该", "通过", "采取", "提出"})
 # Which extractors answer which question type, in order of preference.
 # Types not listed (reason, process, other...) are answered with the clauses
 # of the best sentence that carry the question's terms.
@@ -177,6 +183,9 @@ class Answerer:
         confidence = self.confidence(features)
         debug = {"analysis": {k: v for k, v in a.to_dict().items() if k != "question"}, "features": features,
                  "resolved_question": a.question}
+        if features["unknown_nouns"] >= VETO_UNKNOWN_NOUNS:
+            # Most of what the question is about never occurs in the corpus.
+            confidence = min(confidence, self.threshold / 2)
         if choice is None or confidence < self.threshold:
             debug["refusal_reason"] = self.refusal_reason(a, features, choice)
             return self.refusal(question, a, hits, confidence, debug)
@@ -366,7 +375,8 @@ class Answerer:
             return {"passage_coverage": 0.0, "sentence_coverage": 0.0, "sentence_dense": 0.0, "top_dense": 0.0,
                     "typed_missing": 1.0, "span_support": 0.0, "count_mismatch": 0.0,
                     "english": 1.0 if a.lang == "en" else 0.0, "missing_critical": 1.0, "unknown_terms": 1.0,
-                    "unknown_nouns": 1.0, "typed_coverage": 0.0, "span_clause_coverage": 0.0}
+                    "unknown_nouns": 1.0, "typed_coverage": 0.0, "span_clause_coverage": 0.0,
+                    "subject_missing": 1.0, "predicate_missing": 1.0}
         passage = choice.candidate.hit.passage
         context = index_text(passage)
         critical = [y for y in a.years] + [q for q in a.quoted] + [n for n in a.numbers]
@@ -400,11 +410,33 @@ class Answerer:
             "missing_critical": 1.0 if missing else 0.0,
             "unknown_terms": round(unknown / total, 4),
             "unknown_nouns": round(missing_nouns / total, 4),
+            "subject_missing": 1.0 if self.subject_missing(a, forms, context) else 0.0,
+            "predicate_missing": round(self.predicate_missing(a, forms, choice.candidate.text), 4),
             "typed_coverage": round(choice.candidate.lexical, 4) if a.qtype in TYPED else 0.0,
             # The answer must sit in a clause about the question's subject:
             # "同年7月" belongs to whatever its own clause says happened.
             "span_clause_coverage": round(self.span_clause_coverage(choice, forms), 4) if typed else 0.0,
         }
+
+    def subject_missing(self, a: QuestionAnalysis, forms: dict[str, list[str]], context: str) -> bool:
+        """Chinese puts the topic first: the first specific noun of the
+        question ("一站式服务中心的电话…") must be in the evidence passage, or
+        the evidence is about something else."""
+        nouns = {w for w, flag in self.tokenizer.tagged_words(a.question) if flag[:1] in ("n", "x") or flag == "nz"}
+        for term in a.focus_terms:
+            if term in nouns and len(term) >= 2 and self.in_corpus(term) and self.term_weight(term) >= 0.5:
+                return not any(v in context for v in forms.get(term, [term]))
+        return False
+
+    def predicate_missing(self, a: QuestionAnalysis, forms: dict[str, list[str]], sentence: str) -> float:
+        """Share of the question's specific verbs ("发明", "签署") that neither
+        the evidence sentence nor the corpus uses (with synonyms)."""
+        verbs = [w for w, flag in self.tokenizer.tagged_words(a.question)
+                 if flag[:1] == "v" and len(w) >= 2 and w in forms and w not in GENERIC_VERBS]
+        if not verbs:
+            return 0.0
+        missing = [v for v in verbs if not any(f in sentence for f in forms[v])]
+        return len(missing) / len(verbs)
 
     def span_clause_coverage(self, choice: Choice, forms: dict[str, list[str]]) -> float:
         span, text = choice.span, choice.candidate.text
@@ -440,6 +472,10 @@ class Answerer:
             reasons.append("a year, number or quoted term of the question does not occur in the best passage")
         if f["unknown_terms"] >= 0.3:
             reasons.append(f"{f['unknown_terms']:.0%} of the question's key terms (by weight) never occur in the corpus")
+        if f["unknown_nouns"] >= VETO_UNKNOWN_NOUNS:
+            reasons.append("the question's main nouns never occur in the corpus")
+        if f.get("subject_missing"):
+            reasons.append("the subject of the question is not what the best passage talks about")
         if f["passage_coverage"] < 0.5:
             reasons.append(f"the best passage covers only {f['passage_coverage']:.0%} of the question's key terms")
         if f["typed_missing"]:

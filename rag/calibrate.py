@@ -20,22 +20,34 @@ from .batch import read_questions
 L2 = 0.3  # ridge penalty: few labelled questions, so keep weights small
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 200) -> tuple[np.ndarray, float]:
-    """Newton's method for L2-regularised logistic regression (bias not
-    penalised).  Returns (weights, bias)."""
+# Features whose direction is known: more of a "+" feature can only make an
+# answer safer, more of a "-" feature only riskier.  The fit respects these
+# signs, so a quirk of the labelled sample cannot teach the model, say, that
+# unknown nouns are good news.
+SIGNS = {
+    "passage_coverage": +1, "sentence_coverage": +1, "sentence_dense": +1, "top_dense": +1,
+    "span_support": +1, "span_clause_coverage": +1,
+    "typed_missing": -1, "missing_critical": -1, "unknown_terms": -1, "unknown_nouns": -1,
+    "count_mismatch": -1, "subject_missing": -1, "predicate_missing": -1,
+}
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, signs: Sequence[int] | None = None,
+                 iterations: int = 3000, lr: float = 0.5) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression (bias not penalised) by projected
+    gradient descent: after each step, weights with a known sign that
+    crossed zero are clipped to zero.  Returns (weights, bias)."""
     n, d = x.shape
     xb = np.hstack([x, np.ones((n, 1))])
     w = np.zeros(d + 1)
     penalty = np.full(d + 1, l2)
     penalty[-1] = 0.0
+    sign = np.zeros(d + 1) if signs is None else np.append(np.asarray(signs, dtype=float), 0.0)
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-xb @ w))
-        grad = xb.T @ (p - y) + penalty * w
-        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(penalty) + 1e-9 * np.eye(d + 1)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -30, 30)))
+        grad = (xb.T @ (p - y) + penalty * w) / n
+        w -= lr * grad
+        w = np.where(sign > 0, np.maximum(w, 0.0), np.where(sign < 0, np.minimum(w, 0.0), w))
     return w[:-1], float(w[-1])
 
 
@@ -104,7 +116,7 @@ def collect(assistant: Assistant, paths: Sequence[Path]):
 
 def run_calibration(assistant: Assistant, paths: Sequence[Path], write: bool = False) -> int:
     names, x, y, correct, rows = collect(assistant, paths)
-    weights, bias = fit_logistic(x, y.astype(float))
+    weights, bias = fit_logistic(x, y.astype(float), signs=[SIGNS.get(n, 0) for n in names])
     scores = 1.0 / (1.0 + np.exp(-(x @ weights + bias)))
     threshold = choose_threshold(scores, y, correct)
     answered = scores >= threshold

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .analyze import HEAD_NOUN_CATEGORIES, QuestionAnalysis
+from .analyze import HEAD_NOUN_CATEGORIES, ROLE_TITLES, QuestionAnalysis
 from .text import (CJK_IDEOGRAPH, CN_NUM, DATE_PATTERNS, QUANTITY_RE, cn_to_int, split_clauses)
 from .tokenize import ORG_SUFFIXES, ChineseTokenizer
 
@@ -187,15 +187,21 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
         if not re.search(r"\d", digits) and len(digits) == 1 and digits == "一" and unit in ("个", "项", "步", "张", "条", "批"):
             continue  # "一个", "一批" are mostly articles, not answers
         score = 1.0 + proximity(ev, start, end) + slot_fit(ev, a, start, end)
+        exact_unit = bool(a.unit) and (unit == a.unit or unit.endswith(a.unit) or a.unit.endswith(unit))
+        if a.unit == "元" and not unit.endswith("元"):
+            continue  # "多少钱" is answered by an amount of money only
+        after = _following(ev.sentence, end, 6)
+        counted = bool(noun and noun[:2] and noun[:2] in after)
         if a.unit:
-            if unit == a.unit or unit.endswith(a.unit) or a.unit.endswith(unit):
+            if exact_unit:
                 score += 2.5
+            elif noun and not counted:
+                continue  # "多少家企业" is not answered by "三个窗口"
             elif _UNIT_FAMILY.get(unit) and _UNIT_FAMILY.get(unit) == _UNIT_FAMILY.get(a.unit):
                 score += 0.8
             else:
                 score -= 0.5
-        after = _following(ev.sentence, end, 6)
-        if noun and noun[:2] and noun[:2] in after:
+        if counted:
             score += 2.0
         elif noun and noun[:1] and after.startswith(noun[:1]):
             score += 0.8
@@ -410,6 +416,10 @@ def extract_entities(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokeni
             score += 1.0
         spans.append(Span(start, end, text, f"entity:{kind}", score))
     spans = [sp for sp in spans if agrees_with_head(sp.text, a)]
+    if category == "person" and a.head_noun in ROLE_TITLES:
+        # "园区的书记是谁": a person named with that title, not another one.
+        spans = [sp for sp in spans if sp.text.endswith(a.head_noun)
+                 or ev.sentence[sp.end:sp.end + len(a.head_noun)] == a.head_noun]
     if a.expected_count and a.expected_count > 1 and len(spans) >= 2:
         spans = _group_entities(ev, spans, a.expected_count)
     return spans
@@ -545,12 +555,16 @@ def extract_fields(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
             continue
         value = re.split(r"[（(]", m.group("value"))[0]
         start = m.start("value")
+        if a.head_category == "person" and not re.fullmatch(rf"[{CJK_IDEOGRAPH}]{{2,4}}", value):
+            continue  # "谁" is answered by a name, not a phone number
+        if a.qtype == "number" and not re.search(r"\d", value):
+            continue
         match_len = max(len(label) - i for i in range(len(label) - 1) if label[i:] in text_q)
         spans.append(Span(start, start + len(value), value, "field", 2.0 + 0.5 * match_len))
     return spans
 
 
-_SLOT_STOP = re.compile(r"[，。；：、,;:！？!?（）()]|为契机|为标志|为目标|为主|的同时|为|的")
+_SLOT_STOP = re.compile(r"[，。；：、,;:！？!?（）()\s]|为契机|为标志|为目标|为主|的同时|为|的")
 
 
 def extract_slot(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer) -> list[Span]:
@@ -572,7 +586,7 @@ def extract_slot(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer)
     spans = []
     for m in re.finditer(re.escape(anchor), ev.sentence):
         start = m.end()
-        while start < len(ev.sentence) and ev.sentence[start] in "了的":
+        while start < len(ev.sentence) and ev.sentence[start] in "了的：:， \u3000":
             start += 1
         rest = ev.sentence[start:start + 30]
         stop = _SLOT_STOP.search(rest, 2)

@@ -97,8 +97,7 @@ def _api_errors(endpoint: str) -> Iterator[None]:
 
 
 def _titles(assistant: Assistant) -> dict[str, str]:
-    return {doc_id: doc.metadata.get("short_title") or doc.title
-            for doc_id, doc in assistant.index.documents.items()}
+    return {doc_id: assistant.document_title(doc_id) for doc_id in assistant.index.documents}
 
 
 def _preview(text: str, limit: int = 60) -> str:

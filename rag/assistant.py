@@ -21,6 +21,7 @@ from .tokenize import ChineseTokenizer
 log = logging.getLogger(__name__)
 
 REBUILD_POLICIES = ("auto", "never", "always")
+REFRESH_SECONDS = 2.0
 
 
 def validate_question(question: object, max_chars: int) -> str:
@@ -78,6 +79,7 @@ class Assistant:
         self.store = IndexStore(config.index_dir)
         self._state: _Loaded | None = None
         self._swap_lock = threading.Lock()
+        self._last_refresh_check = time.monotonic()
         self.timings: dict[str, float] = {}
 
     # ----------------------------------------------------------- lifecycle
@@ -152,6 +154,21 @@ class Assistant:
             return False
         return True
 
+    def _maybe_refresh(self) -> None:
+        """Serving processes pick up an index rebuilt elsewhere (checked at
+        most every REFRESH_SECONDS; one symlink lookup)."""
+        now = time.monotonic()
+        if now - self._last_refresh_check >= REFRESH_SECONDS:
+            self._last_refresh_check = now
+            self.refresh()
+
+    def document_title(self, doc_id: str) -> str:
+        """The short title used in citations (sidecar short_title, else title)."""
+        doc = self.index.documents.get(doc_id)
+        if doc is None:
+            return doc_id
+        return doc.metadata.get("short_title") or doc.title
+
     @property
     def state(self) -> _Loaded:
         if self._state is None:
@@ -166,6 +183,7 @@ class Assistant:
     def search(self, question: str, top_k: int | None = None, mode: str = "hybrid") -> list[Hit]:
         question = validate_question(question, self.config.max_question_chars)
         k = validate_top_k(top_k, self.config.top_k, self.config.max_top_k)
+        self._maybe_refresh()
         return self.state.retriever.search(question, k, mode)
 
     def ask(self, question: str, top_k: int | None = None, history: Sequence[str] = ()) -> Answer:
@@ -175,5 +193,6 @@ class Assistant:
                  histories: Sequence[Sequence[str]] | None = None) -> list[Answer]:
         k = validate_top_k(top_k, self.config.top_k, self.config.max_top_k)
         cleaned = [validate_question(q, self.config.max_question_chars) for q in questions]
+        self._maybe_refresh()
         state = self.state
         return state.answerer.answer_many(cleaned, k, histories)

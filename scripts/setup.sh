@@ -36,8 +36,8 @@ fi
 
 if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "setup: installing Debian chromium for the browser test"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    echo "setup: installing Debian chromium (and a Chinese font for screenshots) for the browser test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null) \
       || echo "setup: WARNING: could not install chromium; the browser test will fail" >&2
   else
     echo "setup: WARNING: /usr/bin/chromium missing and cannot apt-get it; install Debian's chromium" >&2

@@ -394,8 +394,10 @@ class Answerer:
         # name a missing concept; unknown verbs are usually just paraphrase.
         nouns = {w for w, flag in self.tokenizer.tagged_words(a.question)
                  if flag[:1] in ("n", "t", "x", "e") or flag == "eng"}
-        missing_nouns = sum(self.term_weight(t) for t in forms if t in nouns and not self.in_corpus(t)
-                            and not any(self.in_corpus(v) for v in forms[t][1:]))
+        # (English words the glossary could not translate are a gap in the
+        # glossary, not in the corpus: they are left to unknown_terms.)
+        missing_nouns = sum(self.term_weight(t) for t in forms if t in nouns and not t.isascii()
+                            and not self.in_corpus(t) and not any(self.in_corpus(v) for v in forms[t][1:]))
         return {
             "passage_coverage": round(self.coverage(context, forms), 4),
             "sentence_coverage": round(choice.candidate.lexical, 4),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from .analyze import HEAD_NOUN_CATEGORIES, ROLE_TITLES, QuestionAnalysis
-from .text import (CJK_IDEOGRAPH, CN_NUM, DATE_PATTERNS, QUANTITY_RE, cn_to_int, split_clauses)
+from .text import (CJK_IDEOGRAPH, CN_NUM, DATE_PATTERNS, QUANTITY_RE, canonical_numbers, cn_to_int, split_clauses)
 from .tokenize import ORG_SUFFIXES, ChineseTokenizer
 
 
@@ -191,7 +191,11 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
         if a.unit == "元" and not unit.endswith("元"):
             continue  # "多少钱" is answered by an amount of money only
         after = _following(ev.sentence, end, 6)
-        counted = bool(noun and noun[:2] and noun[:2] in after)
+        before = ev.sentence[max(0, start - 6):start]
+        # What is counted: the noun after the number ("10个部门"), the unit
+        # itself ("8省" for "多少个省份"), or a noun just before ("业务285项").
+        counted = bool(noun and (noun[:2] in after or noun.startswith(unit)
+                                 or (len(noun) >= 2 and before.endswith(noun[:2]))))
         if a.unit:
             if exact_unit:
                 score += 2.5
@@ -530,9 +534,17 @@ def extract_modifier(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
             continue
         phrase = left[cut:]
         de = phrase.rfind("的")
-        if de <= 1:
-            continue
-        start, end = cut, cut + de
+        if de > 1:
+            start, end = cut, cut + de
+        else:
+            # "建设行政体制改革示范平台": no 的, so the answer is the noun phrase
+            # itself, without a leading verb.
+            start, end = cut, hm.end()
+            first = re.match(r"(?:建设|打造|建立|成立|形成|搭建|设立|构建|成为)", ev.sentence[start:end])
+            if first:
+                start += first.end()
+            if end - start < 4:
+                continue
         spans.append(Span(start, end, ev.sentence[start:end], "modifier", 2.0 + proximity(ev, start, end)))
     return spans
 
@@ -678,8 +690,8 @@ def yes_no_verdict(ev: Evidence, a: QuestionAnalysis, coverage: float) -> tuple[
     s_years = set(re.findall(r"(?:19|20)\d{2}", sentence))
     if q_years and s_years and not (q_years & s_years) and coverage >= 0.5:
         return "no", 0.8
-    q_nums = {n for n in a.numbers}
-    s_nums = set(re.findall(r"\d+(?:\.\d+)?", sentence))
+    q_nums = {n for n in re.findall(r"\d+(?:\.\d+)?", canonical_numbers(a.question)) if n not in q_years}
+    s_nums = set(re.findall(r"\d+(?:\.\d+)?", canonical_numbers(sentence)))
     if q_nums and s_nums and not (q_nums & s_nums) and coverage >= 0.5:
         return "no", 0.7
     q_neg = bool(NEGATIONS.search(re.sub(r"是不是|有没有|能不能|会不会|对不对|是否|不是.*吗|不光|不仅", "",

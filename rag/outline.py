@@ -16,8 +16,8 @@ from .text import CN_NUM, cn_to_int
 # Nouns that name sections of a report, and nouns that name the points inside one.
 SECTION_NOUNS = ("阶段", "部分", "时期", "章", "节", "板块", "篇")
 POINT_NOUNS = ("件事", "方面", "举措", "措施", "做法", "成就", "成效", "工作", "重点", "亮点", "步", "点", "大事",
-               "内容", "任务", "改革")
-LIST_ASKING = re.compile(r"哪几|哪些|几个|几件|几项|几方面|分别|都有什么|有什么|包括")
+               "内容", "任务", "招")
+LIST_ASKING = re.compile(rf"哪几|哪些|哪[{CN_NUM}]|几个|几件|几项|几方面|分别|都有什么|有什么|包括")
 NUMBERING = re.compile(rf"^(?:[{CN_NUM}]{{1,3}}[、是]|[（(][{CN_NUM}\d]{{1,3}}[）)]|\d{{1,2}}[.．、]|第[{CN_NUM}\d]+[章节篇部分])\s*")
 PERIOD = re.compile(r"[（(]((?:19|20)\d{2})\s*[-—–~至]+\s*((?:19|20)\d{2})?[）)]")
 
@@ -60,16 +60,19 @@ class Outline:
         if a.qtype not in ("list", "summary", "entity", "other", "definition") or not LIST_ASKING.search(a.question):
             return None
         q = a.question
+        asking = LIST_ASKING.search(q)
+        after = q[asking.end():asking.end() + 4] if asking else ""
         for doc_id in doc_ids:
             tops = self.children(doc_id, ())
             if len(tops) < 2:
                 continue
             section = self._named_section(a, tops, coverage)
-            noun = next((n for n in SECTION_NOUNS if n in q), None)
+            # The noun must be what is asked for ("哪几个阶段"), not just mentioned.
+            noun = next((n for n in SECTION_NOUNS if n in after), None)
             if section is None and noun and sum(noun in t.path[0] for t in tops) >= 2:
                 chosen = [t for t in tops if noun in t.path[0]]
                 return [OutlineItem(t.path[0], strip_numbering(t.path[0]), t.row) for t in chosen]
-            if section is not None and any(n in q for n in POINT_NOUNS):
+            if section is not None and any(n in after for n in POINT_NOUNS):
                 kids = self.children(doc_id, section.path)
                 if len(kids) >= 2:
                     return [OutlineItem(k.path[-1], strip_numbering(k.path[-1]), k.row) for k in kids]

@@ -35,7 +35,8 @@ _QUESTION_TOKEN = re.compile(r"哪|什么|多少|为何|为啥|怎么|怎样|如
 EN_STOPWORDS = frozenset(
     "a an the of to in on at for by with from and or is are was were be been did do does what which who whom "
     "when where why how many much that this these those it its as about into than then there their his her "
-    "according report sip".split()
+    "according report sip over under after before during since still also only just very more most would could "
+    "should will can they them we our say says said per does".split()
 )
 
 

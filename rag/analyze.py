@@ -254,6 +254,8 @@ def _find_wh(a: QuestionAnalysis) -> None:
         a.unit = m.group("unit")
         if not a.unit and re.match(r"钱|资金|经费|金额", q[end:]):
             a.unit = "元"  # "花了多少钱": an amount of money
+    if a.qtype == "number" and not a.unit and re.search(r"比例|百分比|占比|百分之几|多少成|[率](?:是|有)?多|多大比", q):
+        a.unit = "%"  # a share is answered by a percentage
     elif kind == "which":
         head = m.group("head")
         noun, category = _head_category(head)
@@ -276,7 +278,7 @@ def _find_wh(a: QuestionAnalysis) -> None:
                 if found:
                     _, a.head_noun, a.head_category = max(found)
     elif kind == "who":
-        a.head_category = "person"
+        a.head_category = "person"  # a person, or the body that did it ("谁颁的奖")
         # "园区的书记是谁": the title asked about comes before the question word.
         role = next((r for r in sorted(ROLE_TITLES, key=len, reverse=True) if q[:start].rstrip("是为").endswith(r)), None)
         if role:

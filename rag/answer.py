@@ -106,6 +106,7 @@ class Answerer:
         self.known_terms = set(self.tokenizer.settings.user_words)
         self.glossary = english_glossary()
         self.outline = Outline(index.passages)
+        self.row_of_id = {p.passage_id: i for i, p in enumerate(index.passages)}
         self.synonyms = synonyms()
         self._idf_cache: dict[str, float] = {}
 
@@ -183,8 +184,9 @@ class Answerer:
         confidence = self.confidence(features)
         debug = {"analysis": {k: v for k, v in a.to_dict().items() if k != "question"}, "features": features,
                  "resolved_question": a.question}
-        if features["unknown_nouns"] >= VETO_UNKNOWN_NOUNS:
-            # Most of what the question is about never occurs in the corpus.
+        if features["unknown_nouns"] >= VETO_UNKNOWN_NOUNS or (a.qtype in TYPED and features["subject_missing"]):
+            # Most of what the question is about never occurs in the corpus, or
+            # the date/number/name found belongs to a passage about something else.
             confidence = min(confidence, self.threshold / 2)
         if choice is None or confidence < self.threshold:
             debug["refusal_reason"] = self.refusal_reason(a, features, choice)
@@ -195,13 +197,10 @@ class Answerer:
     def rank_sentences(self, a: QuestionAnalysis, forms: dict[str, list[str]], pool: list[Hit],
                        qvec: np.ndarray) -> list[SentenceCandidate]:
         index = self.retriever.index
-        row_of = {id(p): i for i, p in enumerate(index.passages)}
         out = []
         for hit in pool:
             passage = hit.passage
-            row = row_of.get(id(passage))
-            if row is None:
-                row = index.passages.index(passage)
+            row = self.row_of_id[passage.passage_id]
             prior = 1.0 / hit.rank
             heading_bonus = self.heading_bonus(a, passage)
             context_cov = self.coverage(index_text(passage), forms)
@@ -412,7 +411,7 @@ class Answerer:
             "missing_critical": 1.0 if missing else 0.0,
             "unknown_terms": round(unknown / total, 4),
             "unknown_nouns": round(missing_nouns / total, 4),
-            "subject_missing": 1.0 if self.subject_missing(a, forms, context) else 0.0,
+            "subject_missing": 1.0 if self.subject_missing(a, forms, passage) else 0.0,
             "predicate_missing": round(self.predicate_missing(a, forms, choice.candidate.text), 4),
             "typed_coverage": round(choice.candidate.lexical, 4) if a.qtype in TYPED else 0.0,
             # The answer must sit in a clause about the question's subject:
@@ -420,15 +419,29 @@ class Answerer:
             "span_clause_coverage": round(self.span_clause_coverage(choice, forms), 4) if typed else 0.0,
         }
 
-    def subject_missing(self, a: QuestionAnalysis, forms: dict[str, list[str]], context: str) -> bool:
+    def subject_missing(self, a: QuestionAnalysis, forms: dict[str, list[str]], passage: Passage) -> bool:
         """Chinese puts the topic first: the first specific noun of the
-        question ("一站式服务中心的电话…") must be in the evidence passage, or
-        the evidence is about something else."""
+        question ("一站式服务中心的电话…") must be in the evidence passage or
+        its neighbours in the same section, or the evidence is about
+        something else."""
         nouns = {w for w, flag in self.tokenizer.tagged_words(a.question) if flag[:1] in ("n", "x") or flag == "nz"}
         for term in a.focus_terms:
             if term in nouns and len(term) >= 2 and self.in_corpus(term) and self.term_weight(term) >= 0.5:
-                return not any(v in context for v in forms.get(term, [term]))
+                context = self.section_context(passage)
+                if any(v in context for v in forms.get(term, [term])):
+                    return False
+                grams = [term[i:i + 2] for i in range(len(term) - 1)]
+                return sum(g in context for g in grams) < max(1, len(grams) / 2)
         return False
+
+    def section_context(self, passage: Passage) -> str:
+        """A passage with the passages before and after it in its section."""
+        passages = self.retriever.index.passages
+        row = self.row_of_id.get(passage.passage_id, -10)
+        rows = [r for r in (row - 1, row, row + 1) if 0 <= r < len(passages)
+                and passages[r].doc_id == passage.doc_id and passages[r].heading_path[:1] == passage.heading_path[:1]
+                and passages[r].kind == passage.kind]
+        return "".join(index_text(passages[r]) for r in rows) if rows else index_text(passage)
 
     def predicate_missing(self, a: QuestionAnalysis, forms: dict[str, list[str]], sentence: str) -> float:
         """Share of the question's specific verbs ("发明", "签署") that neither

@@ -11,8 +11,8 @@ from .text import is_back_matter, looks_like_running_text, match_heading, split_
 # Words added to the *indexed* text (never to the passage text) of the
 # non-body kinds, so questions such as "登在哪本刊物" can find the masthead.
 KIND_INDEX_LABELS = {
-    MASTHEAD: "报头 刊物 期刊 期号 出版日期 发布 主办单位 作者 标题",
-    BACK_MATTER: "报尾 报送 发送范围 责任编辑 联系电话 地址 印数",
+    MASTHEAD: "报头 刊物 期刊 本期 文章 报告 期号 出版日期 发布 主办单位 作者 标题",
+    BACK_MATTER: "报尾 刊物 本期 文章 报告 稿件 报送 发送范围 责任编辑 联系电话 地址 印数",
     BODY: "",
 }
 KIND_DISPLAY = {MASTHEAD: "报头", BACK_MATTER: "报尾", BODY: "正文"}

@@ -168,6 +168,15 @@ def _noun_after_wh(a: QuestionAnalysis, n: int = 4) -> str:
     return re.split(stop, tail, maxsplit=1)[0][:n]
 
 
+def _noun_before_wh(a: QuestionAnalysis) -> str:
+    """"电话是多少" -> "电话": the thing whose number is asked, when it
+    precedes the question word."""
+    if not a.wh_span:
+        return ""
+    head = re.sub(r"(?:是|有|为|一共|共|总共|大概|大约|约)+$", "", a.question[: a.wh_span[0]])
+    return next((t for t in reversed(a.focus_terms) if len(t) >= 2 and head.endswith(t)), "")
+
+
 def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
     noun = _noun_after_wh(a)
     spans: list[Span] = []
@@ -186,16 +195,23 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
             continue
         if not re.search(r"\d", digits) and len(digits) == 1 and digits == "一" and unit in ("个", "项", "步", "张", "条", "批"):
             continue  # "一个", "一批" are mostly articles, not answers
+        if ev.sentence[end:end + 1] == "性":
+            continue  # "一次性" is an adverb, not a count
         score = 1.0 + proximity(ev, start, end) + slot_fit(ev, a, start, end)
         exact_unit = bool(a.unit) and (unit == a.unit or unit.endswith(a.unit) or a.unit.endswith(unit))
         if a.unit == "元" and not unit.endswith("元"):
             continue  # "多少钱" is answered by an amount of money only
+        if a.unit == "%" and unit not in ("%", "％", "个百分点"):
+            continue  # a share is answered by a percentage
         after = _following(ev.sentence, end, 6)
         before = ev.sentence[max(0, start - 6):start]
         # What is counted: the noun after the number ("10个部门"), the unit
         # itself ("8省" for "多少个省份"), or a noun just before ("业务285项").
         counted = bool(noun and (noun[:2] in after or noun.startswith(unit)
                                  or (len(noun) >= 2 and before.endswith(noun[:2]))))
+        topic = _noun_before_wh(a)
+        if not a.unit and not noun and topic and topic not in ev.sentence[max(0, start - 8):end + 8]:
+            continue  # "电话是多少" is not answered by a number that is not about a 电话
         if a.unit:
             if exact_unit:
                 score += 2.5
@@ -392,7 +408,10 @@ def _candidates_for(category: str | None, ev: Evidence, tokenizer: ChineseTokeni
             if flag == "ns" or w in GAZETTEER:
                 out.append((pos, pos + len(w), "place"))
             pos += len(w)
+        out += [(m.start(), m.end(), "place") for m in re.finditer(
+            rf"[{CJK_IDEOGRAPH}]{{1,8}}(?:大厦|大楼|广场|中心大楼|路\d*号?|街|大道)(?:[{CN_NUM}\d]+楼)?", s)]
     if category == "person":
+        out += [(a, b, "org") for a, b in _organisations(ev, tokenizer)]  # "谁颁的奖": a body can be the 谁
         pos = 0
         for w, flag in tokenizer.tagged_words(s):
             if flag == "nr":
@@ -583,8 +602,8 @@ def extract_slot(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer)
     """Fill the question word's slot directly: find the words just before the
     question word ("借着设立|什么的机会") in the sentence and take what follows
     them up to a boundary ("以设立|江苏自贸区苏州片区|为契机")."""
-    if not a.wh_span or a.lang != "zh":
-        return []
+    if not a.wh_span or a.lang != "zh" or a.wh_kind == "who":
+        return []  # a person is a name, not whatever follows the words before "谁"
     left_words = [w for w, f in tokenizer.tagged_words(a.question[: a.wh_span[0]])
                   if re.search(rf"[{CJK_IDEOGRAPH}]", w)]
     while left_words and left_words[-1] in ("的", "了", "是", "在", "把", "被", "给", "着"):
@@ -619,6 +638,7 @@ def extract_slot(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer)
 # --------------------------------------------------------------------------
 # Clause windows (reason, process, summary, anything else)
 # --------------------------------------------------------------------------
+_AFTERWARDS = re.compile(r"以后|之后|接着|然后|随后|其后|紧接着")
 _REASON_CUES = re.compile(r"为了|以便|旨在|目的|因为|由于|为标志|为契机|因[^，。]{1,8}而|从而|以[^，。]{2,20}为|聚焦|着力|解决|针对|致力")
 _HEADING_LABEL = re.compile(rf"^[{CN_NUM}]{{1,3}}、[^：:]*[：:]|^[{CN_NUM}]{{1,3}}是[^。]*。")
 
@@ -641,7 +661,17 @@ def extract_clauses(ev: Evidence, a: QuestionAnalysis, max_chars: int = 110) -> 
     if not clauses:
         return []
     scores = clause_scores(ev, clauses)
+    claim = re.search(r"(?:为什么|为何|为啥|凭什么)(?:还|要|会)?(?:说|认为|称|讲)(.+)", a.question)
+    if a.qtype == "reason" and claim:
+        # "为什么还说它意义重大": X is the clause that makes that claim.
+        said = re.sub(r"[？?。！!]+$", "", claim.group(1))
+        scores = [s + 0.5 * _shared_bigrams(said, ev.sentence[c0:c1]) for s, (c0, c1) in zip(scores, clauses)]
     best = max(range(len(clauses)), key=lambda i: (scores[i], -i))
+    if a.qtype == "process" and _AFTERWARDS.search(a.question) and best + 1 < len(clauses):
+        # "梳理完以后…接着又做了什么": what follows the clause naming the first step.
+        start, end = clauses[best + 1][0], clauses[min(len(clauses), best + 3) - 1][1]
+        text = ev.sentence[start:end].rstrip("，,；;：:。")
+        return [Span(start, start + len(text), text, "clauses:after", 0.5 + scores[best])]
     if a.qtype == "reason":
         # "为什么说X" / "建X是为了什么": the answer is what surrounds X, on the
         # side that carries purpose/cause words (聚焦、着力解决… / 以便、从而…).

@@ -739,13 +739,13 @@ def write_report(result: EvalResult, report_dir: Path, qa_path: Path, source: st
 # --------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------
-def answer_now(config, qa_path: Path, output: Path, top_k: int) -> dict[str, Any]:
+def answer_now(config, qa_path: Path, output: Path, top_k: int, assistant=None) -> dict[str, Any]:
     """Answer the QA file with the assistant, one question at a time so that
     latency_ms is each question's own time, into ``output`` (batch schema)."""
     from .assistant import Assistant
     from .batch import run_batch
 
-    assistant = Assistant.open(config)
+    assistant = assistant or Assistant.open(config)
     return run_batch(assistant, qa_path, output, top_k=top_k, batch_size=1, progress=sys.stderr.isatty(),
                      overwrite=True)
 
@@ -764,9 +764,11 @@ def index_passage_texts(config) -> dict[str, str] | None:
 
 
 def run_eval(config, qa_path: Path, answers: Path | None = None, report_dir: Path | None = None,
-             compare: Path | None = None, top_k: int | None = None) -> int:
+             compare: Path | None = None, top_k: int | None = None, assistant=None) -> int:
     """Score answers (given, or produced now) on a QA set; print a compact
-    table; optionally write a Markdown report and compare with another run."""
+    table; optionally write a Markdown report and compare with another run.
+    ``assistant``: an open Assistant to answer with (default: open one from
+    ``config``)."""
     qa_path = Path(qa_path)
     qa_rows = load_qa(qa_path)
     other_rows = load_answers(Path(compare)) if compare else None
@@ -779,7 +781,7 @@ def run_eval(config, qa_path: Path, answers: Path | None = None, report_dir: Pat
             import tempfile
 
             out = Path(tempfile.mkdtemp(prefix="rag-eval-")) / ANSWERS_FILE
-        summary = answer_now(config, qa_path, out, k)
+        summary = answer_now(config, qa_path, out, k, assistant)
         source = f"answered now (top_k={k}, one question at a time) → `{out}`"
         print(f"answered {summary['answered']} questions in {summary['seconds']} s → {out}", file=sys.stderr)
         answers = out

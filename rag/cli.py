@@ -112,7 +112,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size, progress=not args.quiet, resume=args.resume,
                         overwrite=args.overwrite)
     print(json.dumps(summary, ensure_ascii=False), file=sys.stderr)
-    return 0 if summary["answered"] or not summary["read"] else 1
+    # 1 only when the file had questions and none is answered, not even by an earlier run (--resume)
+    return 0 if summary["answered"] or summary["already_done"] or not summary["read"] else 1
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

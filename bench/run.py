@@ -949,6 +949,8 @@ def scale_markdown(r: dict[str, Any]) -> str:
               "Index size (MiB): FAISS = the serialized index (vectors + graph / lists); BM25 = bm25s's "
               "sparse score arrays, plus its vocabulary dict (RSS growth while building shown too). "
               "Peak RSS is the whole process, including the generated data and exact ground truth.", ""]
+    if r.get("note"):
+        lines += [f"Note: {r['note']}", ""]
     return "\n".join(lines) + "\n"
 
 

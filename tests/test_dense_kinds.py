@@ -18,6 +18,7 @@ def test_choose_kind_rule():
     assert dense.choose_kind(100, exact_max=200_000) == dense.EXACT
     assert dense.choose_kind(200_000, exact_max=200_000) == dense.EXACT
     assert dense.choose_kind(200_001, exact_max=200_000) == dense.HNSW
+    assert dense.choose_kind(dense.HNSW_MAX, exact_max=200_000) == dense.HNSW
     assert dense.choose_kind(dense.HNSW_MAX + 1, exact_max=200_000) == dense.IVF
     assert dense.ivf_nlist(1_000_000) == 4000
     assert dense.ivf_nlist(100) == 2  # never more lists than n/39

@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answers", help="score this answers file instead of answering now")
     p.add_argument("--report", help="write a Markdown report with charts into this directory")
     p.add_argument("--compare", help="another answers file to show side by side")
-    p.add_argument("-k", type=int, default=None)
+    p.add_argument("-k", type=int, default=None,
+                   help="passages per question when answering now (default 10, so hit@10 is computable)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("calibrate", help="fit the refusal confidence on labelled questions")

@@ -44,12 +44,29 @@ class QuestionFile:
 
 
 def _decode(data: bytes, path: Path) -> str:
-    for encoding in ("utf-8-sig", "gb18030"):
+    """UTF-8 (with or without BOM), UTF-16 with a BOM, or else GB18030 (files
+    saved by Chinese Windows tools).  Anything else is refused with the place
+    of the first byte that is not UTF-8."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode(encoding)
+            return data.decode("utf-16")
         except UnicodeDecodeError:
-            continue
-    raise InputError(f"{path}: not UTF-8 (or GB18030) text; save the file as UTF-8")
+            pass
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf8_error = exc
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        pass
+    else:
+        log.warning("%s is not UTF-8; read it as GB18030", path)
+        return text
+    at = utf8_error.start
+    line = data[:at].count(b"\n") + 1
+    raise InputError(f"{path}: not UTF-8 text (byte 0x{data[at]:02x} at line {line}, byte offset {at}) and not "
+                     "GB18030 either; save the file as UTF-8")
 
 
 def detect_format(path: Path, text: str) -> str:
@@ -76,13 +93,14 @@ def read_questions(path: Path) -> QuestionFile:
     if size > MAX_INPUT_BYTES:
         raise InputError(f"{path} is {size / 1e6:.0f} MB; split it into files under {MAX_INPUT_BYTES // 2**20} MiB")
     data = path.read_bytes()
-    if b"\x00" in data[:4096]:
+    if not data:
+        raise InputError(f"{path} is empty (0 bytes): there are no questions to answer")
+    if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError(f"{path} looks like a binary file, not questions")
     text = _decode(data, path)
-    result = QuestionFile(format=detect_format(path, text))
     if not text.strip():
-        result.problems.append(Problem(0, "the file is empty"))
-        return result
+        raise InputError(f"{path} holds only whitespace: there are no questions to answer")
+    result = QuestionFile(format=detect_format(path, text))
     reader = {"jsonl": _read_jsonl, "csv": _read_csv, "text": _read_text}[result.format]
     seen: set[str] = set()
     for line_no, row, problem in reader(text):
@@ -137,6 +155,9 @@ def _read_csv(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
         if None in row:
             yield line, None, "more fields than the header has columns"
             continue
+        if "question" in clean and clean["question"] is None:
+            yield line, None, "fewer fields than the header has columns (no question)"
+            continue
         problem = _check_question(clean)
         yield line, (None if problem else clean), problem
 
@@ -152,9 +173,11 @@ def answer_row(row: dict[str, Any], answer, latency_ms: float) -> dict[str, Any]
     out: dict[str, Any] = {"id": row["id"], "question": row["question"]}
     for key in OUTPUT_KEYS[2:]:
         out[key] = d.get(key) if key != "latency_ms" else round(latency_ms, 2)
-    extra = {k: v for k, v in row.items() if k not in out}
-    clashes = {k: v for k, v in extra.items() if k in OUTPUT_KEYS}
-    out.update({k: v for k, v in extra.items() if k not in OUTPUT_KEYS})
+    # Input fields pass through; one named like an output field (e.g. "lang"
+    # in a labelled QA file) is kept under "input" rather than dropped.
+    extra = {k: v for k, v in row.items() if k not in ("id", "question")}
+    clashes = {k: v for k, v in extra.items() if k in OUTPUT_KEYS or k == "input"}
+    out.update({k: v for k, v in extra.items() if k not in clashes})
     if clashes:
         out["input"] = clashes
     return out
@@ -177,23 +200,38 @@ def completed_ids(path: Path) -> set[str]:
 
 def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None, batch_size: int = 32,
               progress: bool = True, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Answer every question in ``questions`` into ``output`` (JSON Lines),
+    appending and fsync-ing after each batch of ``batch_size``.  An existing
+    non-empty output is kept unless ``resume`` (answer only the ids not in it
+    yet) or ``overwrite`` (start again) is given."""
     from tqdm import tqdm
 
+    from .assistant import validate_top_k
+
+    questions, output = Path(questions), Path(output)
+    config = getattr(assistant, "config", None)
+    if top_k is not None and config is not None:  # a bad -k fails once, not once per question
+        top_k = validate_top_k(top_k, config.top_k, config.max_top_k)
+    if output.exists() and questions.exists() and output.resolve() == questions.resolve():
+        raise InputError(f"the output {output} is the question file itself; choose another output path")
+    if output.is_dir():
+        raise InputError(f"the output {output} is a directory; give a file path such as {output / 'answers.jsonl'}")
     parsed = read_questions(questions)
     for problem in parsed.problems:
         print(f"{questions}: {problem} (skipped)", file=sys.stderr)
-    output = Path(output)
-    done = completed_ids(output) if resume else set()
     if output.exists() and output.stat().st_size > 0 and not (resume or overwrite):
         raise InputError(f"{output} already exists; use --resume to continue it or --overwrite to replace it")
     if output.exists() and resume:
-        _drop_torn_tail(output)
+        _repair_tail(output)
+    done = completed_ids(output) if resume else set()
     rows = [r for r in parsed.rows if r["id"] not in done]
     output.parent.mkdir(parents=True, exist_ok=True)
     answered = failed = 0
     t0 = time.perf_counter()
     bar = tqdm(total=len(rows), desc="answering", unit="q", file=sys.stderr, disable=not progress)
-    with open(output, "a" if resume else "w", encoding="utf-8") as fh:
+    # backslashreplace: a lone surrogate passed through from the input (JSON
+    # allows "\\ud800") is written back as that JSON escape, not a crash.
+    with open(output, "a" if resume else "w", encoding="utf-8", errors="backslashreplace") as fh:
         for start in range(0, len(rows), max(1, batch_size)):
             chunk = rows[start:start + batch_size]
             t_batch = time.perf_counter()
@@ -223,14 +261,23 @@ def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None
             "output": str(output)}
 
 
-def _drop_torn_tail(path: Path) -> None:
+def _repair_tail(path: Path) -> None:
     """An interrupted write can leave half a line at the end: cut it off so
-    appended answers start on a fresh line."""
+    appended answers start on a fresh line.  A complete last answer that
+    merely lacks its newline is kept (and given one)."""
     data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
+    if not data or data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[cut:].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
         with open(path, "r+b") as fh:
             fh.truncate(cut)
+        log.warning("%s: dropped an incomplete last line (%d bytes) before resuming", path, len(data) - cut)
+    else:
+        with open(path, "ab") as fh:
+            fh.write(b"\n")
 
 
 __all__ = ["read_questions", "run_batch", "QuestionFile", "Problem", "RagError"]

@@ -112,7 +112,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size, progress=not args.quiet, resume=args.resume,
                         overwrite=args.overwrite)
     print(json.dumps(summary, ensure_ascii=False), file=sys.stderr)
-    return 0 if summary["answered"] or not summary["read"] else 1
+    # 1 only when the file had questions and none is answered, not even by an earlier run (--resume)
+    return 0 if summary["answered"] or summary["already_done"] or not summary["read"] else 1
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -172,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answers", help="score this answers file instead of answering now")
     p.add_argument("--report", help="write a Markdown report with charts into this directory")
     p.add_argument("--compare", help="another answers file to show side by side")
-    p.add_argument("-k", type=int, default=None)
+    p.add_argument("-k", type=int, default=None,
+                   help="passages per question when answering now (default 10, so hit@10 is computable)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("calibrate", help="fit the refusal confidence on labelled questions")

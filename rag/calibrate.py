@@ -1,9 +1,10 @@
 """Fit the refusal confidence: logistic regression from the answerer's
 features to "the question is answerable from the corpus", on labelled
-question sets (dev_qa.jsonl schema), plus the threshold that refuses every
-unanswerable item while refusing as few answerable ones as possible.
+question sets (dev_qa.jsonl schema), plus the threshold with the most right
+outcomes (answered correctly, or refused when unanswerable).
 
-    python -m rag calibrate tests/data/dev_qa.jsonl tests/data/heldout_qa.jsonl --write
+    python -m rag calibrate tests/data/dev_qa.jsonl tests/data/tune_qa.jsonl tests/data/calib_qa.jsonl \
+        tests/data/heldout_qa.jsonl --write
 """
 from __future__ import annotations
 
@@ -67,33 +68,14 @@ def choose_threshold(scores: np.ndarray, answerable: np.ndarray, correct: np.nda
     return float(best)
 
 
-def lenient_correct(row: dict, text: str) -> bool:
-    """Gold inside the answer (whitespace removed); long golds (>= 10
-    characters) may be covered at >= 80% of their characters in order."""
-    from .text import squeeze
+def lenient_correct(row: dict, text: str, citations: Sequence[dict] = ()) -> bool:
+    """Would this answer count as correct (lenient rule of rag.evaluate)?"""
+    from .evaluate import answer_matches, strip_citation_labels
 
-    if not row.get("answerable", True):
+    if not row.get("answerable", True) or not row.get("answers"):
         return False
-    answer = squeeze(text)
-
-    def present(gold: str) -> bool:
-        gold = squeeze(gold)
-        if gold in answer:
-            return True
-        return len(gold) >= 10 and _lcs(gold, answer) / len(gold) >= 0.8
-
-    golds = row.get("answers") or []
-    return bool(golds) and (all if row.get("note") == "all" else any)(present(g) for g in golds)
-
-
-def _lcs(a: str, b: str) -> int:
-    prev = [0] * (len(b) + 1)
-    for ca in a:
-        cur = [0]
-        for j, cb in enumerate(b):
-            cur.append(prev[j] + 1 if ca == cb else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
+    return answer_matches(row["answers"], strip_citation_labels(text, citations),
+                          require_all=row.get("note") == "all", lenient=True)
 
 
 def collect(assistant: Assistant, paths: Sequence[Path]):
@@ -110,7 +92,8 @@ def collect(assistant: Assistant, paths: Sequence[Path]):
     names = sorted(answers[0].debug["features"])
     x = np.array([[a.debug["features"][k] for k in names] for a in answers], dtype=float)
     answerable = np.array([bool(r.get("answerable", True)) for r in rows])
-    correct = np.array([lenient_correct(r, a.text) for r, a in zip(rows, answers)])
+    correct = np.array([lenient_correct(r, a.text, [c.to_dict() for c in a.citations])
+                        for r, a in zip(rows, answers)])
     return names, x, answerable, correct, rows
 
 

@@ -53,7 +53,7 @@ class Config:
     max_top_k: int = 50
     # Exact search up to this many passages; beyond it an approximate FAISS
     # index (HNSW) is built.
-    exact_search_max: int = 200_000
+    exact_search_max: int = 50_000
 
     def __post_init__(self) -> None:
         if self.passage_max_chars < 20:

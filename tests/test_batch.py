@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes import HashEmbedder
+from tests.fakes import HashEmbedder
 from rag.assistant import Assistant
 from rag.batch import OUTPUT_KEYS, completed_ids, read_questions, run_batch
 from rag.config import PROJECT_ROOT, Config

@@ -342,7 +342,7 @@ def test_torn_answers_line_is_skipped(tmp_path, capsys):
 def test_run_eval_answers_now_with_fake_embedder(fake_config, tmp_path, capsys):
     """No --answers: the assistant answers the dev set (top_k 10, one question
     at a time) and the answers are kept in the report directory."""
-    from fakes import HashEmbedder
+    from tests.fakes import HashEmbedder
 
     from rag.assistant import Assistant
 

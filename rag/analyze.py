@@ -125,6 +125,8 @@ QUESTION_WORDS = re.compile(r"哪|什么|多少|几|谁|怎|如何|为何|为什
 def focus_terms(question: str, tokenizer: ChineseTokenizer) -> list[str]:
     """Content words of the question, in order, without duplicates."""
     out: list[str] = []
+    # Tag questions ("…，对不对？") ask; they say nothing about the content.
+    question = re.sub(r"[，,]?\s*(?:对不对|是不是|对吗|是吗|对吧|是吧|没错吧|有没有错)[？?。！!]*$", "", question)
     for w in tokenizer.words(question):
         if w in tokenizer.stopwords or w in EN_STOPWORDS or QUESTION_WORDS.search(w) or w in out:
             continue
@@ -205,6 +207,8 @@ def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list
         analysis.focus_terms = list(dict.fromkeys(analysis.expanded_terms + latin + untranslated)) \
             or analysis.focus_terms
     _find_wh(analysis)
+    if qtype == "number" and not analysis.unit and re.search(r"比例|百分比|占比|百分之几|多少成|率(?:是|有)?多|多大比", q):
+        analysis.unit = "%"  # a share is answered by a percentage
     if qtype == "list" and analysis.wh_span and re.search(r"[、和与及]", q[: analysis.wh_span[0]]) \
             and re.search(r"分别|各自", q):
         # "核心、起点和关键分别是什么": one answer per named dimension, found in
@@ -254,8 +258,6 @@ def _find_wh(a: QuestionAnalysis) -> None:
         a.unit = m.group("unit")
         if not a.unit and re.match(r"钱|资金|经费|金额", q[end:]):
             a.unit = "元"  # "花了多少钱": an amount of money
-    if a.qtype == "number" and not a.unit and re.search(r"比例|百分比|占比|百分之几|多少成|[率](?:是|有)?多|多大比", q):
-        a.unit = "%"  # a share is answered by a percentage
     elif kind == "which":
         head = m.group("head")
         noun, category = _head_category(head)

@@ -384,7 +384,8 @@ class Answerer:
         # never mentions (杭州, 深圳前海): the question is about something else.
         pool_text = "".join(index_text(h.passage) for h in pool)
         missing += [w for w, flag in self.tokenizer.tagged_words(a.question)
-                    if flag in ("ns", "nr", "nt") and len(w) >= 2 and w not in pool_text]
+                    if flag in ("ns", "nr", "nt") and len(w) >= 2 and w not in pool_text
+                    and self.tokenizer.dictionary_tag(w) == flag]  # not a guess of jieba's HMM
         total = sum(self.term_weight(t) for t in forms) or 1.0
         unknown = sum(self.term_weight(t) for t in forms if not self.in_corpus(t) and
                       not any(self.in_corpus(v) for v in forms[t][1:]))
@@ -525,7 +526,10 @@ class Answerer:
             weights = {t: 1.0 for t in a.focus_terms}
             ev = Evidence(cand.text, cand.hit.passage.text[: cand.start],
                           [v for vs in self.expand(a.focus_terms).values() for v in vs], weights)
-            verdict, _ = yes_no_verdict(ev, a, cand.lexical)
+            # The numbers and years being checked are not evidence either way.
+            content = {t: v for t, v in self.expand(a.focus_terms).items()
+                       if not re.search(rf"\d|^[{CN_NUM}]+[个项家名次年]?$", t)}
+            verdict, _ = yes_no_verdict(ev, a, self.coverage(cand.text, content) if content else cand.lexical)
             if verdict is None:
                 return self.refusal(question, a, hits, min(confidence, self.threshold - 1e-3),
                                     dict(debug, refusal_reason="the evidence neither confirms nor denies it"))

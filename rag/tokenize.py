@@ -170,6 +170,12 @@ class ChineseTokenizer:
         self._tag_cache[text] = tagged
         return list(tagged)
 
+    def dictionary_tag(self, word: str) -> str | None:
+        """The part of speech jieba's dictionary gives a word (None for words
+        it only guessed, e.g. an unknown verb tagged as a person name)."""
+        self._ensure_ready()
+        return self._pos.word_tag_tab.get(word)
+
     def tokenize(self, text: str) -> list[str]:
         """Tokens for BM25: search mode (words plus sub-words), no stopwords."""
         self._ensure_ready()

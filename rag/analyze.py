@@ -52,7 +52,7 @@ def type_table() -> TypeTable:
 # What the answer is: head nouns and their categories (data, extend freely)
 # --------------------------------------------------------------------------
 HEAD_NOUN_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "org": ("部门", "单位", "机构", "局", "办", "委", "厅", "部", "组织", "政府", "中心", "处室", "处", "智库",
+    "org": ("部门", "单位", "机构", "机关", "局", "办", "委", "厅", "部", "组织", "政府", "中心", "处室", "处", "智库",
             "书院", "主办方", "主办单位", "牵头单位"),
     "publication": ("刊物", "期刊", "杂志", "报纸", "刊", "期"),
     "document": ("文件", "方案", "协议", "规定", "意见", "通知", "法规", "政策", "总体方案"),
@@ -222,6 +222,10 @@ def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list
         if noun and analysis.head_noun is None:
             analysis.head_noun, analysis.head_category = noun, category
     if lang == "en":
+        # "Who is the mayor…": the title asked about, in Chinese (市长).
+        role = next((t for t in analysis.expanded_terms if t in ROLE_TITLES), None)
+        if role and re.match(r"(?i)\s*who\b", q):
+            analysis.head_category, analysis.head_noun = "person", role
         analysis.unknown_names = [w for w in _EN_NAME.findall(q)[1:] if w.lower() not in (glossary or {})
                                   and w.lower() not in EN_STOPWORDS and w not in _EN_COMMON_CAPS]
     return analysis

@@ -35,6 +35,10 @@ TYPED = ("date", "number", "entity", "list")
 # Refuse whatever the other signals say when this share of the question's
 # nouns (by weight) never occurs in the corpus ("火星基地", "常住人口").
 VETO_UNKNOWN_NOUNS = 0.5
+# Common Chinese surnames: a word jieba tags as a person name must start with one.
+SURNAMES = frozenset("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+                     "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+                     "柴习李")
 # Verbs that carry no content of their own in questions.
 GENERIC_VERBS = frozenset({"进行", "开展", "实现", "推进", "推动", "提供", "成为", "作为", "属于", "包括", "发展", "建设",
                            "开始", "需要", "可以", "能够", "应该", "通过", "采取", "提出"})
@@ -385,7 +389,8 @@ class Answerer:
         pool_text = "".join(index_text(h.passage) for h in pool)
         missing += [w for w, flag in self.tokenizer.tagged_words(a.question)
                     if flag in ("ns", "nr", "nt") and len(w) >= 2 and w not in pool_text
-                    and self.tokenizer.dictionary_tag(w) == flag]  # not a guess of jieba's HMM
+                    and self.tokenizer.dictionary_tag(w) == flag  # not a guess of jieba's HMM
+                    and (flag != "nr" or (len(w) <= 3 and w[0] in SURNAMES))]  # "拉开序幕" is tagged nr
         total = sum(self.term_weight(t) for t in forms) or 1.0
         unknown = sum(self.term_weight(t) for t in forms if not self.in_corpus(t) and
                       not any(self.in_corpus(v) for v in forms[t][1:]))

@@ -168,6 +168,26 @@ def _noun_after_wh(a: QuestionAnalysis, n: int = 4) -> str:
     return re.split(stop, tail, maxsplit=1)[0][:n]
 
 
+# "16枚印章，精简为…1枚印章": a transition splits a sentence into before and
+# after; the question's own words say which side it asks about.
+_TRANSITION = re.compile(r"精简为|精简至|压缩至|压缩到|压缩为|简化至|简化为|减少到|减少至|降至|降为|降到|缩短到|缩短至|"
+                         r"变为|变成|调整为|提高到|提升到|增加到|增至|达到")
+_ASKS_AFTER = re.compile(r"以后|之后|现在|如今|目前|只用|只剩|剩下?|后来|改革后|精简后|压缩到|压缩至|降到|减到|变成|简化到")
+_ASKS_BEFORE = re.compile(r"原来|原先|以前|之前|改革前|起初|最初|当初|本来|原本")
+
+
+def _state_fit(sentence: str, start: int, question: str) -> float:
+    marks = [m.end() for m in _TRANSITION.finditer(sentence)]
+    if not marks:
+        return 0.0
+    after = start >= marks[0]
+    if _ASKS_BEFORE.search(question) and not _ASKS_AFTER.search(question):
+        return 1.5 if not after else -1.0
+    if _ASKS_AFTER.search(question) and not _ASKS_BEFORE.search(question):
+        return 1.5 if after else -1.0
+    return 0.0
+
+
 def _noun_before_wh(a: QuestionAnalysis) -> str:
     """"电话是多少" -> "电话": the thing whose number is asked, when it
     precedes the question word."""
@@ -221,6 +241,7 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
                 score += 0.8
             else:
                 score -= 0.5
+        score += _state_fit(ev.sentence, start, a.question)
         if counted:
             score += 2.0
         elif noun and noun[:1] and after.startswith(noun[:1]):
@@ -632,6 +653,32 @@ def extract_slot(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer)
         if not agrees_with_head(text, a):
             continue
         spans.append(Span(start, end, text, "slot", 1.5 + slot_fit(ev, a, start, end)))
+    return spans + _right_anchored_slot(ev, a, tokenizer)
+
+
+def _right_anchored_slot(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer) -> list[Span]:
+    """The mirror image: when the question word opens the question ("哪项审批
+    做法|被全省复制推广了"), find the words after it in the sentence and take the
+    phrase just before them ("；|信息化电子踏勘做法|被全省复制推广")."""
+    tail = re.sub(r"[了吗呢？?。！!\s]+$", "", a.question[a.wh_span[1]:])
+    words = [w for w, _ in tokenizer.tagged_words(tail) if re.search(rf"[{CJK_IDEOGRAPH}]", w)]
+    while words and words[0] in ("的", "是", "了"):
+        words.pop(0)
+    if len(words) < 2:
+        return []
+    anchor = "".join(words[:3]) if len("".join(words[:2])) < 3 else "".join(words[:2])
+    spans = []
+    for m in re.finditer(re.escape(anchor), ev.sentence):
+        end = m.start()
+        left = ev.sentence[max(0, end - 20):end]
+        cut = max(left.rfind(c) for c in "，。；：、,;:（(“") + 1
+        start = end - len(left) + cut
+        text = ev.sentence[start:end].strip("”\" ")
+        if len(text) < 2 or not agrees_with_head(text, a):
+            continue
+        if a.head_noun and a.head_category in ("program", None) and a.head_noun not in text:
+            continue  # "哪项做法" is answered by a 做法
+        spans.append(Span(start, end, text, "slot:right", 1.5 + slot_fit(ev, a, start, end)))
     return spans
 
 

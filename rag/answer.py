@@ -21,7 +21,7 @@ from .chunk import index_text
 from .extract import (Evidence, Span, extract_clauses, extract_dates, extract_definitions, extract_entities,
                       extract_fields, extract_lists, extract_modifier, extract_ordinals, extract_quantities,
                       extract_slot, yes_no_verdict)
-from .outline import Outline
+from .outline import PERIOD, Outline
 from .retrieve import Retriever
 from .schema import MASTHEAD, Answer, Citation, Document, Hit, Passage
 from .text import CN_NUM, cn_to_int, split_clauses, squeeze
@@ -81,6 +81,7 @@ class Choice:
     score: float
     fallback: bool = False  # span is a clause window, not a typed answer
     outline: tuple = ()     # OutlineItems, when the answer lists headings
+    support: tuple = ()     # further sentences cited after the main quote
 
 
 def sigmoid(x: float) -> float:
@@ -336,6 +337,10 @@ class Answerer:
                     best = Choice(cand, span, score)
             elif best is None:
                 best = Choice(cand, None, cand.score - 0.5)
+        if a.qtype == "date":
+            section = self.section_date(a, candidates[0], best)
+            if section is not None:
+                return section
         if best is not None and best.span is None:
             top = best.candidate
             if a.qtype == "process":
@@ -344,6 +349,37 @@ class Answerer:
             clauses = extract_clauses(ev, a)
             best = Choice(top, clauses[0] if clauses else None, best.score, fallback=True)
         return best
+
+    def section_date(self, a: QuestionAnalysis, top: SentenceCandidate, best: Choice | None) -> Choice | None:
+        """When the sentence that best matches a "when" question carries no
+        date but its section's heading does ("四、…阶段（2019--）"), the
+        section's period dates it; the heading and the sentence are both cited."""
+        if best is not None and best.span is not None and (
+                best.candidate is top or best.candidate.lexical >= top.lexical - 0.25):
+            return None
+        path = top.hit.passage.heading_path
+        m = PERIOD.search(path[0]) if path else None
+        if not m:
+            return None
+        node = next((n for n in self.outline.nodes.get(top.hit.passage.doc_id, []) if n.path == path[:1]), None)
+        if node is None:
+            return None
+        index = self.retriever.index
+        head = index.passages[node.row]
+        start = head.text.find(m.group(0))
+        sentence = next(((s, e) for s, e in head.sentences if s <= start < e), None)
+        if start < 0 or sentence is None:
+            return None
+        first, last = m.group(1), m.group(2)
+        text = f"{first}-{last}" if last else f"{first}年"
+        if a.wants_period and not last:
+            text = f"{first}年起"
+        local = start - sentence[0]
+        hit = Hit(passage=head, rank=0, score=0.0)
+        cand = SentenceCandidate(hit, node.row, sentence[0], sentence[1], head.text[sentence[0]:sentence[1]],
+                                 top.lexical, top.dense, top.score)
+        span = Span(local, local + len(m.group(0)), text, "date:section", 2.0)
+        return Choice(cand, span, top.score, support=(top,))
 
     def text_before(self, cand: SentenceCandidate, chars: int = 400) -> str:
         """The document text just before a sentence, across passage borders
@@ -380,7 +416,9 @@ class Answerer:
                     "english": 1.0 if a.lang == "en" else 0.0, "missing_critical": 1.0, "unknown_terms": 1.0,
                     "unknown_nouns": 1.0, "typed_coverage": 0.0, "span_clause_coverage": 0.0,
                     "subject_missing": 1.0, "predicate_missing": 1.0}
-        passage = choice.candidate.hit.passage
+        # A date read off a section heading is judged by the sentence it dates.
+        evidence = choice.support[0] if choice.support else choice.candidate
+        passage = evidence.hit.passage
         context = index_text(passage)
         critical = [y for y in a.years] + [q for q in a.quoted] + [n for n in a.numbers]
         missing = [c for c in critical if squeeze(c) not in squeeze(context)] + a.unknown_names
@@ -405,8 +443,8 @@ class Answerer:
                             and not self.in_corpus(t) and not any(self.in_corpus(v) for v in forms[t][1:]))
         return {
             "passage_coverage": round(self.coverage(context, forms), 4),
-            "sentence_coverage": round(choice.candidate.lexical, 4),
-            "sentence_dense": round(choice.candidate.dense, 4),
+            "sentence_coverage": round(evidence.lexical, 4),
+            "sentence_dense": round(evidence.dense, 4),
             "top_dense": round(max((h.dense_score or 0.0) for h in pool), 4),
             # Date/number/entity/list questions need a typed answer; without one
             # the evidence does not say what was asked.
@@ -418,11 +456,12 @@ class Answerer:
             "unknown_terms": round(unknown / total, 4),
             "unknown_nouns": round(missing_nouns / total, 4),
             "subject_missing": 1.0 if self.subject_missing(a, forms, passage) else 0.0,
-            "predicate_missing": round(self.predicate_missing(a, forms, choice.candidate.text), 4),
-            "typed_coverage": round(choice.candidate.lexical, 4) if a.qtype in TYPED else 0.0,
+            "predicate_missing": round(self.predicate_missing(a, forms, evidence.text), 4),
+            "typed_coverage": round(evidence.lexical, 4) if a.qtype in TYPED else 0.0,
             # The answer must sit in a clause about the question's subject:
             # "同年7月" belongs to whatever its own clause says happened.
-            "span_clause_coverage": round(self.span_clause_coverage(choice, forms), 4) if typed else 0.0,
+            "span_clause_coverage": (round(self.span_clause_coverage(choice, forms), 4) if typed and not choice.support
+                                     else round(evidence.lexical, 4) if typed else 0.0),
         }
 
     def subject_missing(self, a: QuestionAnalysis, forms: dict[str, list[str]], passage: Passage) -> bool:
@@ -544,6 +583,8 @@ class Answerer:
             citations = self.outline_citations(choice.outline)
         else:
             citations = [self.cite(cand, self.quote_span(cand, span), marker=1)]
+            for extra in choice.support:
+                citations.append(self.cite(extra, self.quote_span(extra, None), marker=len(citations) + 1))
         lead = self.lead(a, short, span, verdict, secondary)
         if secondary:
             short = f"{short}，{secondary}"

@@ -347,7 +347,12 @@ def extract_lists(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer
     # 1. 、-separated enumerations inside a clause (with 和/及 before the last item).
     for m in re.finditer(r"[^，,。；;：:]+", ev.sentence):
         c_start = m.start()
-        for raw_items in _enumerations(m.group(0)):
+        clause = m.group(0)
+        numbering = re.match(rf"[{CN_NUM}\d]{{1,3}}、", clause)  # "一、学习借鉴…" is a heading number
+        if numbering:
+            c_start += numbering.end()
+            clause = clause[numbering.end():]
+        for raw_items in _enumerations(clause):
             items = _trim_items(raw_items, tokenizer)
             if len(items) < 2:
                 continue
@@ -756,6 +761,7 @@ def extract_clauses(ev: Evidence, a: QuestionAnalysis, max_chars: int = 110) -> 
 # --------------------------------------------------------------------------
 NEGATIONS = re.compile(r"不|未|没有|无|非|并非|尚未")
 # A negation governing what follows it within a clause (不断/不仅 are not negations).
+NEGATION_AFTER = re.compile(r"^[^，。；]{0,3}(?:得不到|不(?!断|仅|光|但|同|少)|未|没有|尚未|无法)")
 NEGATION_BEFORE = re.compile(r"(?:不(?!断|仅|光|但|同)|未|没有|尚未|并非|无法|并不)[^，。；]{0,10}$")
 
 
@@ -780,8 +786,12 @@ def yes_no_verdict(ev: Evidence, a: QuestionAnalysis, coverage: float) -> tuple[
         clause = sentence[c_start:c_end]
         for term in terms:
             pos = clause.find(term) if term else -1
+            if pos < 0:
+                continue
             if pos > 0 and NEGATION_BEFORE.search(clause[max(0, pos - 12):pos]):
                 s_neg = True
+            if NEGATION_AFTER.search(clause[pos + len(term):pos + len(term) + 8]):
+                s_neg = True  # "时效也得不到保障"
     if s_neg != q_neg and coverage >= 0.5:
         return "no", 0.6
     if coverage >= 0.5:

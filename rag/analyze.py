@@ -63,6 +63,11 @@ HEAD_NOUN_CATEGORIES: dict[str, tuple[str, ...]] = {
                 "架构", "原则", "目标", "经验", "先河", "主题"),
     "company": ("公司", "企业", "集团", "厂"),
 }
+# English counted nouns and the measure word the Chinese text uses for them.
+EN_UNITS = {"working days": "个工作日", "years": "年", "items": "项", "matters": "项", "departments": "个",
+            "windows": "个", "divisions": "个", "copies": "份", "seals": "枚", "stamps": "枚", "days": "天",
+            "people": "名", "staff": "名", "officials": "名", "officers": "名", "cases": "件", "applications": "件",
+            "provinces": "省", "times": "次", "rounds": "轮", "manuals": "份", "countries": "国"}
 # Titles of people ("园区的书记是谁" must be answered by a 书记).
 ROLE_TITLES = ("书记", "副书记", "市长", "副市长", "主任", "主席", "局长", "处长", "主编", "编辑", "责任编辑", "总设计师")
 # Nouns after a question word that add nothing to the answer ("哪几件事").
@@ -222,6 +227,10 @@ def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list
         if noun and analysis.head_noun is None:
             analysis.head_noun, analysis.head_category = noun, category
     if lang == "en":
+        m = re.search(r"(?i)how many ([a-z]+(?: [a-z]+)?)", q)
+        if m:  # "how many years" asks for 年, "how many copies" for 份
+            unit = next((u for w, u in EN_UNITS.items() if m.group(1).lower().startswith(w)), None)
+            analysis.unit = analysis.unit or unit
         # "Who is the mayor…": the title asked about, in Chinese (市长).
         role = next((t for t in analysis.expanded_terms if t in ROLE_TITLES), None)
         if role and re.match(r"(?i)\s*who\b", q):

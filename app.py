@@ -25,8 +25,10 @@ from typing import Any, Iterator, Sequence
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
 
 import gradio as gr  # noqa: E402
+from gradio.components.chatbot import ChatbotDataMessages  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
 
-from rag.assistant import Assistant, validate_question  # noqa: E402
+from rag.assistant import Assistant, clean_text, validate_question  # noqa: E402
 from rag.config import Config  # noqa: E402
 from rag.errors import InputError, RagError  # noqa: E402
 from rag.present import answer_markdown, debug_html, markdown_literal, sources_html  # noqa: E402
@@ -38,6 +40,9 @@ DEFAULT_PORT = 7860
 MAX_BATCH = 200          # questions per /batch call
 MAX_HISTORY = 8          # previous questions passed to the assistant for follow-ups
 UI_MAX_TOP_K = 10
+# The app takes no files, but Gradio's upload route exists on every app: cap
+# what a caller can put into Gradio's temporary directory.
+MAX_UPLOAD = "64kb"
 
 EXAMPLES = [
     "一站式服务中心是哪一年成立的？",
@@ -96,6 +101,51 @@ def _api_errors(endpoint: str) -> Iterator[None]:
                        print_exception=False) from None
 
 
+class ChatMessages(gr.Chatbot):
+    """gr.Chatbot whose API input is checked here, so that a malformed message
+    list sent to ``/chat`` gets a clear error instead of Gradio's generic one.
+    The browser renders it as a plain Chatbot (``is_template``)."""
+
+    is_template = True
+    data_model = None  # validated in preprocess, with our message
+
+    def api_info(self) -> dict[str, Any]:
+        schema = ChatbotDataMessages.model_json_schema()
+        schema["additional_description"] = schema.pop("description", None)
+        return schema
+
+    def preprocess(self, payload: Any) -> list:
+        if payload is None:
+            return []
+        try:
+            messages = ChatbotDataMessages.model_validate(payload, context={"validate_meta": True})
+        except ValidationError as exc:
+            where = ".".join(str(x) for x in exc.errors()[0]["loc"]) or "the list"
+            raise gr.Error(html.escape(
+                f"对话记录格式不对 (chat messages must be a list of {{\"role\": \"user\" or \"assistant\", "
+                f"\"content\": text}} objects; the problem is at {where}: {exc.errors()[0]['msg']}).", quote=False),
+                print_exception=False) from None
+        return super().preprocess(messages)
+
+
+class TopKSlider(gr.Slider):
+    """gr.Slider with a clear error for a top_k sent through the API that is
+    not a number or out of range.  Rendered as a plain Slider."""
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> float:
+        if payload is None or payload == "":
+            payload = self.value
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)) or payload != payload:
+            raise gr.Error(html.escape(f"top_k must be a number from {self.minimum:g} to {self.maximum:g}, "
+                                       f"got {str(payload)[:50]!r}.", quote=False), print_exception=False)
+        if not self.minimum <= payload <= self.maximum:
+            raise gr.Error(f"top_k must be between {self.minimum:g} and {self.maximum:g}, got {payload}.",
+                           print_exception=False)
+        return super().preprocess(payload)
+
+
 def _titles(assistant: Assistant) -> dict[str, str]:
     return {doc_id: assistant.document_title(doc_id) for doc_id in assistant.index.documents}
 
@@ -146,7 +196,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         """One chat turn: returns (textbox value, messages, sources HTML, debug HTML, asked questions)."""
         messages = list(messages or [])
         asked = list(asked or [])
-        text = question if isinstance(question, str) else ""
+        # NUL, control characters and lone surrogates never reach the chat,
+        # the logs or the JSON sent back
+        text = clean_text(question) if isinstance(question, str) else ""
         try:
             cleaned = validate_question(text, assistant.config.max_question_chars)
         except InputError as exc:
@@ -190,7 +242,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         asked = gr.State([])
         with gr.Row():
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(label="对话", show_label=False, elem_id="chat", height=520, latex_delimiters=[],
+                chatbot = ChatMessages(label="对话", show_label=False, elem_id="chat", height=520, latex_delimiters=[],
                                      sanitize_html=True, render_markdown=True, allow_tags=False,
                                      feedback_options=None, buttons=["copy"], layout="bubble",
                                      placeholder="在下方输入问题；可以追问，例如先问“一站式服务中心是哪一年成立的？”"
@@ -200,7 +252,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                                           max_lines=4, placeholder="输入问题，按回车发送")
                     send = gr.Button("发送", variant="primary", elem_id="send", scale=1, min_width=80)
                 with gr.Row():
-                    top_k = gr.Slider(1, UI_MAX_TOP_K, value=min(assistant.config.top_k, UI_MAX_TOP_K), step=1,
+                    top_k = TopKSlider(1, UI_MAX_TOP_K, value=min(assistant.config.top_k, UI_MAX_TOP_K), step=1,
                                       label="检索段落数 (top_k)", elem_id="top-k", scale=3)
                     clear_btn = gr.Button("清空对话", elem_id="clear", scale=1, min_width=80)
                 gr.Examples(EXAMPLES, inputs=[question], label="示例问题")
@@ -231,8 +283,13 @@ def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, 
     # The model and index are shared and Assistant.ask is thread-safe; more
     # parallel requests than CPU cores only make each of them slower.
     demo.queue(default_concurrency_limit=concurrency, max_size=256)
+    # No file is served beyond Gradio's own assets: no allowed_paths, and the
+    # environment's GRADIO_ALLOWED_PATHS (which Gradio would otherwise use) is ignored.
+    if os.environ.pop("GRADIO_ALLOWED_PATHS", None):
+        log.warning("ignoring GRADIO_ALLOWED_PATHS: this app serves no files from disk")
     return demo.launch(server_name=host, server_port=port, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
-                       show_error=False, theme=THEME, css=CSS, footer_links=["api"], ssr_mode=False)
+                       show_error=False, theme=THEME, css=CSS, footer_links=["api"], ssr_mode=False,
+                       max_file_size=MAX_UPLOAD)
 
 
 # -------------------------------------------------------------------- main

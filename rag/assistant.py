@@ -37,7 +37,7 @@ def clean_text(text: str) -> str:
     """``text`` without the characters above; other line breaks become "\n".
     Safe to log, to write as UTF-8 and to put in JSON Lines."""
     out = []
-    for ch in text:
+    for ch in text.replace("\r\n", "\n"):
         ch = _ODD_BREAKS.get(ch, ch)
         if ch in "\n\t":
             out.append(ch)

@@ -200,12 +200,13 @@ def _read_csv(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
         yield 1, None, f"CSV header has no \"question\" column (columns: {reader.fieldnames})"
         return
     while True:
+        starts_at = reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:  # a NUL byte, a field over the csv module's size limit
-            yield reader.line_num, None, f"not valid CSV ({exc})"
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit: this record is skipped
+            yield starts_at, None, f"not valid CSV ({exc})"
             continue
         line = reader.line_num
         clean = {(k or "").strip(): v for k, v in row.items() if k is not None}

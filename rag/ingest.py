@@ -133,7 +133,9 @@ def load_corpus(corpus_dir: Path) -> Corpus:
             doc = load_document(path)
         except (CorpusError, OSError) as exc:
             log.warning("skipping corpus file: %s", exc)
-            skipped.append(SkippedFile(path.name, str(exc)))
+            reason = str(exc)
+            reason = reason[len(path.name) + 2:] if reason.startswith(path.name + ": ") else reason
+            skipped.append(SkippedFile(path.name, reason))
             continue
         if doc.doc_id in seen:
             skipped.append(SkippedFile(path.name, f"same document id as {seen[doc.doc_id]}; rename one of them"))

@@ -2,6 +2,7 @@
 (tests marked ``slow`` use it); logic tests use tests/fakes.HashEmbedder."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -54,3 +55,39 @@ def assistant(real_config: Config):
     from rag.assistant import Assistant
 
     return Assistant.open(real_config)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(assistant, **launch_kwargs):
+    """The Gradio app (app.py) over ``assistant`` on a free loopback port,
+    in this process (prevent_thread_lock); yields (demo, base URL)."""
+    import sys
+
+    if str(PROJECT_ROOT) not in sys.path:  # app.py lives at the repository root
+        sys.path.insert(0, str(PROJECT_ROOT))
+    import app
+
+    demo = app.build_app(assistant)
+    port = free_port()
+    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True, **launch_kwargs)
+    try:
+        yield demo, f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+def hash_assistant(index_dir: Path, corpus_dir: Path = CORPUS):
+    """An Assistant over ``corpus_dir`` with the hash embedder (no model)."""
+    from rag.assistant import Assistant
+    from tests.fakes import HashEmbedder
+
+    config = Config(corpus_dir=corpus_dir, index_dir=index_dir, model="test-hash")
+    return Assistant.open(config, embedder=HashEmbedder())

@@ -20,12 +20,13 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
 
 import gradio as gr  # noqa: E402
-from gradio.components.chatbot import ChatbotDataMessages  # noqa: E402
+from gradio.components.chatbot import ChatbotDataMessages, TextMessage  # noqa: E402
+from gradio.data_classes import GradioModel, GradioRootModel  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
 from rag.assistant import Assistant, clean_text, validate_question  # noqa: E402
@@ -101,16 +102,28 @@ def _api_errors(endpoint: str) -> Iterator[None]:
                        print_exception=False) from None
 
 
+class _TextChatMessage(GradioModel):
+    role: Literal["user", "assistant"]
+    content: list[TextMessage]
+    metadata: dict | None = None
+    options: list | None = None
+
+
+class _TextChatMessages(GradioRootModel):
+    root: list[_TextChatMessage]
+
+
 class ChatMessages(gr.Chatbot):
-    """gr.Chatbot whose API input is checked here, so that a malformed message
-    list sent to ``/chat`` gets a clear error instead of Gradio's generic one.
+    """gr.Chatbot whose API input is checked here: user and assistant
+    messages with text only (no files, no components), and a malformed list
+    sent to ``/chat`` gets a clear error instead of Gradio's generic one.
     The browser renders it as a plain Chatbot (``is_template``)."""
 
     is_template = True
     data_model = None  # validated in preprocess, with our message
 
     def api_info(self) -> dict[str, Any]:
-        schema = ChatbotDataMessages.model_json_schema()
+        schema = _TextChatMessages.model_json_schema()
         schema["additional_description"] = schema.pop("description", None)
         return schema
 
@@ -118,14 +131,15 @@ class ChatMessages(gr.Chatbot):
         if payload is None:
             return []
         try:
-            messages = ChatbotDataMessages.model_validate(payload, context={"validate_meta": True})
+            text_only = _TextChatMessages.model_validate(payload)
         except ValidationError as exc:
-            where = ".".join(str(x) for x in exc.errors()[0]["loc"]) or "the list"
+            error = exc.errors()[0]
+            where = ".".join(str(x) for x in error["loc"]) or "the list"
             raise gr.Error(html.escape(
                 f"对话记录格式不对 (chat messages must be a list of {{\"role\": \"user\" or \"assistant\", "
-                f"\"content\": text}} objects; the problem is at {where}: {exc.errors()[0]['msg']}).", quote=False),
-                print_exception=False) from None
-        return super().preprocess(messages)
+                f"\"content\": [{{\"type\": \"text\", \"text\": ...}}]}} objects, text only; the problem is at "
+                f"{where}: {error['msg']}).", quote=False), print_exception=False) from None
+        return super().preprocess(ChatbotDataMessages.model_validate(text_only.model_dump()))
 
 
 class TopKSlider(gr.Slider):

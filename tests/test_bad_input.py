@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import faiss
@@ -29,7 +28,7 @@ from rag.errors import (ConfigError, CorpusError, IndexCorruptError, IndexNotFou
                         InputError, RagError, WriteError)
 from rag.present import answer_markdown, debug_html, markdown_literal, sources_html
 from rag.store import IndexStore, sha256_file
-from tests.conftest import CORPUS, PROJECT_ROOT, hash_assistant, serve_app
+from tests.conftest import CORPUS, cli_command, hash_assistant, serve_app
 from tests.fakes import HashEmbedder
 
 GOOD = "一站式服务中心是哪一年成立的？"
@@ -302,18 +301,7 @@ def test_cli_bad_settings(cli, lib, setting, code, message):
 
 
 def run_cli_process(args: list, timeout: float = 120) -> subprocess.CompletedProcess:
-    """The CLI in a real process (hash embedder), for what only a process
-    shows: its exit code, its stderr, and arguments that are not UTF-8."""
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(PROJECT_ROOT)!r})
-        import rag.assistant, rag.build
-        from rag import cli
-        from tests.fakes import HashEmbedder
-        rag.assistant.Embedder = rag.build.Embedder = lambda config: HashEmbedder()
-        sys.exit(cli.main(["--set", "model=test-hash"] + sys.argv[1:]))
-    """)
-    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, timeout=timeout)
+    return subprocess.run(cli_command(args), capture_output=True, timeout=timeout)
 
 
 def test_cli_arguments_that_are_not_utf8(lib):

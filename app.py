@@ -38,6 +38,10 @@ log = logging.getLogger("app")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+DEFAULT_CONCURRENCY = 2  # questions answered in parallel; see launch()
+QUEUE_MAX_SIZE = 256     # requests waiting beyond this are refused ("queue is full")
+QUEUE_STATUS_SECONDS = 5
+QUEUE_ANALYTICS_EVERY = 256
 MAX_BATCH = 200          # questions per /batch call
 MAX_HISTORY = 8          # previous questions passed to the assistant for follow-ups
 UI_MAX_TOP_K = 10
@@ -291,12 +295,22 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     return demo
 
 
-def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, concurrency: int = 2,
+def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
+           concurrency: int = DEFAULT_CONCURRENCY,
            prevent_thread_lock: bool = False, quiet: bool = False):
     """Enable the queue and start serving; returns Gradio's (app, local_url, share_url)."""
     # The model and index are shared and Assistant.ask is thread-safe; more
-    # parallel requests than CPU cores only make each of them slower.
-    demo.queue(default_concurrency_limit=concurrency, max_size=256)
+    # parallel requests than CPU cores only make each of them slower
+    # (bench/load.py: 2 beats 1 and 3 on 2 cores).
+    # Two Gradio defaults cost more than answering under load (bench/results/load.md):
+    # after every request the queue re-summarises all of its last 10,000 events
+    # with pandas (2-8 ms each): every QUEUE_ANALYTICS_EVERY events is enough;
+    # and "auto" status updates send every waiting client its queue position
+    # after every request (50 waiting clients: 50 messages per answer):
+    # every QUEUE_STATUS_SECONDS instead.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(QUEUE_ANALYTICS_EVERY))
+    demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE,
+               status_update_rate=QUEUE_STATUS_SECONDS)
     # No file is served beyond Gradio's own assets: no allowed_paths, and the
     # environment's GRADIO_ALLOWED_PATHS (which Gradio would otherwise use) is ignored.
     if os.environ.pop("GRADIO_ALLOWED_PATHS", None):
@@ -329,7 +343,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a Config setting (repeatable)")
     p.add_argument("--rebuild", choices=("auto", "never", "always"), default="auto",
                    help="build the index when missing or stale (auto, default), never, or always")
-    p.add_argument("--concurrency", type=int, default=env.get("RAG_CONCURRENCY", "2"),
+    p.add_argument("--concurrency", type=int, default=env.get("RAG_CONCURRENCY", str(DEFAULT_CONCURRENCY)),
                    help="questions answered in parallel (default 2, or env RAG_CONCURRENCY)")
     return p.parse_args(argv)
 

@@ -117,21 +117,16 @@ class _TextChatMessages(GradioRootModel):
     root: list[_TextChatMessage]
 
 
-class ChatMessages(gr.Chatbot):
-    """gr.Chatbot whose API input is checked here: user and assistant
-    messages with text only (no files, no components), and a malformed list
-    sent to ``/chat`` gets a clear error instead of Gradio's generic one.
-    The browser renders it as a plain Chatbot (``is_template``)."""
+def _checked_chat_messages(chatbot: gr.Chatbot) -> gr.Chatbot:
+    """Check the chat messages sent to ``/chat`` here: user and assistant
+    turns with text only (no files, no components), and a malformed list gets
+    a clear error instead of Gradio's generic one.  Done on the instance (a
+    subclass would make Gradio write an app.pyi stub next to this file)."""
+    gradio_preprocess = chatbot.preprocess
+    schema = _TextChatMessages.model_json_schema()
+    schema["additional_description"] = schema.pop("description", None)
 
-    is_template = True
-    data_model = None  # validated in preprocess, with our message
-
-    def api_info(self) -> dict[str, Any]:
-        schema = _TextChatMessages.model_json_schema()
-        schema["additional_description"] = schema.pop("description", None)
-        return schema
-
-    def preprocess(self, payload: Any) -> list:
+    def preprocess(payload: Any) -> list:
         if payload is None:
             return []
         try:
@@ -143,25 +138,32 @@ class ChatMessages(gr.Chatbot):
                 f"对话记录格式不对 (chat messages must be a list of {{\"role\": \"user\" or \"assistant\", "
                 f"\"content\": [{{\"type\": \"text\", \"text\": ...}}]}} objects, text only; the problem is at "
                 f"{where}: {error['msg']}).", quote=False), print_exception=False) from None
-        return super().preprocess(ChatbotDataMessages.model_validate(text_only.model_dump()))
+        return gradio_preprocess(ChatbotDataMessages.model_validate(text_only.model_dump()))
+
+    chatbot.data_model = None  # Gradio's own validation would fail first, with a generic message
+    chatbot.preprocess = preprocess
+    chatbot.api_info = lambda: schema
+    return chatbot
 
 
-class TopKSlider(gr.Slider):
-    """gr.Slider with a clear error for a top_k sent through the API that is
-    not a number or out of range.  Rendered as a plain Slider."""
+def _checked_top_k(slider: gr.Slider) -> gr.Slider:
+    """A clear error for a top_k sent to ``/chat`` that is not a number or
+    is out of range (Gradio's Slider fails with a TypeError on a string)."""
+    gradio_preprocess = slider.preprocess
 
-    is_template = True
-
-    def preprocess(self, payload: Any) -> float:
+    def preprocess(payload: Any) -> float:
         if payload is None or payload == "":
-            payload = self.value
+            payload = slider.value
         if isinstance(payload, bool) or not isinstance(payload, (int, float)) or payload != payload:
-            raise gr.Error(html.escape(f"top_k must be a number from {self.minimum:g} to {self.maximum:g}, "
+            raise gr.Error(html.escape(f"top_k must be a number from {slider.minimum:g} to {slider.maximum:g}, "
                                        f"got {str(payload)[:50]!r}.", quote=False), print_exception=False)
-        if not self.minimum <= payload <= self.maximum:
-            raise gr.Error(f"top_k must be between {self.minimum:g} and {self.maximum:g}, got {payload}.",
+        if not slider.minimum <= payload <= slider.maximum:
+            raise gr.Error(f"top_k must be between {slider.minimum:g} and {slider.maximum:g}, got {payload}.",
                            print_exception=False)
-        return super().preprocess(payload)
+        return gradio_preprocess(payload)
+
+    slider.preprocess = preprocess
+    return slider
 
 
 def _titles(assistant: Assistant) -> dict[str, str]:
@@ -260,7 +262,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         asked = gr.State([])
         with gr.Row():
             with gr.Column(scale=3):
-                chatbot = ChatMessages(label="对话", show_label=False, elem_id="chat", height=520, latex_delimiters=[],
+                chatbot = gr.Chatbot(label="对话", show_label=False, elem_id="chat", height=520, latex_delimiters=[],
                                      sanitize_html=True, render_markdown=True, allow_tags=False,
                                      feedback_options=None, buttons=["copy"], layout="bubble",
                                      placeholder="在下方输入问题；可以追问，例如先问“一站式服务中心是哪一年成立的？”"
@@ -270,7 +272,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                                           max_lines=4, placeholder="输入问题，按回车发送")
                     send = gr.Button("发送", variant="primary", elem_id="send", scale=1, min_width=80)
                 with gr.Row():
-                    top_k = TopKSlider(1, UI_MAX_TOP_K, value=min(assistant.config.top_k, UI_MAX_TOP_K), step=1,
+                    top_k = gr.Slider(1, UI_MAX_TOP_K, value=min(assistant.config.top_k, UI_MAX_TOP_K), step=1,
                                       label="检索段落数 (top_k)", elem_id="top-k", scale=3)
                     clear_btn = gr.Button("清空对话", elem_id="clear", scale=1, min_width=80)
                 gr.Examples(EXAMPLES, inputs=[question], label="示例问题")
@@ -280,6 +282,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         with gr.Accordion("检索调试（向量 / BM25 / 融合排名）", open=False, elem_id="debug-accordion"):
             debug = gr.HTML(DEBUG_PLACEHOLDER, label="检索调试", elem_id="debug", js_on_load=None)
 
+        _checked_chat_messages(chatbot)
+        _checked_top_k(top_k)
         chat_io = dict(fn=chat, inputs=[question, chatbot, top_k, asked],
                        outputs=[question, chatbot, sources, debug, asked])
         question.submit(**chat_io, api_name="chat",

@@ -20,13 +20,16 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
 
 import gradio as gr  # noqa: E402
+from gradio.components.chatbot import ChatbotDataMessages, TextMessage  # noqa: E402
+from gradio.data_classes import GradioModel, GradioRootModel  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
 
-from rag.assistant import Assistant, validate_question  # noqa: E402
+from rag.assistant import Assistant, clean_text, validate_question  # noqa: E402
 from rag.config import Config  # noqa: E402
 from rag.errors import InputError, RagError  # noqa: E402
 from rag.present import answer_markdown, debug_html, markdown_literal, sources_html  # noqa: E402
@@ -35,9 +38,16 @@ log = logging.getLogger("app")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+DEFAULT_CONCURRENCY = 2  # questions answered in parallel; see launch()
+QUEUE_MAX_SIZE = 256     # requests waiting beyond this are refused ("queue is full")
+QUEUE_STATUS_SECONDS = 5
+QUEUE_ANALYTICS_EVERY = 256
 MAX_BATCH = 200          # questions per /batch call
 MAX_HISTORY = 8          # previous questions passed to the assistant for follow-ups
 UI_MAX_TOP_K = 10
+# The app takes no files, but Gradio's upload route exists on every app: cap
+# what a caller can put into Gradio's temporary directory.
+MAX_UPLOAD = "64kb"
 
 EXAMPLES = [
     "一站式服务中心是哪一年成立的？",
@@ -96,6 +106,66 @@ def _api_errors(endpoint: str) -> Iterator[None]:
                        print_exception=False) from None
 
 
+class _TextChatMessage(GradioModel):
+    role: Literal["user", "assistant"]
+    content: list[TextMessage]
+    metadata: dict | None = None
+    options: list | None = None
+
+
+class _TextChatMessages(GradioRootModel):
+    root: list[_TextChatMessage]
+
+
+def _checked_chat_messages(chatbot: gr.Chatbot) -> gr.Chatbot:
+    """Check the chat messages sent to ``/chat`` here: user and assistant
+    turns with text only (no files, no components), and a malformed list gets
+    a clear error instead of Gradio's generic one.  Done on the instance (a
+    subclass would make Gradio write an app.pyi stub next to this file)."""
+    gradio_preprocess = chatbot.preprocess
+    schema = _TextChatMessages.model_json_schema()
+    schema["additional_description"] = schema.pop("description", None)
+
+    def preprocess(payload: Any) -> list:
+        if payload is None:
+            return []
+        try:
+            text_only = _TextChatMessages.model_validate(payload)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(x) for x in error["loc"]) or "the list"
+            raise gr.Error(html.escape(
+                f"对话记录格式不对 (chat messages must be a list of {{\"role\": \"user\" or \"assistant\", "
+                f"\"content\": [{{\"type\": \"text\", \"text\": ...}}]}} objects, text only; the problem is at "
+                f"{where}: {error['msg']}).", quote=False), print_exception=False) from None
+        return gradio_preprocess(ChatbotDataMessages.model_validate(text_only.model_dump()))
+
+    chatbot.data_model = None  # Gradio's own validation would fail first, with a generic message
+    chatbot.preprocess = preprocess
+    chatbot.api_info = lambda: schema
+    return chatbot
+
+
+def _checked_top_k(slider: gr.Slider) -> gr.Slider:
+    """A clear error for a top_k sent to ``/chat`` that is not a number or
+    is out of range (Gradio's Slider fails with a TypeError on a string)."""
+    gradio_preprocess = slider.preprocess
+
+    def preprocess(payload: Any) -> float:
+        if payload is None or payload == "":
+            payload = slider.value
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)) or payload != payload:
+            raise gr.Error(html.escape(f"top_k must be a number from {slider.minimum:g} to {slider.maximum:g}, "
+                                       f"got {str(payload)[:50]!r}.", quote=False), print_exception=False)
+        if not slider.minimum <= payload <= slider.maximum:
+            raise gr.Error(f"top_k must be between {slider.minimum:g} and {slider.maximum:g}, got {payload}.",
+                           print_exception=False)
+        return gradio_preprocess(payload)
+
+    slider.preprocess = preprocess
+    return slider
+
+
 def _titles(assistant: Assistant) -> dict[str, str]:
     return {doc_id: assistant.document_title(doc_id) for doc_id in assistant.index.documents}
 
@@ -146,7 +216,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         """One chat turn: returns (textbox value, messages, sources HTML, debug HTML, asked questions)."""
         messages = list(messages or [])
         asked = list(asked or [])
-        text = question if isinstance(question, str) else ""
+        # NUL, control characters and lone surrogates never reach the chat,
+        # the logs or the JSON sent back
+        text = clean_text(question) if isinstance(question, str) else ""
         try:
             cleaned = validate_question(text, assistant.config.max_question_chars)
         except InputError as exc:
@@ -210,6 +282,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         with gr.Accordion("检索调试（向量 / BM25 / 融合排名）", open=False, elem_id="debug-accordion"):
             debug = gr.HTML(DEBUG_PLACEHOLDER, label="检索调试", elem_id="debug", js_on_load=None)
 
+        _checked_chat_messages(chatbot)
+        _checked_top_k(top_k)
         chat_io = dict(fn=chat, inputs=[question, chatbot, top_k, asked],
                        outputs=[question, chatbot, sources, debug, asked])
         question.submit(**chat_io, api_name="chat",
@@ -225,14 +299,29 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     return demo
 
 
-def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, concurrency: int = 2,
+def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
+           concurrency: int = DEFAULT_CONCURRENCY,
            prevent_thread_lock: bool = False, quiet: bool = False):
     """Enable the queue and start serving; returns Gradio's (app, local_url, share_url)."""
     # The model and index are shared and Assistant.ask is thread-safe; more
-    # parallel requests than CPU cores only make each of them slower.
-    demo.queue(default_concurrency_limit=concurrency, max_size=256)
+    # parallel requests than CPU cores only make each of them slower
+    # (bench/load.py: 2 beats 1 and 3 on 2 cores).
+    # Two Gradio defaults cost more than answering under load (bench/results/load.md):
+    # after every request the queue re-summarises all of its last 10,000 events
+    # with pandas (2-8 ms each): every QUEUE_ANALYTICS_EVERY events is enough;
+    # and "auto" status updates send every waiting client its queue position
+    # after every request (50 waiting clients: 50 messages per answer):
+    # every QUEUE_STATUS_SECONDS instead.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(QUEUE_ANALYTICS_EVERY))
+    demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE,
+               status_update_rate=QUEUE_STATUS_SECONDS)
+    # No file is served beyond Gradio's own assets: no allowed_paths, and the
+    # environment's GRADIO_ALLOWED_PATHS (which Gradio would otherwise use) is ignored.
+    if os.environ.pop("GRADIO_ALLOWED_PATHS", None):
+        log.warning("ignoring GRADIO_ALLOWED_PATHS: this app serves no files from disk")
     return demo.launch(server_name=host, server_port=port, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
-                       show_error=False, theme=THEME, css=CSS, footer_links=["api"], ssr_mode=False)
+                       show_error=False, theme=THEME, css=CSS, footer_links=["api"], ssr_mode=False,
+                       max_file_size=MAX_UPLOAD)
 
 
 # -------------------------------------------------------------------- main
@@ -258,7 +347,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a Config setting (repeatable)")
     p.add_argument("--rebuild", choices=("auto", "never", "always"), default="auto",
                    help="build the index when missing or stale (auto, default), never, or always")
-    p.add_argument("--concurrency", type=int, default=env.get("RAG_CONCURRENCY", "2"),
+    p.add_argument("--concurrency", type=int, default=env.get("RAG_CONCURRENCY", str(DEFAULT_CONCURRENCY)),
                    help="questions answered in parallel (default 2, or env RAG_CONCURRENCY)")
     return p.parse_args(argv)
 

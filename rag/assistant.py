@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -15,7 +16,6 @@ from .embed import Embedder
 from .errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, InputError
 from .schema import Answer, Hit
 from .store import IndexStore, LoadedIndex
-from .text import normalize
 from .tokenize import ChineseTokenizer
 
 log = logging.getLogger(__name__)
@@ -24,21 +24,57 @@ REBUILD_POLICIES = ("auto", "never", "always")
 REFRESH_SECONDS = 2.0
 
 
+# Characters that never belong in a question: C0/C1 controls (except tab and
+# newline), DEL, lone surrogates (invalid in UTF-8: JSON writers and logs
+# would choke on them), noncharacters, and the invisible bidi controls and
+# byte-order mark that can make text display differently from what it is.
+_BIDI_AND_BOM = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\ufeff")
+# Line breaks other than "\n": str.splitlines() splits JSON Lines on them.
+_ODD_BREAKS = {"\r": "\n", "\x85": "\n", "\u2028": "\n", "\u2029": "\n", "\x0b": "\n", "\x0c": "\n"}
+
+
+def clean_text(text: str) -> str:
+    """``text`` without the characters above; other line breaks become "\n".
+    Safe to log, to write as UTF-8 and to put in JSON Lines."""
+    out = []
+    for ch in text.replace("\r\n", "\n"):
+        ch = _ODD_BREAKS.get(ch, ch)
+        if ch in "\n\t":
+            out.append(ch)
+            continue
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cs") or ch in _BIDI_AND_BOM or (cat == "Cn" and (ord(ch) & 0xFFFE) == 0xFFFE):
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def _has_words(text: str) -> bool:
+    return any(unicodedata.category(ch)[0] in "LN" for ch in text)
+
+
 def validate_question(question: object, max_chars: int) -> str:
-    """Return the stripped question or raise InputError with a specific message."""
+    """Return the cleaned question or raise InputError with a specific message.
+
+    Cleaning (:func:`clean_text`) drops control characters, NUL, lone
+    surrogates, bidi controls and BOMs, then strips whitespace.  Refused:
+    no text (``None``, empty, whitespace or invisible characters only), not a
+    string, longer than ``max_chars``, no letter or digit at all (only
+    punctuation, or only symbols / emoji)."""
     if question is None:
         raise InputError("请输入问题。(The question is empty.)")
     if not isinstance(question, str):
         raise InputError(f"问题必须是文本 (the question must be a string, got {type(question).__name__}).")
-    cleaned = "".join(ch for ch in question if ch in "\n\t" or (ord(ch) >= 32 and not 0xD800 <= ord(ch) <= 0xDFFF
-                                                                and ch != "\x7f"))
-    cleaned = cleaned.strip()
-    if not cleaned:
+    cleaned = clean_text(question).strip()
+    if not cleaned or all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in cleaned):
         raise InputError("请输入问题。(The question is empty.)")
     if len(cleaned) > max_chars:
         raise InputError(f"问题太长：{len(cleaned)} 个字符，上限 {max_chars}。请缩短后再问。"
                          f"(The question has {len(cleaned)} characters; the limit is {max_chars}.)")
-    if not normalize(cleaned).strip("?？!！.。,，、;；:：'\"“”‘’()（）[]【】-—_~…*#@&%$^+=<>/\\|`"):
+    if not _has_words(cleaned):
+        if any(unicodedata.category(ch) in ("So", "Co", "Cn") for ch in cleaned):
+            raise InputError("问题里没有文字，只有符号或表情，请输入文字。"
+                             "(The question has no words, only symbols or emoji.)")
         raise InputError("问题只有标点符号，请输入文字。(The question has no words, only punctuation.)")
     return cleaned
 
@@ -106,7 +142,7 @@ class Assistant:
         if reason is None:
             try:
                 assistant._load()
-            except IndexCorruptError as exc:
+            except (IndexCorruptError, IndexStaleError) as exc:
                 if rebuild == "never":
                     raise
                 reason = str(exc)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import InputError, RagError
+from .errors import InputError, RagError, WriteError
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,10 @@ MAX_INPUT_BYTES = 200 * 1024 * 1024
 class Problem:
     line: int
     message: str
+    unit: str = "line"  # "item" for the elements of a JSON array file
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
+        return f"{self.unit} {self.line}: {self.message}"
 
 
 @dataclass
@@ -77,8 +78,15 @@ def detect_format(path: Path, text: str) -> str:
         return "csv"
     if suffix in (".txt", ".text", ".md"):
         return "text"
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    return "jsonl" if first.lstrip().startswith("{") else "text"
+    first = next((line for line in _lines(text) if line.strip()), "")
+    return "jsonl" if first.lstrip().startswith(("{", "[")) else "text"
+
+
+def _lines(text: str) -> list[str]:
+    """Lines split at "\\n" only (a trailing "\\r" dropped): str.splitlines()
+    would also split at U+2028, U+0085 and form feeds, which may stand
+    inside a JSON string and do not end a line for editors or other tools."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
 
 
 def read_questions(path: Path) -> QuestionFile:
@@ -92,7 +100,10 @@ def read_questions(path: Path) -> QuestionFile:
     size = path.stat().st_size
     if size > MAX_INPUT_BYTES:
         raise InputError(f"{path} is {size / 1e6:.0f} MB; split it into files under {MAX_INPUT_BYTES // 2**20} MiB")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read question file {path}: {exc.strerror or exc}") from None
     if not data:
         raise InputError(f"{path} is empty (0 bytes): there are no questions to answer")
     if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -102,13 +113,18 @@ def read_questions(path: Path) -> QuestionFile:
         raise InputError(f"{path} holds only whitespace: there are no questions to answer")
     result = QuestionFile(format=detect_format(path, text))
     reader = {"jsonl": _read_jsonl, "csv": _read_csv, "text": _read_text}[result.format]
+    items = _json_array(text) if result.format == "jsonl" else None
+    unit = "line" if items is None else "item"
+    if items is not None:
+        reader = lambda _text: _read_jsonl(_text, items)  # noqa: E731
     seen: set[str] = set()
     for line_no, row, problem in reader(text):
         if problem:
-            result.problems.append(Problem(line_no, problem))
+            result.problems.append(Problem(line_no, problem, unit))
             continue
         assert row is not None
-        row["id"] = str(row.get("id") if row.get("id") not in (None, "") else f"q{line_no}")
+        row["id"] = str(row.get("id") if row.get("id") not in (None, "") else
+                        f"q{line_no}" if unit == "line" else f"item{line_no}")
         if row["id"] in seen:
             row["id"] = f"{row['id']}@{line_no}"
         seen.add(row["id"])
@@ -121,26 +137,60 @@ def _check_question(row: dict[str, Any]) -> str | None:
         return "no \"question\" field"
     q = row["question"]
     if not isinstance(q, str):
-        return f"\"question\" must be a string, got {type(q).__name__}"
+        return f"\"question\" must be a string, got {_json_type(q)}"
     if not q.strip():
         return "\"question\" is empty"
     return None
 
 
-def _read_jsonl(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
-    for n, line in enumerate(text.splitlines(), 1):
+def _json_array(text: str) -> list | None:
+    """The items of a file that is one JSON array (``[{...}, {...}]``, e.g.
+    pretty-printed), else None.  A file that starts with "[" but is not
+    valid JSON as a whole is refused with the place of the error."""
+    if not text.lstrip().startswith("["):
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        first = next((line for line in _lines(text) if line.strip()), "")
+        try:
+            json.loads(first)  # "[...]" on every line: JSON Lines of arrays, reported line by line
+        except json.JSONDecodeError:
+            raise InputError(f"the file starts with \"[\" but is not a valid JSON array ({exc.msg} at line "
+                             f"{exc.lineno}, column {exc.colno}); give JSON Lines (one object per line) or "
+                             "one valid JSON array of objects") from None
+        return None
+    return value if isinstance(value, list) else None
+
+
+def _read_jsonl(text: str, items: list | None = None) -> Iterator[tuple[int, dict | None, str | None]]:
+    if items is not None:  # one JSON array of objects instead of JSON Lines
+        for n, row in enumerate(items, 1):
+            if not isinstance(row, dict):
+                yield n, None, f"expected a JSON object, got {_json_type(row)}"
+                continue
+            problem = _check_question(row)
+            yield n, (None if problem else row), problem
+        return
+    for n, line in enumerate(_lines(text), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield n, None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+            hint = "; one JSON object per line is expected" if n == 1 and line.strip() == "{" else ""
+            yield n, None, f"not valid JSON ({exc.msg} at column {exc.colno}){hint}"
             continue
         if not isinstance(row, dict):
-            yield n, None, f"expected a JSON object, got {type(row).__name__}"
+            yield n, None, f"expected a JSON object, got {_json_type(row)}"
             continue
         problem = _check_question(row)
         yield n, (None if problem else row), problem
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def _read_csv(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
@@ -149,7 +199,15 @@ def _read_csv(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
     if not reader.fieldnames or "question" not in [f.strip() for f in reader.fieldnames]:
         yield 1, None, f"CSV header has no \"question\" column (columns: {reader.fieldnames})"
         return
-    for row in reader:
+    while True:
+        starts_at = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit: this record is skipped
+            yield starts_at, None, f"not valid CSV ({exc})"
+            continue
         line = reader.line_num
         clean = {(k or "").strip(): v for k, v in row.items() if k is not None}
         if None in row:
@@ -163,7 +221,7 @@ def _read_csv(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
 
 
 def _read_text(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(_lines(text), 1):
         if line.strip() and not line.lstrip().startswith("#"):
             yield n, {"question": line.strip()}, None
 
@@ -181,6 +239,16 @@ def answer_row(row: dict[str, Any], answer, latency_ms: float) -> dict[str, Any]
     if clashes:
         out["input"] = clashes
     return out
+
+
+# Line breaks that JSON allows raw inside strings but str.splitlines() (and
+# some JSON Lines readers) split at: written as escapes.
+_RAW_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
+def json_line(row: dict[str, Any]) -> str:
+    """One JSON Lines record: UTF-8 text, the odd line breaks escaped."""
+    return json.dumps(row, ensure_ascii=False).translate(_RAW_BREAKS) + "\n"
 
 
 def completed_ids(path: Path) -> set[str]:
@@ -212,6 +280,10 @@ def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None
     config = getattr(assistant, "config", None)
     if top_k is not None and config is not None:  # a bad -k fails once, not once per question
         top_k = validate_top_k(top_k, config.top_k, config.max_top_k)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"--batch-size must be a whole number of at least 1, got {batch_size!r}")
+    if resume and overwrite:
+        raise InputError("give --resume (keep the answers in the output) or --overwrite (replace them), not both")
     if output.exists() and questions.exists() and output.resolve() == questions.resolve():
         raise InputError(f"the output {output} is the question file itself; choose another output path")
     if output.is_dir():
@@ -225,14 +297,18 @@ def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None
         _repair_tail(output)
     done = completed_ids(output) if resume else set()
     rows = [r for r in parsed.rows if r["id"] not in done]
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        # backslashreplace: a lone surrogate passed through from the input (JSON
+        # allows "\\ud800") is written back as that JSON escape, not a crash.
+        fh = open(output, "a" if resume else "w", encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        raise WriteError(f"cannot write answers to {output}: {exc.strerror or exc}") from None
     answered = failed = 0
     t0 = time.perf_counter()
     bar = tqdm(total=len(rows), desc="answering", unit="q", file=sys.stderr, disable=not progress)
-    # backslashreplace: a lone surrogate passed through from the input (JSON
-    # allows "\\ud800") is written back as that JSON escape, not a crash.
-    with open(output, "a" if resume else "w", encoding="utf-8", errors="backslashreplace") as fh:
-        for start in range(0, len(rows), max(1, batch_size)):
+    try:
+        for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
             t_batch = time.perf_counter()
             try:
@@ -247,13 +323,31 @@ def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None
                         failed += 1
                         print(f"{questions}: id {r['id']}: {exc} (skipped)", file=sys.stderr)
             per_question = (time.perf_counter() - t_batch) * 1000 / max(len(chunk), 1)
-            for r, ans in results:
-                fh.write(json.dumps(answer_row(r, ans, per_question), ensure_ascii=False) + "\n")
-                answered += 1
-            fh.flush()
-            os.fsync(fh.fileno())
+            # One write per batch, then fsync: an interruption leaves whole
+            # batches (a crash of the machine at worst one torn last line,
+            # which --resume drops).
+            text = "".join(json_line(answer_row(r, ans, per_question)) for r, ans in results)
+            try:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:
+                raise WriteError(
+                    f"writing answers to {output} failed after {answered} answers in this run "
+                    f"({exc.strerror or exc}); the answers written so far are kept: fix the cause and continue "
+                    "with --resume") from None
+            answered += len(results)
             bar.update(len(chunk))
-    bar.close()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted after {answered} answers in this run; {output} holds only complete answers: "
+              "continue with --resume", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+        try:
+            fh.close()
+        except OSError:  # the error was reported above; nothing more to flush
+            pass
     elapsed = time.perf_counter() - t0
     return {"read": len(parsed.rows) + len(parsed.problems), "answered": answered, "already_done": len(done),
             "skipped_lines": len(parsed.problems), "skipped_questions": failed, "format": parsed.format,

@@ -14,9 +14,10 @@ from . import __version__
 from .chunk import chunk_document, index_text
 from .config import Config
 from .embed import Embedder, file_lock, model_description
+from .errors import ConfigError, WriteError
 from .ingest import CORPUS_SUFFIXES, corpus_files, load_corpus
 from .sparse import BM25Index
-from .store import FORMAT_VERSION, IndexArtifacts, IndexStore
+from .store import FORMAT_VERSION, IndexArtifacts, IndexStore, sha256_file
 from .tokenize import ChineseTokenizer
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def corpus_fingerprint(corpus_dir: Path) -> str:
     h = hashlib.sha256()
     for path in corpus_files(corpus_dir):
         h.update(path.name.encode() + b"\0")
-        h.update(hashlib.sha256(path.read_bytes()).digest())
+        h.update(bytes.fromhex(sha256_file(path)))  # streamed: a huge file is not read into memory
         sidecar = path.with_name(path.stem + ".meta.json")
         if sidecar.exists():
             h.update(hashlib.sha256(sidecar.read_bytes()).digest())
@@ -114,7 +115,13 @@ def build_index(config: Config, embedder: Embedder | None = None, force: bool = 
     with ``force=False`` a build that finds a fresh index (e.g. made by the
     build it waited for) does nothing."""
     store = IndexStore(config.index_dir)
-    config.index_dir.mkdir(parents=True, exist_ok=True)
+    if config.index_dir.exists() and not config.index_dir.is_dir():
+        raise ConfigError(f"the index directory {config.index_dir} is a file; give a directory (--index DIR)")
+    try:
+        config.index_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(f"cannot create the index directory {config.index_dir} "
+                         f"({exc.strerror or exc})") from None
     with file_lock(store.lock_path):
         if not force and store.exists():
             try:

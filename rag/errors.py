@@ -45,3 +45,11 @@ class CitationError(RagError):
     """A quote does not match the characters its citation points to."""
 
     exit_code = 8
+
+
+class WriteError(RagError):
+    """An output (answers file, index build) could not be written: disk full,
+    no permission, a path that is not a directory.  What was written before
+    is kept (batch output) or still in use (the previous index)."""
+
+    exit_code = 9

@@ -50,6 +50,8 @@ class Corpus:
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
     corpus_dir = Path(corpus_dir)
+    if corpus_dir.exists() and not corpus_dir.is_dir():
+        raise CorpusError(f"the corpus {corpus_dir} is a file; give the directory that holds the .txt or .md reports")
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus directory {corpus_dir} does not exist; create it and put .txt or .md reports in it")
     return sorted(p for p in corpus_dir.iterdir() if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES
@@ -131,7 +133,9 @@ def load_corpus(corpus_dir: Path) -> Corpus:
             doc = load_document(path)
         except (CorpusError, OSError) as exc:
             log.warning("skipping corpus file: %s", exc)
-            skipped.append(SkippedFile(path.name, str(exc)))
+            reason = str(exc)
+            reason = reason[len(path.name) + 2:] if reason.startswith(path.name + ": ") else reason
+            skipped.append(SkippedFile(path.name, reason))
             continue
         if doc.doc_id in seen:
             skipped.append(SkippedFile(path.name, f"same document id as {seen[doc.doc_id]}; rename one of them"))

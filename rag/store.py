@@ -19,6 +19,7 @@ A build is written into a temporary directory and published by replacing the
 readers never see a half-written index.  Builds take an exclusive lock."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from . import dense
-from .errors import IndexCorruptError, IndexNotFoundError, IndexStaleError
+from .errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, RagError, WriteError
 from .schema import Document, Passage
 from .sparse import BM25Index
 from .tokenize import TokenizerSettings
@@ -46,6 +47,7 @@ BUILDS = "builds"
 MANIFEST = "manifest.json"
 HASHED_MAX_BYTES = 512 * 1024 * 1024  # files above this are size-checked only
 KEEP_PREVIOUS_BUILDS = 1
+REBUILD_HINT = "rebuild with: python -m rag build"
 
 
 def sha256_file(path: Path) -> str:
@@ -133,6 +135,8 @@ class IndexStore:
 
     def read_manifest(self) -> dict[str, Any]:
         path = self.current / MANIFEST
+        if self.root.exists() and not self.root.is_dir():
+            raise IndexNotFoundError(f"{self.root} is a file, not an index directory; give a directory (--index DIR)")
         if not path.exists():
             raise IndexNotFoundError(f"no index in {self.root}; build it with: python -m rag build")
         try:
@@ -144,6 +148,9 @@ class IndexStore:
             found = manifest.get("format_version") if isinstance(manifest, dict) else None
             raise IndexStaleError(f"index in {self.root} has format version {found!r}, this program reads version "
                                   f"{FORMAT_VERSION}; rebuild with: python -m rag build")
+        problem = _manifest_problem(manifest)
+        if problem:
+            raise IndexCorruptError(f"index manifest {path} {problem}; {REBUILD_HINT}")
         return manifest
 
     # ---------------------------------------------------------------- write
@@ -153,18 +160,26 @@ class IndexStore:
         builds.mkdir(parents=True, exist_ok=True)
         build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         tmp = builds / f".tmp-{build_id}"
-        tmp.mkdir()
+        final = builds / build_id
+        link_tmp = self.root / f".current-{build_id}"
         try:
+            tmp.mkdir()
             self._write(tmp, artifacts)
-            final = builds / build_id
             os.rename(tmp, final)
-            link_tmp = self.root / f".current-{build_id}"
             os.symlink(Path(BUILDS) / build_id, link_tmp)
             os.replace(link_tmp, self.current)  # the atomic switch
-            _fsync_dir(self.root)
-        except BaseException:
+        except BaseException as exc:
+            # Nothing of this build stays behind; "current" still names the previous build.
             shutil.rmtree(tmp, ignore_errors=True)
+            if not (self.current.exists() and self.current.resolve() == final.resolve()):
+                shutil.rmtree(final, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.unlink(link_tmp)
+            if isinstance(exc, OSError):
+                raise WriteError(f"could not write the index into {self.root} ({exc.strerror or exc}); the previous "
+                                 "index, if any, is unchanged and still used") from exc
             raise
+        _fsync_dir(self.root)
         self._prune(keep=final)
         return final
 
@@ -207,6 +222,15 @@ class IndexStore:
         IndexNotFoundError / IndexCorruptError with the command to run."""
         manifest = self.read_manifest()
         directory = self.current.resolve()
+        try:
+            return self._load(manifest, directory)
+        except RagError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as exc:
+            raise IndexCorruptError(f"index in {directory} cannot be read ({type(exc).__name__}: {str(exc)[:200]}); "
+                                    f"{REBUILD_HINT}") from exc
+
+    def _load(self, manifest: dict[str, Any], directory: Path) -> LoadedIndex:
         for rel, meta in manifest.get("files", {}).items():
             path = directory / rel
             if not path.exists():
@@ -231,11 +255,53 @@ class IndexStore:
         except ValueError as exc:
             raise IndexCorruptError(f"sentence arrays cannot be read ({exc}); rebuild with: python -m rag build") \
                 from exc
-        if sentence_vectors.shape[0] != counts["sentences"] or sentence_rows.shape != (counts["sentences"], 3):
+        if sentence_vectors.shape[0] != counts["sentences"] or sentence_rows.shape != (counts["sentences"], 3) \
+                or sentence_vectors.ndim != 2 or sentence_vectors.shape[1] != manifest["model"]["dimension"]:
             raise IndexCorruptError("sentence arrays disagree with the manifest; rebuild with: python -m rag build")
+        _check_references(documents, passages, sentence_rows)
         bm25 = BM25Index.load(directory / "bm25", counts["passages"])
         return LoadedIndex(directory, manifest, documents, passages, tokenizer, faiss_index,
                            sentence_vectors, sentence_rows, bm25)
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong with the structure of a manifest (None when usable)."""
+    counts = manifest.get("counts")
+    if not isinstance(counts, dict) or not all(isinstance(counts.get(k), int) and counts[k] >= 0
+                                               for k in ("documents", "passages", "sentences")):
+        return "has no valid \"counts\" (documents, passages, sentences)"
+    model = manifest.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("dimension"), int) or model["dimension"] < 1:
+        return "has no valid \"model\" dimension"
+    if not isinstance(manifest.get("settings"), dict):
+        return "has no \"settings\""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        return "lists no files"
+    for rel, meta in files.items():
+        parts = Path(rel).parts
+        if Path(rel).is_absolute() or ".." in parts or not parts:
+            return f"names a file outside the index directory ({rel!r})"
+        if not isinstance(meta, dict) or not isinstance(meta.get("bytes"), int) \
+                or not isinstance(meta.get("sha256"), str):
+            return f"has no size and checksum for {rel!r}"
+    return None
+
+
+def _check_references(documents: dict[str, Document], passages: list[Passage], sentence_rows: np.ndarray) -> None:
+    """Every passage points into a known document and every sentence into a
+    known passage (cheap; catches files that agree in size but not in content)."""
+    for p in passages:
+        doc = documents.get(p.doc_id)
+        if doc is None or not 0 <= p.start <= p.end <= len(doc.raw_text):
+            raise IndexCorruptError(f"passage {p.passage_id} points outside the documents in the index; "
+                                    f"{REBUILD_HINT}")
+    if len(sentence_rows):
+        rows, starts, ends = sentence_rows[:, 0], sentence_rows[:, 1], sentence_rows[:, 2]
+        lengths = np.array([len(p.text) for p in passages], dtype=np.int64)
+        if rows.min() < 0 or rows.max() >= len(passages) or (starts < 0).any() or (ends < starts).any() \
+                or (ends > lengths[rows]).any():
+            raise IndexCorruptError(f"sentence rows point outside the passages in the index; {REBUILD_HINT}")
 
 
 def _fsync_file(path: Path) -> None:

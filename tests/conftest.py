@@ -2,6 +2,7 @@
 (tests marked ``slow`` use it); logic tests use tests/fakes.HashEmbedder."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -54,3 +55,82 @@ def assistant(real_config: Config):
     from rag.assistant import Assistant
 
     return Assistant.open(real_config)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(assistant, **launch_kwargs):
+    """The Gradio app (app.py) over ``assistant`` on a free loopback port,
+    in this process (prevent_thread_lock); yields (demo, base URL)."""
+    import sys
+
+    if str(PROJECT_ROOT) not in sys.path:  # app.py lives at the repository root
+        sys.path.insert(0, str(PROJECT_ROOT))
+    import app
+
+    demo = app.build_app(assistant)
+    port = free_port()
+    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True, **launch_kwargs)
+    try:
+        yield demo, f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+def hash_assistant(index_dir: Path, corpus_dir: Path = CORPUS):
+    """An Assistant over ``corpus_dir`` with the hash embedder (no model)."""
+    from rag.assistant import Assistant
+    from tests.fakes import HashEmbedder
+
+    config = Config(corpus_dir=corpus_dir, index_dir=index_dir, model="test-hash")
+    return Assistant.open(config, embedder=HashEmbedder())
+
+
+# The CLI in a real process with the hash embedder (no model), for what only
+# a process shows: exit codes, stderr, signals, arguments that are not UTF-8,
+# resource limits.  Test knobs come from the environment:
+#   RAG_TEST_SLOW_BATCH=S        sleep S seconds before each batch is answered
+#   RAG_TEST_SLOW_SAVE=S         print "writing" and sleep S seconds before the FAISS file is written
+#   RAG_TEST_FILE_SIZE_LIMIT=N   RLIMIT_FSIZE: a write past N bytes fails (EFBIG), as on a full disk
+CLI_SCRIPT = f"""
+import os, resource, signal, sys, time
+sys.path.insert(0, {str(PROJECT_ROOT)!r})
+import rag.assistant, rag.build, rag.store
+from rag import cli
+from tests.fakes import HashEmbedder
+
+rag.assistant.Embedder = rag.build.Embedder = lambda config: HashEmbedder()
+slow_batch = float(os.environ.get("RAG_TEST_SLOW_BATCH", "0"))
+if slow_batch:
+    answer_many = rag.assistant.Assistant.ask_many
+    def ask_many(self, *args, **kwargs):
+        time.sleep(slow_batch)
+        return answer_many(self, *args, **kwargs)
+    rag.assistant.Assistant.ask_many = ask_many
+slow_save = float(os.environ.get("RAG_TEST_SLOW_SAVE", "0"))
+if slow_save:
+    save = rag.store.dense.save
+    def slow(index, path):
+        print("writing", flush=True)
+        time.sleep(slow_save)
+        save(index, path)
+    rag.store.dense.save = slow
+limit = int(os.environ.get("RAG_TEST_FILE_SIZE_LIMIT", "0"))
+if limit:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+sys.exit(cli.main(["--set", "model=test-hash"] + sys.argv[1:]))
+"""
+
+
+def cli_command(args) -> list:
+    import sys
+
+    return [sys.executable, "-c", CLI_SCRIPT, *args]

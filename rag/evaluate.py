@@ -169,7 +169,9 @@ def evidence_in(evidence: Sequence[str], passage_text: str) -> bool:
 
 def evidence_ranks(passages: Sequence[Mapping[str, Any]], evidence: Sequence[str]) -> tuple[int | None, int]:
     """(rank of the first passage holding gold evidence or None, depth) where
-    depth is the largest n such that ranks 1..n are all present."""
+    depth is the largest n such that ranks 1..n are all present.  Rank 0
+    marks a passage cited from the document's structure (a section heading)
+    without being retrieved: it is not part of the ranking."""
     ranks = {}
     for i, p in enumerate(passages, 1):
         rank = p.get("rank", i)
@@ -177,6 +179,8 @@ def evidence_ranks(passages: Sequence[Mapping[str, Any]], evidence: Sequence[str
             rank = int(rank)
         except (TypeError, ValueError):
             rank = i
+        if rank < 1:
+            continue
         ranks.setdefault(rank, p)
     depth = 0
     while depth + 1 in ranks:

@@ -24,7 +24,7 @@ def qa(id, answers=(), evidence=(), type="number", lang="zh", answerable=True, n
 
 
 def passage(rank, text, pid=None):
-    return {"rank": rank, "score": 1.0 / rank, "passage_id": pid or f"p{rank}", "doc_id": "d", "text": text}
+    return {"rank": rank, "score": 1.0 / rank if rank else 0.0, "passage_id": pid or f"p{rank}", "doc_id": "d", "text": text}
 
 
 def answer(id, text="", short="", refused=False, passages=(), cite=None, latency=10.0, qtype="number",
@@ -156,6 +156,13 @@ class TestRanking:
         assert hit_at(rank, depth, 5) is None and hit_at(rank, depth, 10) is True
         assert reciprocal_rank(rank) == pytest.approx(1 / 7)
         assert reciprocal_rank(11) == 0.0
+
+    def test_structural_citation_rank_0_is_not_ranked(self):
+        # a section heading cited for its date is appended with rank 0 (not retrieved)
+        ps = self.passages + [passage(0, "证据在这里")]
+        rank, depth = evidence_ranks(ps, ["证据在这里"])
+        assert (rank, depth) == (None, 5)
+        assert reciprocal_rank(rank) == 0.0
 
     def test_citation_precision_looks_up_the_cited_passage(self):
         ps = [passage(1, "证据在这里", "a"), passage(2, "别处", "b")]

@@ -367,9 +367,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["index_dir"] = args.index
         if args.corpus:
             overrides["corpus_dir"] = args.corpus
-        config = Config.from_env(**overrides)
         if args.concurrency < 1:
             raise RagError("--concurrency must be at least 1")
+        config = Config.from_env(**overrides)
+        if config.query_threads == 0:
+            # answers run in parallel: one encoder thread per core each, not
+            # every core each (bench/results/load.md)
+            config = config.replace(query_threads=max(1, (os.cpu_count() or 1) // args.concurrency))
         assistant = Assistant.open(config, rebuild=args.rebuild)
     except RagError as exc:
         log.error("%s", exc)

@@ -35,7 +35,7 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_var, "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-QUERY_BACKENDS = ("auto", "onnx", "torch")
+QUERY_BACKENDS = ("auto", "onnx-int8", "onnx", "torch")
 MAX_TOKENS = 512
 
 
@@ -132,7 +132,7 @@ def read_model_info(name: str, path: str) -> ModelInfo | None:
 class OnnxEncoder:
     """onnxruntime session + fast tokenizer for an exported model."""
 
-    def __init__(self, model_dir: Path, onnx_file: Path) -> None:
+    def __init__(self, model_dir: Path, onnx_file: Path, threads: int = 0) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -143,8 +143,11 @@ class OnnxEncoder:
         self.tokenizer.enable_padding(pad_id=pad_id, pad_token=self.tokenizer.id_to_token(pad_id))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = min(4, os.cpu_count() or 1)
+        options.intra_op_num_threads = threads if threads > 0 else min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
+        # Idle pool threads would otherwise spin for a while after each run,
+        # taking the CPU from the other requests and the web server.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         self._lock = threading.Lock()  # the Rust tokenizer is not re-entrant
@@ -181,21 +184,9 @@ class Embedder:
             t0 = time.perf_counter()
             self.path = resolve_model_path(self.config)
             wanted = self.config.query_backend
-            onnx_file = Path(self.path) / "onnx" / "model.onnx"
             info = read_model_info(self.config.model, self.path)
-            if wanted == "onnx" and not onnx_file.exists() and info is not None:
-                from .onnx_export import ExportError, export
-
-                try:
-                    export(Path(self.path))
-                except ExportError as exc:
-                    raise ModelError(str(exc)) from exc
-            if wanted in ("auto", "onnx") and onnx_file.exists() and info is not None:
-                try:
-                    self._onnx = OnnxEncoder(Path(self.path), onnx_file)
-                    self.query_backend = "onnx"
-                except Exception as exc:  # a damaged export: fall back to torch
-                    log.warning("ONNX question encoder unavailable (%s); using torch", exc)
+            if wanted != "torch" and info is not None:
+                self._onnx, self.query_backend = self._onnx_encoder(Path(self.path), wanted)
             if self._onnx is None:
                 self._load_st()
                 info = self.info
@@ -204,6 +195,34 @@ class Embedder:
             log.info("embedding model %s ready in %.1f s (questions: %s, dim %d)", self.config.model,
                      self.load_seconds, self.query_backend, self.info.dimension)
             return self
+
+    def _onnx_encoder(self, model_dir: Path, wanted: str) -> tuple[OnnxEncoder | None, str]:
+        """The ONNX question encoder for ``wanted`` (auto: int8, else float),
+        exporting or quantizing once where the model directory lacks it."""
+        from .onnx_export import ExportError, export, int8_path, onnx_path, quantize
+
+        float_file, int8_file = onnx_path(model_dir), int8_path(model_dir)
+        try:
+            if wanted == "onnx" and not float_file.exists():
+                export(model_dir)
+            if wanted in ("auto", "onnx-int8") and float_file.exists() and not int8_file.exists():
+                quantize(model_dir)  # a cache converted before int8 existed
+            if wanted == "onnx-int8" and not int8_file.exists():
+                export(model_dir)
+        except ExportError as exc:
+            if wanted != "auto":
+                raise ModelError(str(exc)) from exc
+            log.warning("%s", exc)
+        choices = {"auto": [(int8_file, "onnx-int8"), (float_file, "onnx")], "onnx": [(float_file, "onnx")],
+                   "onnx-int8": [(int8_file, "onnx-int8")]}[wanted]
+        for path, name in choices:
+            if not path.exists():
+                continue
+            try:
+                return OnnxEncoder(model_dir, path, self.config.query_threads), name
+            except Exception as exc:  # a damaged export: try the next, then torch
+                log.warning("ONNX question encoder %s unavailable (%s)", path.name, exc)
+        return None, "torch"
 
     def _load_st(self):
         if self._st is not None:

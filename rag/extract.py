@@ -45,8 +45,11 @@ def term_positions(text: str, terms: Iterable[str]) -> list[tuple[int, int, str]
     for term in set(terms):
         if len(term) < 1:
             continue
-        for m in re.finditer(re.escape(term), text):
-            out.append((m.start(), m.end(), term))
+        # str.find, not re.finditer: one pattern per term would churn re's cache
+        i = text.find(term)
+        while i >= 0:
+            out.append((i, i + len(term), term))
+            i = text.find(term, i + len(term))
     return out
 
 

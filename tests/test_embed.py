@@ -1,0 +1,64 @@
+"""The question encoders made from the real model: the int8 export agrees
+with the float one, "auto" prefers it, and a damaged export falls back."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import Config
+from rag.embed import Embedder, resolve_model_path
+from rag.onnx_export import INT8_FILE, MIN_INT8_COSINE, ONNX_FILE, ONNX_SUBDIR
+
+from .conftest import DATA, load_jsonl
+
+pytestmark = pytest.mark.slow
+
+QUESTIONS = [row["question"] for row in load_jsonl(DATA / "dev_qa.jsonl")]
+
+
+@pytest.fixture(scope="module")
+def model_dir(real_config: Config) -> Path:
+    Embedder(real_config).load()  # converts, exports and quantizes on a fresh machine
+    return Path(resolve_model_path(real_config))
+
+
+def encoder(config: Config, backend: str, **changes) -> Embedder:
+    return Embedder(config.replace(query_backend=backend, **changes)).load()
+
+
+def test_auto_uses_the_int8_export(real_config, model_dir):
+    assert (model_dir / ONNX_SUBDIR / INT8_FILE).exists()
+    assert encoder(real_config, "auto").query_backend == "onnx-int8"
+    report = json.loads((model_dir / ONNX_SUBDIR / "int8.json").read_text())
+    assert report["min_cosine_vs_float"] >= MIN_INT8_COSINE
+
+
+def test_int8_questions_agree_with_float_and_torch(real_config, model_dir):
+    int8 = encoder(real_config, "onnx-int8", query_threads=1).encode_queries(QUESTIONS)
+    float_ = encoder(real_config, "onnx").encode_queries(QUESTIONS)
+    torch_ = encoder(real_config, "torch").encode_queries(QUESTIONS[:5])
+    assert int8.shape == float_.shape == (len(QUESTIONS), 384)
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-3)
+    cos = (int8 * float_).sum(1)
+    assert cos.min() >= MIN_INT8_COSINE, cos.min()
+    assert (float_[:5] * torch_).sum(1).min() >= 0.9999
+    # the same nearest question for each question, whichever encoder
+    assert ((int8 @ float_.T).argmax(1) == np.arange(len(QUESTIONS))).all()
+
+
+def test_damaged_int8_export_falls_back_to_float(real_config, model_dir, tmp_path):
+    copy = tmp_path / "model"
+    copy.mkdir()
+    for item in model_dir.iterdir():
+        if item.name != ONNX_SUBDIR:
+            (copy / item.name).symlink_to(item)
+    (copy / ONNX_SUBDIR).mkdir()
+    shutil.copy(model_dir / ONNX_SUBDIR / ONNX_FILE, copy / ONNX_SUBDIR / ONNX_FILE)
+    (copy / ONNX_SUBDIR / INT8_FILE).write_bytes(b"not an onnx file")
+    embedder = Embedder(Config(model=str(copy), index_dir=tmp_path / "index")).load()
+    assert embedder.query_backend == "onnx"
+    assert embedder.encode_queries(["一站式服务中心是哪一年成立的？"]).shape == (1, 384)

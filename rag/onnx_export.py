@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -85,10 +86,8 @@ def export(model_dir: Path) -> Path:
 
     sample = model.tokenizer(["query: 示例"], return_tensors="pt")
     target = onnx_path(model_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> float:
         with torch.no_grad():
             torch.onnx.export(
                 Pooled(bert), (sample["input_ids"], sample["attention_mask"]), tmp,
@@ -97,11 +96,9 @@ def export(model_dir: Path) -> Path:
                               "embedding": {0: "batch"}},
                 opset_version=17, dynamo=False,
             )
-        cosine = _verify(model, Path(tmp), model_dir)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        return _verify(model, Path(tmp), model_dir)
+
+    cosine = _publish(target, write)
     (target.parent / "export.json").write_text(json.dumps({"min_cosine_vs_torch": cosine}))
     log.info("exported %s (min cosine vs torch %.6f)", target, cosine)
     try:
@@ -120,21 +117,24 @@ def quantize(model_dir: Path) -> Path:
     if not source.exists():
         raise ExportError(f"no ONNX export to quantize in {source.parent}")
     target = int8_path(model_dir)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> float:
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantizer logs ~100 lines per model on the root logger
         try:
             quantize_dynamic(str(source), tmp, weight_type=QuantType.QInt8, per_channel=True)
         except Exception as exc:  # onnx/onnxruntime raise many types
             raise ExportError(f"int8 quantization failed ({type(exc).__name__}: {str(exc)[:200]}); "
                               f"questions use the float export") from exc
+        finally:
+            root.setLevel(level)
         cosine = _agreement(Path(model_dir), source, Path(tmp))
         if cosine < MIN_INT8_COSINE:
             raise ExportError(f"int8 export disagrees with the float export (min cosine {cosine:.4f}); not using it")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        return cosine
+
+    cosine = _publish(target, write)
     (target.parent / "int8.json").write_text(json.dumps({"min_cosine_vs_float": cosine}))
     log.info("quantized %s (min cosine vs float %.4f)", target, cosine)
     return target
@@ -147,6 +147,22 @@ def _agreement(model_dir: Path, reference: Path, candidate: Path) -> float:
     ref, got = OnnxEncoder(model_dir, reference), OnnxEncoder(model_dir, candidate)
     texts = [p + t for p in ("query: ", "passage: ", "") for t in VERIFY_TEXTS]
     return float((ref.encode(texts) * got.encode(texts)).sum(1).min())
+
+
+def _publish(target: Path, write: Callable[[str], float]) -> float:
+    """``write(tmp)`` into a temporary file next to ``target`` (it verifies
+    what it wrote and returns the agreement), then move it into place; a
+    failed or refused write leaves ``target`` as it was."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
+    os.close(fd)
+    try:
+        agreement = write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return agreement
 
 
 def _verify(model, onnx_file: Path, model_dir: Path) -> float:

@@ -4,12 +4,13 @@ the presentation helpers (rag/present.py) it renders with."""
 from __future__ import annotations
 
 import re
-import socket
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import serve_app
 
 from rag.present import answer_markdown, highlight_quote, markdown_literal, sources_html
 
@@ -23,24 +24,11 @@ XSS = "<img src=x onerror=alert(1)>"
 TIMEOUT = 60  # seconds per call: a hang fails the test instead of blocking it
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url(assistant):
     """The app on a free local port, closed after this module's tests."""
-    import app
-
-    demo = app.build_app(assistant)
-    port = free_port()
-    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serve_app(assistant) as (_, base_url):
+        yield base_url
 
 
 def new_client(url):

@@ -8,11 +8,12 @@ Skips when Chromium or Playwright is missing, unless RAG_REQUIRE_BROWSER=1
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import serve_app
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # app.py lives at the repository root
@@ -31,12 +32,6 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("RAG_REQUIRE_BROWSER") == "1":
         pytest.fail(f"{reason} (RAG_REQUIRE_BROWSER=1 requires the browser test to run)")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")  # session scope: checked before the (session) assistant is loaded
@@ -58,15 +53,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def url(browser, assistant):  # the browser first: nothing is loaded or started when the test skips
-    import app
-
-    demo = app.build_app(assistant)
-    port = free_port()
-    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serve_app(assistant) as (_, base_url):
+        yield base_url
 
 
 def test_chat_ui_answers_cites_and_escapes(browser, url):

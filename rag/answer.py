@@ -24,7 +24,7 @@ from .extract import (Evidence, Span, extract_clauses, extract_dates, extract_de
 from .outline import PERIOD, Outline
 from .retrieve import Retriever
 from .schema import MASTHEAD, Answer, Citation, Document, Hit, Passage
-from .text import CN_NUM, cn_to_int, split_clauses, squeeze
+from .text import CN_NUM, CN_SURNAMES, cn_to_int, is_number_term, split_clauses, squeeze
 
 # How many retrieved passages evidence selection looks at, at least.
 EVIDENCE_POOL = 10
@@ -35,10 +35,6 @@ TYPED = ("date", "number", "entity", "list")
 # Refuse whatever the other signals say when this share of the question's
 # nouns (by weight) never occurs in the corpus ("火星基地", "常住人口").
 VETO_UNKNOWN_NOUNS = 0.5
-# Common Chinese surnames: a word jieba tags as a person name must start with one.
-SURNAMES = frozenset("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
-                     "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
-                     "柴习李")
 # Verbs that carry no content of their own in questions.
 GENERIC_VERBS = frozenset({"进行", "开展", "实现", "推进", "推动", "提供", "成为", "作为", "属于", "包括", "发展", "建设",
                            "开始", "需要", "可以", "能够", "应该", "通过", "采取", "提出"})
@@ -113,7 +109,9 @@ class Answerer:
         self.outline = Outline(index.passages)
         self.row_of_id = {p.passage_id: i for i, p in enumerate(index.passages)}
         self.synonyms = synonyms()
+        # Per question term; the same terms are weighed for every candidate sentence.
         self._idf_cache: dict[str, float] = {}
+        self._in_corpus_cache: dict[str, bool] = {}
 
     # ------------------------------------------------------------ weights
     def term_weight(self, term: str) -> float:
@@ -139,8 +137,10 @@ class Answerer:
         return float(math.log(1 + (n - 0.5) / 1.5))
 
     def in_corpus(self, term: str) -> bool:
-        parts = [p for p in self.tokenizer.tokenize(term) if len(p) >= 2] or [term]
-        return any(self.retriever.bm25.idf(p) > 0 for p in parts)
+        if term not in self._in_corpus_cache:
+            parts = [p for p in self.tokenizer.tokenize(term) if len(p) >= 2] or [term]
+            self._in_corpus_cache[term] = any(self.retriever.bm25.idf(p) > 0 for p in parts)
+        return self._in_corpus_cache[term]
 
     # -------------------------------------------------------------- terms
     def expand(self, terms: Sequence[str]) -> dict[str, list[str]]:
@@ -428,7 +428,7 @@ class Answerer:
         missing += [w for w, flag in self.tokenizer.tagged_words(a.question)
                     if flag in ("ns", "nr", "nt") and len(w) >= 2 and w not in pool_text
                     and self.tokenizer.dictionary_tag(w) == flag  # not a guess of jieba's HMM
-                    and (flag != "nr" or (len(w) <= 3 and w[0] in SURNAMES))]  # "拉开序幕" is tagged nr
+                    and (flag != "nr" or (len(w) <= 3 and w[0] in CN_SURNAMES))]  # "拉开序幕" is tagged nr
         total = sum(self.term_weight(t) for t in forms) or 1.0
         unknown = sum(self.term_weight(t) for t in forms if not self.in_corpus(t) and
                       not any(self.in_corpus(v) for v in forms[t][1:]))
@@ -460,9 +460,12 @@ class Answerer:
             "typed_coverage": round(evidence.lexical, 4) if a.qtype in TYPED else 0.0,
             # The answer must sit in a clause about the question's subject:
             # "同年7月" belongs to whatever its own clause says happened.
-            "span_clause_coverage": (round(self.span_clause_coverage(choice, forms), 4) if typed and not choice.support
-                                     else round(evidence.lexical, 4) if typed else 0.0),
+            "span_clause_coverage": round(self._span_clause_coverage(choice, forms, evidence), 4) if typed else 0.0,
         }
+
+    def _span_clause_coverage(self, choice: Choice, forms: dict[str, list[str]], evidence) -> float:
+        # a date read off a heading has no clause of its own: the sentence it dates counts
+        return evidence.lexical if choice.support else self.span_clause_coverage(choice, forms)
 
     def subject_missing(self, a: QuestionAnalysis, forms: dict[str, list[str]], passage: Passage) -> bool:
         """Chinese puts the topic first: the first specific noun of the
@@ -571,8 +574,7 @@ class Answerer:
             ev = Evidence(cand.text, cand.hit.passage.text[: cand.start],
                           [v for vs in self.expand(a.focus_terms).values() for v in vs], weights)
             # The numbers and years being checked are not evidence either way.
-            content = {t: v for t, v in self.expand(a.focus_terms).items()
-                       if not re.search(rf"\d|^[{CN_NUM}]+[个项家名次年]?$", t)}
+            content = {t: v for t, v in self.expand(a.focus_terms).items() if not is_number_term(t)}
             verdict, _ = yes_no_verdict(ev, a, self.coverage(cand.text, content) if content else cand.lexical)
             if verdict is None:
                 return self.refusal(question, a, hits, min(confidence, self.threshold - 1e-3),

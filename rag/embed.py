@@ -203,12 +203,10 @@ class Embedder:
 
         float_file, int8_file = onnx_path(model_dir), int8_path(model_dir)
         try:
-            if wanted == "onnx" and not float_file.exists():
-                export(model_dir)
-            if wanted in ("auto", "onnx-int8") and float_file.exists() and not int8_file.exists():
+            if wanted != "auto" and not float_file.exists():
+                export(model_dir)  # writes the int8 copy too
+            elif wanted != "onnx" and float_file.exists() and not int8_file.exists():
                 quantize(model_dir)  # a cache converted before int8 existed
-            if wanted == "onnx-int8" and not int8_file.exists():
-                export(model_dir)
         except ExportError as exc:
             if wanted != "auto":
                 raise ModelError(str(exc)) from exc

@@ -88,7 +88,9 @@ class Passage:
 @dataclass(frozen=True)
 class Hit:
     """A retrieved passage with its fused score and each side's score/rank
-    (rank is 1-based; None when that side did not return the passage)."""
+    (rank is 1-based; None when that side did not return the passage).  Rank 0:
+    cited from the document's structure (a section heading) without being
+    retrieved."""
 
     passage: Passage
     rank: int

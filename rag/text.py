@@ -395,6 +395,18 @@ MEASURE_WORDS = (
 )
 MEASURE_WORDS_RE = "|".join(sorted((re.escape(w) for w in MEASURE_WORDS), key=len, reverse=True))
 
+
+def is_number_term(term: str) -> bool:
+    """A question term that is a number or a count ("2016", "三个", "40万件")."""
+    return bool(re.search(r"\d", term) or re.fullmatch(rf"[{CN_NUM}]+(?:{MEASURE_WORDS_RE})?", term))
+
+
+# Common Chinese surnames: a word tagged as a person name that does not start
+# with one is more likely a mis-tagged phrase ("拉开序幕").
+CN_SURNAMES = frozenset("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+                        "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+                        "柴习")
+
 # Qualifiers that belong to a quantity ("近30个", "90多名", "超过40万件").
 QTY_PREFIX = r"(?:近|约|大约|将近|超过|逾|达|达到|共|共计|不足|不到|仅|只有|多达|至少|最多|累计)?"
 QTY_NUMBER = rf"(?:\d+(?:\.\d+)?|[{CN_NUM}]+)(?:多|余|来)?"

@@ -23,7 +23,6 @@ jieba.setLogLevel(logging.WARNING)
 
 TOKENIZER_VERSION = 1
 TAG_CACHE_SIZE = 50_000
-TOKEN_CACHE_MAX_CHARS = 64
 # Word endings that mark an organisation name (局, 办, 中心, ...).
 ORG_SUFFIXES = ("局", "办", "委", "部", "厅", "署", "中心", "办公室", "委员会", "政府", "管委会", "小组", "智库", "书院",
                 "研究院", "法院", "检察院", "银行", "公司", "集团", "大学", "学院", "协会", "学会", "处")
@@ -122,7 +121,6 @@ class ChineseTokenizer:
         self._lock = threading.Lock()
         self._ready = False
         self._tag_cache: dict[str, tuple[tuple[str, str], ...]] = {}
-        self._token_cache: dict[str, tuple[str, ...]] = {}
 
     def _ensure_ready(self) -> None:
         if self._ready:
@@ -179,22 +177,7 @@ class ChineseTokenizer:
         return self._pos.word_tag_tab.get(word)
 
     def tokenize(self, text: str) -> list[str]:
-        """Tokens for BM25: search mode (words plus sub-words), no stopwords.
-        Short texts are cached like tagged_words: answering tokenizes the same
-        question terms once per candidate sentence (passages are not cached:
-        each is tokenized once, at build time)."""
-        if len(text) > TOKEN_CACHE_MAX_CHARS:
-            return self._tokenize(text)
-        cached = self._token_cache.get(text)
-        if cached is not None:
-            return list(cached)
-        tokens = self._tokenize(text)
-        if len(self._token_cache) >= TAG_CACHE_SIZE:
-            self._token_cache.clear()
-        self._token_cache[text] = tuple(tokens)
-        return tokens
-
-    def _tokenize(self, text: str) -> list[str]:
+        """Tokens for BM25: search mode (words plus sub-words), no stopwords."""
         self._ensure_ready()
         text = unicodedata.normalize("NFKC", text).lower()
         cut = self._jieba.cut_for_search(text, HMM=True) if self.settings.mode == "search" \

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rag.text import (DATE_PATTERNS, QUANTITY_RE, canonical_numbers, clean_extracted_text, cn_to_int, detect_lang,
-                      match_heading, normalize, split_clauses, split_paragraphs, split_sentences, squeeze)
+                      is_number_term, match_heading, normalize, split_clauses, split_paragraphs, split_sentences, squeeze)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +114,11 @@ class TestNumbersAndDates:
     def test_canonical_numbers_only_rewrites_quantities(self):
         assert canonical_numbers("在三间临时办公室") == "在3间临时办公室"
         assert canonical_numbers("一站式服务") == "一站式服务"
+
+    def test_number_terms(self):
+        # question terms from "国务院2016年批复的吗" / "精简为三个处室" / "一站式服务"
+        assert all(is_number_term(t) for t in ("2016", "2016年", "三个", "16枚", "两"))
+        assert not any(is_number_term(t) for t in ("一站式", "处室", "国务院", "第一"))
 
     def test_quantities_with_qualifiers_from_the_report(self):
         sentence = "将原来涉及的近30个处室、90多名审批人员、16枚印章，精简为行政审批局的3个处室、30多名审批人员、1枚印章。"

@@ -16,11 +16,12 @@ import numpy as np
 
 from .analyze import QuestionAnalysis, analyze, english_glossary, rewrite_followup, type_table
 from .config import Config
-from .errors import CitationError
+from .errors import CitationError, InputError
 from .chunk import index_text
 from .extract import (Evidence, Span, extract_clauses, extract_dates, extract_definitions, extract_entities,
                       extract_fields, extract_lists, extract_modifier, extract_ordinals, extract_quantities,
                       extract_slot, yes_no_verdict)
+from .docmeta import asked_field, find_printed, metadata_value
 from .outline import PERIOD, Outline
 from .retrieve import Retriever
 from .schema import MASTHEAD, Answer, Citation, Document, Hit, Passage
@@ -80,6 +81,31 @@ class Choice:
     support: tuple = ()     # further sentences cited after the main quote
 
 
+# A value read from the document's own metadata and found printed in it.
+METADATA_CONFIDENCE = 0.99
+# The reader's span must beat "no answer in this passage" by this much
+# before it replaces the rules' answer (logit units; fitted in bench/reader.py).
+READER_MIN_MARGIN = 0.0
+
+
+def reader_features(reading: Reading | None, choice: Choice | None) -> dict[str, float]:
+    """Confidence features from the reader: how strongly it prefers its best
+    span to "no answer", and whether the chosen answer is (in) its span."""
+    if reading is None:
+        return {"reader_margin": 0.0, "reader_agrees": 0.0}
+    margin = reading.margin if math.isfinite(reading.margin) else -10.0
+    agrees = 0.0
+    if choice is not None and choice.span is not None and reading.choice is not None:
+        mine, theirs = choice, reading.choice
+        if mine.candidate.row == theirs.candidate.row:
+            a0 = mine.candidate.start + mine.span.start
+            a1 = mine.candidate.start + mine.span.end
+            b0 = theirs.candidate.start + theirs.span.start
+            b1 = theirs.candidate.start + theirs.span.end
+            agrees = 1.0 if a0 < b1 and b0 < a1 else 0.0
+    return {"reader_margin": round(max(-10.0, min(margin, 10.0)) / 10.0, 4), "reader_agrees": agrees}
+
+
 def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
@@ -94,10 +120,20 @@ def confidence_model() -> tuple[dict[str, float], float, float]:
     return {k: float(v) for k, v in data["weights"].items()}, float(data["bias"]), float(data.get("threshold", 0.5))
 
 
+@dataclass
+class Reading:
+    """What the extractive reader made of the best evidence passages."""
+
+    choice: Choice | None      # its best span as an answer choice
+    margin: float              # best span score minus its window's no-answer score
+    guesses: tuple = ()        # SpanGuess, best first
+
+
 class Answerer:
-    def __init__(self, retriever: Retriever, config: Config) -> None:
+    def __init__(self, retriever: Retriever, config: Config, reader=None) -> None:
         self.retriever = retriever
         self.config = config
+        self.reader = reader  # rag.reader.Reader, or None (rules only)
         self.tokenizer = retriever.tokenizer
         index = retriever.index
         self.documents: dict[str, Document] = index.documents
@@ -162,30 +198,49 @@ class Answerer:
 
     # ------------------------------------------------------------- answer
     def answer_many(self, questions: Sequence[str], top_k: int,
-                    histories: Sequence[Sequence[str]] | None = None) -> list[Answer]:
+                    histories: Sequence[Sequence[str]] | None = None,
+                    doc_ids: Sequence[str] | None = None) -> list[Answer]:
+        """Answers in order; ``doc_ids`` limits the evidence to those documents."""
         t0 = time.perf_counter()
+        rows = self.rows_of_documents(doc_ids) if doc_ids is not None else None
         histories = histories or [()] * len(questions)
         resolved = [rewrite_followup(q, h or (), self.tokenizer, self.known_terms) for q, h in zip(questions, histories)]
         analyses = [analyze(q, self.tokenizer, self.glossary) for q in resolved]
         vectors = self.retriever.embedder.encode_queries(resolved)
         answers = []
         for question, analysis, vector in zip(questions, analyses, vectors):
-            answers.append(self.answer_one(question, analysis, vector, top_k))
+            answers.append(self.answer_one(question, analysis, vector, top_k, rows))
         elapsed = (time.perf_counter() - t0) * 1000 / max(len(questions), 1)
         for ans in answers:
             ans.debug["latency_ms"] = round(elapsed, 2)
         return answers
 
-    def answer_one(self, question: str, a: QuestionAnalysis, qvec: np.ndarray, top_k: int) -> Answer:
+    def rows_of_documents(self, doc_ids: Sequence[str]) -> list[int]:
+        wanted = set(doc_ids)
+        unknown = wanted - set(self.documents)
+        if unknown:
+            raise InputError(f"unknown document id(s): {', '.join(sorted(unknown))} (see: python -m rag info)")
+        return [r for r, p in enumerate(self.retriever.index.passages) if p.doc_id in wanted]
+
+    def answer_one(self, question: str, a: QuestionAnalysis, qvec: np.ndarray, top_k: int,
+                   rows: Sequence[int] | None = None) -> Answer:
         forms = self.expand(a.focus_terms)
         tokens = a.tokens + [t for term in a.focus_terms for t in self.synonyms.get(term, [])]
         lists = self.retriever.rank(question if a.lang == "zh" else question + " " + " ".join(a.expanded_terms),
-                                    qvec, tokens=tokens)
+                                    qvec, tokens=tokens, rows=rows)
         pool = self.retriever.fuse(lists, max(top_k, EVIDENCE_POOL), "hybrid", qvec)
         hits = pool[:top_k]
         candidates = self.rank_sentences(a, forms, pool, qvec)
+        meta = self.metadata_choice(a, pool)
+        if meta is not None:
+            debug = {"analysis": {k: v for k, v in a.to_dict().items() if k != "question"},
+                     "features": {}, "resolved_question": a.question, "source": "document metadata"}
+            return self.compose(question, a, meta, hits, METADATA_CONFIDENCE, debug)
         choice = self.outline_choice(a, forms, pool, qvec) or self.choose(a, forms, candidates)
+        reading = self.read(a, candidates) if self.reader is not None else None
+        choice = self.combine(a, choice, reading)
         features = self.features(a, forms, pool, choice)
+        features.update(reader_features(reading, choice))
         confidence = self.confidence(features)
         debug = {"analysis": {k: v for k, v in a.to_dict().items() if k != "question"}, "features": features,
                  "resolved_question": a.question}
@@ -349,6 +404,77 @@ class Answerer:
             clauses = extract_clauses(ev, a)
             best = Choice(top, clauses[0] if clauses else None, best.score, fallback=True)
         return best
+
+    def metadata_choice(self, a: QuestionAnalysis, pool: list[Hit]) -> Choice | None:
+        """A question about the document itself ("报告的作者是谁？"): the value
+        from the metadata of the best-ranked document, cited where printed."""
+        field = asked_field(a.question, a.lang)
+        if field is None or not pool:
+            return None
+        doc = self.documents.get(pool[0].passage.doc_id)
+        value = metadata_value(doc, field.field) if doc else ""
+        if not value:
+            return None
+        printed = find_printed(field.field, value, [p for p in self.retriever.index.passages if p.doc_id == doc.doc_id])
+        if printed is None:
+            return None
+        passage = printed.passage
+        s0, e1 = next(((s, e) for s, e in passage.sentences if s <= printed.start < e), (0, len(passage.text)))
+        e1 = max(e1, printed.end)
+        hit = next((h for h in pool if h.passage is passage), None) or Hit(passage=passage, rank=0, score=0.0)
+        cand = SentenceCandidate(hit, self.row_of_id[passage.passage_id], s0, e1, passage.text[s0:e1], 1.0, 0.0, 1.0)
+        if field.field == "date":  # as printed ("2024年11月28日"), not as stored ("2024-11-28")
+            value = squeeze(passage.text[printed.start:printed.end])
+        span = Span(printed.start - s0, printed.end - s0, value, f"metadata:{field.field}", 6.0)
+        return Choice(cand, span, 1.0)
+
+    # ------------------------------------------------------------ the reader
+    def read(self, a: QuestionAnalysis, candidates: list[SentenceCandidate]) -> Reading | None:
+        """Run the extractive reader over the passages of the best-ranked
+        evidence sentences (``reader_passages`` of them)."""
+        by_row: dict[int, SentenceCandidate] = {}
+        for cand in candidates:
+            by_row.setdefault(cand.row, cand)
+            if len(by_row) >= self.config.reader_passages:
+                break
+        if not by_row:
+            return None
+        rows = list(by_row)
+        passages = [self.retriever.index.passages[r] for r in rows]
+        guesses, nulls = self.reader.read(a.question, [p.text for p in passages])
+        if not guesses:
+            return Reading(None, -math.inf, ())
+        # Across passages, spans compare by how much each beats "no answer in
+        # its own passage" (raw span scores are not comparable between windows).
+        best = max(guesses, key=lambda g: g.margin)
+        row = rows[best.window]
+        passage = passages[best.window]
+        inside = [(s, e) for s, e in passage.sentences if s < best.end and best.start < e] or [(best.start, best.end)]
+        s0, e1 = inside[0][0], inside[-1][1]
+        known = next((c for c in candidates if c.row == row and c.start == s0 and c.end == e1), None)
+        if known is None:
+            head = by_row[row]
+            text = passage.text[s0:e1]
+            known = SentenceCandidate(head.hit, row, s0, e1, text, head.lexical, head.dense, head.score)
+        span = Span(best.start - s0, best.end - s0, best.text, "reader", max(0.0, min(best.margin, 6.0)))
+        return Reading(Choice(known, span, known.score), best.margin, tuple(guesses))
+
+    def combine(self, a: QuestionAnalysis, rules: Choice | None, reading: Reading | None) -> Choice | None:
+        """Which short answer stands: the typed rules' or the reader's, by
+        the question type's ``reader`` policy (question_types.toml) or the
+        configured ``reader_mode``."""
+        if reading is None or reading.choice is None or rules is not None and rules.outline:
+            return rules
+        mode = self.config.reader_mode
+        policy = "reader" if mode == "reader" else type_table().get(a.qtype).reader
+        reader_ok = reading.margin >= READER_MIN_MARGIN or mode == "reader"
+        if a.qtype == "yesno" and mode != "reader":
+            return rules  # the verdict is read off the evidence sentence by the rules
+        if policy == "reader" and reader_ok:
+            return reading.choice
+        if policy == "fallback" and reader_ok and (rules is None or rules.span is None or rules.fallback):
+            return reading.choice
+        return rules
 
     def section_date(self, a: QuestionAnalysis, top: SentenceCandidate, best: Choice | None) -> Choice | None:
         """When the sentence that best matches a "when" question carries no

@@ -166,13 +166,26 @@ class Assistant:
         if self.embedder.dimension != index.manifest["model"]["dimension"]:
             raise IndexStaleError("the index was built with another embedding model; rebuild: python -m rag build")
         retriever = Retriever(index, self.embedder, tokenizer, self.config)
-        state = _Loaded(index, tokenizer, retriever, Answerer(retriever, self.config))
+        state = _Loaded(index, tokenizer, retriever, Answerer(retriever, self.config, self._reader()))
         tokenizer.tokenize("预热")  # build jieba's dictionary now, not on the first question
         with self._swap_lock:
             self._state = state
         self.timings["load_s"] = time.perf_counter() - t0
         log.info("index %s loaded in %.2f s (%d passages)", index.path.name, self.timings["load_s"],
                  len(index.passages))
+
+    def _reader(self):
+        """The extractive reader (prepared once per process), or None: with
+        ``reader_mode=rules``, or when it cannot be prepared (logged; the
+        typed rules still answer)."""
+        from .errors import ModelError
+        from .reader import load_reader
+
+        try:
+            return load_reader(self.config)
+        except (ModelError, OSError) as exc:
+            log.warning("the extractive reader is off: %s", exc)
+            return None
 
     def refresh(self) -> bool:
         """Switch to a newer build published by another process, if any.
@@ -226,9 +239,11 @@ class Assistant:
         return self.ask_many([question], top_k, histories=[history])[0]
 
     def ask_many(self, questions: Sequence[str], top_k: int | None = None,
-                 histories: Sequence[Sequence[str]] | None = None) -> list[Answer]:
+                 histories: Sequence[Sequence[str]] | None = None,
+                 doc_ids: Sequence[str] | None = None) -> list[Answer]:
+        """Answers in order; ``doc_ids`` limits the evidence to those documents."""
         k = validate_top_k(top_k, self.config.top_k, self.config.max_top_k)
         cleaned = [validate_question(q, self.config.max_question_chars) for q in questions]
         self._maybe_refresh()
         state = self.state
-        return state.answerer.answer_many(cleaned, k, histories)
+        return state.answerer.answer_many(cleaned, k, histories, doc_ids)

@@ -30,7 +30,12 @@ SIGNS = {
     "span_support": +1, "span_clause_coverage": +1,
     "typed_missing": -1, "missing_critical": -1, "unknown_terms": -1, "unknown_nouns": -1,
     "count_mismatch": -1, "subject_missing": -1, "predicate_missing": -1,
+    "reader_margin": +1, "reader_agrees": +1,
 }
+# Questions whose gold is a short span (reading-comprehension data, "match":
+# "short") count as answered correctly when the short answer overlaps the
+# gold this much (character F1, the benchmarks' metric).
+SHORT_F1_CORRECT = 0.5
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, signs: Sequence[int] | None = None,
@@ -68,12 +73,16 @@ def choose_threshold(scores: np.ndarray, answerable: np.ndarray, correct: np.nda
     return float(best)
 
 
-def lenient_correct(row: dict, text: str, citations: Sequence[dict] = ()) -> bool:
-    """Would this answer count as correct (lenient rule of rag.evaluate)?"""
+def lenient_correct(row: dict, text: str, citations: Sequence[dict] = (), short: str = "") -> bool:
+    """Would this answer count as correct (lenient rule of rag.evaluate, or
+    the short answer's character F1 for rows marked "match": "short")?"""
     from .evaluate import answer_matches, strip_citation_labels
+    from .mrc import char_f1
 
     if not row.get("answerable", True) or not row.get("answers"):
         return False
+    if row.get("match") == "short":
+        return char_f1(short, row["answers"]) >= SHORT_F1_CORRECT
     return answer_matches(row["answers"], strip_citation_labels(text, citations),
                           require_all=row.get("note") == "all", lenient=True)
 
@@ -92,7 +101,7 @@ def collect(assistant: Assistant, paths: Sequence[Path]):
     names = sorted(answers[0].debug["features"])
     x = np.array([[a.debug["features"][k] for k in names] for a in answers], dtype=float)
     answerable = np.array([bool(r.get("answerable", True)) for r in rows])
-    correct = np.array([lenient_correct(r, a.text, [c.to_dict() for c in a.citations])
+    correct = np.array([lenient_correct(r, a.text, [c.to_dict() for c in a.citations], a.short_answer)
                         for r, a in zip(rows, answers)])
     return names, x, answerable, correct, rows
 

@@ -136,6 +136,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return run_calibration(assistant, [Path(p) for p in args.qa], write=args.write)
 
 
+def cmd_train_reader(args: argparse.Namespace) -> int:
+    from .reader_train import main as train_main
+
+    return train_main(args.extra)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="政策问答: offline cited QA over Chinese policy reports")
     parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a Config setting")
@@ -187,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-rebuild", action="store_true")
     p.set_defaults(func=cmd_calibrate)
 
+    p = sub.add_parser("train-reader", add_help=False,
+                       help="train the extractive reader (options: rag train-reader --help)")
+    p.set_defaults(func=cmd_train_reader)
+
     p = sub.add_parser("info", help="describe the index")
     p.set_defaults(func=cmd_info)
     return parser
@@ -203,7 +213,10 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train-reader":  # its options belong to rag.reader_train
+        parser.error("unrecognized arguments: " + " ".join(extra))
+    args.extra = extra
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     previous = None

@@ -53,6 +53,14 @@ class Config:
     # Refuse below this confidence; -1 means the calibrated threshold stored
     # with the confidence model (rag/data/confidence.toml).
     refusal_threshold: float = -1.0
+    # Short answers: "combined" (the extractive reader and the typed rules,
+    # per question type as rag/data/question_types.toml says), "reader" (the
+    # reader's span whenever it finds one), "rules" (no reader).
+    reader_mode: str = "combined"
+    # The reader's weights (delta + reader.json); `rag train-reader --out DIR` writes another.
+    reader_dir: Path = Path(__file__).resolve().parent / "data" / "reader"
+    # How many of the best evidence passages the reader reads per question.
+    reader_passages: int = 3
     max_question_chars: int = 500
     max_top_k: int = 50
     # Exact search up to this many passages; beyond it an approximate FAISS
@@ -72,6 +80,10 @@ class Config:
             raise ConfigError("refusal_threshold must be between 0 and 1 (or -1 for the calibrated value).")
         if self.query_backend not in ("auto", "onnx-int8", "onnx", "torch"):
             raise ConfigError("query_backend must be auto, onnx-int8, onnx or torch.")
+        if self.reader_mode not in ("combined", "reader", "rules"):
+            raise ConfigError("reader_mode must be combined, reader or rules.")
+        if self.reader_passages < 1:
+            raise ConfigError("reader_passages must be greater than 0.")
         if self.query_threads < 0:
             raise ConfigError("query_threads must be 0 (automatic) or more.")
         if self.max_question_chars < 1:

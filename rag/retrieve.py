@@ -71,14 +71,25 @@ class Retriever:
     def bm25(self) -> BM25Index:
         return self.index.bm25
 
-    def rank(self, question: str, query_vector: np.ndarray, tokens: list[str] | None = None) -> RankedLists:
+    def rank(self, question: str, query_vector: np.ndarray, tokens: list[str] | None = None,
+             rows: Sequence[int] | None = None) -> RankedLists:
         """Both rankings for one question; ``tokens`` overrides the BM25 query
-        tokens (e.g. expanded with synonyms)."""
+        tokens (e.g. expanded with synonyms); ``rows`` limits the search to
+        those passages (e.g. the passages of chosen documents)."""
         depth = self.config.candidate_k
-        d_scores, d_ids = dense.search(self.index.faiss_index, query_vector[None, :], depth)
-        dense_rows = [int(r) for r in d_ids[0] if r >= 0]
-        dense_scores = {int(r): float(s) for r, s in zip(d_ids[0], d_scores[0]) if r >= 0}
         bm25_scores = self.bm25.scores(tokens if tokens is not None else self.tokenizer.tokenize(question))
+        if rows is None:
+            d_scores, d_ids = dense.search(self.index.faiss_index, query_vector[None, :], depth)
+            dense_rows = [int(r) for r in d_ids[0] if r >= 0]
+            dense_scores = {int(r): float(s) for r, s in zip(d_ids[0], d_scores[0]) if r >= 0}
+        else:
+            rows = np.asarray(sorted(set(int(r) for r in rows)), dtype=np.int64)
+            sims = dense.vectors_of(self.index.faiss_index, rows.tolist()) @ query_vector if len(rows) else np.zeros(0)
+            dense_scores = {int(r): float(s) for r, s in zip(rows, sims)}
+            dense_rows = [int(rows[i]) for i in top_rows(sims, depth)]
+            keep = np.zeros(len(bm25_scores), dtype=bool)
+            keep[rows] = True
+            bm25_scores = np.where(keep, bm25_scores, 0.0)
         bm25_rows = top_rows(bm25_scores, depth, positive_only=True)
         return RankedLists(dense_rows, dense_scores, bm25_rows, bm25_scores)
 

@@ -1,0 +1,153 @@
+"""Short-answer quality on the reading-comprehension split (DRCD + CMRC, see
+rag/mrc.py), rules only vs reader vs combined, in two modes:
+
+* reading comprehension ("rc"): every paragraph of the split is one corpus
+  file; each question is answered with its evidence limited to its own
+  paragraph's document (``Assistant.ask_many(doc_ids=…)``);
+* open book ("openbook"): the same corpus, questions answered through
+  ``python -m rag batch`` over all of it (retrieval included).
+
+``short_answer`` is scored with the benchmarks' exact match and character F1
+(``rag.mrc``); a refusal scores 0.
+
+    .venv/bin/python bench/reader.py --split tune [--modes rules reader combined] [--rc-only] [--limit N]
+    .venv/bin/python bench/reader.py --split heldout --out bench/results/reader.md
+
+The corpus and index go to ``--work`` (default: a temporary directory; reused
+when given and present).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rag.mrc import char_f1, exact_match, load_split  # noqa: E402
+
+MODES = ("rules", "reader", "combined")
+
+
+def write_corpus(examples, work: Path) -> list[dict]:
+    """One file per paragraph (+ sidecar title); the questions with their doc ids."""
+    corpus = work / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    doc_of: dict[tuple[str, str], str] = {}
+    rows = []
+    for e in examples:
+        key = (e.article, e.context)
+        if key not in doc_of:
+            doc = f"p{len(doc_of):05d}"
+            doc_of[key] = doc
+            (corpus / f"{doc}.txt").write_text(e.context + "\n", "utf-8")
+            (corpus / f"{doc}.meta.json").write_text(json.dumps({"title": e.title}, ensure_ascii=False), "utf-8")
+        rows.append({"id": e.qid, "question": e.question, "answers": [t for t, _ in e.answers],
+                     "doc": doc_of[key], "source": e.source})
+    with open(work / "questions.jsonl", "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return rows
+
+
+def score(rows: list[dict], answers: dict[str, dict]) -> dict:
+    by_source = defaultdict(lambda: [0, 0.0, 0.0, 0])
+    for r in rows:
+        a = answers.get(r["id"], {})
+        short = "" if a.get("refused", True) else a.get("short_answer", "")
+        for key in ("all", r["source"]):
+            acc = by_source[key]
+            acc[0] += 1
+            acc[1] += exact_match(short, r["answers"])
+            acc[2] += char_f1(short, r["answers"])
+            acc[3] += bool(a.get("refused", True))
+    return {k: {"questions": n, "em": round(100 * em / n, 1), "f1": round(100 * f1 / n, 1),
+                "refused": round(100 * ref / n, 1)} for k, (n, em, f1, ref) in by_source.items()}
+
+
+def env_for(work: Path, mode: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(RAG_CORPUS_DIR=str(work / "corpus"), RAG_INDEX_DIR=str(work / "index"), RAG_READER_MODE=mode)
+    return env
+
+
+def run_rc(work: Path, rows: list[dict], mode: str) -> tuple[dict, float]:
+    from rag.assistant import Assistant
+    from rag.config import Config
+
+    config = Config.from_env(env_for(work, mode))
+    assistant = Assistant.open(config, rebuild="never")
+    answers = {}
+    t0 = time.perf_counter()
+    for r in rows:
+        a = assistant.ask_many([r["question"]], doc_ids=[r["doc"]])[0]
+        answers[r["id"]] = {"short_answer": a.short_answer, "refused": a.refused}
+    return answers, (time.perf_counter() - t0) / max(len(rows), 1)
+
+
+def run_openbook(work: Path, mode: str) -> tuple[dict, float]:
+    out = work / f"answers-{mode}.jsonl"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "rag", "batch", str(work / "questions.jsonl"), "-o", str(out),
+                    "--overwrite", "--quiet"], check=True, env=env_for(work, mode), cwd=ROOT)
+    seconds = time.perf_counter() - t0
+    answers = {}
+    for line in out.read_text("utf-8").splitlines():
+        if line.strip():
+            a = json.loads(line)
+            answers[a["id"]] = a
+    return answers, seconds / max(len(answers), 1)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--split", choices=("tune", "heldout"), default="tune")
+    p.add_argument("--mrc-dir", type=Path, default=ROOT.parent / "shared" / "data" / "mrc")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    p.add_argument("--work", type=Path)
+    p.add_argument("--limit", type=int, default=0, help="first N questions only")
+    p.add_argument("--rc-only", action="store_true")
+    p.add_argument("--openbook-only", action="store_true")
+    p.add_argument("--out", type=Path, help="write a Markdown table here (and .json beside it)")
+    args = p.parse_args()
+
+    work = args.work or Path(tempfile.mkdtemp(prefix=f"reader-{args.split}-"))
+    split, _ = load_split(args.mrc_dir)
+    examples = split[args.split][: args.limit or None]
+    rows = write_corpus(examples, work)
+    subprocess.run([sys.executable, "-m", "rag", "build", "--if-stale"], check=True, env=env_for(work, "rules"),
+                   cwd=ROOT)
+    results: dict = {"split": args.split, "questions": len(rows), "work": str(work), "modes": {}}
+    for mode in args.modes:
+        res = {}
+        if not args.openbook_only:
+            answers, ms = run_rc(work, rows, mode)
+            res["rc"] = dict(score(rows, answers), seconds_per_question=round(ms, 4))
+        if not args.rc_only:
+            answers, ms = run_openbook(work, mode)
+            res["openbook"] = dict(score(rows, answers), seconds_per_question=round(ms, 4))
+        results["modes"][mode] = res
+        print(mode, json.dumps(res, ensure_ascii=False), flush=True)
+    if args.out:
+        args.out.with_suffix(".json").write_text(json.dumps(results, ensure_ascii=False, indent=1), "utf-8")
+        lines = [f"# Reader benchmark: {args.split} split ({len(rows)} questions)", "",
+                 "| mode | setting | EM | F1 | refused % | EM (DRCD) | F1 (DRCD) | EM (CMRC) | F1 (CMRC) |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for mode, res in results["modes"].items():
+            for setting, r in res.items():
+                d, c = r.get("drcd", {}), r.get("cmrc", {})
+                lines.append(f"| {mode} | {setting} | {r['all']['em']} | {r['all']['f1']} | {r['all']['refused']} | "
+                             f"{d.get('em', '–')} | {d.get('f1', '–')} | {c.get('em', '–')} | {c.get('f1', '–')} |")
+        args.out.write_text("\n".join(lines) + "\n", "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

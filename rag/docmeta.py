@@ -1,0 +1,91 @@
+"""Questions about a document itself — its author or publisher, where and
+when it was published, its title — answered from the document's metadata and
+cited to the passage where the value is printed (usually the masthead).
+
+Which questions count, and which metadata field each asks for, is data:
+``[document_fields]`` in ``rag/data/question_types.toml``."""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from .schema import MASTHEAD, Document, Passage
+
+
+@dataclass(frozen=True)
+class DocumentField:
+    field: str
+    zh: tuple[re.Pattern, ...]
+    en: tuple[re.Pattern, ...]
+
+
+@dataclass(frozen=True)
+class FieldTable:
+    about_zh: re.Pattern
+    about_en: re.Pattern
+    fields: tuple[DocumentField, ...]
+
+
+@dataclass(frozen=True)
+class PrintedValue:
+    """Where a metadata value is printed: ``passage.text[start:end]``."""
+
+    passage: Passage
+    start: int
+    end: int
+
+
+@lru_cache(maxsize=1)
+def field_table() -> FieldTable:
+    data = tomllib.loads(resources.files("rag.data").joinpath("question_types.toml").read_text("utf-8"))
+    table = data["document_fields"]
+    fields = tuple(DocumentField(f["field"], tuple(re.compile(p) for p in f["zh"]),
+                                 tuple(re.compile(p, re.I) for p in f["en"]))
+                   for f in table["fields"])
+    return FieldTable(re.compile(table["about_zh"]), re.compile(table["about_en"], re.I), fields)
+
+
+def asked_field(question: str, lang: str) -> DocumentField | None:
+    """The metadata field a question about the document itself asks for."""
+    table = field_table()
+    about = table.about_zh if lang == "zh" else table.about_en
+    if not about.search(question):
+        return None
+    for f in table.fields:
+        if any(p.search(question) for p in (f.zh if lang == "zh" else f.en)):
+            return f
+    return None
+
+
+def printed_forms(field: str, value: str) -> list[str]:
+    """How a metadata value may be printed in the text, most specific first
+    ("2024-11-28" -> "2024年11月28日"; "《领导学刊》2024年第14期" -> "领导学刊")."""
+    forms = [value]
+    m = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", value.strip())
+    if field == "date" and m:
+        y, mo, d = m.group(1), int(m.group(2)), int(m.group(3))
+        forms += [f"{y}年{mo}月{d}日", f"{y}年{mo:02d}月{d:02d}日", f"{y}.{mo}.{d}", f"{y}年{mo}月"]
+    forms += re.findall(r"《([^》]+)》", value)
+    forms += [part for part in re.split(r"[《》（）()\s]+", value) if len(part) >= 2]
+    return list(dict.fromkeys(f for f in forms if f))
+
+
+def find_printed(field: str, value: str, passages: list[Passage]) -> PrintedValue | None:
+    """The first place (masthead first) where the value is printed; spaces
+    inside the printed text are allowed ("第 14 期")."""
+    ordered = sorted(passages, key=lambda p: (p.kind != MASTHEAD, p.ordinal))
+    for form in printed_forms(field, value):
+        pattern = re.compile(r"\s*".join(re.escape(ch) for ch in form))
+        for passage in ordered:
+            m = pattern.search(passage.text)
+            if m:
+                return PrintedValue(passage, m.start(), m.end())
+    return None
+
+
+def metadata_value(doc: Document, field: str) -> str:
+    value = doc.metadata.get(field, "") or (doc.title if field == "title" else "")
+    return value.strip()

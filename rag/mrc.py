@@ -1,0 +1,208 @@
+"""Chinese machine-reading-comprehension data (SQuAD-style JSON): loading,
+Traditional -> Simplified conversion with re-checked answer offsets, the fixed
+seeded train / tune / held-out split, and the benchmarks' own metrics
+(exact match and character F1 after removing punctuation and whitespace).
+
+Used by the reader's training script (``rag/reader_train.py``) and by the
+reading-comprehension benchmark (``bench/reader.py``).  Data: DRCD
+(CC BY-SA 3.0, Delta Electronics) and the CMRC 2018 trial set (CC BY-SA 4.0,
+HFL) — see ``rag/data/reader/MODEL_CARD.md``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import string
+import unicodedata
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .errors import RagError
+
+
+class MRCDataError(RagError):
+    """An MRC file could not be read or converted."""
+
+
+@dataclass(frozen=True)
+class MRCExample:
+    """One question over one paragraph.  ``answers`` are (text, start) pairs,
+    ``context[start:start + len(text)] == text`` for each."""
+
+    qid: str
+    article: str       # article id: the unit of the split
+    title: str
+    question: str
+    context: str
+    answers: tuple[tuple[str, int], ...]
+    source: str        # "drcd" or "cmrc"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["answers"] = [list(a) for a in self.answers]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MRCExample":
+        return cls(d["qid"], d["article"], d["title"], d["question"], d["context"],
+                   tuple((t, int(s)) for t, s in d["answers"]), d["source"])
+
+
+# ---------------------------------------------------------------- loading
+def _t2s():
+    try:
+        import opencc
+    except ImportError as exc:
+        raise MRCDataError("converting DRCD needs OpenCC: pip install 'policy-qa[train]' (opencc)") from exc
+    converter = opencc.OpenCC("t2s")
+    return converter.convert
+
+
+def _locate(context: str, answer: str, hint: int) -> int | None:
+    """The answer's start in context: at the hint, else the occurrence
+    nearest to it (conversion almost always keeps length, but not always)."""
+    if context.startswith(answer, hint):
+        return hint
+    found = [m.start() for m in re.finditer(re.escape(answer), context)]
+    return min(found, key=lambda s: abs(s - hint)) if found else None
+
+
+def load_squad(path: Path, source: str, convert: bool = False) -> tuple[list[MRCExample], dict[str, int]]:
+    """Examples of one SQuAD-style file (converted to Simplified when
+    ``convert``), with counts of what was checked and dropped."""
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))["data"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise MRCDataError(f"{path}: not a readable SQuAD-style JSON file ({exc})") from exc
+    t2s = _t2s() if convert else (lambda s: s)
+    stats = Counter()
+    out: list[MRCExample] = []
+    for a_i, article in enumerate(data):
+        title = t2s(article.get("title", ""))
+        art_id = f"{source}:{article.get('id', a_i)}"
+        for paragraph in article["paragraphs"]:
+            raw_context = paragraph["context"]
+            context = t2s(raw_context)
+            same_length = len(context) == len(raw_context)
+            for qa in paragraph["qas"]:
+                stats["questions"] += 1
+                answers = []
+                for ans in qa.get("answers", []):
+                    text = t2s(ans["text"]).strip()
+                    hint = int(ans["answer_start"])
+                    start = _locate(context, text, hint) if text else None
+                    if start is None:
+                        stats["answers_not_found"] += 1
+                        continue
+                    if start != hint:
+                        stats["answers_moved"] += 1
+                    answers.append((text, start))
+                if not answers:
+                    stats["dropped_no_answer"] += 1
+                    continue
+                if not same_length:
+                    stats["context_length_changed"] += 1
+                out.append(MRCExample(str(qa["id"]), art_id, title, t2s(qa["question"]).strip(), context,
+                                      tuple(dict.fromkeys(answers)), source))
+    stats["kept"] = len(out)
+    return out, dict(stats)
+
+
+# ------------------------------------------------------------------ split
+SPLITS = ("train", "tune", "heldout")
+
+
+def split_articles(examples: Sequence[MRCExample], seed: int = 13, heldout_share: float = 0.10,
+                   tune_share: float = 0.05) -> dict[str, list[MRCExample]]:
+    """Fixed split by article (questions of one article never straddle it):
+    DRCD articles are shuffled with ``seed``; ``heldout_share`` of them and
+    every CMRC question are held out (never trained or tuned on),
+    ``tune_share`` are for choosing hyper-parameters, the rest train."""
+    drcd = sorted({e.article for e in examples if e.source == "drcd"})
+    rng = random.Random(seed)
+    rng.shuffle(drcd)
+    n_held = round(len(drcd) * heldout_share)
+    n_tune = round(len(drcd) * tune_share)
+    held, tune = set(drcd[:n_held]), set(drcd[n_held:n_held + n_tune])
+    out: dict[str, list[MRCExample]] = {s: [] for s in SPLITS}
+    for e in examples:
+        if e.source != "drcd" or e.article in held:
+            out["heldout"].append(e)
+        elif e.article in tune:
+            out["tune"].append(e)
+        else:
+            out["train"].append(e)
+    return out
+
+
+def load_split(mrc_dir: Path, seed: int = 13) -> tuple[dict[str, list[MRCExample]], dict]:
+    """DRCD dev + test (converted) and the CMRC trial set from ``mrc_dir``,
+    split; with the data files' SHA-256 and the conversion counts."""
+    mrc_dir = Path(mrc_dir)
+    files = {"drcd": ["DRCD_dev.json", "DRCD_test.json"], "cmrc": ["cmrc2018_trial.json"]}
+    examples: list[MRCExample] = []
+    provenance: dict = {"files": {}, "conversion": {}}
+    for source, names in files.items():
+        for name in names:
+            path = mrc_dir / name
+            if not path.exists():
+                raise MRCDataError(f"{path} is missing (expected DRCD_dev.json, DRCD_test.json, cmrc2018_trial.json)")
+            got, stats = load_squad(path, source, convert=(source == "drcd"))
+            # DRCD dev and test number their articles independently.
+            got = [MRCExample(e.qid, f"{e.article}@{name}", e.title, e.question, e.context, e.answers, e.source)
+                   for e in got]
+            examples += got
+            provenance["files"][name] = sha256_file(path)
+            provenance["conversion"][name] = stats
+    return split_articles(examples, seed), provenance
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_jsonl(path: Path, examples: Iterable[MRCExample]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for e in examples:
+            f.write(json.dumps(e.to_dict(), ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> list[MRCExample]:
+    with open(path, encoding="utf-8") as f:
+        return [MRCExample.from_dict(json.loads(line)) for line in f if line.strip()]
+
+
+# ---------------------------------------------------------------- metrics
+# What CMRC's and DRCD's evaluation scripts strip before comparing.
+_PUNCT = set(string.punctuation) | set("，。：？！；、“”‘’「」『』（）《》〈〉【】—…·～－．／")
+
+
+def mrc_normalize(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in text if not ch.isspace() and ch not in _PUNCT)
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    p = mrc_normalize(prediction)
+    return float(any(p == mrc_normalize(g) for g in golds))
+
+
+def char_f1(prediction: str, golds: Sequence[str]) -> float:
+    """Character-overlap F1, max over the golds (the benchmarks' metric)."""
+    p = mrc_normalize(prediction)
+    best = 0.0
+    for gold in golds:
+        g = mrc_normalize(gold)
+        common = sum((Counter(p) & Counter(g)).values())
+        if common:
+            precision, recall = common / len(p), common / len(g)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best

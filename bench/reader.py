@@ -62,7 +62,7 @@ def score(rows: list[dict], answers: dict[str, dict]) -> dict:
     for r in rows:
         a = answers.get(r["id"], {})
         short = "" if a.get("refused", True) else a.get("short_answer", "")
-        for key in ("all", r["source"]):
+        for key in ("all", r["source"], "qtype:" + a.get("qtype", "?")):
             acc = by_source[key]
             acc[0] += 1
             acc[1] += exact_match(short, r["answers"])
@@ -88,7 +88,7 @@ def run_rc(work: Path, rows: list[dict], mode: str) -> tuple[dict, float]:
     t0 = time.perf_counter()
     for r in rows:
         a = assistant.ask_many([r["question"]], doc_ids=[r["doc"]])[0]
-        answers[r["id"]] = {"short_answer": a.short_answer, "refused": a.refused}
+        answers[r["id"]] = {"short_answer": a.short_answer, "refused": a.refused, "qtype": a.qtype}
     return answers, (time.perf_counter() - t0) / max(len(rows), 1)
 
 
@@ -106,6 +106,27 @@ def run_openbook(work: Path, mode: str) -> tuple[dict, float]:
     return answers, seconds / max(len(answers), 1)
 
 
+def fit_rank_penalty(work: Path, rows: list[dict], grid=(0.0, 0.5, 1.0, 2.0, 3.0, 5.0)) -> dict:
+    """Open-book F1 of the reader's pick across passages for each rank
+    penalty (answer_many's READER_RANK_PENALTY), from one pass that keeps
+    every passage's spans (refusals ignored: this is about which span)."""
+    from rag.assistant import Assistant
+    from rag.config import Config
+
+    assistant = Assistant.open(Config.from_env(env_for(work, "reader")), rebuild="never")
+    answers = assistant.ask_many([r["question"] for r in rows])
+    out = {}
+    for w in grid:
+        f1 = em = 0.0
+        for r, a in zip(rows, answers):
+            guesses = a.debug.get("reader") or []
+            pick = max(guesses, key=lambda g: g["margin"] - w * g["passage"])["text"] if guesses else ""
+            f1 += char_f1(pick, r["answers"])
+            em += exact_match(pick, r["answers"])
+        out[w] = {"em": round(100 * em / len(rows), 1), "f1": round(100 * f1 / len(rows), 1)}
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--split", choices=("tune", "heldout"), default="tune")
@@ -116,6 +137,7 @@ def main() -> int:
     p.add_argument("--rc-only", action="store_true")
     p.add_argument("--openbook-only", action="store_true")
     p.add_argument("--out", type=Path, help="write a Markdown table here (and .json beside it)")
+    p.add_argument("--fit", action="store_true", help="only fit the reader's rank penalty (open book)")
     args = p.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix=f"reader-{args.split}-"))
@@ -124,6 +146,9 @@ def main() -> int:
     rows = write_corpus(examples, work)
     subprocess.run([sys.executable, "-m", "rag", "build", "--if-stale"], check=True, env=env_for(work, "rules"),
                    cwd=ROOT)
+    if args.fit:
+        print(json.dumps(fit_rank_penalty(work, rows), indent=1))
+        return 0
     results: dict = {"split": args.split, "questions": len(rows), "work": str(work), "modes": {}}
     for mode in args.modes:
         res = {}

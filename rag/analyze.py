@@ -22,10 +22,9 @@ class QuestionType:
     zh: tuple[re.Pattern, ...]
     en: tuple[re.Pattern, ...]
     templates: dict[str, str]
-    # Whose short answer stands (Answerer.combine): "reader" (the extractive
-    # reader's span when it is confident), "fallback" (the reader only when
-    # the typed rules found no span), "rules" (never the reader).
-    reader: str = "fallback"
+    # Whether the extractive reader may give the short answer
+    # (Answerer.combine): "reader", "fallback" or "rules".
+    reader: str = "rules"
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ def type_table() -> TypeTable:
         templates = {k: v for k, v in row.items() if k.startswith(("lead_", "fallback_"))}
         types.append(QuestionType(row["name"], int(row["priority"]), tuple(re.compile(p) for p in row["zh"]),
                                   tuple(re.compile(p, re.I) for p in row["en"]), templates,
-                                  row.get("reader", "fallback")))
+                                  row.get("reader", "rules")))
     types.sort(key=lambda t: -t.priority)
     return TypeTable(tuple(types), data["refusal"])
 

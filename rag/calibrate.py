@@ -4,7 +4,9 @@ question sets (dev_qa.jsonl schema), plus the threshold with the most right
 outcomes (answered correctly, or refused when unanswerable).
 
     python -m rag calibrate tests/data/dev_qa.jsonl tests/data/tune_qa.jsonl tests/data/calib_qa.jsonl \
-        tests/data/heldout_qa.jsonl --write
+        tests/data/heldout_qa.jsonl --with-kb KB KB/mrc_questions.jsonl --write
+
+(KB: the many-document knowledge base written by bench/calibration_set.py.)
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ SHORT_F1_CORRECT = 0.5
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, signs: Sequence[int] | None = None,
-                 iterations: int = 3000, lr: float = 0.5) -> tuple[np.ndarray, float]:
+                 iterations: int = 3000, lr: float = 0.5,
+                 sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """L2-regularised logistic regression (bias not penalised) by projected
     gradient descent: after each step, weights with a known sign that
     crossed zero are clipped to zero.  Returns (weights, bias)."""
@@ -49,25 +52,28 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, signs: Sequence[i
     penalty = np.full(d + 1, l2)
     penalty[-1] = 0.0
     sign = np.zeros(d + 1) if signs is None else np.append(np.asarray(signs, dtype=float), 0.0)
+    sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float) * n / np.sum(sample_weight)
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -30, 30)))
-        grad = (xb.T @ (p - y) + penalty * w) / n
+        grad = (xb.T @ (sw * (p - y)) + penalty * w) / n
         w -= lr * grad
         w = np.where(sign > 0, np.maximum(w, 0.0), np.where(sign < 0, np.minimum(w, 0.0), w))
     return w[:-1], float(w[-1])
 
 
-def choose_threshold(scores: np.ndarray, answerable: np.ndarray, correct: np.ndarray) -> float:
+def choose_threshold(scores: np.ndarray, answerable: np.ndarray, correct: np.ndarray,
+                     sample_weight: np.ndarray | None = None) -> float:
     """The threshold with the most right outcomes on the labelled questions:
     answered and correct, or refused and unanswerable.  Ties go to the
     midpoint of the widest gap (a margin on both sides)."""
     candidates = np.unique(np.concatenate([scores, [0.0, 1.0]]))
+    sw = np.ones(len(scores)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     best_key, best = None, 0.5
     for lo, hi in zip(candidates, candidates[1:]):
         t = (lo + hi) / 2
         answered = scores >= t
-        right = int((answered & correct).sum() + (~answered & ~answerable).sum())
-        key = (right, hi - lo)
+        right = float(sw[answered & correct].sum() + sw[~answered & ~answerable].sum())
+        key = (round(right, 9), hi - lo)
         if best_key is None or key > best_key:
             best_key, best = key, t
     return float(best)
@@ -98,6 +104,9 @@ def collect(assistant: Assistant, paths: Sequence[Path]):
         answers = assistant.ask_many([r["question"] for r in rows])
     finally:
         assistant.state.answerer.config = config
+    # Answers read off the document's metadata have a fixed confidence: not fitted.
+    kept = [i for i, a in enumerate(answers) if a.debug.get("features")]
+    rows, answers = [rows[i] for i in kept], [answers[i] for i in kept]
     names = sorted(answers[0].debug["features"])
     x = np.array([[a.debug["features"][k] for k in names] for a in answers], dtype=float)
     answerable = np.array([bool(r.get("answerable", True)) for r in rows])
@@ -106,12 +115,33 @@ def collect(assistant: Assistant, paths: Sequence[Path]):
     return names, x, answerable, correct, rows
 
 
-def run_calibration(assistant: Assistant, paths: Sequence[Path], write: bool = False) -> int:
-    names, x, y, correct, rows = collect(assistant, paths)
-    weights, bias = fit_logistic(x, y.astype(float), signs=[SIGNS.get(n, 0) for n in names])
+def run_calibration(assistant: Assistant, paths: Sequence[Path], write: bool = False,
+                    others: Sequence[tuple[Assistant, Sequence[Path]]] = ()) -> int:
+    """Fit on ``paths`` answered by ``assistant`` and on each (assistant,
+    paths) of ``others`` (other knowledge bases, e.g. the many-document one of
+    bench/calibration_set.py).  Each knowledge base weighs the same in the fit
+    and the threshold, however many questions it has, so one big question set
+    cannot decide alone how a report's questions are refused."""
+    groups = [(assistant, paths)] + list(others)
+    parts = [collect(a, p) for a, p in groups]
+    names = parts[0][0]
+    x = np.vstack([np.array([[row[names_i.index(n)] for n in names] for row in xi]) if len(xi) else
+                   np.zeros((0, len(names))) for names_i, xi, *_ in parts])
+    y = np.concatenate([yi for _, _, yi, _, _ in parts])
+    correct = np.concatenate([ci for _, _, _, ci, _ in parts])
+    rows = [r for *_, ri in parts for r in ri]
+    sample_weight = np.concatenate([np.full(len(yi), 1.0 / max(len(yi), 1)) for _, _, yi, _, _ in parts])
+    weights, bias = fit_logistic(x, y.astype(float), signs=[SIGNS.get(n, 0) for n in names],
+                                 sample_weight=sample_weight)
     scores = 1.0 / (1.0 + np.exp(-(x @ weights + bias)))
-    threshold = choose_threshold(scores, y, correct)
+    threshold = choose_threshold(scores, y, correct, sample_weight)
     answered = scores >= threshold
+    start = 0
+    for (a, p), (_, _, yi, ci, ri) in zip(groups, parts):
+        sl = slice(start, start + len(yi))
+        start += len(yi)
+        print(f"  {a.config.corpus_dir}: {len(ri)} questions; refuses {int((~answered[sl] & ~yi).sum())}/"
+              f"{int((~yi).sum())} unanswerable and {int((~answered[sl] & yi).sum())}/{int(yi.sum())} answerable")
     print(f"{len(rows)} questions ({int(y.sum())} answerable, {int((~y).sum())} unanswerable); "
           f"{int(correct.sum())} answered correctly when nothing is refused")
     print("weights: " + ", ".join(f"{n}={w:+.3f}" for n, w in zip(names, weights)) + f", bias={bias:+.3f}")
@@ -125,7 +155,9 @@ def run_calibration(assistant: Assistant, paths: Sequence[Path], write: bool = F
     if write:
         path = Path(str(resources.files("rag.data").joinpath("confidence.toml")))
         lines = ["# Confidence = sigmoid(bias + sum(weight * feature)); features from rag/answer.py",
-                 "# (Answerer.features).  Written by `python -m rag calibrate " + " ".join(map(str, paths)) + "`.",
+                 "# (Answerer.features).  Written by `python -m rag calibrate " + " ".join(map(str, paths))
+                 + "".join(f" --with-kb {a.config.corpus_dir.parent} {' '.join(map(str, p))}" for a, p in others)
+                 + " --write` (the second knowledge base: bench/calibration_set.py).",
                  f"bias = {bias:.6f}", f"threshold = {threshold:.6f}", "", "[weights]"]
         lines += [f"{n} = {w:.6f}" for n, w in zip(names, weights)]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")

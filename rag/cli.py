@@ -132,8 +132,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import run_calibration
 
-    assistant = _open(_config(args), args)
-    return run_calibration(assistant, [Path(p) for p in args.qa], write=args.write)
+    config = _config(args)
+    assistant = _open(config, args)
+    others = []
+    for kb, qa in args.with_kb or ():
+        other = config.replace(corpus_dir=Path(kb) / "corpus", index_dir=Path(kb) / "index")
+        others.append((_open(other, args), [Path(qa)]))
+    return run_calibration(assistant, [Path(p) for p in args.qa], write=args.write, others=others)
 
 
 def cmd_train_reader(args: argparse.Namespace) -> int:
@@ -190,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="fit the refusal confidence on labelled questions")
     p.add_argument("qa", nargs="+")
     p.add_argument("--write", action="store_true", help="write rag/data/confidence.toml")
+    p.add_argument("--with-kb", nargs=2, action="append", metavar=("KB_DIR", "QA"),
+                   help="also fit on QA answered over another knowledge base (KB_DIR/corpus, KB_DIR/index); "
+                        "each knowledge base weighs the same")
     p.add_argument("--no-rebuild", action="store_true")
     p.set_defaults(func=cmd_calibrate)
 

@@ -178,37 +178,31 @@ def token_span(offsets: Sequence[tuple[int, int]], first: int, start: int, end: 
 # ------------------------------------------------------------------ decoding
 def decode(start_logits: np.ndarray, end_logits: np.ndarray, batch: Batch, texts: Sequence[str],
            spec: ReaderSpec, top_n: int = 5) -> list[SpanGuess]:
-    """The best spans over all windows (start <= end within
-    ``max_answer_tokens``, both in the text), best first, each trimmed of
-    edge punctuation; duplicates (same window and characters) dropped."""
-    guesses: list[SpanGuess] = []
+    """The best ``top_n`` spans of each window (start <= end within
+    ``max_answer_tokens``, both in the text), each trimmed of edge
+    punctuation, duplicates dropped; all windows' spans, best score first."""
+    out: list[SpanGuess] = []
     for w in range(len(texts)):
         s, e, ok = start_logits[w], end_logits[w], batch.is_text[w]
         idx = np.flatnonzero(ok)
         if idx.size == 0:
             continue
         null = float(s[0] + e[0])
-        ss, ee = s[idx], e[idx]
-        scores = ss[:, None] + ee[None, :]
         n = idx.size
+        scores = s[idx][:, None] + e[idx][None, :]
         band = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), spec.max_answer_tokens)
         scores = np.where(band, scores, -np.inf)
-        flat = np.argsort(scores, axis=None)[::-1][: top_n * 3]
-        for f in flat:
+        seen: set[tuple[int, int]] = set()
+        for f in np.argsort(scores, axis=None)[::-1][: top_n * 4]:
             i, j = divmod(int(f), n)
-            if not np.isfinite(scores[i, j]):
+            if not np.isfinite(scores[i, j]) or len(seen) >= top_n:
                 break
-            a, b = int(batch.offsets[w, idx[i], 0]), int(batch.offsets[w, idx[j], 1])
-            a, b = trim(texts[w], a, b)
-            if b > a:
-                guesses.append(SpanGuess(w, a, b, texts[w][a:b], float(scores[i, j]), null))
-    guesses.sort(key=lambda g: -g.score)
-    seen, out = set(), []
-    for g in guesses:
-        if (g.window, g.start, g.end) not in seen:
-            seen.add((g.window, g.start, g.end))
-            out.append(g)
-    return out[:top_n]
+            a, b = trim(texts[w], int(batch.offsets[w, idx[i], 0]), int(batch.offsets[w, idx[j], 1]))
+            if b > a and (a, b) not in seen:
+                seen.add((a, b))
+                out.append(SpanGuess(w, a, b, texts[w][a:b], float(scores[i, j]), null))
+    out.sort(key=lambda g: -g.score)
+    return out
 
 
 def trim(text: str, start: int, end: int) -> tuple[int, int]:
@@ -325,12 +319,42 @@ class Reader:
         return start, end, batch
 
     def read(self, question: str, texts: Sequence[str], top_n: int = 5) -> tuple[list[SpanGuess], list[float]]:
-        """The best spans over ``texts`` and each text's no-answer score."""
+        """The best spans of each of ``texts`` and each text's no-answer score."""
+        reading = self.read_all(question, texts, top_n)
+        return reading.guesses, reading.nulls
+
+    def read_all(self, question: str, texts: Sequence[str], top_n: int = 5) -> "ReadResult":
         if not texts:
-            return [], []
+            return ReadResult([], [], None, None, None)
         start, end, batch = self.logits(question, texts)
         nulls = [float(start[i, 0] + end[i, 0]) for i in range(len(texts))]
-        return decode(start, end, batch, texts, self.spec, top_n), nulls
+        return ReadResult(decode(start, end, batch, texts, self.spec, top_n), nulls, start, end, batch)
+
+
+@dataclass
+class ReadResult:
+    """The reader's spans over some texts, with the logits to score any other
+    span of the same texts (``margin_of``)."""
+
+    guesses: list[SpanGuess]
+    nulls: list[float]
+    start_logits: np.ndarray | None
+    end_logits: np.ndarray | None
+    batch: Batch | None
+
+    def margin_of(self, window: int, start: int, end: int) -> float | None:
+        """The reader's margin for text ``window``'s characters [start, end)
+        (start logit of the token holding ``start`` + end logit of the token
+        holding ``end - 1`` − no-answer score); None when out of its tokens."""
+        if self.batch is None or end <= start:
+            return None
+        tokens = np.flatnonzero(self.batch.is_text[window])
+        offsets = self.batch.offsets[window]
+        first = next((t for t in tokens if offsets[t, 1] > start), None)
+        last = next((t for t in tokens[::-1] if offsets[t, 0] < end), None)
+        if first is None or last is None or last < first or offsets[tokens[-1], 1] < end:
+            return None
+        return float(self.start_logits[window, first] + self.end_logits[window, last]) - self.nulls[window]
 
 
 def read_spec(directory: Path) -> tuple[ReaderSpec, dict]:

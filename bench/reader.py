@@ -81,13 +81,17 @@ def env_for(work: Path, mode: str) -> dict[str, str]:
 def run_rc(work: Path, rows: list[dict], mode: str) -> tuple[dict, float]:
     from rag.assistant import Assistant
     from rag.config import Config
+    from rag.errors import InputError
 
     config = Config.from_env(env_for(work, mode))
     assistant = Assistant.open(config, rebuild="never")
     answers = {}
     t0 = time.perf_counter()
     for r in rows:
-        a = assistant.ask_many([r["question"]], doc_ids=[r["doc"]])[0]
+        try:
+            a = assistant.ask_many([r["question"]], doc_ids=[r["doc"]])[0]
+        except InputError:  # an empty question in the data: scored as refused, as `rag batch` skips it
+            continue
         answers[r["id"]] = {"short_answer": a.short_answer, "refused": a.refused, "qtype": a.qtype}
     return answers, (time.perf_counter() - t0) / max(len(rows), 1)
 

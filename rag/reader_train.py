@@ -200,7 +200,6 @@ def fixed_checks(model, tokenizer, spec: ReaderSpec, examples: list[MRCExample],
 # ------------------------------------------------------------------ training
 def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settings: TrainSettings) -> dict:
     import torch
-    from safetensors.torch import save_file
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)  # checkpoints go here while training
     torch.manual_seed(settings.seed)

@@ -1,163 +1,35 @@
-"""Answers: evidence selection, span extraction by question type, templated
-text, verified citations, and an honest refusal.  No language model."""
+"""The Answerer: one question through the answer stage's steps —
+analysis (``rag.analyze``), evidence sentences and typed candidates
+(``candidates``, ``rag.extract``, ``rag.outline``, ``rag.docmeta``), the
+reader (``reading``), the choice, confidence and refusal (``confidence``),
+and the composed, cited text (``compose``)."""
 from __future__ import annotations
 
 import dataclasses
 import math
 import re
 import time
-import tomllib
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from typing import Sequence
 
 import numpy as np
 
-from .analyze import QuestionAnalysis, analyze, english_glossary, rewrite_followup, type_table
-from .config import Config
-from .errors import CitationError, InputError
-from .chunk import index_text
-from .extract import (Evidence, Span, extract_clauses, extract_dates, extract_definitions, extract_entities,
-                      extract_fields, extract_lists, extract_modifier, extract_ordinals, extract_quantities,
-                      extract_slot, yes_no_verdict)
-from .docmeta import asked_field, find_printed, metadata_value
-from .outline import PERIOD, Outline
-from .retrieve import Retriever
-from .schema import MASTHEAD, Answer, Citation, Document, Hit, Passage
-from .text import CN_NUM, CN_SURNAMES, cn_to_int, is_number_term, split_clauses, squeeze
-
-# How many retrieved passages evidence selection looks at, at least.
-EVIDENCE_POOL = 10
-# How many of the best-scoring sentences the extractors try.
-SENTENCES_TRIED = 8
-QUOTE_MAX_CHARS = 120
-TYPED = ("date", "number", "entity", "list")
-# Refuse whatever the other signals say when this share of the question's
-# nouns (by weight) never occurs in the corpus ("火星基地", "常住人口").
-VETO_UNKNOWN_NOUNS = 0.5
-# Verbs that carry no content of their own in questions.
-GENERIC_VERBS = frozenset({"进行", "开展", "实现", "推进", "推动", "提供", "成为", "作为", "属于", "包括", "发展", "建设",
-                           "开始", "需要", "可以", "能够", "应该", "通过", "采取", "提出"})
-# Which extractors answer which question type, in order of preference.
-# Types not listed (reason, process, other...) are answered with the clauses
-# of the best sentence that carry the question's terms.
-EXTRACTORS: dict[str, tuple[str, ...]] = {
-    "date": ("dates",),
-    "number": ("quantities", "fields"),
-    "entity": ("fields", "entities", "slot"),
-    "list": ("lists", "entities"),
-    "definition": ("modifier", "definitions", "lists"),
-    "summary": ("modifier",),
-    "other": ("fields", "slot"),
-}
-
-
-@lru_cache(maxsize=1)
-def synonyms() -> dict[str, list[str]]:
-    data = tomllib.loads(resources.files("rag.data").joinpath("synonyms.toml").read_text("utf-8"))
-    return {k: list(v) for k, v in data["synonyms"].items()}
-
-
-@dataclass
-class SentenceCandidate:
-    hit: Hit
-    row: int              # passage row
-    start: int            # sentence span in passage text
-    end: int
-    text: str
-    lexical: float
-    dense: float
-    score: float
-
-
-@dataclass
-class Choice:
-    candidate: SentenceCandidate
-    span: Span | None
-    score: float
-    fallback: bool = False  # span is a clause window, not a typed answer
-    outline: tuple = ()     # OutlineItems, when the answer lists headings
-    support: tuple = ()     # further sentences cited after the main quote
-
-
-# A value read from the document's own metadata and found printed in it.
-METADATA_CONFIDENCE = 0.99
-# The reader's span must beat "no answer in this passage" by this much
-# before it replaces the rules' answer (logit units; fitted in bench/reader.py).
-READER_MIN_MARGIN = 0.0
-# The rules' span stands unless the reader's margin for it is this much below
-# the reader's own best (fitted on the MRC tune split and the report sets).
-READER_OVERRULE = 4.0
-# The vetoes below (unknown nouns, subject missing) were made on one report and
-# refuse answerable questions elsewhere; they are waived when the reader is
-# this sure of a span (MRC tune: waives 17 vetoes on answerable questions, 14 of
-# them answered correctly, and 5 of 118 on unanswerable ones).
-READER_VETO_OVERRIDE = 3.0
-# Margin given up per place a passage's best sentence ranks below the first
-# passage's (fitted in bench/reader.py on the MRC tune split).
-READER_RANK_PENALTY = 3.0
-
-
-def _char_span(choice: Choice) -> tuple[int, int, int]:
-    """(passage row, start, end) of a choice's span."""
-    c = choice.candidate
-    return c.row, c.start + choice.span.start, c.start + choice.span.end
-
-
-def covers(outer: Choice, inner: Choice) -> bool:
-    """``outer``'s span contains ``inner``'s (same passage)."""
-    r1, a1, b1 = _char_span(outer)
-    r2, a2, b2 = _char_span(inner)
-    return r1 == r2 and a1 <= a2 and b2 <= b1
-
-
-def reader_features(reading: Reading | None, choice: Choice | None) -> dict[str, float]:
-    """Confidence features from the reader: how strongly it prefers its best
-    span to "no answer", and whether the chosen answer is (in) its span."""
-    if reading is None:
-        return {"reader_margin": 0.0, "reader_agrees": 0.0}
-    margin = reading.margin if math.isfinite(reading.margin) else -10.0
-    agrees = 0.0
-    if choice is not None and choice.span is not None and reading.choice is not None:
-        r1, a1, b1 = _char_span(choice)
-        r2, a2, b2 = _char_span(reading.choice)
-        agrees = 1.0 if r1 == r2 and a1 < b2 and a2 < b1 else 0.0
-    return {"reader_margin": round(max(-10.0, min(margin, 10.0)) / 10.0, 4), "reader_agrees": agrees}
-
-
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
-
-
-# Confidence = sigmoid(w . features + bias).  Fitted with
-# `python -m rag calibrate` (logistic regression on labelled questions); the
-# fitted values are stored in data/confidence.toml.
-@lru_cache(maxsize=1)
-def confidence_model() -> tuple[dict[str, float], float, float]:
-    """(weights, bias, calibrated threshold)."""
-    data = tomllib.loads(resources.files("rag.data").joinpath("confidence.toml").read_text("utf-8"))
-    return {k: float(v) for k, v in data["weights"].items()}, float(data["bias"]), float(data.get("threshold", 0.5))
-
-
-@dataclass
-class Reading:
-    """What the extractive reader made of the best evidence passages."""
-
-    choice: Choice | None      # its best span as an answer choice
-    margin: float              # best span score minus its window's no-answer score
-    guesses: tuple = ()        # SpanGuess, best first
-    rows: list = dataclasses.field(default_factory=list)  # passage rows read, in reading order
-    result: object = None      # rag.reader.ReadResult (logits to score other spans)
-
-    def margin_of(self, choice: Choice) -> float | None:
-        """The reader's margin for another choice's span, when that span lies
-        in a passage it read."""
-        if self.result is None or choice.candidate.row not in self.rows:
-            return None
-        start = choice.candidate.start + choice.span.start
-        end = choice.candidate.start + choice.span.end
-        return self.result.margin_of(self.rows.index(choice.candidate.row), start, end)
+from ..analyze import QuestionAnalysis, analyze, english_glossary, rewrite_followup, type_table
+from ..chunk import index_text
+from ..config import Config
+from ..docmeta import asked_field, find_printed, metadata_value
+from ..errors import InputError
+from ..extract import (Evidence, Span, extract_clauses, extract_dates, extract_definitions, extract_entities,
+                       extract_fields, extract_lists, extract_modifier, extract_ordinals, extract_quantities,
+                       extract_slot, yes_no_verdict)
+from ..outline import PERIOD, Outline
+from ..retrieve import Retriever
+from ..schema import Answer, Citation, Document, Hit, Passage
+from ..text import CN_NUM, CN_SURNAMES, cn_to_int, is_number_term, split_clauses, squeeze
+from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHARS, SENTENCES_TRIED, TYPED, Choice,
+                         SentenceCandidate, synonyms)
+from .compose import english_rendering, make_statement, verify_citation
+from .confidence import METADATA_CONFIDENCE, VETO_UNKNOWN_NOUNS, confidence_model, sigmoid
+from .reading import READER_VETO_OVERRIDE, combine, read_evidence, reader_features
 
 
 class Answerer:
@@ -268,8 +140,9 @@ class Answerer:
                      "features": {}, "resolved_question": a.question, "source": "document metadata"}
             return self.compose(question, a, meta, hits, METADATA_CONFIDENCE, debug)
         choice = self.outline_choice(a, forms, pool, qvec) or self.choose(a, forms, candidates)
-        reading = self.read(a, candidates) if self.reader is not None else None
-        choice = self.combine(a, choice, reading)
+        reading = read_evidence(self.reader, self.retriever.index.passages, a, candidates,
+                                self.config.reader_passages) if self.reader is not None else None
+        choice = combine(a, choice, reading, self.config.reader_mode)
         features = self.features(a, forms, pool, choice)
         features.update(reader_features(reading, choice))
         confidence = self.confidence(features)
@@ -464,61 +337,6 @@ class Answerer:
         value = squeeze(passage.text[printed.start:printed.end])
         span = Span(printed.start - s0, printed.end - s0, value, f"metadata:{field.field}", 6.0)
         return Choice(cand, span, 1.0)
-
-    # ------------------------------------------------------------ the reader
-    def read(self, a: QuestionAnalysis, candidates: list[SentenceCandidate]) -> Reading | None:
-        """Run the extractive reader over the passages of the best-ranked
-        evidence sentences (``reader_passages`` of them)."""
-        by_row: dict[int, SentenceCandidate] = {}
-        for cand in candidates:
-            by_row.setdefault(cand.row, cand)
-            if len(by_row) >= self.config.reader_passages:
-                break
-        if not by_row:
-            return None
-        rows = list(by_row)
-        passages = [self.retriever.index.passages[r] for r in rows]
-        result = self.reader.read_all(a.question, [p.text for p in passages])
-        if not result.guesses:
-            return Reading(None, -math.inf, (), rows, result)
-        # Across passages, spans compare by how much each beats "no answer in
-        # its own passage" (raw span scores are not comparable between windows),
-        # less a penalty for passages whose evidence ranked lower.
-        best = max(result.guesses, key=lambda g: g.margin - READER_RANK_PENALTY * g.window)
-        row = rows[best.window]
-        passage = passages[best.window]
-        inside = [(s, e) for s, e in passage.sentences if s < best.end and best.start < e] or [(best.start, best.end)]
-        s0, e1 = inside[0][0], inside[-1][1]
-        known = next((c for c in candidates if c.row == row and c.start == s0 and c.end == e1), None)
-        if known is None:
-            head = by_row[row]
-            known = SentenceCandidate(head.hit, row, s0, e1, passage.text[s0:e1], head.lexical, head.dense, head.score)
-        span = Span(best.start - s0, best.end - s0, best.text, "reader", max(0.0, min(best.margin, 6.0)))
-        return Reading(Choice(known, span, known.score), best.margin, tuple(result.guesses), rows, result)
-
-    def combine(self, a: QuestionAnalysis, rules: Choice | None, reading: Reading | None) -> Choice | None:
-        """Whose short answer stands, by the type's ``reader`` policy
-        (question_types.toml).  "fallback": the reader's span only when the
-        rules found none.  "reader": also when the reader scores the rules'
-        span more than READER_OVERRULE below its own best, unless the rules'
-        span contains the reader's (it adds a qualifier such as 超过, a unit, or
-        resolves 同年); the reader knows better which phrase answers and where
-        a name starts and ends."""
-        if reading is None or reading.choice is None or rules is not None and (rules.outline or rules.support):
-            return rules
-        if self.config.reader_mode == "reader":
-            return reading.choice
-        policy = type_table().get(a.qtype).reader
-        if policy == "rules" or reading.margin < READER_MIN_MARGIN:
-            return rules
-        if rules is None or rules.span is None or rules.fallback:
-            return reading.choice
-        if policy == "fallback" or (a.expected_count or 0) > 1 or covers(rules, reading.choice):
-            return rules  # several items wanted, or the reader's span plus a qualifier, unit or resolved date
-        rules_margin = reading.margin_of(rules)
-        if rules_margin is None or rules_margin >= reading.margin - READER_OVERRULE:
-            return rules
-        return reading.choice
 
     def section_date(self, a: QuestionAnalysis, top: SentenceCandidate, best: Choice | None) -> Choice | None:
         """When the sentence that best matches a "when" question carries no
@@ -851,79 +669,3 @@ class Answerer:
         )
         verify_citation(citation, doc, passage)
         return citation
-
-
-def verify_citation(citation: Citation, doc: Document, passage: Passage) -> None:
-    """The quote must be verbatim in its passage and must be exactly the
-    characters its offsets point to in the original file (cleaning only ever
-    removed whitespace or a repeated character between them)."""
-    if citation.text not in passage.text:
-        raise CitationError(f"quote is not in passage {passage.passage_id}")
-    if not (passage.start <= citation.start < citation.end <= passage.end):
-        raise CitationError(f"quote offsets [{citation.start}, {citation.end}) fall outside passage "
-                            f"{passage.passage_id} [{passage.start}, {passage.end})")
-    raw = doc.raw_text[citation.start:citation.end]
-    # Walk the raw slice: every quote character must appear in order, and
-    # anything skipped must be whitespace or a page-break duplicate.
-    i = 0
-    for ch in raw:
-        if i < len(citation.text) and ch == citation.text[i]:
-            i += 1
-        elif not ch.isspace() and not (i > 0 and ch == citation.text[i - 1]):
-            raise CitationError(f"quote does not match the original text at offsets "
-                                f"[{citation.start}, {citation.end})")
-    if i != len(citation.text) or not raw or raw[0] != citation.text[0] or raw[-1] != citation.text[-1]:
-        raise CitationError(f"quote does not match the original text at offsets [{citation.start}, {citation.end})")
-
-
-def natural_join(items: Sequence[str]) -> str:
-    """A、B和C."""
-    items = list(items)
-    return items[0] if len(items) == 1 else "、".join(items[:-1]) + "和" + items[-1]
-
-
-def make_statement(a: QuestionAnalysis, short: str, secondary: str | None = None) -> str:
-    """Put the answer where the question word is: Chinese questions keep the
-    question word in place ("是哪年建起来的" -> "是**2000年**建起来的")."""
-    if a.lang != "zh" or not a.wh_span or not short:
-        return ""
-    q = a.question
-    start, end = a.replace_span or a.wh_span
-    items = short.split("、")
-    if a.wh_kind == "which" and a.head_noun and a.head_category in ("program", None) and a.head_start:
-        # "哪两项国家试点" -> "“A”和“B”国家试点": a name that is not itself the
-        # head noun keeps it; an organisation or place replaces "哪个部门" whole.
-        if not all(it.rstrip("”》").endswith(a.head_noun[-1]) for it in items):
-            end = a.head_start
-    prefix = re.sub(r"^(?:请问|那么|那)", "", q[:start])
-    if a.wh_kind == "period" and not prefix.endswith("是"):
-        prefix += "是"
-    suffix = re.sub(r"[吗呢啊呀吧？?。！!\s]+$", "", q[end:])
-    # "哪几个“化”" answered by "数字化、智能化…": the quoted suffix is said already.
-    quoted_tail = re.fullmatch(r"[“\"]([^”\"]{1,3})[”\"](.*)", suffix)
-    if quoted_tail and all(it.endswith(quoted_tail.group(1)) for it in items):
-        suffix = quoted_tail.group(2)
-    answer = natural_join(items) if len(items) > 1 else short
-    if secondary:
-        suffix = re.sub(r"第几[期届次批个项]", f"**{secondary}**", suffix, count=1)
-    statement = f"{prefix}**{answer}**{suffix}".strip()
-    statement = re.sub(r"[，,]\s*$", "", statement)
-    return statement + "。"
-
-
-_EN_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-              "November", "December"]
-
-
-def english_rendering(short: str) -> str:
-    """' (September 2015)' for '2015年9月'; '' when nothing to render."""
-    m = re.fullmatch(r"((?:19|20)\d{2})年(?:(\d{1,2})月(?:(\d{1,2})日)?)?(底|初)?", short)
-    if m:
-        year, month, day, part = m.groups()
-        text = year
-        if month:
-            text = f"{_EN_MONTHS[int(month) - 1]} {int(day)}, {year}" if day else f"{_EN_MONTHS[int(month) - 1]} {year}"
-        if part:
-            text = ("the end of " if part == "底" else "the beginning of ") + text
-        return f" ({text})"
-    return ""

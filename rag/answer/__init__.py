@@ -1,0 +1,13 @@
+"""The answer stage, as its steps:
+
+* ``candidates`` — evidence sentences and the choice (sentence + span);
+* ``reading`` — the extractive reader over the best evidence, and whether it
+  or the typed rules (``rag.extract``, ``rag.outline``) give the short answer;
+* ``confidence`` — the calibrated confidence and the refusal constants;
+* ``compose`` — statements, English renderings, citation verification;
+* ``answerer`` — the Answerer, which runs one question through them.
+"""
+from .answerer import Answerer
+from .compose import english_rendering, make_statement, natural_join, verify_citation
+
+__all__ = ["Answerer", "english_rendering", "make_statement", "natural_join", "verify_citation"]

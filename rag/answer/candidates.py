@@ -1,0 +1,61 @@
+"""Candidate answers: the evidence sentences the answer stage ranks and the
+choice (sentence + span) it settles on, shared by every step."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from ..extract import Span
+from ..schema import Hit
+
+# How many retrieved passages evidence selection looks at, at least.
+EVIDENCE_POOL = 10
+# How many of the best-scoring sentences the extractors try.
+SENTENCES_TRIED = 8
+QUOTE_MAX_CHARS = 120
+TYPED = ("date", "number", "entity", "list")
+# Verbs that carry no content of their own in questions.
+GENERIC_VERBS = frozenset({"进行", "开展", "实现", "推进", "推动", "提供", "成为", "作为", "属于", "包括", "发展", "建设",
+                           "开始", "需要", "可以", "能够", "应该", "通过", "采取", "提出"})
+# Which extractors answer which question type, in order of preference.
+# Types not listed (reason, process, other...) are answered with the clauses
+# of the best sentence that carry the question's terms.
+EXTRACTORS: dict[str, tuple[str, ...]] = {
+    "date": ("dates",),
+    "number": ("quantities", "fields"),
+    "entity": ("fields", "entities", "slot"),
+    "list": ("lists", "entities"),
+    "definition": ("modifier", "definitions", "lists"),
+    "summary": ("modifier",),
+    "other": ("fields", "slot"),
+}
+
+
+@lru_cache(maxsize=1)
+def synonyms() -> dict[str, list[str]]:
+    data = tomllib.loads(resources.files("rag.data").joinpath("synonyms.toml").read_text("utf-8"))
+    return {k: list(v) for k, v in data["synonyms"].items()}
+
+
+@dataclass
+class SentenceCandidate:
+    hit: Hit
+    row: int              # passage row
+    start: int            # sentence span in passage text
+    end: int
+    text: str
+    lexical: float
+    dense: float
+    score: float
+
+
+@dataclass
+class Choice:
+    candidate: SentenceCandidate
+    span: Span | None
+    score: float
+    fallback: bool = False  # span is a clause window, not a typed answer
+    outline: tuple = ()     # OutlineItems, when the answer lists headings
+    support: tuple = ()     # further sentences cited after the main quote

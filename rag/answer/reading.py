@@ -1,0 +1,134 @@
+"""The extractive reader's part of answering: read the passages of the best
+evidence, turn its best span into a choice, and decide whether it or the
+typed rules give the short answer (per question type, question_types.toml)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..analyze import QuestionAnalysis, type_table
+from ..extract import Span
+from ..schema import Passage
+from .candidates import Choice, SentenceCandidate
+
+# The reader's span must beat "no answer in this passage" by this much
+# before it replaces the rules' answer (logit units; fitted in bench/reader.py).
+READER_MIN_MARGIN = 0.0
+# The rules' span stands unless the reader's margin for it is this much below
+# the reader's own best (fitted on the MRC tune split and the report sets).
+READER_OVERRULE = 4.0
+# The vetoes below (unknown nouns, subject missing) were made on one report and
+# refuse answerable questions elsewhere; they are waived when the reader is
+# this sure of a span (MRC tune: waives 17 vetoes on answerable questions, 14 of
+# them answered correctly, and 5 of 118 on unanswerable ones).
+READER_VETO_OVERRIDE = 3.0
+# Margin given up per place a passage's best sentence ranks below the first
+# passage's (fitted in bench/reader.py on the MRC tune split).
+READER_RANK_PENALTY = 3.0
+
+
+@dataclass
+class Reading:
+    """What the extractive reader made of the best evidence passages."""
+
+    choice: Choice | None      # its best span as an answer choice
+    margin: float              # best span score minus its window's no-answer score
+    guesses: tuple = ()        # SpanGuess, best first
+    rows: list = dataclasses.field(default_factory=list)  # passage rows read, in reading order
+    result: object = None      # rag.reader.ReadResult (logits to score other spans)
+
+    def margin_of(self, choice: Choice) -> float | None:
+        """The reader's margin for another choice's span, when that span lies
+        in a passage it read."""
+        if self.result is None or choice.candidate.row not in self.rows:
+            return None
+        start = choice.candidate.start + choice.span.start
+        end = choice.candidate.start + choice.span.end
+        return self.result.margin_of(self.rows.index(choice.candidate.row), start, end)
+
+
+def _char_span(choice: Choice) -> tuple[int, int, int]:
+    """(passage row, start, end) of a choice's span."""
+    c = choice.candidate
+    return c.row, c.start + choice.span.start, c.start + choice.span.end
+
+
+def covers(outer: Choice, inner: Choice) -> bool:
+    """``outer``'s span contains ``inner``'s (same passage)."""
+    r1, a1, b1 = _char_span(outer)
+    r2, a2, b2 = _char_span(inner)
+    return r1 == r2 and a1 <= a2 and b2 <= b1
+
+
+def reader_features(reading: Reading | None, choice: Choice | None) -> dict[str, float]:
+    """Confidence features from the reader: how strongly it prefers its best
+    span to "no answer", and whether the chosen answer is (in) its span."""
+    if reading is None:
+        return {"reader_margin": 0.0, "reader_agrees": 0.0}
+    margin = reading.margin if math.isfinite(reading.margin) else -10.0
+    agrees = 0.0
+    if choice is not None and choice.span is not None and reading.choice is not None:
+        r1, a1, b1 = _char_span(choice)
+        r2, a2, b2 = _char_span(reading.choice)
+        agrees = 1.0 if r1 == r2 and a1 < b2 and a2 < b1 else 0.0
+    return {"reader_margin": round(max(-10.0, min(margin, 10.0)) / 10.0, 4), "reader_agrees": agrees}
+
+
+def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, candidates: list[SentenceCandidate],
+                  n_passages: int) -> Reading | None:
+    """Run the extractive reader over the passages of the best-ranked
+    evidence sentences (``n_passages`` of them; ``passages`` are the index rows)."""
+    by_row: dict[int, SentenceCandidate] = {}
+    for cand in candidates:
+        by_row.setdefault(cand.row, cand)
+        if len(by_row) >= n_passages:
+            break
+    if not by_row:
+        return None
+    rows = list(by_row)
+    read = [passages[r] for r in rows]
+    result = reader.read_all(a.question, [p.text for p in read])
+    if not result.guesses:
+        return Reading(None, -math.inf, (), rows, result)
+    # Across passages, spans compare by how much each beats "no answer in
+    # its own passage" (raw span scores are not comparable between windows),
+    # less a penalty for passages whose evidence ranked lower.
+    best = max(result.guesses, key=lambda g: g.margin - READER_RANK_PENALTY * g.window)
+    row = rows[best.window]
+    passage = read[best.window]
+    inside = [(s, e) for s, e in passage.sentences if s < best.end and best.start < e] or [(best.start, best.end)]
+    s0, e1 = inside[0][0], inside[-1][1]
+    known = next((c for c in candidates if c.row == row and c.start == s0 and c.end == e1), None)
+    if known is None:
+        head = by_row[row]
+        known = SentenceCandidate(head.hit, row, s0, e1, passage.text[s0:e1], head.lexical, head.dense, head.score)
+    span = Span(best.start - s0, best.end - s0, best.text, "reader", max(0.0, min(best.margin, 6.0)))
+    return Reading(Choice(known, span, known.score), best.margin, tuple(result.guesses), rows, result)
+
+
+
+def combine(a: QuestionAnalysis, rules: Choice | None, reading: Reading | None, mode: str) -> Choice | None:
+    """Whose short answer stands, by the type's ``reader`` policy
+    (question_types.toml).  "fallback": the reader's span only when the
+    rules found none.  "reader": also when the reader scores the rules'
+    span more than READER_OVERRULE below its own best, unless the rules'
+    span contains the reader's (it adds a qualifier such as 超过, a unit, or
+    resolves 同年); the reader knows better which phrase answers and where
+    a name starts and ends."""
+    if reading is None or reading.choice is None or rules is not None and (rules.outline or rules.support):
+        return rules
+    if mode == "reader":
+        return reading.choice
+    policy = type_table().get(a.qtype).reader
+    if policy == "rules" or reading.margin < READER_MIN_MARGIN:
+        return rules
+    if rules is None or rules.span is None or rules.fallback:
+        return reading.choice
+    if policy == "fallback" or (a.expected_count or 0) > 1 or covers(rules, reading.choice):
+        return rules  # several items wanted, or the reader's span plus a qualifier, unit or resolved date
+    rules_margin = reading.margin_of(rules)
+    if rules_margin is None or rules_margin >= reading.margin - READER_OVERRULE:
+        return rules
+    return reading.choice

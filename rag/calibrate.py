@@ -154,7 +154,7 @@ def run_calibration(assistant: Assistant, paths: Sequence[Path], write: bool = F
             print(f"  answered although unanswerable: {r.get('id')} {s_:.3f} {r['question']}")
     if write:
         path = Path(str(resources.files("rag.data").joinpath("confidence.toml")))
-        lines = ["# Confidence = sigmoid(bias + sum(weight * feature)); features from rag/answer.py",
+        lines = ["# Confidence = sigmoid(bias + sum(weight * feature)); features from rag/answer/answerer.py",
                  "# (Answerer.features).  Written by `python -m rag calibrate " + " ".join(map(str, paths))
                  + "".join(f" --with-kb {a.config.corpus_dir.parent} {' '.join(map(str, p))}" for a, p in others)
                  + " --write` (the second knowledge base: bench/calibration_set.py).",

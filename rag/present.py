@@ -42,7 +42,7 @@ def markdown_literal(text: str) -> str:
     return html.escape(_MD_PUNCT.sub(r"\\\1", text), quote=False)
 
 
-# Structure the library's answers use at the start of a line (rag/answer.py):
+# Structure the library's answers use at the start of a line (rag/answer/):
 # ``> `` quotes and ``- `` list items.
 _LINE_PREFIX = re.compile(r"^(?:> ?)+|^- ")
 # Inside a line: HTML, code spans, links and images, backslash escapes.

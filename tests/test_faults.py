@@ -115,7 +115,9 @@ def test_app_keeps_answering_during_a_rebuild_and_picks_up_the_new_index(built):
         answers += 1
         time.sleep(0.05)
     assert proc.returncode == 0 and answers > 5
-    assert assistant.refresh() is True
+    # The searches above check for a new build every 2 s, so the switch may
+    # already have happened between the publish and the builder's exit.
+    assistant.refresh()
     assert assistant.index.path != old
     assert any("数据局" in p.text for p in assistant.index.passages)
 

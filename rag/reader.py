@@ -312,42 +312,23 @@ class Reader:
                                             providers=["CPUExecutionProvider"])
         self._lock = threading.Lock()  # the Rust tokenizer is not re-entrant
 
+    def logits(self, question: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, Batch]:
+        with self._lock:
+            batch = encode_pairs(self.tokenizer, question, texts, self.spec, self.pad_id)
+        start, end = self.session.run(None, {"input_ids": batch.ids, "attention_mask": batch.mask})
+        return start, end, batch
+
     def read(self, question: str, texts: Sequence[str], top_n: int = 5) -> tuple[list[SpanGuess], list[float]]:
         """The best spans of each of ``texts`` and each text's no-answer score."""
         reading = self.read_all(question, texts, top_n)
         return reading.guesses, reading.nulls
 
     def read_all(self, question: str, texts: Sequence[str], top_n: int = 5) -> "ReadResult":
-        return self.read_batch([(question, texts)], top_n)[0]
-
-    def read_batch(self, items: Sequence[tuple[str, Sequence[str]]], top_n: int = 5) -> list["ReadResult"]:
-        """``read_all`` for several (question, texts) at once: one model run
-        over every window (padded to the longest), split back per question."""
-        with self._lock:
-            batches = [encode_pairs(self.tokenizer, q, texts, self.spec, self.pad_id) if texts else None
-                       for q, texts in items]
-        full = [b for b in batches if b is not None]
-        if not full:
-            return [ReadResult([], [], None, None, None) for _ in items]
-        width = max(b.ids.shape[1] for b in full)
-        ids = np.concatenate([_pad(b.ids, width, self.pad_id) for b in full])
-        mask = np.concatenate([_pad(b.mask, width, 0) for b in full])
-        start, end = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
-        out, row = [], 0
-        for (q, texts), b in zip(items, batches):
-            if b is None:
-                out.append(ReadResult([], [], None, None, None))
-                continue
-            n, w = b.ids.shape
-            s, e = start[row:row + n, :w], end[row:row + n, :w]
-            row += n
-            nulls = [float(s[i, 0] + e[i, 0]) for i in range(n)]
-            out.append(ReadResult(decode(s, e, b, texts, self.spec, top_n), nulls, s, e, b))
-        return out
-
-
-def _pad(array: np.ndarray, width: int, value: int) -> np.ndarray:
-    return np.pad(array, ((0, 0), (0, width - array.shape[1])), constant_values=value)
+        if not texts:
+            return ReadResult([], [], None, None, None)
+        start, end, batch = self.logits(question, texts)
+        nulls = [float(start[i, 0] + end[i, 0]) for i in range(len(texts))]
+        return ReadResult(decode(start, end, batch, texts, self.spec, top_n), nulls, start, end, batch)
 
 
 @dataclass

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 import re
 import time
 from typing import Sequence
@@ -30,22 +29,7 @@ from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHA
                          SentenceCandidate, synonyms)
 from .compose import english_rendering, make_statement, verify_citation
 from .confidence import METADATA_CONFIDENCE, VETO_UNKNOWN_NOUNS, confidence_model, sigmoid
-from .reading import READER_VETO_OVERRIDE, Reading, combine, finish_reading, plan_reading, reader_features
-
-
-@dataclass
-class Draft:
-    """One question between gathering (retrieval, evidence, the rules' choice)
-    and finishing (the reader's part, confidence, composing)."""
-
-    question: str
-    analysis: QuestionAnalysis
-    forms: dict[str, list[str]]
-    pool: list[Hit]
-    hits: list[Hit]
-    candidates: list[SentenceCandidate]
-    choice: Choice | None = None
-    answer: Answer | None = None   # already answered (from the document's metadata)
+from .reading import READER_VETO_OVERRIDE, combine, read_evidence, reader_features
 
 
 class Answerer:
@@ -126,15 +110,9 @@ class Answerer:
         resolved = [rewrite_followup(q, h or (), self.tokenizer, self.known_terms) for q, h in zip(questions, histories)]
         analyses = [analyze(q, self.tokenizer, self.glossary) for q in resolved]
         vectors = self.retriever.embedder.encode_queries(resolved)
-        drafts = [self.gather(q, a, v, top_k, rows) for q, a, v in zip(questions, analyses, vectors)]
-        # The reader reads every question's passages in one run (one batch
-        # uses the cores better than one run per question).
-        plans = [plan_reading(self.retriever.index.passages, d.candidates, self.config.reader_passages)
-                 if self.reader is not None and d.answer is None else None for d in drafts]
-        wanted = [(d.analysis.question, [p.text for p in plan.passages]) for d, plan in zip(drafts, plans) if plan]
-        results = iter(self.reader.read_batch(wanted) if wanted else [])
-        answers = [d.answer or self.finish(d, finish_reading(plan, next(results), d.candidates) if plan else None)
-                   for d, plan in zip(drafts, plans)]
+        answers = []
+        for question, analysis, vector in zip(questions, analyses, vectors):
+            answers.append(self.answer_one(question, analysis, vector, top_k, rows))
         elapsed = (time.perf_counter() - t0) * 1000 / max(len(questions), 1)
         for ans in answers:
             ans.debug["latency_ms"] = round(elapsed, 2)
@@ -147,10 +125,8 @@ class Answerer:
             raise InputError(f"unknown document id(s): {', '.join(sorted(unknown))} (see: python -m rag info)")
         return [r for r, p in enumerate(self.retriever.index.passages) if p.doc_id in wanted]
 
-    def gather(self, question: str, a: QuestionAnalysis, qvec: np.ndarray, top_k: int,
-               rows: Sequence[int] | None = None) -> "Draft":
-        """Retrieval, evidence sentences and the rules' choice (or the whole
-        answer, for a question about the document itself)."""
+    def answer_one(self, question: str, a: QuestionAnalysis, qvec: np.ndarray, top_k: int,
+                   rows: Sequence[int] | None = None) -> Answer:
         forms = self.expand(a.focus_terms)
         tokens = a.tokens + [t for term in a.focus_terms for t in self.synonyms.get(term, [])]
         lists = self.retriever.rank(question if a.lang == "zh" else question + " " + " ".join(a.expanded_terms),
@@ -158,20 +134,15 @@ class Answerer:
         pool = self.retriever.fuse(lists, max(top_k, EVIDENCE_POOL), "hybrid", qvec)
         hits = pool[:top_k]
         candidates = self.rank_sentences(a, forms, pool, qvec)
-        draft = Draft(question, a, forms, pool, hits, candidates)
         meta = self.metadata_choice(a, pool)
         if meta is not None:
             debug = {"analysis": {k: v for k, v in a.to_dict().items() if k != "question"},
                      "features": {}, "resolved_question": a.question, "source": "document metadata"}
-            draft.answer = self.compose(question, a, meta, hits, METADATA_CONFIDENCE, debug)
-            return draft
-        draft.choice = self.outline_choice(a, forms, pool, qvec) or self.choose(a, forms, candidates)
-        return draft
-
-    def finish(self, draft: "Draft", reading: Reading | None) -> Answer:
-        """The short answer (rules or reader), confidence, and the answer or refusal."""
-        question, a, forms, pool, hits = draft.question, draft.analysis, draft.forms, draft.pool, draft.hits
-        choice = combine(a, draft.choice, reading, self.config.reader_mode)
+            return self.compose(question, a, meta, hits, METADATA_CONFIDENCE, debug)
+        choice = self.outline_choice(a, forms, pool, qvec) or self.choose(a, forms, candidates)
+        reading = read_evidence(self.reader, self.retriever.index.passages, a, candidates,
+                                self.config.reader_passages) if self.reader is not None else None
+        choice = combine(a, choice, reading, self.config.reader_mode)
         features = self.features(a, forms, pool, choice)
         features.update(reader_features(reading, choice))
         confidence = self.confidence(features)

@@ -76,19 +76,10 @@ def reader_features(reading: Reading | None, choice: Choice | None) -> dict[str,
     return {"reader_margin": round(max(-10.0, min(margin, 10.0)) / 10.0, 4), "reader_agrees": agrees}
 
 
-@dataclass
-class ReadingPlan:
-    """Which passages the reader reads for one question, in reading order."""
-
-    rows: list[int]
-    passages: list[Passage]
-    first_candidate: dict[int, SentenceCandidate]   # row -> its best evidence sentence
-
-
-def plan_reading(passages: Sequence[Passage], candidates: list[SentenceCandidate],
-                 n_passages: int) -> ReadingPlan | None:
-    """The passages of the best-ranked evidence sentences (``n_passages`` of
-    them; ``passages`` are the index rows)."""
+def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, candidates: list[SentenceCandidate],
+                  n_passages: int) -> Reading | None:
+    """Run the extractive reader over the passages of the best-ranked
+    evidence sentences (``n_passages`` of them; ``passages`` are the index rows)."""
     by_row: dict[int, SentenceCandidate] = {}
     for cand in candidates:
         by_row.setdefault(cand.row, cand)
@@ -97,28 +88,25 @@ def plan_reading(passages: Sequence[Passage], candidates: list[SentenceCandidate
     if not by_row:
         return None
     rows = list(by_row)
-    return ReadingPlan(rows, [passages[r] for r in rows], by_row)
-
-
-def finish_reading(plan: ReadingPlan, result, candidates: list[SentenceCandidate]) -> Reading:
-    """The reader's best span (``result``: rag.reader.ReadResult over the
-    plan's passages) as a choice."""
+    read = [passages[r] for r in rows]
+    result = reader.read_all(a.question, [p.text for p in read])
     if not result.guesses:
-        return Reading(None, -math.inf, (), plan.rows, result)
+        return Reading(None, -math.inf, (), rows, result)
     # Across passages, spans compare by how much each beats "no answer in
     # its own passage" (raw span scores are not comparable between windows),
     # less a penalty for passages whose evidence ranked lower.
     best = max(result.guesses, key=lambda g: g.margin - READER_RANK_PENALTY * g.window)
-    row = plan.rows[best.window]
-    passage = plan.passages[best.window]
+    row = rows[best.window]
+    passage = read[best.window]
     inside = [(s, e) for s, e in passage.sentences if s < best.end and best.start < e] or [(best.start, best.end)]
     s0, e1 = inside[0][0], inside[-1][1]
     known = next((c for c in candidates if c.row == row and c.start == s0 and c.end == e1), None)
     if known is None:
-        head = plan.first_candidate[row]
+        head = by_row[row]
         known = SentenceCandidate(head.hit, row, s0, e1, passage.text[s0:e1], head.lexical, head.dense, head.score)
     span = Span(best.start - s0, best.end - s0, best.text, "reader", max(0.0, min(best.margin, 6.0)))
-    return Reading(Choice(known, span, known.score), best.margin, tuple(result.guesses), plan.rows, result)
+    return Reading(Choice(known, span, known.score), best.margin, tuple(result.guesses), rows, result)
+
 
 
 def combine(a: QuestionAnalysis, rules: Choice | None, reading: Reading | None, mode: str) -> Choice | None:

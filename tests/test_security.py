@@ -31,7 +31,7 @@ from rag.store import IndexStore, sha256_file
 from tests.conftest import CORPUS, PROJECT_ROOT, free_port, hash_assistant, serve_app
 
 GOOD = "一站式服务中心是哪一年成立的？"
-SOURCES = sorted((PROJECT_ROOT / "rag").glob("*.py")) + [PROJECT_ROOT / "app.py"]
+SOURCES = sorted((PROJECT_ROOT / "rag").rglob("*.py")) + [PROJECT_ROOT / "app.py"]
 
 
 # ------------------------------------------------------------- the code
@@ -42,7 +42,7 @@ def code_tokens(path: Path) -> list[str]:
         return [t.string for t in tokenize.tokenize(fh.readline) if t.type not in skip][1:]
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=[p.name for p in SOURCES])
+@pytest.mark.parametrize("path", SOURCES, ids=[str(p.relative_to(PROJECT_ROOT)) for p in SOURCES])
 def test_no_unsafe_deserialisation_in_the_code(path):
     tokens = code_tokens(path)
     code = " ".join(tokens)

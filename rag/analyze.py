@@ -23,7 +23,7 @@ class QuestionType:
     en: tuple[re.Pattern, ...]
     templates: dict[str, str]
     # Whether the extractive reader may give the short answer
-    # (Answerer.combine): "reader", "fallback" or "rules".
+    # (rag/answer/reading.py: combine): "reader" or "rules".
     reader: str = "rules"
 
 
@@ -44,6 +44,9 @@ def type_table() -> TypeTable:
     data = tomllib.loads(resources.files("rag.data").joinpath("question_types.toml").read_text("utf-8"))
     types = []
     for row in data["types"]:
+        if row.get("reader", "rules") not in ("reader", "rules"):
+            raise ValueError(f"question_types.toml: type {row['name']!r} has reader = {row['reader']!r}; "
+                             "use \"reader\" or \"rules\"")
         templates = {k: v for k, v in row.items() if k.startswith(("lead_", "fallback_"))}
         types.append(QuestionType(row["name"], int(row["priority"]), tuple(re.compile(p) for p in row["zh"]),
                                   tuple(re.compile(p, re.I) for p in row["en"]), templates,

@@ -169,3 +169,92 @@ def sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
+
+
+# ------------------------------------------------- reader/rules combination
+# Contests where the two spans score within this much of each other (character
+# F1, or span correctness on report sets) teach nothing about who is better.
+COMBINE_MIN_DIFFERENCE = 0.1
+COMBINE_SIGNS = {"gap": +1}  # the further below its own best the reader puts the rules' span, the worse it is
+
+
+def span_quality(row: dict, short: str) -> float:
+    """How good a short answer is against the row's golds: character F1 for
+    reading-comprehension rows ("match": "short"), else 1/0 span correctness
+    (rag.evaluate.span_matches)."""
+    from .evaluate import span_matches
+    from .mrc import char_f1
+
+    if row.get("match") == "short":
+        return char_f1(short, row["answers"])
+    return float(span_matches(row["answers"], short, require_all=row.get("note") == "all"))
+
+
+def collect_contests(assistant: Assistant, paths: Sequence[Path]) -> list[tuple[dict[str, float], float, float]]:
+    """(features, quality of the reader's span, quality of the rules' span) of
+    every answerable question where both had a span (Answer.debug["combine"])."""
+    rows = [r for path in paths for r in read_questions(path).rows if r.get("answerable", True) and r.get("answers")]
+    config = assistant.config
+    assistant.state.answerer.config = config.replace(refusal_threshold=0.0, reader_mode="combined")
+    try:
+        answers = assistant.ask_many([r["question"] for r in rows])
+    finally:
+        assistant.state.answerer.config = config
+    out = []
+    for row, answer in zip(rows, answers):
+        contest = answer.debug.get("combine")
+        if contest:
+            out.append((contest["features"], span_quality(row, contest["reader"]), span_quality(row, contest["rules"])))
+    return out
+
+
+def run_combine_fit(groups: Sequence[tuple[Assistant, Sequence[Path]]], write: bool = False) -> int:
+    """Fit P(the reader's span is better than the rules') on the contests of
+    every (assistant, question files) group; each knowledge base weighs the
+    same.  Each contest is weighted by how much better the better span is."""
+    from .answer.reading import contest_features  # noqa: F401  (the features' definition)
+
+    names: list[str] = []
+    parts = []
+    for assistant, paths in groups:
+        contests = [c for c in collect_contests(assistant, paths) if abs(c[1] - c[2]) >= COMBINE_MIN_DIFFERENCE]
+        parts.append((assistant, contests))
+        for features, _, _ in contests:
+            names += [n for n in features if n not in names]
+    names.sort()
+    x, y, weight = [], [], []
+    for _, contests in parts:
+        total = sum(abs(r - u) for _, r, u in contests) or 1.0
+        for features, reader_q, rules_q in contests:
+            x.append([features.get(n, 0.0) for n in names])
+            y.append(float(reader_q > rules_q))
+            weight.append(abs(reader_q - rules_q) / total)
+    if not x:
+        print("no contests between the reader and the rules in these question sets")
+        return 1
+    x_arr, y_arr, w_arr = np.array(x), np.array(y), np.array(weight)
+    weights, bias = fit_logistic(x_arr, y_arr, signs=[COMBINE_SIGNS.get(n, 0) for n in names], sample_weight=w_arr)
+    picked = 1.0 / (1.0 + np.exp(-(x_arr @ weights + bias))) > 0.5
+    start = 0
+    for assistant, contests in parts:
+        sl = slice(start, start + len(contests))
+        start += len(contests)
+        gain = sum((r if p else u) for (_, r, u), p in zip(contests, picked[sl]))
+        print(f"  {assistant.config.corpus_dir}: {len(contests)} contests; reader better in "
+              f"{sum(r > u for _, r, u in contests)}; quality of the picks {gain:.1f} (always rules "
+              f"{sum(u for _, _, u in contests):.1f}, always reader {sum(r for _, r, _ in contests):.1f}, "
+              f"best possible {sum(max(r, u) for _, r, u in contests):.1f})")
+    print("weights: " + ", ".join(f"{n}={w:+.3f}" for n, w in zip(names, weights)) + f", bias={bias:+.3f}")
+    if write:
+        path = Path(str(resources.files("rag.data").joinpath("combine.toml")))
+        first = groups[0]
+        lines = ["# P(the reader's span is the better short answer) = sigmoid(bias + sum(weight * feature)),",
+                 "# features from rag/answer/reading.py (contest_features).  Written by `python -m rag fit-combine "
+                 + " ".join(map(str, first[1]))
+                 + "".join(f" --with-kb {a.config.corpus_dir.parent} {' '.join(map(str, p))}" for a, p in groups[1:])
+                 + " --write`.",
+                 f"bias = {bias:.6f}", "", "[weights]"]
+        lines += [f"{n} = {w:.6f}" for n, w in zip(names, weights)]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
+    return 0

@@ -141,6 +141,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return run_calibration(assistant, [Path(p) for p in args.qa], write=args.write, others=others)
 
 
+def cmd_fit_combine(args: argparse.Namespace) -> int:
+    from .calibrate import run_combine_fit
+
+    config = _config(args)
+    groups = [(_open(config, args), [Path(p) for p in args.qa])]
+    for kb, qa in args.with_kb or ():
+        other = config.replace(corpus_dir=Path(kb) / "corpus", index_dir=Path(kb) / "index")
+        groups.append((_open(other, args), [Path(qa)]))
+    return run_combine_fit(groups, write=args.write)
+
+
 def cmd_train_reader(args: argparse.Namespace) -> int:
     from .reader_train import main as train_main
 
@@ -200,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "each knowledge base weighs the same")
     p.add_argument("--no-rebuild", action="store_true")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("fit-combine", help="fit when the reader's short answer beats the rules' (labelled questions)")
+    p.add_argument("qa", nargs="+")
+    p.add_argument("--write", action="store_true", help="write rag/data/combine.toml")
+    p.add_argument("--with-kb", nargs=2, action="append", metavar=("KB_DIR", "QA"),
+                   help="also fit on QA answered over another knowledge base (KB_DIR/corpus, KB_DIR/index); "
+                        "each knowledge base weighs the same")
+    p.add_argument("--no-rebuild", action="store_true")
+    p.set_defaults(func=cmd_fit_combine)
 
     p = sub.add_parser("train-reader", add_help=False,
                        help="train the extractive reader (options: rag train-reader --help)")

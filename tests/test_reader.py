@@ -200,3 +200,35 @@ def test_answers_the_reader_chooses_are_grounded(assistant, dev_set):
     for a in from_reader:
         assert a.short_answer in a.citations[0].text
     assert all("reader_margin" in a.debug["features"] for a in answers if a.debug.get("source") != "document metadata")
+
+
+class TestCombination:
+    def test_every_fitted_weight_is_a_feature_the_answerer_computes(self):
+        from rag.answer.reading import COMBINE_KINDS, COMBINE_TYPES, combine_model
+
+        known = {"margin", "gap", "gap_unknown", "rules_cover_reader", "reader_covers_rules", "rules_fallback",
+                 "wants_several", "length_ratio"}
+        known |= {f"type_{t}" for t in COMBINE_TYPES} | {f"kind_{k}" for k in COMBINE_KINDS}
+        weights, _ = combine_model()
+        assert set(weights) <= known, set(weights) - known
+
+    def test_span_quality_judges_short_rows_by_f1_and_report_rows_by_span(self):
+        from rag.calibrate import span_quality
+
+        assert span_quality({"answers": ["1985年"], "match": "short"}, "1985年开始") == pytest.approx(10 / 12)
+        assert span_quality({"answers": ["2000年"]}, "2000年") == 1.0
+        assert span_quality({"answers": ["2000年"]}, "2000年园区在全省首创一站式服务大厅") == 0.0
+
+
+@pytest.mark.slow
+def test_the_combination_follows_its_model(assistant, dev_set):
+    """Where the rules and the reader both had a span, the short answer is the
+    one the fitted model prefers, and the contest is recorded for fitting."""
+    answers = assistant.ask_many([r["question"] for r in dev_set])
+    contests = [a for a in answers if a.debug.get("combine") and not a.refused]
+    assert contests
+    for a in contests:
+        c = a.debug["combine"]
+        assert 0.0 <= c["preference"] <= 1.0
+        from_reader = a.debug["evidence"]["span_kind"] == "reader"
+        assert from_reader == (c["preference"] > 0.5), (a.question, c)

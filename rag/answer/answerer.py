@@ -142,12 +142,15 @@ class Answerer:
         choice = self.outline_choice(a, forms, pool, qvec) or self.choose(a, forms, candidates)
         reading = read_evidence(self.reader, self.retriever.index.passages, a, candidates,
                                 self.config.reader_passages) if self.reader is not None else None
-        choice = combine(a, choice, reading, self.config.reader_mode)
+        contest: dict = {}
+        choice = combine(a, choice, reading, self.config.reader_mode, contest)
         features = self.features(a, forms, pool, choice)
         features.update(reader_features(reading, choice))
         confidence = self.confidence(features)
         debug = {"analysis": {k: v for k, v in a.to_dict().items() if k != "question"}, "features": features,
                  "resolved_question": a.question}
+        if contest:
+            debug["combine"] = contest
         if reading is not None:
             debug["reader"] = [{"text": g.text, "margin": round(g.margin, 3), "passage": g.window}
                                for g in reading.guesses]

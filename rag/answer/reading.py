@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from typing import Sequence
 
 from ..analyze import QuestionAnalysis, type_table
@@ -16,9 +19,6 @@ from .candidates import Choice, SentenceCandidate
 # The reader's span must beat "no answer in this passage" by this much
 # before it replaces the rules' answer (logit units; fitted in bench/reader.py).
 READER_MIN_MARGIN = 0.0
-# The rules' span stands unless the reader's margin for it is this much below
-# the reader's own best (fitted on the MRC tune split and the report sets).
-READER_OVERRULE = 4.0
 # The vetoes below (unknown nouns, subject missing) were made on one report and
 # refuse answerable questions elsewhere; they are waived when the reader is
 # this sure of a span (MRC tune: waives 17 vetoes on answerable questions, 14 of
@@ -109,26 +109,70 @@ def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, cand
 
 
 
-def combine(a: QuestionAnalysis, rules: Choice | None, reading: Reading | None, mode: str) -> Choice | None:
-    """Whose short answer stands, by the type's ``reader`` policy
-    (question_types.toml).  "fallback": the reader's span only when the
-    rules found none.  "reader": also when the reader scores the rules'
-    span more than READER_OVERRULE below its own best, unless the rules'
-    span contains the reader's (it adds a qualifier such as 超过, a unit, or
-    resolves 同年); the reader knows better which phrase answers and where
-    a name starts and ends."""
+# Question types with a weight of their own in the combination model; the
+# rest share the baseline.  Rule-span kinds are grouped by family
+# ("date:ymd" -> "date").
+COMBINE_TYPES = ("date", "number", "entity", "list", "definition", "reason", "process", "summary", "relation")
+COMBINE_KINDS = ("date", "number", "entity", "slot", "field", "list", "modifier", "definition", "clauses")
+
+
+def contest_features(a: QuestionAnalysis, rules: Choice, reading: Reading) -> dict[str, float]:
+    """What says whether the reader's span or the rules' should stand, when
+    both have one: the reader's margin for its own span and how far below it
+    the reader scores the rules' span, whether one contains the other, the
+    question type and the kind of rule that found the span, their lengths."""
+    rules_margin = reading.margin_of(rules)
+    margin = max(-10.0, min(reading.margin, 15.0))
+    f = {"margin": margin / 10.0,
+         "gap": 0.0 if rules_margin is None else max(0.0, min(reading.margin - rules_margin, 30.0)) / 10.0,
+         "gap_unknown": float(rules_margin is None),
+         "rules_cover_reader": float(covers(rules, reading.choice)),
+         "reader_covers_rules": float(covers(reading.choice, rules)),
+         "rules_fallback": float(rules.fallback),
+         "wants_several": float((a.expected_count or 0) > 1),
+         "length_ratio": max(-4.0, min(math.log2((len(rules.span.text) + 1) / (len(reading.choice.span.text) + 1)),
+                                       4.0)) / 4.0}
+    family = (rules.span.kind or "").split(":")[0]
+    f.update({f"type_{t}": float(a.qtype == t) for t in COMBINE_TYPES})
+    f.update({f"kind_{k}": float(family == k) for k in COMBINE_KINDS})
+    return f
+
+
+@lru_cache(maxsize=1)
+def combine_model() -> tuple[dict[str, float], float]:
+    """(weights, bias) of P(the reader's span is the better answer), fitted
+    by ``python -m rag fit-combine`` (rag/data/combine.toml)."""
+    data = tomllib.loads(resources.files("rag.data").joinpath("combine.toml").read_text("utf-8"))
+    return {k: float(v) for k, v in data["weights"].items()}, float(data["bias"])
+
+
+def reader_preference(features: dict[str, float]) -> float:
+    """P(the reader's span is the better short answer) under the fitted model."""
+    weights, bias = combine_model()
+    z = bias + sum(weights.get(k, 0.0) * v for k, v in features.items())
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(z, 30.0))))
+
+
+def combine(a: QuestionAnalysis, rules: Choice | None, reading: Reading | None, mode: str,
+            record: dict | None = None) -> Choice | None:
+    """Whose short answer stands.  The type's ``reader`` policy
+    (question_types.toml) "rules" keeps the rules' answer (yes/no verdicts);
+    otherwise the reader answers when the rules found no span, and when both
+    did, a logistic model fitted on labelled questions from many documents
+    (``combine_model``) decides from ``contest_features``.  An outline or a
+    multi-sentence answer stays with the rules.  ``record`` receives the
+    contest's features and both spans (for fitting)."""
     if reading is None or reading.choice is None or rules is not None and (rules.outline or rules.support):
         return rules
     if mode == "reader":
         return reading.choice
-    policy = type_table().get(a.qtype).reader
-    if policy == "rules" or reading.margin < READER_MIN_MARGIN:
+    if type_table().get(a.qtype).reader == "rules" or reading.margin < READER_MIN_MARGIN:
         return rules
-    if rules is None or rules.span is None or rules.fallback:
+    if rules is None or rules.span is None:
         return reading.choice
-    if policy == "fallback" or (a.expected_count or 0) > 1 or covers(rules, reading.choice):
-        return rules  # several items wanted, or the reader's span plus a qualifier, unit or resolved date
-    rules_margin = reading.margin_of(rules)
-    if rules_margin is None or rules_margin >= reading.margin - READER_OVERRULE:
-        return rules
-    return reading.choice
+    features = contest_features(a, rules, reading)
+    preference = reader_preference(features)
+    if record is not None:
+        record.update(features=features, rules=rules.span.text, reader=reading.choice.span.text,
+                      preference=round(preference, 4))
+    return reading.choice if preference > 0.5 else rules

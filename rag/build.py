@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 PIPELINE_VERSION = 1
 # The code and data that decide what passages and tokens a corpus produces:
 # an index built by another version of them is stale.
-PIPELINE_SOURCES = ("text.py", "ingest.py", "chunk.py", "tokenize.py", "data/stopwords_zh.txt",
+PIPELINE_SOURCES = ("text.py", "formats.py", "ingest.py", "chunk.py", "tokenize.py", "data/stopwords_zh.txt",
                     "data/domain_terms.txt")
 
 

@@ -1,9 +1,12 @@
 """Ingestion: read the corpus directory into cleaned :class:`Document` objects.
 
-Every ``.txt`` / ``.md`` file in the corpus directory is a document.  An
-optional sidecar ``<name>.meta.json`` gives its metadata (title, source,
-publication, date, ...).  Files that cannot be used (empty, binary, too big,
-undecodable) are reported with a specific reason and skipped; a corpus with no
+Every ``.txt`` / ``.md`` / ``.pdf`` / ``.docx`` / ``.html`` file in the corpus
+directory is a document; :mod:`rag.formats` reads it by its content.  Its
+metadata: the format, page count, file name and sha256, the file's own
+properties (title, author, date), overridden by an optional sidecar
+``<name>.meta.json`` (title, source, publication, date, ...).  Files that
+cannot be used (empty, binary, too big, undecodable, scanned, encrypted,
+damaged) are reported with a specific reason and skipped; a corpus with no
 usable file is an error."""
 from __future__ import annotations
 
@@ -15,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CorpusError
+from .formats import decode_bytes, extract  # noqa: F401  (decode_bytes: re-exported, it used to live here)
 from .schema import Document
 from .text import clean_extracted_text
 
 log = logging.getLogger(__name__)
 
-CORPUS_SUFFIXES = (".txt", ".md")
+CORPUS_SUFFIXES = (".txt", ".md", ".pdf", ".docx", ".html", ".htm")
 MAX_FILE_BYTES = 20 * 1024 * 1024
-ENCODINGS = ("utf-8-sig", "gb18030")  # Chinese government files often come as GBK
 METADATA_FIELDS = ("title", "source", "publication", "date", "url", "language")
 
 
@@ -51,9 +54,10 @@ class Corpus:
 def corpus_files(corpus_dir: Path) -> list[Path]:
     corpus_dir = Path(corpus_dir)
     if corpus_dir.exists() and not corpus_dir.is_dir():
-        raise CorpusError(f"the corpus {corpus_dir} is a file; give the directory that holds the .txt or .md reports")
+        raise CorpusError(f"the corpus {corpus_dir} is a file; give the directory that holds the reports")
     if not corpus_dir.is_dir():
-        raise CorpusError(f"corpus directory {corpus_dir} does not exist; create it and put .txt or .md reports in it")
+        raise CorpusError(f"corpus directory {corpus_dir} does not exist; create it and put the reports in it "
+                          "(.txt, .md, .pdf, .docx, .html)")
     return sorted(p for p in corpus_dir.iterdir() if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES
                   and not p.name.startswith("."))
 
@@ -62,24 +66,6 @@ def doc_id_for(path: Path) -> str:
     """A stable id from the file name: safe characters only."""
     stem = re.sub(r"[^\w\-]+", "_", path.stem, flags=re.UNICODE).strip("_")
     return stem or hashlib.sha1(path.name.encode()).hexdigest()[:10]
-
-
-def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
-    """Decode a corpus file, or raise CorpusError saying why it cannot be used."""
-    if not data.strip():
-        raise CorpusError(f"{name}: the file is empty")
-    if b"\x00" in data[:8192]:
-        raise CorpusError(f"{name}: looks like a binary file (contains NUL bytes); convert it to UTF-8 text first")
-    for encoding in ENCODINGS:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        controls = sum(1 for c in text[:8192] if ord(c) < 32 and c not in "\n\r\t\f")
-        if controls > 0.01 * min(len(text), 8192):
-            raise CorpusError(f"{name}: looks like a binary file ({controls} control characters)")
-        return text, encoding.replace("-sig", "")
-    raise CorpusError(f"{name}: not valid UTF-8 or GB18030 text; re-save it as UTF-8")
 
 
 def read_metadata(path: Path) -> dict[str, str]:
@@ -115,15 +101,19 @@ def load_document(path: Path) -> Document:
     if size > MAX_FILE_BYTES:
         raise CorpusError(f"{path.name}: {size / 1e6:.1f} MB is larger than the {MAX_FILE_BYTES // 2**20} MiB limit "
                           "for one report; split it into several files")
-    raw, encoding = decode_bytes(path.read_bytes(), path.name)
-    metadata = read_metadata(path)
-    metadata.setdefault("encoding", encoding)
+    data = path.read_bytes()
+    extracted = extract(data, path.name)
+    raw = extracted.text
+    # Precedence: the sidecar > the file's own properties > a guess from the masthead.
+    metadata = {"format": extracted.format, "source_file": path.name,
+                "content_sha256": hashlib.sha256(data).hexdigest(), **extracted.metadata, **read_metadata(path)}
     cleaned = clean_extracted_text(raw)
     if not cleaned.text.strip():
         raise CorpusError(f"{path.name}: no text left after cleaning")
     title = metadata.get("title") or guess_title(raw, path.stem)
     return Document(doc_id=doc_id_for(path), path=path.name, title=title, raw_text=raw, text=cleaned.text,
-                    offsets=cleaned.offsets, metadata=metadata, repairs=cleaned.repairs)
+                    offsets=cleaned.offsets, metadata=metadata, repairs=cleaned.repairs,
+                    page_starts=extracted.page_starts)
 
 
 def load_corpus(corpus_dir: Path) -> Corpus:
@@ -143,6 +133,6 @@ def load_corpus(corpus_dir: Path) -> Corpus:
         seen[doc.doc_id] = path.name
         documents.append(doc)
     if not documents:
-        detail = "; ".join(f"{s.path}: {s.reason}" for s in skipped) or "no .txt or .md files"
+        detail = "; ".join(f"{s.path}: {s.reason}" for s in skipped) or "no .txt, .md, .pdf, .docx or .html files"
         raise CorpusError(f"no usable documents in {corpus_dir} ({detail})")
     return Corpus(documents, skipped)

@@ -2,6 +2,7 @@
 ingest -> Document, chunk -> Passage, retrieve -> Hit, answer -> Answer/Citation."""
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,6 +37,14 @@ class Document:
     offsets: list[int]
     metadata: dict[str, str] = field(default_factory=dict)
     repairs: list[Repair] = field(default_factory=list)
+    # Raw offset where each page begins (PDF only): page_starts[i] is page i + 1.
+    page_starts: tuple[int, ...] = ()
+
+    def page_at(self, raw_offset: int) -> int | None:
+        """1-based page holding raw offset ``raw_offset``; None without pages."""
+        if not self.page_starts:
+            return None
+        return max(1, bisect_right(self.page_starts, raw_offset))
 
     def raw_span(self, start: int, end: int) -> tuple[int, int]:
         """Raw-file offsets [a, b) covering cleaned text [start, end)."""
@@ -134,12 +143,15 @@ class Citation:
     passage_start: int
     passage_end: int
     score: float
+    page: int | None = None  # 1-based page of ``start`` (PDF documents only)
 
     def label(self) -> str:
         parts = [f"《{self.title}》"]
         if self.heading_path:
             parts.append(self.heading_path[-1] if len(self.heading_path) == 1 else " › ".join(self.heading_path))
         parts.append(f"第{self.ordinal + 1}段")
+        if self.page is not None:
+            parts.append(f"第{self.page}页")
         return " · ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def document_to_dict(doc: Document) -> dict[str, Any]:
     return {"doc_id": doc.doc_id, "path": doc.path, "title": doc.title, "metadata": doc.metadata,
-            "raw_text": doc.raw_text, "offsets": doc.offsets}
+            "raw_text": doc.raw_text, "offsets": doc.offsets, "page_starts": list(doc.page_starts)}
 
 
 def document_from_dict(d: dict[str, Any]) -> Document:
@@ -88,7 +88,8 @@ def document_from_dict(d: dict[str, Any]) -> Document:
         raise IndexCorruptError(f"document {d.get('doc_id')} has offsets outside its text; rebuild the index")
     text = "".join(raw[o] for o in offsets)
     return Document(doc_id=d["doc_id"], path=d["path"], title=d["title"], raw_text=raw, text=text,
-                    offsets=offsets, metadata=dict(d.get("metadata", {})))
+                    offsets=offsets, metadata=dict(d.get("metadata", {})),
+                    page_starts=tuple(int(p) for p in d.get("page_starts", ())))
 
 
 @dataclass

@@ -668,7 +668,7 @@ class Answerer:
             marker=marker, text=text, doc_id=passage.doc_id, title=self.title(passage.doc_id),
             heading_path=passage.heading_path, passage_id=passage.passage_id, ordinal=passage.ordinal,
             start=raw_start, end=raw_end, passage_start=passage.start, passage_end=passage.end,
-            score=cand.hit.score,
+            score=cand.hit.score, page=doc.page_at(raw_start),
         )
         verify_citation(citation, doc, passage)
         return citation

@@ -117,6 +117,7 @@ class Assistant:
         self._swap_lock = threading.Lock()
         self._last_refresh_check = time.monotonic()
         self.timings: dict[str, float] = {}
+        self.counts = {"build": 0, "load": 0}  # since start (/metrics)
 
     # ----------------------------------------------------------- lifecycle
     @classmethod
@@ -151,6 +152,7 @@ class Assistant:
             t_build = time.perf_counter()
             build_index(config, assistant.embedder, force=True)
             assistant.timings["build_s"] = time.perf_counter() - t_build
+            assistant.counts["build"] += 1
             assistant._load()
         assistant.timings["open_s"] = time.perf_counter() - t0
         return assistant
@@ -171,6 +173,7 @@ class Assistant:
         with self._swap_lock:
             self._state = state
         self.timings["load_s"] = time.perf_counter() - t0
+        self.counts["load"] += 1
         log.info("index %s loaded in %.2f s (%d passages)", index.path.name, self.timings["load_s"],
                  len(index.passages))
 

@@ -38,7 +38,7 @@ def _config(args: argparse.Namespace) -> Config:
         overrides["index_dir"] = args.index
     if getattr(args, "corpus", None):
         overrides["corpus_dir"] = args.corpus
-    return Config.from_env(**overrides)
+    return Config.from_env(config_file=getattr(args, "config", None), **overrides)
 
 
 def _open(config: Config, args: argparse.Namespace):
@@ -161,6 +161,8 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="政策问答: offline cited QA over Chinese policy reports")
     parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a Config setting")
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML file of Config settings (or env RAG_CONFIG); env and --set override it")
     parser.add_argument("--index", help="index directory (default: index/)")
     parser.add_argument("--corpus", help="corpus directory (default: corpus/)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")

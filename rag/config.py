@@ -1,10 +1,12 @@
 """One configuration object.  Defaults work out of the box; every field can be
-overridden from the environment (``RAG_<FIELD>``, e.g. ``RAG_TOP_K=8``) or from
-the CLI (``--set top_k=8``)."""
+set in a TOML file (``--config FILE`` or ``RAG_CONFIG=FILE``: ``top_k = 8``),
+overridden from the environment (``RAG_<FIELD>``, e.g. ``RAG_TOP_K=8``) and
+from the CLI (``--set top_k=8``), in that order of precedence."""
 from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -62,6 +64,17 @@ class Config:
     # How many of the best evidence passages the reader reads per question.
     reader_passages: int = 3
     max_question_chars: int = 500
+    # Bounded caches (least recently used entries go first): per question
+    # term (IDF, "occurs in the corpus") and per tagged text (jieba POS).
+    term_cache_size: int = 20_000
+    tag_cache_size: int = 20_000
+    # The app's request log: one JSON line per answered question (rotating);
+    # the question text only when request_log_questions is on (privacy).
+    request_log_path: Path = PROJECT_ROOT / "logs" / "requests.jsonl"
+    request_log_questions: bool = False
+    # On SIGTERM the app takes no new questions and waits this long for the
+    # ones in flight before it exits.
+    shutdown_wait_seconds: float = 20.0
     max_top_k: int = 50
     # Exact search up to this many passages; beyond it an approximate FAISS
     # index (HNSW) is built.
@@ -86,6 +99,8 @@ class Config:
             raise ConfigError("reader_passages must be greater than 0.")
         if self.query_threads < 0:
             raise ConfigError("query_threads must be 0 (automatic) or more.")
+        if self.term_cache_size < 0 or self.tag_cache_size < 0:
+            raise ConfigError("term_cache_size and tag_cache_size must be 0 (no cache) or more.")
         if self.max_question_chars < 1:
             raise ConfigError("max_question_chars must be greater than 0.")
 
@@ -97,10 +112,13 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
-        """Defaults, then ``RAG_*`` environment variables, then ``overrides``."""
+    def from_env(cls, env: Mapping[str, str] | None = None, config_file: Path | str | None = None,
+                 **overrides: Any) -> "Config":
+        """Defaults, then the TOML ``config_file`` (or the file ``RAG_CONFIG``
+        names), then ``RAG_*`` environment variables, then ``overrides``."""
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
+        path = config_file or env.get("RAG_CONFIG")
+        values: dict[str, Any] = read_config_file(Path(path)) if path else {}
         for f in fields(cls):
             key = "RAG_" + f.name.upper()
             if key in env:
@@ -144,3 +162,25 @@ def _coerce(name: str, f: dataclasses.Field, raw: Any) -> Any:
     except ValueError as exc:
         raise ConfigError(f"setting {name} expects a {type(default).__name__}, got {raw!r}") from exc
     return raw
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings of a TOML configuration file (top-level ``name = value``
+    pairs, the names of ``Config`` fields); unknown names are errors."""
+    path = Path(path).expanduser()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+    known = {f.name for f in fields(Config)}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"configuration file {path}: unknown setting {key!r}; "
+                              f"known settings: {', '.join(sorted(known))}")
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"configuration file {path}: setting {key!r} must be a single value")
+    return data

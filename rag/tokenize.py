@@ -16,13 +16,14 @@ from typing import Iterable
 import jieba
 import jieba.posseg
 
+from .cache import LRUCache
 from .schema import Document
 from .text import CJK_IDEOGRAPH
 
 jieba.setLogLevel(logging.WARNING)
 
 TOKENIZER_VERSION = 1
-TAG_CACHE_SIZE = 50_000
+TAG_CACHE_SIZE = 50_000  # default; the answerer resizes it from Config.tag_cache_size
 # Word endings that mark an organisation name (局, 办, 中心, ...).
 ORG_SUFFIXES = ("局", "办", "委", "部", "厅", "署", "中心", "办公室", "委员会", "政府", "管委会", "小组", "智库", "书院",
                 "研究院", "法院", "检察院", "银行", "公司", "集团", "大学", "学院", "协会", "学会", "处")
@@ -120,7 +121,7 @@ class ChineseTokenizer:
         self._jieba = jieba.Tokenizer()
         self._lock = threading.Lock()
         self._ready = False
-        self._tag_cache: dict[str, tuple[tuple[str, str], ...]] = {}
+        self.tag_cache: LRUCache[str, tuple[tuple[str, str], ...]] = LRUCache(TAG_CACHE_SIZE, "tag_cache")
 
     def _ensure_ready(self) -> None:
         if self._ready:
@@ -160,15 +161,11 @@ class ChineseTokenizer:
         """(word, part-of-speech) pairs in precise mode, on the text as given
         (no normalization, so offsets can be recovered by concatenation).
         Cached: answering tags the same corpus sentences again and again."""
-        cached = self._tag_cache.get(text)
-        if cached is not None:
-            return list(cached)
+        return list(self.tag_cache.get_or_compute(text, self._tag))
+
+    def _tag(self, text: str) -> tuple[tuple[str, str], ...]:
         self._ensure_ready()
-        tagged = tuple((p.word, p.flag) for p in self._pos.cut(text, HMM=True))
-        if len(self._tag_cache) >= TAG_CACHE_SIZE:
-            self._tag_cache.clear()  # crude but bounded; the working set is refilled quickly
-        self._tag_cache[text] = tagged
-        return list(tagged)
+        return tuple((p.word, p.flag) for p in self._pos.cut(text, HMM=True))
 
     def dictionary_tag(self, word: str) -> str | None:
         """The part of speech jieba's dictionary gives a word (None for words

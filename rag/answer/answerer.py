@@ -15,6 +15,7 @@ import numpy as np
 
 from ..analyze import QuestionAnalysis, analyze, english_glossary, rewrite_followup, type_table
 from ..chunk import index_text
+from ..cache import LRUCache
 from ..config import Config
 from ..docmeta import asked_field, find_printed, metadata_value
 from ..errors import InputError
@@ -48,16 +49,19 @@ class Answerer:
         self.outline = Outline(index.passages)
         self.row_of_id = {p.passage_id: i for i, p in enumerate(index.passages)}
         self.synonyms = synonyms()
-        # Per question term; the same terms are weighed for every candidate sentence.
-        self._idf_cache: dict[str, float] = {}
-        self._in_corpus_cache: dict[str, bool] = {}
+        # Per question term; the same terms are weighed for every candidate
+        # sentence.  Bounded (Config): a service sees ever new terms.
+        self.idf_cache: LRUCache[str, float] = LRUCache(config.term_cache_size, "idf_cache")
+        self.in_corpus_cache: LRUCache[str, bool] = LRUCache(config.term_cache_size, "in_corpus_cache")
+        self.tokenizer.tag_cache.maxsize = config.tag_cache_size
 
     # ------------------------------------------------------------ weights
     def term_weight(self, term: str) -> float:
         """IDF of a question term in the corpus; unknown terms count as rare
         (they make the question harder to answer, see coverage)."""
-        if term in self._idf_cache:
-            return self._idf_cache[term]
+        return self.idf_cache.get_or_compute(term, self._term_weight)
+
+    def _term_weight(self, term: str) -> float:
         bm25 = self.retriever.bm25
         parts = self.tokenizer.tokenize(term) or [term]
         values = [bm25.idf(p) for p in parts]
@@ -67,7 +71,6 @@ class Answerer:
             weight = self.max_idf
         if len(term) == 1:
             weight *= 0.3
-        self._idf_cache[term] = weight
         return weight
 
     @property
@@ -76,10 +79,15 @@ class Answerer:
         return float(math.log(1 + (n - 0.5) / 1.5))
 
     def in_corpus(self, term: str) -> bool:
-        if term not in self._in_corpus_cache:
-            parts = [p for p in self.tokenizer.tokenize(term) if len(p) >= 2] or [term]
-            self._in_corpus_cache[term] = any(self.retriever.bm25.idf(p) > 0 for p in parts)
-        return self._in_corpus_cache[term]
+        return self.in_corpus_cache.get_or_compute(term, self._in_corpus)
+
+    def _in_corpus(self, term: str) -> bool:
+        parts = [p for p in self.tokenizer.tokenize(term) if len(p) >= 2] or [term]
+        return any(self.retriever.bm25.idf(p) > 0 for p in parts)
+
+    def cache_stats(self) -> dict[str, dict[str, int]]:
+        """Size and hit counts of every cache answering uses (for /metrics)."""
+        return {c.name: c.stats() for c in (self.idf_cache, self.in_corpus_cache, self.tokenizer.tag_cache)}
 
     # -------------------------------------------------------------- terms
     def expand(self, terms: Sequence[str]) -> dict[str, list[str]]:

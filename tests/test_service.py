@@ -1,0 +1,170 @@
+"""Running as a service: bounded caches, the configuration file, and (with the
+app) health, readiness and metrics."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from rag.cache import LRUCache
+from rag.config import Config
+from rag.errors import ConfigError
+
+
+class TestLRUCache:
+    def test_never_exceeds_its_size_and_drops_the_least_recently_used(self):
+        cache: LRUCache[int, int] = LRUCache(3)
+        for key in (1, 2, 3):
+            cache.get_or_compute(key, lambda k: k * 10)
+        cache.get_or_compute(1, lambda k: -1)  # hit: 1 becomes the most recent
+        cache.get_or_compute(4, lambda k: k * 10)  # evicts 2
+        assert len(cache) == 3
+        calls = []
+        assert cache.get_or_compute(1, lambda k: calls.append(k) or 0) == 10 and not calls
+        assert cache.get_or_compute(2, lambda k: calls.append(k) or 20) == 20 and calls == [2]
+        assert cache.stats()["size"] == 3 and cache.stats()["hits"] == 2
+
+    def test_size_zero_caches_nothing(self):
+        cache: LRUCache[str, int] = LRUCache(0)
+        assert cache.get_or_compute("a", len) == 1 and len(cache) == 0
+        with pytest.raises(ValueError, match="maxsize"):
+            LRUCache(-1)
+
+    def test_stays_bounded_under_concurrent_use(self):
+        cache: LRUCache[int, int] = LRUCache(100)
+
+        def work(offset: int) -> None:
+            for i in range(2000):
+                cache.get_or_compute(offset + i, lambda k: k)
+
+        threads = [threading.Thread(target=work, args=(n * 10_000,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(cache) == 100
+
+
+class TestConfigFile:
+    def test_file_is_below_environment_and_overrides(self, tmp_path):
+        path = tmp_path / "rag.toml"
+        path.write_text('top_k = 8\nreader_mode = "rules"\nindex_dir = "/srv/kb/index"\n', encoding="utf-8")
+        config = Config.from_env({}, config_file=path)
+        assert (config.top_k, config.reader_mode, str(config.index_dir)) == (8, "rules", "/srv/kb/index")
+        config = Config.from_env({"RAG_CONFIG": str(path), "RAG_TOP_K": "3"})
+        assert (config.top_k, config.reader_mode) == (3, "rules")
+        assert Config.from_env({"RAG_CONFIG": str(path)}, top_k=4).top_k == 4
+
+    def test_unknown_keys_and_bad_files_are_named(self, tmp_path):
+        path = tmp_path / "rag.toml"
+        path.write_text("topk = 8\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match="unknown setting 'topk'"):
+            Config.from_env({}, config_file=path)
+        path.write_text("top_k = [", encoding="utf-8")
+        with pytest.raises(ConfigError, match="not valid TOML"):
+            Config.from_env({}, config_file=path)
+        with pytest.raises(ConfigError, match="does not exist"):
+            Config.from_env({}, config_file=tmp_path / "missing.toml")
+        path.write_text("top_k = 0\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match="top_k"):
+            Config.from_env({}, config_file=path)
+
+
+@pytest.mark.slow
+def test_answering_caches_stay_within_their_limits(real_config):
+    """Many distinct questions fill the caches up to their sizes, never beyond."""
+    from rag.assistant import Assistant
+
+    assistant = Assistant.open(real_config.replace(term_cache_size=50, tag_cache_size=40, reader_mode="rules"))
+    answerer = assistant.state.answerer
+    chars = "园区政务服务改革审批局一站式窗口企业许可权集中办件量标准化"
+    questions = [f"{chars[i % 20]}{chars[(i * 7) % 25]}{chars[(i * 3) % 23]}第{i}项是什么？" for i in range(120)]
+    assistant.ask_many(questions)
+    stats = answerer.cache_stats()
+    assert stats["idf_cache"]["size"] <= 50 and stats["in_corpus_cache"]["size"] <= 50
+    assert stats["tag_cache"]["size"] <= 40
+    assert stats["idf_cache"]["misses"] > 50  # the limit was reached, not merely unused
+
+
+class TestService:
+    """The probes, metrics and request log over a stand-in assistant (the
+    app's wiring is tested in test_app.py)."""
+
+    def _service(self, tmp_path, log_questions=False):
+        from types import SimpleNamespace
+
+        from rag.service import Service
+
+        state = SimpleNamespace(index=SimpleNamespace(path=tmp_path / "20261201-abc", documents={"a": 1, "b": 2},
+                                                      passages=[1, 2, 3]),
+                                answerer=SimpleNamespace(reader=None, cache_stats=lambda: {"idf_cache": {"size": 7}}))
+        assistant = SimpleNamespace(_state=state, counts={"build": 1, "load": 2})
+        return Service(assistant, tmp_path / "logs" / "requests.jsonl", log_questions)
+
+    def _answer(self, refused=False):
+        from rag.schema import Answer
+
+        return Answer(question="园区的审批局是哪年成立的？", text="…", short_answer="2015年", qtype="date",
+                      confidence=0.9, refused=refused)
+
+    def test_metrics_parse_and_count_outcomes(self, tmp_path):
+        from prometheus_client.parser import text_string_to_metric_families
+
+        service = self._service(tmp_path)
+        with service.track("ask") as answers:
+            answers.append(self._answer())
+        with service.track("ask") as answers:
+            answers.append(self._answer(refused=True))
+        with pytest.raises(ValueError), service.track("batch"):
+            raise ValueError("boom")
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(service.metrics().decode())
+                   for s in family.samples}
+        assert samples[("rag_questions_total", (("endpoint", "ask"), ("outcome", "answered")))] == 1
+        assert samples[("rag_questions_total", (("endpoint", "ask"), ("outcome", "refused")))] == 1
+        assert samples[("rag_questions_total", (("endpoint", "batch"), ("outcome", "failed")))] == 1
+        assert samples[("rag_answer_latency_seconds_count", (("endpoint", "ask"),))] == 2
+        assert samples[("rag_index_info", (("index_id", "20261201-abc"),))] == 1
+        assert samples[("rag_documents", ())] == 2
+        assert samples[("rag_requests_in_flight", ())] == 0
+        assert samples[("rag_cache_entries", (("cache", "idf_cache"),))] == 7
+
+    def test_request_log_keeps_questions_out_unless_enabled(self, tmp_path):
+        import json
+
+        service = self._service(tmp_path)
+        with service.track("chat") as answers:
+            answers.append(self._answer())
+        line = json.loads((tmp_path / "logs" / "requests.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+        assert line["endpoint"] == "chat" and line["qtype"] == "date" and line["index_id"] == "20261201-abc"
+        assert "question" not in line and "审批局" not in json.dumps(line, ensure_ascii=False)
+        service = self._service(tmp_path / "with", log_questions=True)
+        with service.track("chat") as answers:
+            answers.append(self._answer())
+        assert "审批局" in (tmp_path / "with" / "logs" / "requests.jsonl").read_text(encoding="utf-8")
+
+    def test_stopping_waits_for_requests_in_flight_and_refuses_new_ones(self, tmp_path):
+        from rag.service import ShuttingDown
+
+        service = self._service(tmp_path)
+        started, release, finished = threading.Event(), threading.Event(), []
+
+        def slow_request():
+            with service.track("ask") as answers:
+                started.set()
+                release.wait(5)
+                answers.append(self._answer())
+            finished.append(True)
+
+        worker = threading.Thread(target=slow_request)
+        worker.start()
+        started.wait(5)
+        assert service.stop_accepting(wait_seconds=0.1) is False  # one still in flight
+        with pytest.raises(ShuttingDown):
+            with service.track("ask"):
+                pass
+        assert service.readiness()[0] is False
+        release.set()
+        assert service.stop_accepting(wait_seconds=5) is True
+        worker.join(5)
+        assert finished == [True]

@@ -54,3 +54,14 @@ def test_export_labels_questions_for_eval(tmp_path):
 def test_export_without_feedback_says_where_it_looked(tmp_path):
     with pytest.raises(InputError, match="no feedback file"):
         export_questions(tmp_path / "none.jsonl", tmp_path / "qa.jsonl")
+
+
+def test_cli_feedback_export(tmp_path, capsys):
+    from rag import cli
+
+    path = tmp_path / "feedback.jsonl"
+    append_feedback(path, feedback_record(answer("成立年份？", "2002年底"), "up"))
+    assert cli.main(["--set", f"feedback_path={path}", "feedback-export", str(tmp_path / "qa.jsonl")]) == 0
+    assert "1 labelled" in capsys.readouterr().err
+    assert load_qa(tmp_path / "qa.jsonl")[0]["answers"] == ["2002年底"]
+    assert cli.main(["feedback-export", str(tmp_path / "x.jsonl"), "--feedback", str(tmp_path / "no.jsonl")]) == 2

@@ -25,6 +25,7 @@ class QuestionType:
     # Whether the extractive reader may give the short answer
     # (rag/answer/reading.py: combine): "reader" or "rules".
     reader: str = "rules"
+    label_zh: str = ""  # the type's name on a Chinese page
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,13 @@ class TypeTable:
                 return t
         raise KeyError(name)
 
+    def label_zh(self, name: str) -> str:
+        """The Chinese name of a question type (the name itself when unknown)."""
+        try:
+            return self.get(name).label_zh or name
+        except KeyError:
+            return name
+
 
 @lru_cache(maxsize=1)
 def type_table() -> TypeTable:
@@ -50,7 +58,7 @@ def type_table() -> TypeTable:
         templates = {k: v for k, v in row.items() if k.startswith(("lead_", "fallback_"))}
         types.append(QuestionType(row["name"], int(row["priority"]), tuple(re.compile(p) for p in row["zh"]),
                                   tuple(re.compile(p, re.I) for p in row["en"]), templates,
-                                  row.get("reader", "rules")))
+                                  row.get("reader", "rules"), row.get("label_zh", "")))
     types.sort(key=lambda t: -t.priority)
     return TypeTable(tuple(types), data["refusal"])
 
@@ -192,12 +200,14 @@ _COUNTED = re.compile(rf"(?P<n>\d+|[{CN_NUM}]+)(?:个|家|项|位|名|条|轮|�
 _EN_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
 _EN_COMMON_CAPS = frozenset({"What", "When", "Which", "Who", "How", "Why", "Where", "According", "Is", "Are", "Did",
                              "Does", "Do", "Was", "Were", "The", "In", "On", "For", "Chinese", "English"})
+_MARKUP = re.compile(r"</?[A-Za-z][^<>]*>")
 _ORDINAL = re.compile(rf"第([{CN_NUM}\d]+)(?:个)?(?:阶段|部分|点|方面|章|节|时期|步)")
 
 
 def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list[str]] | None = None) -> QuestionAnalysis:
     q = question.strip()
-    lang = detect_lang(q)
+    # Markup is not language: "<img src=x onerror=…>" alone is not an English question.
+    lang = detect_lang(_MARKUP.sub(" ", q))
     qtype = classify(q, lang, word_boundaries(q, tokenizer) if lang == "zh" else None)
     analysis = QuestionAnalysis(question=q, lang=lang, qtype=qtype, tokens=tokenizer.tokenize(q),
                                 focus_terms=focus_terms(q, tokenizer))

@@ -83,20 +83,20 @@ def validate_top_k(top_k: object, default: int, maximum: int) -> int:
     if top_k is None or top_k == "":
         return default
     if isinstance(top_k, bool):
-        raise InputError("top_k must be a whole number.")
+        raise InputError("检索段落数 top_k 必须是整数。(top_k must be a whole number.)")
     if isinstance(top_k, float):
         if not top_k.is_integer():
-            raise InputError(f"top_k must be a whole number, got {top_k}.")
+            raise InputError(f"检索段落数 top_k 必须是整数。(top_k must be a whole number, got {top_k}.)")
         top_k = int(top_k)
     if isinstance(top_k, str):
         try:
             top_k = int(top_k.strip())
         except ValueError:
-            raise InputError(f"top_k must be a whole number, got {top_k!r}.") from None
+            raise InputError(f"检索段落数 top_k 必须是整数。(top_k must be a whole number, got {top_k!r}.)") from None
     if not isinstance(top_k, int):
-        raise InputError(f"top_k must be a whole number, got {type(top_k).__name__}.")
+        raise InputError(f"检索段落数 top_k 必须是整数。(top_k must be a whole number, got {type(top_k).__name__}.)")
     if not 1 <= top_k <= maximum:
-        raise InputError(f"top_k must be between 1 and {maximum}, got {top_k}.")
+        raise InputError(f"检索段落数 top_k 必须在 1 到 {maximum} 之间。(top_k must be between 1 and {maximum}, got {top_k}.)")
     return top_k
 
 

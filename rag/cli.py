@@ -7,6 +7,7 @@
     python -m rag eval QA.jsonl [--answers ANSWERS.jsonl] [--report DIR] [--compare OTHER.jsonl]
     python -m rag calibrate QA.jsonl [QA2.jsonl ...]
     python -m rag info                       what the index holds
+    python -m rag feedback-export OUT.jsonl  the chat's 👍/👎 feedback as a labelled question file
 
 Settings come from Config (defaults, RAG_* environment variables, then
 ``--set name=value`` options)."""
@@ -158,6 +159,16 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     return train_main(args.extra)
 
 
+def cmd_feedback_export(args: argparse.Namespace) -> int:
+    from .feedback import export_questions
+
+    feedback = Path(args.feedback) if args.feedback else _config(args).feedback_path
+    summary = export_questions(feedback, Path(args.out))
+    print(f"{summary.lines} feedback lines: {summary.labelled} labelled questions -> {args.out}; "
+          f"{summary.to_review} disliked without a gold answer -> review file", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="政策问答: offline cited QA over Chinese policy reports")
     parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a Config setting")
@@ -229,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="describe the index")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("feedback-export", help="turn the chat's 👍/👎 feedback into a labelled question file (rag eval)")
+    p.add_argument("out", help="labelled questions (JSONL); 👎-only questions go to OUT's .review.jsonl")
+    p.add_argument("--feedback", help="feedback file (default: Config feedback_path)")
+    p.set_defaults(func=cmd_feedback_export)
     return parser
 
 

@@ -79,6 +79,9 @@ class Config:
     # Exact search up to this many passages; beyond it an approximate FAISS
     # index (HNSW) is built.
     exact_search_max: int = 50_000
+    # Where the chat UI appends 👍 / 👎 feedback (JSON Lines, one verdict per
+    # line; `rag feedback-export` turns it into a labelled question file).
+    feedback_path: Path = PROJECT_ROOT / "feedback" / "feedback.jsonl"
 
     def __post_init__(self) -> None:
         if self.passage_max_chars < 20:

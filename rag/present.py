@@ -22,8 +22,15 @@ import html
 import re
 from typing import Any, Mapping, Sequence
 
+from .analyze import type_table
+from .answer.confidence import weak_points
+from .schema import BACK_MATTER, BODY, MASTHEAD
+
+BOILERPLATE = (MASTHEAD, BACK_MATTER)
+
 __all__ = ["escape_html", "markdown_literal", "answer_markdown", "find_quote", "highlight_quote",
-           "sources_html", "debug_html", "fmt_score"]
+           "sources_html", "debug_html", "fmt_score", "answer_html", "badge_html", "confidence_level",
+           "conversation_markdown", "passage_context", "document_view_html"]
 
 
 def escape_html(text: object) -> str:
@@ -128,13 +135,93 @@ def _heading(path: Sequence[str] | None) -> str:
     return " › ".join(path or ()) or "正文"
 
 
+def _anchor_id(prefix: str, marker: int) -> str:
+    return f"{prefix}-c{int(marker)}"
+
+
+def passage_context(doc_text: str, clean_start: int, clean_end: int, chars: int = 200) -> tuple[str, str]:
+    """The text around a passage in its document: up to ``chars`` characters
+    before and after (cut at a line break when there is one nearby), with
+    "……" where the document goes on."""
+    a = max(0, clean_start - chars)
+    before = doc_text[a:clean_start]
+    if a > 0:
+        nl = before.find("\n")
+        before = before[nl + 1:] if 0 <= nl < chars // 2 else "……" + before
+    b = min(len(doc_text), clean_end + chars)
+    after = doc_text[clean_end:b]
+    if b < len(doc_text):
+        nl = after.rfind("\n")
+        after = after[:nl] if nl > chars // 2 else after + "……"
+    return before, after
+
+
+def document_view_html(title: str, heading_path: Sequence[str] | None, page: int | None, passage_html: str,
+                       context: tuple[str, str]) -> str:
+    """A collapsible view of the passage in its surrounding text (``passage_html``
+    is already escaped and marked; the context is escaped here)."""
+    where = " · ".join([f"《{escape_html(title)}》", escape_html(_heading(heading_path))]
+                       + ([f"第{int(page)}页"] if page else []))
+    before, after = (escape_html(t).replace("\n", "<br>") for t in context)
+    return ('<details class="doc-view"><summary>查看原文上下文</summary>'
+            f'<div class="doc-meta">{where}</div>'
+            f'<div class="doc-text">{before}<span class="doc-passage">{passage_html}</span>{after}</div>'
+            "</details>")
+
+
+def _cited_card(cits: Sequence[Mapping[str, Any]], p: Mapping[str, Any] | None, id_prefix: str,
+                contexts: Mapping[str, tuple[str, str]]) -> str:
+    first = cits[0]
+    markers = "".join(f"[{int(c['marker'])}]" for c in cits)
+    anchors = "".join(f'<span class="src-anchor" id="{escape_html(_anchor_id(id_prefix, c["marker"]))}"></span>'
+                      for c in cits) if id_prefix else ""
+    if p is not None:
+        quotes = [(c["text"], c["start"] - c["passage_start"]) for c in cits]
+        body = highlight_quote(p["text"], quotes)
+        scores = _scores_line(p)
+    else:  # the passage text is not in the answer: show the quotes alone
+        body = "<mark>" + "</mark> … <mark>".join(escape_html(c["text"]) for c in cits) + "</mark>"
+        scores = f"得分 {fmt_score(first.get('score'), 4)}"
+    page = first.get("page")
+    context = contexts.get(first["passage_id"])
+    view = document_view_html(first["title"], first.get("heading_path"), page, body, context) if context else ""
+    return ('<div class="src-card">' + anchors
+            + f'<div class="src-head"><span class="src-marker">{escape_html(markers)}</span> '
+            f'<span class="src-title">《{escape_html(first["title"])}》</span></div>'
+            f'<div class="src-path">{escape_html(_heading(first.get("heading_path")))}'
+            f' · 第{int(first["ordinal"]) + 1}段' + (f" · 第{int(page)}页" if page else "") + "</div>"
+            f'<div class="src-text">{body}</div>{view}'
+            f'<div class="src-scores">{escape_html(scores)}</div>'
+            "</div>")
+
+
+def _uncited_card(p: Mapping[str, Any], titles: Mapping[str, str], contexts: Mapping[str, tuple[str, str]]) -> str:
+    title = titles.get(p["doc_id"], p["doc_id"])
+    body = highlight_quote(p["text"], [])
+    context = contexts.get(p["passage_id"])
+    view = document_view_html(title, p.get("heading_path"), None, body, context) if context else ""
+    return ('<div class="src-card src-uncited">'
+            f'<div class="src-head"><span class="src-title">《{escape_html(title)}》</span></div>'
+            f'<div class="src-path">{escape_html(_heading(p.get("heading_path")))}'
+            f' · 第{int(p["ordinal"]) + 1}段</div>'
+            f'<div class="src-text">{body}</div>{view}'
+            f'<div class="src-scores">{escape_html(_scores_line(p))}</div>'
+            "</div>")
+
+
 def sources_html(answer: Mapping[str, Any], titles: Mapping[str, str] | None = None,
-                 nearest: int = 3) -> str:
+                 nearest: int = 3, id_prefix: str = "",
+                 contexts: Mapping[str, tuple[str, str]] | None = None) -> str:
     """The sources panel for ``Answer.to_dict()``: one card per cited passage
-    (title, heading path, the passage with the quote marked, scores).  For an
-    answer without citations (a refusal), the nearest retrieved passages,
-    marked as not cited.  ``titles`` maps doc_id to a display title."""
+    (title, heading path, page, the passage with the quote marked, a
+    collapsible view of it in its document when ``contexts`` gives the text
+    around it, scores).  With ``id_prefix`` each card carries the anchors
+    ``{id_prefix}-c{marker}`` that the answer's ``[n]`` links point to.
+    For an answer without citations (a refusal), the nearest retrieved body
+    passages (never the masthead or back matter), marked as not cited.
+    ``titles`` maps doc_id to a display title."""
     titles = titles or {}
+    contexts = contexts or {}
     passages = {p["passage_id"]: p for p in answer.get("passages", [])}
     citations = answer.get("citations", [])
     cards = []
@@ -142,42 +229,95 @@ def sources_html(answer: Mapping[str, Any], titles: Mapping[str, str] | None = N
         by_passage: dict[str, list[Mapping[str, Any]]] = {}
         for c in citations:
             by_passage.setdefault(c["passage_id"], []).append(c)
-        for pid, cits in by_passage.items():
-            first = cits[0]
-            p = passages.get(pid)
-            markers = "".join(f"[{int(c['marker'])}]" for c in cits)
-            if p is not None:
-                quotes = [(c["text"], c["start"] - c["passage_start"]) for c in cits]
-                body = highlight_quote(p["text"], quotes)
-                scores = _scores_line(p)
-            else:  # the passage text is not in the answer: show the quotes alone
-                body = "<mark>" + "</mark> … <mark>".join(escape_html(c["text"]) for c in cits) + "</mark>"
-                scores = f"得分 {fmt_score(first.get('score'), 4)}"
-            cards.append(
-                '<div class="src-card">'
-                f'<div class="src-head"><span class="src-marker">{escape_html(markers)}</span> '
-                f'<span class="src-title">《{escape_html(first["title"])}》</span></div>'
-                f'<div class="src-path">{escape_html(_heading(first.get("heading_path")))}'
-                f' · 第{int(first["ordinal"]) + 1}段</div>'
-                f'<div class="src-text">{body}</div>'
-                f'<div class="src-scores">{escape_html(scores)}</div>'
-                "</div>")
+        cards = [_cited_card(cits, passages.get(pid), id_prefix, contexts) for pid, cits in by_passage.items()]
         header = f'<div class="src-summary">引用 {len(citations)} 处，来自 {len(by_passage)} 个段落</div>'
     else:
-        shown = list(answer.get("passages", []))[:nearest]
+        shown = [p for p in answer.get("passages", []) if p.get("kind", BODY) not in BOILERPLATE][:nearest]
         header = ('<div class="src-summary">本回答没有引用。'
                   + (f"以下是检索到的最接近的 {len(shown)} 个段落（未引用）：" if shown else "") + "</div>")
-        for p in shown:
-            title = titles.get(p["doc_id"], p["doc_id"])
-            cards.append(
-                '<div class="src-card src-uncited">'
-                f'<div class="src-head"><span class="src-title">《{escape_html(title)}》</span></div>'
-                f'<div class="src-path">{escape_html(_heading(p.get("heading_path")))}'
-                f' · 第{int(p["ordinal"]) + 1}段</div>'
-                f'<div class="src-text">{highlight_quote(p["text"], [])}</div>'
-                f'<div class="src-scores">{escape_html(_scores_line(p))}</div>'
-                "</div>")
+        cards = [_uncited_card(p, titles, contexts) for p in shown]
     return '<div class="sources">' + header + "".join(cards) + "</div>"
+
+
+# ------------------------------------------------------------- confidence
+# Badge levels over the calibrated confidence (answers below the refusal
+# threshold, ~0.43, are refused and shown as 低).
+LEVELS = ((0.8, "high", "高"), (0.6, "medium", "中"), (0.0, "low", "低"))
+
+
+def confidence_level(confidence: float | None, refused: bool = False) -> tuple[str, str]:
+    """("high" | "medium" | "low", 高 | 中 | 低); a refusal is always low."""
+    if refused or confidence is None:
+        return "low", "低"
+    for floor, level, zh in LEVELS:
+        if confidence >= floor:
+            return level, zh
+    return "low", "低"
+
+
+def low_confidence_reason(answer: Mapping[str, Any], debug: Mapping[str, Any] | None) -> str:
+    """One line, in Chinese, of why an answer's confidence is low."""
+    debug = debug or {}
+    if answer.get("refused"):
+        return debug.get("refusal_reason_zh") or "综合证据的置信度低于拒答阈值"
+    qtype = str(answer.get("qtype", ""))
+    points = weak_points(debug.get("features") or {}, qtype, type_table().label_zh(qtype))
+    return points[0][0] if points else "证据与问题的匹配不够充分，请核对引文"
+
+
+def badge_html(answer: Mapping[str, Any], debug: Mapping[str, Any] | None = None) -> str:
+    """The confidence badge: 高 / 中 / 低 with the number in its tooltip; for 低 one line of why."""
+    conf = answer.get("confidence")
+    level, zh = confidence_level(conf, bool(answer.get("refused")))
+    number = "–" if conf is None else f"{float(conf):.2f}"
+    label = "未找到答案" if answer.get("refused") else f"置信度：{zh}"
+    out = (f'<span class="badge badge-{level}" title="置信度 {number}（0–1，由证据特征校准）" '
+           f'aria-label="置信度 {zh}，{number}">{label}</span>')
+    if level == "low":
+        out += f' <span class="badge-why">原因：{escape_html(low_confidence_reason(answer, debug))}</span>'
+    return out
+
+
+# ------------------------------------------------------------------ chat
+_SOURCES_BLOCK = re.compile(r"\n*(?:来源：|Sources:)\n(?:\[\d+\] [^\n]*(?:\n|$))+$")
+_ESCAPED_MARKER = re.compile(r"\\\[(\d+)\\\]")
+
+
+def answer_html(answer: Mapping[str, Any], debug: Mapping[str, Any] | None = None, turn: int = 1,
+                titles: Mapping[str, str] | None = None,
+                contexts: Mapping[str, tuple[str, str]] | None = None) -> str:
+    """One answer as a chat message (Markdown with HTML blocks): the answer
+    with each ``[n]`` a link to its source card, the confidence badge, and
+    the answer's own collapsible source list (cards ``t{turn}-c{n}``).
+    Everything from the documents or the user is escaped."""
+    text = _SOURCES_BLOCK.sub("", str(answer.get("answer", "")))
+    prefix = f"t{int(turn)}"
+    lines = []
+    for line in answer_markdown(text).split("\n"):
+        if line.startswith(">"):
+            line = _ESCAPED_MARKER.sub(
+                lambda m: f'<a class="cite" href="#{_anchor_id(prefix, int(m.group(1)))}" '
+                          f'title="查看来源 {m.group(1)}">[{m.group(1)}]</a>', line)
+        lines.append(line)
+    n = len(answer.get("citations", []))
+    summary = f"来源（{n} 处引用）" if n else "检索到的段落（未引用）"
+    cards = sources_html(answer, titles, id_prefix=prefix, contexts=contexts)
+    return ("\n".join(lines).rstrip() + "\n\n" + badge_html(answer, debug) + "\n\n"
+            f'<details class="ans-src" id="{prefix}-sources"><summary>{summary}</summary>{cards}</details>')
+
+
+def conversation_markdown(turns: Sequence[Mapping[str, Any]], titles: Sequence[str] = ()) -> str:
+    """A conversation as Markdown: each question, its answer with the quotes
+    and the full source labels, and its confidence."""
+    out = ["# 政策问答 · 对话记录", ""]
+    if titles:
+        out += ["知识库：" + "、".join(f"《{t}》" for t in titles), ""]
+    for i, t in enumerate(turns, 1):
+        _, zh = confidence_level(t.get("confidence"), bool(t.get("refused")))
+        conf = t.get("confidence")
+        out += [f"## {i}. {t.get('question', '')}", "", str(t.get("answer", "")).rstrip(), "",
+                f"*置信度：{zh}（{'–' if conf is None else f'{float(conf):.2f}'}）*", ""]
+    return "\n".join(out)
 
 
 def debug_html(answer: Mapping[str, Any], debug: Mapping[str, Any] | None = None, excerpt_chars: int = 40) -> str:
@@ -185,15 +325,20 @@ def debug_html(answer: Mapping[str, Any], debug: Mapping[str, Any] | None = None
     was read, and the dense / BM25 / fused rank of every retrieved passage."""
     debug = debug or {}
     cited = {c["passage_id"] for c in answer.get("citations", [])}
-    facts = [("问题类型", answer.get("qtype")), ("置信度", fmt_score(answer.get("confidence"), 3)),
+    qtype = str(answer.get("qtype", ""))
+    level = confidence_level(answer.get("confidence"), bool(answer.get("refused")))[1]
+    facts = [("问题类型", type_table().label_zh(qtype)),
+             ("置信度", f"{fmt_score(answer.get('confidence'), 3)}（{level}）"),
              ("是否拒答", "是" if answer.get("refused") else "否")]
     if answer.get("refused"):
-        facts.append(("拒答原因", debug.get("refusal_reason") or "置信度低于阈值"))
+        facts.append(("拒答原因", debug.get("refusal_reason_zh") or "置信度低于阈值"))
+    elif level == "低":
+        facts.append(("置信度偏低的原因", low_confidence_reason(answer, debug)))
     resolved = debug.get("resolved_question")
     if resolved and resolved != answer.get("question"):
         facts.append(("结合上文理解为", resolved))
     if debug.get("latency_ms") is not None:
-        facts.append(("耗时", f"{debug['latency_ms']:.0f} ms"))
+        facts.append(("耗时", f"{debug['latency_ms']:.0f} 毫秒"))
     rows = []
     for p in answer.get("passages", []):
         text = str(p.get("text", "")).replace("\n", " ")
@@ -208,7 +353,7 @@ def debug_html(answer: Mapping[str, Any], debug: Mapping[str, Any] | None = None
             f"{escape_html(excerpt)}</td>"
             "</tr>")
     facts_html = "".join(f"<li><b>{escape_html(k)}</b>：{escape_html(v)}</li>" for k, v in facts)
-    table = ('<table class="dbg-table"><thead><tr><th>融合排名</th><th>融合分</th><th>向量排名</th><th>向量分</th>'
+    table = ('<div class="dbg-wrap"><table class="dbg-table"><thead><tr><th>融合排名</th><th>融合分</th><th>向量排名</th><th>向量分</th>'
              "<th>BM25排名</th><th>BM25分</th><th>引用</th><th>段落</th></tr></thead>"
-             f"<tbody>{''.join(rows)}</tbody></table>") if rows else "<p>没有检索到段落。</p>"
+             f"<tbody>{''.join(rows)}</tbody></table></div>") if rows else "<p>没有检索到段落。</p>"
     return f'<div class="debug"><ul class="dbg-facts">{facts_html}</ul>{table}</div>'

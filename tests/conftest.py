@@ -66,16 +66,21 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(assistant, **launch_kwargs):
+def serve_app(assistant, feedback_path=None, **launch_kwargs):
     """The Gradio app (app.py) over ``assistant`` on a free loopback port,
-    in this process (prevent_thread_lock); yields (demo, base URL)."""
+    in this process (prevent_thread_lock); yields (demo, base URL).  Feedback
+    goes to ``feedback_path`` (default: a temporary file, never the project's)."""
     import sys
 
     if str(PROJECT_ROOT) not in sys.path:  # app.py lives at the repository root
         sys.path.insert(0, str(PROJECT_ROOT))
     import app
 
-    demo = app.build_app(assistant)
+    if feedback_path is None:
+        import tempfile
+
+        feedback_path = Path(tempfile.mkdtemp(prefix="policy-qa-feedback-")) / "feedback.jsonl"
+    demo = app.build_app(assistant, feedback_path=feedback_path)
     port = free_port()
     app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True, **launch_kwargs)
     try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -256,3 +257,30 @@ class TestAnswersEndToEnd:
             all(squeeze(g) in squeeze(a.text) for g in r["answers"]) if r.get("note") == "all"
             else any(squeeze(g) in squeeze(a.text) for g in r["answers"])))
         assert correct / len(answerable) >= 0.75
+
+
+# Template text on real answers (issue 11): what used to read wrong, by rule, not by question.
+@pytest.mark.slow
+@pytest.mark.parametrize("question, must_not", [
+    ("每年办件量是多少？", "是**超过"),                         # 是 before a comparison word
+    ("政务服务改革经历了哪几个阶段？", "**阶段"),                # the head noun said twice
+    ("园区现在处于哪个阶段？", "**阶段"),
+    ("园区是怎样推广一站式服务的？", "做法是："),               # "做法是：" before a whole sentence
+])
+def test_templates_read_right(assistant, question, must_not):
+    answer = assistant.ask(question)
+    assert not answer.refused
+    assert must_not not in answer.text.split("\n")[0], answer.text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question", ["园区一站式服务中心承担哪些职能？", "每年办件量是多少？", "一站式服务中心是哪一年成立的？"])
+def test_quotes_end_at_a_sentence_end_or_an_ellipsis(assistant, question):
+    answer = assistant.ask(question)
+    for line in answer.text.split("\n"):
+        if line.startswith("> "):
+            quote = re.sub(r"\[\d+\]$", "", line[2:])
+            assert quote.endswith(("。", "！", "？", "……", "”", "）")), line
+            assert not re.search(r"[，、；：]……$", quote), line
+    for c in answer.citations:  # the citation itself stays verbatim, without the cut comma
+        assert not c.text.endswith(("，", "、", "；"))

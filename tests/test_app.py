@@ -256,3 +256,22 @@ def test_main_defaults_to_localhost(monkeypatch):
     args = app.parse_args([])
     assert (args.host, args.port) == ("127.0.0.1", 7999)
     assert app.parse_args(["--host", "0.0.0.0", "--port", "8000"]).port == 8000
+
+
+def test_chat_answer_links_markers_and_refusal_skips_boilerplate(url):
+    chat = new_client(url)
+    _, messages, sources, debug = call(chat, "一站式服务中心是哪一年成立的？", [], 5, api_name="/chat")
+    reply = text_of(messages[-1])
+    assert '<a class="cite" href="#t1-c1"' in reply and 'id="t1-c1"' in reply
+    assert 'class="badge badge-' in reply and "问题类型</b>：时间" in debug
+    _, messages, sources, debug = call(chat, "送阅名单上有哪些人？", [], 5, api_name="/chat")
+    reply = text_of(messages[-1])
+    assert "知识库中没有找到" in reply and "未找到答案" in reply
+    for boilerplate in ("刘小涛", "市管重点新型智库"):
+        assert boilerplate not in reply and boilerplate not in sources
+    assert "拒答原因" in debug and re.search(r"拒答原因</b>：[^<]*[\u4e00-\u9fff]", debug)
+
+
+def test_top_k_errors_are_bilingual(client):
+    message = app_error(client, "放管服具体指什么？", 0, api_name="/ask")
+    assert "必须在 1 到" in message and "between 1 and" in message

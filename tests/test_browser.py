@@ -1,13 +1,20 @@
 """The chat UI in headless Chromium (Debian's /usr/bin/chromium via
-Playwright's sync API): ask, see the answer and the sources panel, follow up,
-and check that an HTML question is shown as text and never executed.
-Saves a screenshot to artifacts/ui.png.
+Playwright's sync API), on a desktop (1366×900) and a phone (390×844)
+viewport, checked by behaviour: ask, follow up, click a citation marker and
+see its card highlighted, open an earlier answer's sources, the confidence
+badge, 👎 writing a feedback line, a refusal without boilerplate passages,
+the start of a long answer in view on a phone, the debug table inside its
+box, an example sending on click, no English UI text on the Chinese page,
+and an HTML question shown as text and never executed.
 
-Skips when Chromium or Playwright is missing, unless RAG_REQUIRE_BROWSER=1
-(CI), where that is a failure."""
+Screenshots of both viewports go to bench/results/screenshots/ (linked from
+the README).  Skips when Chromium or Playwright is missing, unless
+RAG_REQUIRE_BROWSER=1 (CI), where that is a failure."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +33,25 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 XSS = "<img src=x onerror=alert(1)>"
 WAIT_MS = 30_000
+SCREENSHOTS = ROOT / "bench" / "results" / "screenshots"
+VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+# ASCII words allowed on the Chinese page: names of things, not UI language.
+ALLOWED_ASCII = {"BM25", "top_k", "Markdown", "API", "Gradio"}
+BOT = '#chat [data-testid="bot"]'
+# The page's own text: what it renders, less what comes from documents or the
+# user (quotes, passages, the question) and the one English example question.
+UI_TEXT_JS = """() => {
+  const skip = 'style, script, noscript, svg, .example-en, .sources, .doc-view, blockquote, '
+               + '[data-testid="user"], #debug td';
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const out = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (el && !el.closest(skip) && el.checkVisibility({visibilityProperty: true, opacityProperty: true}))
+      out.push(n.nodeValue);
+  }
+  return out.join(' ');
+}"""
 
 
 def _unavailable(reason: str) -> None:
@@ -52,65 +78,183 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def url(browser, assistant):  # the browser first: nothing is loaded or started when the test skips
-    with serve_app(assistant) as (_, base_url):
-        yield base_url
+def served(browser, assistant, tmp_path_factory):  # the browser first: nothing is loaded when the test skips
+    feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
+    with serve_app(assistant, feedback_path=feedback) as (_, base_url):
+        yield base_url, feedback
 
 
-def test_chat_ui_answers_cites_and_escapes(browser, url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        page.goto(url, wait_until="domcontentloaded")
-        chat, sources = page.locator("#chat"), page.locator("#sources")
-        box = page.locator("#question textarea")
-        box.wait_for(timeout=WAIT_MS)
-        bot = chat.locator('[data-testid="bot"]')
+def new_page(browser, url, viewport):
+    context = browser.new_context(viewport=viewport, locale="zh-CN")
+    page = context.new_page()
+    page.dialogs, page.errors = [], []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#question textarea").wait_for(timeout=WAIT_MS)
+    return page
 
-        # a question from the report: answer in the chat, quote marked in the sources panel
-        box.fill("一站式服务中心是哪一年成立的？")
-        box.press("Enter")
-        chat.get_by_text("2002年底").first.wait_for(timeout=WAIT_MS)
-        mark = sources.locator("mark").first
-        mark.wait_for(timeout=WAIT_MS)
-        assert "2002年底" in mark.inner_text()
-        assert "与时俱进的改革之路" in sources.locator(".src-title").first.inner_text()
-        assert "融合分" in sources.inner_text()
-        assert "[1]" in bot.last.inner_text()
 
-        # a follow-up that needs the previous question, sent with the button
-        box.fill("那它有几个窗口？")
+def ask(page, question: str, *, button: bool = False) -> None:
+    """Send a question and wait for its answer (one more bot message)."""
+    n = page.locator(BOT).count()
+    box = page.locator("#question textarea")
+    box.fill(question)
+    if button:
         page.locator("#send").click()
-        bot.nth(1).get_by_text("97个").first.wait_for(timeout=WAIT_MS)
-        sources.get_by_text("97个窗口").first.wait_for(timeout=WAIT_MS)
+    else:
+        box.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('{BOT}').length > {n}", timeout=WAIT_MS)
+    page.wait_for_timeout(400)  # the scroll to the answer's start runs after it is shown
 
-        # the retrieval-debug view
-        page.locator("#debug-accordion").get_by_text("检索调试").first.click()
-        page.locator("#debug .dbg-table").wait_for(timeout=WAIT_MS)
+
+def in_viewport(page, locator) -> bool:
+    box = locator.bounding_box()
+    vh = page.viewport_size["height"]
+    return box is not None and box["y"] < vh and box["y"] + box["height"] > 0
+
+
+def english_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[A-Za-z][A-Za-z_]*\d*", text) if w not in ALLOWED_ASCII]
+
+
+def show_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    page.wait_for_timeout(200)
+
+
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_chat_citations_sources_badge_feedback(browser, served, device):
+    url, feedback = served
+    viewport = VIEWPORTS[device]
+    page = new_page(browser, url, viewport)
+    try:
+        bot = page.locator(BOT)
+        # a question from the report: the answer with a linked [1] and a badge
+        ask(page, "一站式服务中心是哪一年成立的？")
+        first = bot.last
+        first.get_by_text("2002年底").first.wait_for(timeout=WAIT_MS)
+        badge = first.locator(".badge")
+        assert badge.count() == 1 and badge.inner_text().startswith("置信度：")
+        assert re.fullmatch(r"置信度 0\.\d\d.*", badge.get_attribute("title"))
+        cite = first.locator("a.cite").first
+        assert cite.inner_text() == "[1]"
+
+        # clicking [1] opens the answer's sources, brings the card into view and highlights it
+        cite.click()
+        card = page.locator(".src-card.src-hl")
+        card.wait_for(timeout=WAIT_MS)
+        assert card.count() == 1 and in_viewport(page, card)
+        assert "2002年底" in card.locator("mark").first.inner_text()
+        # ... and the card opens the passage in its document, quote highlighted
+        card.locator("details.doc-view summary").click()
+        view = card.locator(".doc-text")
+        view.wait_for(timeout=WAIT_MS)
+        assert "2002年底" in view.locator("mark").first.inner_text()
+        assert "授权审批改革阶段" in card.locator(".doc-meta").inner_text()
+
+        # a follow-up, sent with the button; then the earlier answer's sources can still be shown
+        ask(page, "那它有几个窗口？", button=True)
+        bot.last.get_by_text("97个").first.wait_for(timeout=WAIT_MS)
+        earlier = bot.nth(0).locator("details.ans-src")
+        if earlier.get_attribute("open") is not None:  # opened by the click above
+            earlier.locator("summary").first.click()
+        earlier.locator("summary").first.click()
+        shown = earlier.locator(".src-card").first
+        shown.wait_for(timeout=WAIT_MS)
+        assert "2002年底" in shown.inner_text()
+        # selecting the earlier answer shows its sources in the 来源 tab
+        bot.nth(0).get_by_text("2002年底").first.click()
+        page.wait_for_timeout(500)
+        show_tab(page, "来源")
+        page.locator("#sources").get_by_text("第 1 个回答的来源").wait_for(timeout=WAIT_MS)
+        show_tab(page, "对话")
+
+        # 👎 with a comment writes a feedback line
+        before = feedback.read_text("utf-8").count("\n") if feedback.exists() else 0
+        page.locator("#comment textarea").fill(f"测试反馈 {device}")
+        page.locator('#chat button[aria-label="踩"]').last.click()
+        page.locator("#feedback-status").get_by_text("已记录").wait_for(timeout=WAIT_MS)
+        lines = feedback.read_text("utf-8").splitlines()
+        assert len(lines) == before + 1
+        row = json.loads(lines[-1])
+        assert (row["verdict"], row["comment"], row["question"]) == ("down", f"测试反馈 {device}", "那它有几个窗口？")
+        assert "97" in row["short_answer"] and row["citations"] and row["confidence"] > 0
+
+        # no English UI text on the Chinese page (the English example question aside)
+        for tab in ("对话", "来源", "设置 / 调试"):
+            show_tab(page, tab)
+            text = page.evaluate(UI_TEXT_JS)
+            assert english_words(text) == [], (tab, english_words(text))
+        show_tab(page, "对话")
+        page.locator(BOT).last.scroll_into_view_if_needed()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{device}-chat.png"))
+        assert page.dialogs == [] and page.errors == [], (page.dialogs, page.errors)
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_refusal_long_answer_debug_and_examples(browser, served, device):
+    url, _ = served
+    viewport = VIEWPORTS[device]
+    page = new_page(browser, url, viewport)
+    try:
+        bot = page.locator(BOT)
+        # a refusal whose nearest passages include the distribution list: not offered
+        ask(page, "送阅名单上有哪些人？")
+        refusal = bot.last
+        refusal.get_by_text("知识库中没有找到").first.wait_for(timeout=WAIT_MS)
+        assert refusal.locator(".badge").inner_text() == "未找到答案"
+        assert refusal.locator(".badge-why").inner_text().startswith("原因：")
+        text = refusal.inner_text() + refusal.locator("details.ans-src").inner_html()
+        for boilerplate in ("刘小涛", "市管重点新型智库", "苏州太湖智库 主办"):
+            assert boilerplate not in text
+
+        # a long answer on a phone: its first line is in view, not scrolled past
+        ask(page, "政务服务改革经历了哪几个阶段？")
+        first_line = bot.last.locator("p").first
+        assert "学习借鉴改革阶段" in first_line.inner_text()
+        assert in_viewport(page, first_line), first_line.bounding_box()
+
+        # an example sends on click
+        n = bot.count()
+        page.locator(".example", has_text="放管服具体指什么？").click()
+        page.wait_for_function(f"document.querySelectorAll('{BOT}').length > {n}", timeout=WAIT_MS)
+        bot.last.get_by_text("简政放权").first.wait_for(timeout=WAIT_MS)
+
+        # top_k and the scores live in 设置 / 调试; the debug table scrolls inside its box
+        show_tab(page, "设置 / 调试")
+        page.locator("#top-k").wait_for(timeout=WAIT_MS)
+        table = page.locator("#debug .dbg-table")
+        table.wait_for(timeout=WAIT_MS)
         assert "BM25排名" in page.locator("#debug").inner_text()
+        wrap = page.locator("#debug .dbg-wrap").bounding_box()
+        assert wrap["x"] >= 0 and wrap["x"] + wrap["width"] <= viewport["width"] + 1, wrap
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"] + 1
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{device}-debug.png"))
+        assert page.dialogs == [] and page.errors == [], (page.dialogs, page.errors)
+    finally:
+        page.context.close()
 
-        # an empty question gets a friendly prompt
-        box.fill("   ")
-        box.press("Enter")
+
+def test_html_question_is_text_and_empty_question_prompts(browser, served):
+    url, _ = served
+    page = new_page(browser, url, VIEWPORTS["desktop"])
+    try:
+        chat = page.locator("#chat")
+        ask(page, "   ")
         chat.get_by_text("请输入一个问题").first.wait_for(timeout=WAIT_MS)
-
-        # HTML in a question is shown literally, never executed
-        n_bot = bot.count()
-        box.fill(XSS)
-        box.press("Enter")
+        ask(page, XSS)
         chat.get_by_text(XSS, exact=True).first.wait_for(timeout=WAIT_MS)
-        page.wait_for_function(f"document.querySelectorAll('#chat [data-testid=\"bot\"]').length > {n_bot}",
-                               timeout=WAIT_MS)
         page.wait_for_timeout(500)  # let a broken image's onerror fire, if one were created
-        assert dialogs == []
+        assert page.dialogs == []
         assert page.evaluate("document.querySelectorAll('img[src=\"x\"], [onerror]').length") == 0
         assert chat.locator('[data-testid="user"]').last.inner_text().strip() == XSS
-        assert errors == [], errors
-
-        (ROOT / "artifacts").mkdir(exist_ok=True)
-        page.screenshot(path=str(ROOT / "artifacts" / "ui.png"), full_page=True)
+        # a markup-only question is not English: the reply is in Chinese
+        assert "From the report" not in page.locator(BOT).last.inner_text()
+        assert page.errors == [], page.errors
     finally:
-        page.close()
+        page.context.close()

@@ -299,3 +299,41 @@ def test_ignoring_allowed_paths_is_logged(tmp_path, monkeypatch, caplog):
         with serve_app(hash_assistant(tmp_path / "index")) as (demo, _):
             assert demo.allowed_paths == []
     assert "ignoring GRADIO_ALLOWED_PATHS" in caplog.text
+
+
+# ------------------------------------------------- the chat's answer HTML
+PAYLOADS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>", '"><svg onload=alert(1)>',
+            "[x](javascript:alert(1))", "</details><iframe src=//evil>"]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_answer_html_escapes_documents_and_users(payload):
+    """The chat message (linked markers, badge, source cards, document view)
+    carries no markup from a question, passage, title, heading, quote or
+    reason, and its only links are its own citation anchors."""
+    from rag.present import answer_html, badge_html, document_view_html, passage_context
+
+    quote = f"引文{payload}。"
+    passage = f"前文{payload}{quote}后文"
+    answer = {"question": payload, "answer": f"它是**{payload}**。\n\n> {quote}[1]\n\n来源：\n[1] 《{payload}》",
+              "short_answer": payload, "qtype": payload, "lang": "zh", "confidence": 0.3, "refused": False,
+              "citations": [{"marker": 1, "text": quote, "doc_id": "d", "title": payload, "heading_path": [payload],
+                             "passage_id": "d#1", "ordinal": 0, "start": len("前文" + payload),
+                             "end": len(passage) - 2, "passage_start": 0, "passage_end": len(passage),
+                             "score": 0.5, "page": 3, "label": payload}],
+              "passages": [{"passage_id": "d#1", "doc_id": "d", "ordinal": 0, "kind": "body",
+                            "heading_path": [payload], "text": passage, "rank": 1, "score": 0.1, "dense_score": 0.5,
+                            "dense_rank": 1, "bm25_score": None, "bm25_rank": None}]}
+    debug = {"features": {"passage_coverage": 0.2}, "refusal_reason_zh": payload}
+    context = passage_context(payload + "\n" + passage + payload, len(payload) + 1, len(payload) + 1 + len(passage))
+    rendered = [answer_html(answer, debug, 1, {"d": payload}, {"d#1": context}),
+                answer_html(dict(answer, refused=True, citations=[]), debug, 2, {"d": payload}, {"d#1": context}),
+                badge_html(dict(answer, refused=True), debug),
+                document_view_html(payload, [payload], 1, "x", (payload, payload))]
+    for html in rendered:
+        for tag in ("<img", "<script", "<svg", "<iframe"):
+            assert tag not in html.lower(), (tag, html)
+        assert all(re.fullmatch(r"#t\d+-c\d+", h) for h in re.findall(r'href="([^"]*)"', html)), html
+        assert "javascript:" not in html.replace("(javascript:", "")  # only ever as escaped text
+        assert html.count("<details") == html.count("</details>")  # no payload closes our blocks
+    assert 'href="#t1-c1"' in rendered[0] and "第3页" in rendered[0]

@@ -24,12 +24,12 @@ from ..extract import (Evidence, Span, extract_clauses, extract_dates, extract_d
                        extract_slot, yes_no_verdict)
 from ..outline import PERIOD, Outline
 from ..retrieve import Retriever
-from ..schema import Answer, Citation, Document, Hit, Passage
+from ..schema import BACK_MATTER, MASTHEAD, Answer, Citation, Document, Hit, Passage
 from ..text import CN_NUM, CN_SURNAMES, cn_to_int, is_number_term, split_clauses, squeeze
 from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHARS, SENTENCES_TRIED, TYPED, Choice,
                          SentenceCandidate, synonyms)
-from .compose import english_rendering, make_statement, verify_citation
-from .confidence import METADATA_CONFIDENCE, VETO_UNKNOWN_NOUNS, confidence_model, sigmoid
+from .compose import CLAUSE_PUNCT, english_rendering, make_statement, quote_line, verify_citation
+from .confidence import METADATA_CONFIDENCE, VETO_UNKNOWN_NOUNS, confidence_model, sigmoid, weak_points
 from .reading import READER_VETO_OVERRIDE, combine, read_evidence, reader_features
 
 
@@ -169,7 +169,7 @@ class Answerer:
             # the date/number/name found belongs to a passage about something else.
             confidence = min(confidence, self.threshold / 2)
         if choice is None or confidence < self.threshold:
-            debug["refusal_reason"] = self.refusal_reason(a, features, choice)
+            debug["refusal_reason"], debug["refusal_reason_zh"] = self.refusal_reason(a, features, choice)
             return self.refusal(question, a, hits, confidence, debug)
         return self.compose(question, a, choice, hits, confidence, debug)
 
@@ -526,31 +526,27 @@ class Answerer:
         weights, bias, _ = confidence_model()
         return sigmoid(bias + sum(weights.get(k, 0.0) * v for k, v in features.items()))
 
-    def refusal_reason(self, a: QuestionAnalysis, f: dict[str, float], choice: Choice | None) -> str:
+    def refusal_reason(self, a: QuestionAnalysis, f: dict[str, float], choice: Choice | None) -> tuple[str, str]:
+        """Why the answer is refused, in (English, Chinese)."""
         if choice is None:
-            return "no passage was retrieved"
-        reasons = []
-        if f["missing_critical"]:
-            reasons.append("a year, number or quoted term of the question does not occur in the best passage")
-        if f["unknown_terms"] >= 0.3:
-            reasons.append(f"{f['unknown_terms']:.0%} of the question's key terms (by weight) never occur in the corpus")
-        if f["unknown_nouns"] >= VETO_UNKNOWN_NOUNS:
-            reasons.append("the question's main nouns never occur in the corpus")
-        if f.get("subject_missing"):
-            reasons.append("the subject of the question is not what the best passage talks about")
-        if f["passage_coverage"] < 0.5:
-            reasons.append(f"the best passage covers only {f['passage_coverage']:.0%} of the question's key terms")
-        if f["typed_missing"]:
-            reasons.append(f"no {a.qtype} answer could be extracted from the evidence")
-        return "; ".join(reasons) or "combined evidence below the confidence threshold"
+            return "no passage was retrieved", "没有检索到段落"
+        points = weak_points(f, a.qtype, type_table().label_zh(a.qtype))
+        if not points:
+            return "combined evidence below the confidence threshold", "综合证据的置信度低于拒答阈值"
+        return "; ".join(en for _, en in points), "；".join(zh for zh, _ in points)
 
     # -------------------------------------------------------------- compose
     def refusal(self, question: str, a: QuestionAnalysis, hits: list[Hit], confidence: float,
                 debug: dict) -> Answer:
         table = type_table().refusal
         lang = a.lang
-        lines = [table[lang], "", table[f"nearest_{lang}"] + ("：" if lang == "zh" else ":")]
-        for hit in hits[:3]:
+        # The masthead and back matter (editors, distribution list) are never
+        # offered as possibly related.
+        nearest = [h for h in hits if h.passage.kind not in (MASTHEAD, BACK_MATTER)][:3]
+        lines = [table[lang]]
+        if nearest:
+            lines += ["", table[f"nearest_{lang}"] + ("：" if lang == "zh" else ":")]
+        for hit in nearest:
             p = hit.passage
             excerpt = p.text.replace("\n", " ")
             excerpt = excerpt[:60] + ("…" if len(excerpt) > 60 else "")
@@ -577,7 +573,8 @@ class Answerer:
             verdict, _ = yes_no_verdict(ev, a, self.coverage(cand.text, content) if content else cand.lexical)
             if verdict is None:
                 return self.refusal(question, a, hits, min(confidence, self.threshold - 1e-3),
-                                    dict(debug, refusal_reason="the evidence neither confirms nor denies it"))
+                                    dict(debug, refusal_reason="the evidence neither confirms nor denies it",
+                                         refusal_reason_zh="证据既不能证实也不能否定"))
         short = self.short_answer(a, cand, span, verdict)
         secondary = self.secondary_answer(a, cand) if a.secondary else None
         if span is not None and span.kind == "outline":
@@ -589,7 +586,12 @@ class Answerer:
         lead = self.lead(a, short, span, verdict, secondary)
         if secondary:
             short = f"{short}，{secondary}"
-        body = [lead, ""] + [f"> {c.text}[{c.marker}]" for c in citations] + [
+        sentences = {c.marker: c.text for c in citations}
+        if not (span is not None and span.kind == "outline"):
+            sentences[1] = cand.text
+            for i, extra in enumerate(choice.support, 2):
+                sentences[i] = extra.text
+        body = [lead, ""] + [quote_line(c.text, sentences[c.marker], c.marker) for c in citations] + [
             "", ("来源：" if a.lang == "zh" else "Sources:")] + [f"[{c.marker}] {c.label()}" for c in citations]
         if cand.hit not in hits:
             hits = hits + [cand.hit]
@@ -662,7 +664,12 @@ class Answerer:
                 grown = True
             if not grown:
                 break
-        return clauses[lo][0], clauses[hi][1]
+        start, end = clauses[lo][0], clauses[hi][1]
+        # a quote cut inside its sentence ends on a word, not on "，" (the
+        # answer shows "……" there: compose.quote_line)
+        while end - start > 1 and text[end - 1] in CLAUSE_PUNCT:
+            end -= 1
+        return start, end
 
     def cite(self, cand: SentenceCandidate, quote: tuple[int, int], marker: int) -> Citation:
         passage = cand.hit.passage

@@ -38,6 +38,29 @@ def natural_join(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else "、".join(items[:-1]) + "和" + items[-1]
 
 
+# A trailing "（1994-2001）" or closing quote is not part of the name's head noun.
+_TRAILING_NOTE = re.compile(r"(?:[（(][^（）()]*[）)]|[”》’\"'])+$")
+# Answers that carry their own verb of comparison: "是超过40万件" reads "超过40万件".
+_APPROX = re.compile(r"^(?:超过|超|逾|近|将近|接近|约|大约|达到|达|多达|高达|不到|不足|不少于|至少|多于|少于)")
+# Where a quote may end without an ellipsis.
+SENTENCE_CLOSE = "。！？!?…”’」』）)"
+CLAUSE_PUNCT = "，、；：,;:"
+
+
+def _core(item: str) -> str:
+    return _TRAILING_NOTE.sub("", item)
+
+
+def quote_line(quote: str, sentence: str, marker: int) -> str:
+    """``> quote[n]`` with an explicit ellipsis where the quote starts or ends
+    inside its sentence (the quote itself stays verbatim)."""
+    i = sentence.find(quote)
+    before = "……" if i > 0 else ""
+    after = "" if quote.endswith(tuple(SENTENCE_CLOSE)) or (i >= 0 and i + len(quote) == len(sentence)
+                                                          and not quote.endswith(tuple(CLAUSE_PUNCT))) else "……"
+    return f"> {before}{quote}{after}[{marker}]"
+
+
 def make_statement(a: QuestionAnalysis, short: str, secondary: str | None = None) -> str:
     """Put the answer where the question word is: Chinese questions keep the
     question word in place ("是哪年建起来的" -> "是**2000年**建起来的")."""
@@ -49,7 +72,7 @@ def make_statement(a: QuestionAnalysis, short: str, secondary: str | None = None
     if a.wh_kind == "which" and a.head_noun and a.head_category in ("program", None) and a.head_start:
         # "哪两项国家试点" -> "“A”和“B”国家试点": a name that is not itself the
         # head noun keeps it; an organisation or place replaces "哪个部门" whole.
-        if not all(it.rstrip("”》").endswith(a.head_noun[-1]) for it in items):
+        if not all(_core(it).endswith(a.head_noun[-1]) for it in items):
             end = a.head_start
     prefix = re.sub(r"^(?:请问|那么|那)", "", q[:start])
     if a.wh_kind == "period" and not prefix.endswith("是"):
@@ -59,6 +82,14 @@ def make_statement(a: QuestionAnalysis, short: str, secondary: str | None = None
     quoted_tail = re.fullmatch(r"[“\"]([^”\"]{1,3})[”\"](.*)", suffix)
     if quoted_tail and all(it.endswith(quoted_tail.group(1)) for it in items):
         suffix = quoted_tail.group(2)
+    # "哪个阶段" answered by "…推进阶段（2019--）": the head noun is said already.
+    if a.wh_kind == "which":
+        for n in range(min(len(suffix), 6), 0, -1):
+            if all(_core(it).endswith(suffix[:n]) for it in items):
+                suffix = suffix[n:]
+                break
+    if prefix.endswith("是") and _APPROX.match(items[0]):
+        prefix = prefix[:-1]
     answer = natural_join(items) if len(items) > 1 else short
     if secondary:
         suffix = re.sub(r"第几[期届次批个项]", f"**{secondary}**", suffix, count=1)

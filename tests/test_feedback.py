@@ -1,0 +1,67 @@
+"""Feedback lines (rag/feedback.py) and their export to a labelled question
+file that `rag eval` reads (rag.evaluate.load_qa)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.config import Config
+from rag.errors import InputError
+from rag.evaluate import load_qa
+from rag.feedback import append_feedback, export_questions, feedback_record, read_feedback
+
+
+def answer(question, short, refused=False, confidence=0.9):
+    return {"question": question, "answer": f"**{short}**。" if short else "知识库中没有找到……", "short_answer": short,
+            "qtype": "date", "lang": "zh", "confidence": confidence, "refused": refused,
+            "citations": [] if refused else [{"marker": 1, "text": f"……{short}……", "label": "《报告》 · 第1段",
+                                              "passage_id": "d#1", "doc_id": "d", "start": 3, "end": 9}]}
+
+
+def test_feedback_path_is_a_setting_overridable_by_env(tmp_path):
+    assert Config().feedback_path.name == "feedback.jsonl"
+    assert Config.from_env({"RAG_FEEDBACK_PATH": str(tmp_path / "f.jsonl")}).feedback_path == tmp_path / "f.jsonl"
+
+
+def test_record_has_the_answer_and_verdict(tmp_path):
+    path = tmp_path / "fb" / "feedback.jsonl"
+    append_feedback(path, feedback_record(answer("问？", "2002年底"), "down", comment="  不对 "))
+    (row,) = read_feedback(path)
+    assert row["verdict"] == "down" and row["comment"] == "不对" and row["short_answer"] == "2002年底"
+    assert row["citations"][0]["label"] == "《报告》 · 第1段" and row["confidence"] == 0.9 and row["time"]
+    with pytest.raises(InputError, match="verdict must be"):
+        feedback_record(answer("问？", "x"), "meh")
+
+
+def test_export_labels_questions_for_eval(tmp_path):
+    path = tmp_path / "feedback.jsonl"
+    for ans, verdict in [(answer("成立年份？", "2002年底"), "up"), (answer("成立年份？", "2002年"), "up"),
+                         (answer("成立 年份？", "2002年底"), "up"), (answer("火星？", "", refused=True), "up"),
+                         (answer("窗口数？", "9个"), "down")]:
+        append_feedback(path, feedback_record(ans, verdict))
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"torn": \n')
+    summary = export_questions(path, tmp_path / "qa.jsonl")
+    assert (summary.lines, summary.labelled, summary.to_review) == (5, 3, 1)
+    rows = {r["question"]: r for r in load_qa(tmp_path / "qa.jsonl")}
+    assert rows["成立年份？"]["answers"] == ["2002年底", "2002年"] and rows["成立年份？"]["answerable"] is True
+    assert rows["火星？"]["answerable"] is False
+    review = [json.loads(line) for line in (tmp_path / "qa.review.jsonl").read_text("utf-8").splitlines()]
+    assert review[0]["rejected"] == ["9个"] and review[0]["needs_review"] is True
+
+
+def test_export_without_feedback_says_where_it_looked(tmp_path):
+    with pytest.raises(InputError, match="no feedback file"):
+        export_questions(tmp_path / "none.jsonl", tmp_path / "qa.jsonl")
+
+
+def test_cli_feedback_export(tmp_path, capsys):
+    from rag import cli
+
+    path = tmp_path / "feedback.jsonl"
+    append_feedback(path, feedback_record(answer("成立年份？", "2002年底"), "up"))
+    assert cli.main(["--set", f"feedback_path={path}", "feedback-export", str(tmp_path / "qa.jsonl")]) == 0
+    assert "1 labelled" in capsys.readouterr().err
+    assert load_qa(tmp_path / "qa.jsonl")[0]["answers"] == ["2002年底"]
+    assert cli.main(["feedback-export", str(tmp_path / "x.jsonl"), "--feedback", str(tmp_path / "no.jsonl")]) == 2

@@ -22,6 +22,7 @@ import html
 import ipaddress
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -38,6 +39,7 @@ from pydantic import ValidationError  # noqa: E402
 
 from rag.assistant import Assistant, clean_text, validate_question  # noqa: E402
 from rag.config import Config  # noqa: E402
+from rag.service import Service, ShuttingDown, routes  # noqa: E402
 from rag.errors import InputError, RagError  # noqa: E402
 from rag.feedback import append_feedback, feedback_record  # noqa: E402
 from rag.present import (answer_html, conversation_markdown, debug_html, markdown_literal,  # noqa: E402
@@ -47,6 +49,8 @@ log = logging.getLogger("app")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+# After the last answer is computed, time for Gradio to send it to its client.
+SHUTDOWN_FLUSH_SECONDS = 1.0
 DEFAULT_CONCURRENCY = 2  # questions answered in parallel; see launch()
 QUEUE_MAX_SIZE = 256     # requests waiting beyond this are refused ("queue is full")
 QUEUE_STATUS_SECONDS = 5
@@ -149,6 +153,8 @@ def _api_errors(endpoint: str) -> Iterator[None]:
     """Turn errors into a clear gr.Error for the caller; log them here."""
     try:
         yield
+    except ShuttingDown as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
     except InputError as exc:
         log.info("%s: rejected input: %s", endpoint, exc)
         # gr.Error messages are rendered as HTML in the UI: escape (they may quote the input).
@@ -236,27 +242,34 @@ def _preview(text: str, limit: int = 60) -> str:
 
 
 # --------------------------------------------------------------------- app
-def build_app(assistant: Assistant, feedback_path: str | Path | None = None) -> gr.Blocks:
+def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
+              service: Service | None = None) -> gr.Blocks:
     """The UI and the named API endpoints over one loaded assistant; 👍 / 👎
-    go to ``feedback_path`` (default: the assistant's ``Config.feedback_path``)."""
+    go to ``feedback_path`` (default: the assistant's ``Config.feedback_path``).
+    Every answering endpoint is counted by ``service`` (metrics, request log,
+    graceful stop; default: one logging to ``Config.request_log_path``), which
+    ``launch`` also serves as /healthz, /readyz and /metrics."""
+    if service is None:
+        service = Service(assistant, assistant.config.request_log_path, assistant.config.request_log_questions)
     # ------------------------------------------------------- API endpoints
     def ask(question: str, top_k: int = assistant.config.top_k) -> dict:
         """Answer one question: the answer (Markdown), short answer, confidence, citations and passages."""
-        with _api_errors("/ask"):
+        with _api_errors("/ask"), service.track("ask") as answered:
             t0 = time.perf_counter()
             answer = assistant.ask(question, top_k)
+            answered.append(answer)
             log.info("/ask %.0f ms refused=%s confidence=%.2f", (time.perf_counter() - t0) * 1000,
                      answer.refused, answer.confidence)
             return answer.to_dict()
 
     def search(question: str, top_k: int = assistant.config.top_k) -> list[dict]:
         """Retrieve passages (hybrid dense + BM25), ranked, with each side's score and rank."""
-        with _api_errors("/search"):
+        with _api_errors("/search"), service.track("search"):
             return [hit.to_dict() for hit in assistant.search(question, top_k)]
 
     def batch(questions: list[str], top_k: int = assistant.config.top_k) -> list[dict]:
         """Answer up to 200 questions; the answers come back in the same order."""
-        with _api_errors("/batch"):
+        with _api_errors("/batch"), service.track("batch") as answered:
             if not isinstance(questions, (list, tuple)):
                 raise InputError(f"questions 必须是字符串列表。(questions must be a list of strings, "
                                  f"got {type(questions).__name__}.)")
@@ -270,6 +283,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None) -> 
                     raise InputError(f"第 {i} 个问题 (question {i}): {exc}") from None
             t0 = time.perf_counter()
             answers = assistant.ask_many(list(questions), top_k)
+            answered.extend(answers)
             log.info("/batch %d questions in %.0f ms", len(answers), (time.perf_counter() - t0) * 1000)
             return [a.to_dict() for a in answers]
 
@@ -308,7 +322,9 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None) -> 
         messages.append({"role": "user", "content": markdown_literal(cleaned)})
         try:
             t0 = time.perf_counter()
-            answer = assistant.ask(cleaned, top_k, history=asked[-MAX_HISTORY:])
+            with service.track("chat") as answered:
+                answer = assistant.ask(cleaned, top_k, history=asked[-MAX_HISTORY:])
+                answered.append(answer)
             log.info("/chat %.0f ms refused=%s confidence=%.2f history=%d", (time.perf_counter() - t0) * 1000,
                      answer.refused, answer.confidence, len(asked))
             data = answer.to_dict()
@@ -319,6 +335,9 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None) -> 
             panel = (f'<div class="src-summary">第 {turn} 个回答的来源（问题：{html.escape(_preview(cleaned, 40))}）</div>'
                      + sources_html(data, titles, contexts=around))
             shown = panel, debug_html(data, answer.debug)
+        except ShuttingDown as exc:
+            messages.append({"role": "assistant", "content": markdown_literal(str(exc))})
+            return text, messages, SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, asked, turns
         except InputError as exc:  # e.g. a top_k out of range sent through the API
             log.info("/chat: rejected input: %s", exc)
             messages.append({"role": "assistant", "content": markdown_literal(str(exc))})
@@ -438,6 +457,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None) -> 
         gr.api(ask, api_name="ask")
         gr.api(search, api_name="search")
         gr.api(batch, api_name="batch")
+    demo.service = service  # launch() serves its probes and metrics
     return demo
 
 
@@ -461,7 +481,11 @@ def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, 
     # environment's GRADIO_ALLOWED_PATHS (which Gradio would otherwise use) is ignored.
     if os.environ.pop("GRADIO_ALLOWED_PATHS", None):
         log.warning("ignoring GRADIO_ALLOWED_PATHS: this app serves no files from disk")
+    # /healthz, /readyz and /metrics on the same server, ahead of Gradio's routes.
+    service = getattr(demo, "service", None)
+    app_kwargs = {"routes": list(routes(service))} if service is not None else {}
     return demo.launch(server_name=host, server_port=port, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
+                       app_kwargs=app_kwargs,
                        show_error=False, theme=THEME, css=CSS, js=JS, footer_links=["api"], ssr_mode=False,
                        i18n=gr.I18n(**{"zh-CN": I18N, "zh": I18N}),
                        max_file_size=MAX_UPLOAD)
@@ -488,6 +512,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--index", help="index directory (default: Config, env RAG_INDEX_DIR)")
     p.add_argument("--corpus", help="corpus directory (default: Config, env RAG_CORPUS_DIR)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a Config setting (repeatable)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="TOML file of Config settings (or env RAG_CONFIG); env and --set override it")
     p.add_argument("--rebuild", choices=("auto", "never", "always"), default="auto",
                    help="build the index when missing or stale (auto, default), never, or always")
     p.add_argument("--concurrency", type=int, default=env.get("RAG_CONCURRENCY", str(DEFAULT_CONCURRENCY)),
@@ -512,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["corpus_dir"] = args.corpus
         if args.concurrency < 1:
             raise RagError("--concurrency must be at least 1")
-        config = Config.from_env(**overrides)
+        config = Config.from_env(config_file=args.config, **overrides)
         if config.query_threads == 0:
             # answers run in parallel: one encoder thread per core each, not
             # every core each (bench/results/load.md)
@@ -538,11 +564,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     log.info("ready in %.1f s: http://%s:%d/ (API: /ask /search /batch /chat)", time.perf_counter() - t0,
              args.host, args.port)
+    def terminate(signum, frame):
+        raise KeyboardInterrupt  # leave block_thread in the main thread; the drain runs below
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         demo.block_thread()
     except KeyboardInterrupt:
         pass
     finally:
+        # Take no new questions, let those being answered finish (bounded),
+        # give their responses a moment to reach the clients, then stop.
+        log.info("stopping: waiting up to %.0f s for questions in flight", config.shutdown_wait_seconds)
+        drained = demo.service.stop_accepting(config.shutdown_wait_seconds)
+        time.sleep(SHUTDOWN_FLUSH_SECONDS)
+        if not drained:
+            log.warning("stopping with questions still in flight after %.0f s", config.shutdown_wait_seconds)
         demo.close()
     return 0
 

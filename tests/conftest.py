@@ -80,7 +80,11 @@ def serve_app(assistant, feedback_path=None, **launch_kwargs):
         import tempfile
 
         feedback_path = Path(tempfile.mkdtemp(prefix="policy-qa-feedback-")) / "feedback.jsonl"
-    demo = app.build_app(assistant, feedback_path=feedback_path)
+    from rag.service import Service
+
+    # requests are logged to a temporary file, never the project's logs/
+    service = Service(assistant, Path(feedback_path).parent / "requests.jsonl")
+    demo = app.build_app(assistant, feedback_path=feedback_path, service=service)
     port = free_port()
     app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True, **launch_kwargs)
     try:

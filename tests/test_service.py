@@ -168,3 +168,117 @@ class TestService:
         assert service.stop_accepting(wait_seconds=5) is True
         worker.join(5)
         assert finished == [True]
+
+
+# ---------------------------------------------------------------- the app
+@pytest.mark.slow
+def test_probes_and_metrics_are_served_next_to_the_app(assistant):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.conftest import serve_app
+
+    with serve_app(assistant) as (demo, url):
+        def get(path):
+            with urllib.request.urlopen(url.rstrip("/") + path, timeout=10) as r:
+                return r.status, r.headers.get("content-type", ""), r.read().decode()
+
+        status, _, body = get("/healthz")
+        assert status == 200 and '"ok"' in body
+        status, _, body = get("/readyz")
+        import json
+        ready = json.loads(body)
+        assert status == 200 and ready["ready"] and ready["documents"] == len(assistant.index.documents)
+        assert ready["index_id"] == assistant.index.path.name
+        from gradio_client import Client
+
+        client = Client(url, verbose=False)
+        client.predict("园区的行政审批局是什么时候成立的？", api_name="/ask")
+        status, ctype, body = get("/metrics")
+        assert status == 200 and ctype.startswith("text/plain")
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for f in text_string_to_metric_families(body) for s in f.samples}
+        answered = sum(v for (n, labels), v in samples.items()
+                       if n == "rag_questions_total" and ("endpoint", "ask") in labels)
+        assert answered == 1
+        assert samples[("rag_index_info", (("index_id", assistant.index.path.name),))] == 1
+        log_lines = (demo.service.request_log.handlers[0].baseFilename)
+        assert "行政审批局" not in open(log_lines, encoding="utf-8").read()
+
+
+APP_SCRIPT = """
+import sys, time
+sys.path.insert(0, {root!r})
+import rag.assistant, rag.build
+from tests.fakes import HashEmbedder
+rag.assistant.Embedder = rag.build.Embedder = lambda config: HashEmbedder()
+ask_many = rag.assistant.Assistant.ask_many
+def slow(self, *args, **kwargs):  # every question takes a second: a burst stays in flight
+    time.sleep(1.0)
+    return ask_many(self, *args, **kwargs)
+rag.assistant.Assistant.ask_many = slow
+import app
+sys.exit(app.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_questions_in_flight_and_exits_0(tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.config import PROJECT_ROOT
+    from tests.conftest import CORPUS, free_port
+
+    port = free_port()
+    script = tmp_path / "serve.py"
+    script.write_text(APP_SCRIPT.format(root=str(PROJECT_ROOT)), encoding="utf-8")
+    log_path = tmp_path / "requests.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--port", str(port), "--index", str(tmp_path / "index"), "--corpus", str(CORPUS),
+         "--set", "model=test-hash", "--set", "reader_mode=rules", "--set", f"request_log_path={log_path}",
+         "--set", f"feedback_path={tmp_path / 'feedback.jsonl'}", "--concurrency", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/readyz", timeout=2) as r:
+                    if json.loads(r.read())["ready"]:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the app did not become ready"
+            time.sleep(0.5)
+        from gradio_client import Client
+
+        client = Client(url + "/", verbose=False)
+        jobs = [client.submit("园区的行政审批局是什么时候成立的？", api_name="/ask") for _ in range(4)]
+        time.sleep(1.5)  # two are being answered, two wait in the queue
+        proc.send_signal(signal.SIGTERM)
+
+        def outcome(job):
+            try:
+                return "answered" if job.result(timeout=60)["answer"] else "empty"
+            except Exception as exc:  # noqa: BLE001 - the message is what is checked
+                return "refused: " + str(exc)
+
+        with ThreadPoolExecutor(4) as pool:
+            outcomes = list(pool.map(outcome, jobs))
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    answered = outcomes.count("answered")
+    # every request that had begun was answered; later ones were told the service is stopping
+    assert answered >= 2, outcomes
+    assert all(o == "answered" or "shutting down" in o or "服务正在停止" in o for o in outcomes), outcomes
+    assert len(log_path.read_text(encoding="utf-8").splitlines()) == answered

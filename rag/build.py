@@ -1,5 +1,11 @@
 """Build the index: ingest -> chunk -> tokenize -> embed -> publish.  Also
-decides whether an existing index is stale for the current corpus and settings."""
+decides whether an existing index is stale for the current corpus and settings.
+
+Builds are incremental when the current build was made with the same model,
+settings and pipeline code: documents whose file and sidecar bytes are
+unchanged (sha256) keep their passages and vectors, only the others are
+embedded; BM25 is rebuilt from every passage's tokens.  Every build is still
+published as a new build directory (see :mod:`rag.store`)."""
 from __future__ import annotations
 
 import hashlib

@@ -58,8 +58,9 @@ def _progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False) and (getattr(args, "progress", False) or sys.stderr.isatty())
 
 
-def print_build_summary(manifest: dict, path: Path | str, out=sys.stdout) -> None:
+def print_build_summary(manifest: dict, path: Path | str, out=None) -> None:
     """What a build did: counts, per-pass times, reuse, batch size and throughput."""
+    out = out or sys.stdout  # looked up now: tests and callers may have replaced it
     counts, update, emb = manifest["counts"], manifest.get("update", {}), manifest.get("embedding", {})
     t = manifest.get("timings_s", {})
     print(f"index ready: {path}", file=out)

@@ -14,7 +14,7 @@ from .build import build_index, stale_reasons
 from .config import Config
 from .embed import Embedder
 from .errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, InputError
-from .schema import Answer, Hit
+from .schema import Answer, DocumentRecord, Hit
 from .store import IndexStore, LoadedIndex
 from .tokenize import ChineseTokenizer
 
@@ -213,6 +213,11 @@ class Assistant:
         if now - self._last_refresh_check >= REFRESH_SECONDS:
             self._last_refresh_check = now
             self.refresh()
+
+    def list_documents(self) -> list[DocumentRecord]:
+        """The documents of the loaded index (see :mod:`rag.kb` to change them)."""
+        self._maybe_refresh()
+        return [DocumentRecord.from_manifest(d) for d in self.index.manifest.get("documents", [])]
 
     def document_title(self, doc_id: str) -> str:
         """The short title used in citations (sidecar short_title, else title)."""

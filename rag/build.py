@@ -1,23 +1,31 @@
 """Build the index: ingest -> chunk -> tokenize -> embed -> publish.  Also
-decides whether an existing index is stale for the current corpus and settings."""
+decides whether an existing index is stale for the current corpus and settings.
+
+Builds are incremental when the current build was made with the same model,
+settings and pipeline code: documents whose file and sidecar bytes are
+unchanged (sha256) keep their passages and vectors, only the others are
+embedded; BM25 is rebuilt from every passage's tokens.  Every build is still
+published as a new build directory (see :mod:`rag.store`)."""
 from __future__ import annotations
 
 import hashlib
 import logging
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, dense
 from .chunk import chunk_document, index_text
 from .config import Config
 from .embed import Embedder, file_lock, model_description
 from .errors import ConfigError, WriteError
 from .ingest import CORPUS_SUFFIXES, corpus_files, load_corpus
 from .sparse import BM25Index
-from .store import FORMAT_VERSION, IndexArtifacts, IndexStore, sha256_file
+from .schema import Document, Passage
+from .store import FORMAT_VERSION, IndexArtifacts, IndexStore, LoadedIndex, sha256_file
 from .tokenize import ChineseTokenizer
 
 log = logging.getLogger(__name__)
@@ -73,23 +81,161 @@ def stale_reasons(config: Config, manifest: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def build_artifacts(config: Config, embedder: Embedder) -> IndexArtifacts:
+EMBED_CHUNK = 256  # texts per encoder call: one progress step (the encoder batches inside it)
+
+
+@dataclass
+class Previous:
+    """What an incremental build takes from the build it replaces: documents
+    and their passages, passage and sentence vectors, keyed by file name +
+    content hash (file bytes and sidecar)."""
+
+    index: LoadedIndex
+    records: dict[str, dict[str, Any]]  # manifest document entries by file name
+    passage_vectors: np.ndarray
+    sentence_rows_of: dict[int, list[int]]  # passage row -> its sentence rows
+
+    def reusable(self, name: str, content_sha256: str, sidecar_sha256: str | None) -> Document | None:
+        record = self.records.get(name)
+        if record is None or record.get("content_sha256") != content_sha256 \
+                or record.get("sidecar_sha256") != sidecar_sha256:
+            return None
+        return self.index.documents.get(record["doc_id"])
+
+
+def load_previous(config: Config, embedder: Embedder, store: IndexStore) -> Previous | None:
+    """The current build, when its vectors can be reused: same model, chunking,
+    tokenizer and pipeline (else None: a full rebuild, with the reason logged)."""
+    if not store.exists():
+        return None
+    try:
+        manifest = store.read_manifest()
+        if manifest.get("settings") != index_settings(config):
+            log.info("full rebuild: the index was built with other settings or another version of the pipeline")
+            return None
+        if manifest.get("model") != model_description(embedder):
+            log.info("full rebuild: the index was built with another embedding model")
+            return None
+        index = store.load()
+        vectors = dense.all_vectors(index.faiss_index)
+    except Exception as exc:  # a damaged or unreadable build is rebuilt, not reused
+        log.info("full rebuild: the current index cannot be reused (%s)", exc)
+        return None
+    sentence_rows_of: dict[int, list[int]] = {}
+    for i, row in enumerate(index.sentence_rows[:, 0].tolist()):
+        sentence_rows_of.setdefault(int(row), []).append(i)
+    records = {str(r.get("path")): r for r in manifest.get("documents", [])}
+    return Previous(index, records, vectors, sentence_rows_of)
+
+
+def _embed(embedder: Embedder, texts: list[str], what: str, progress: bool) -> np.ndarray:
+    """Passage-side embeddings of ``texts`` in chunks, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    parts = []
+    with tqdm(total=len(texts), desc=f"embed {what}", unit=what[:-1] if what.endswith("s") else what,
+              disable=not progress or not texts, leave=False) as bar:
+        for i in range(0, len(texts), EMBED_CHUNK):
+            chunk = texts[i:i + EMBED_CHUNK]
+            parts.append(np.asarray(embedder.encode_passages(chunk), dtype=np.float32))
+            bar.update(len(chunk))
+    if texts:
+        log.info("embedded %d %s in %.1f s", len(texts), what, time.perf_counter() - t0)
+    return np.vstack(parts) if parts else np.zeros((0, embedder.dimension), dtype=np.float32)
+
+
+def _record(doc: Document, passages: int, sentences: int, added_at: str, repairs: int) -> dict[str, Any]:
+    """A document's manifest entry (read back as a DocumentRecord)."""
+    m = doc.metadata
+    pages = m.get("page_count")
+    return {"doc_id": doc.doc_id, "path": doc.path, "title": doc.title, "author": m.get("author", ""),
+            "publisher": m.get("source") or m.get("publication", ""), "date": m.get("date", ""),
+            "source_file": m.get("source_file", doc.path), "format": m.get("format", ""),
+            "pages": int(pages) if pages and pages.isdigit() else None,
+            "content_sha256": m.get("content_sha256", ""), "sidecar_sha256": m.get("sidecar_sha256"),
+            "passages": passages, "sentences": sentences, "added_at": added_at, "repairs": repairs}
+
+
+def build_artifacts(config: Config, embedder: Embedder, previous: Previous | None = None,
+                    progress: bool = False) -> IndexArtifacts:
+    """Ingest, chunk, tokenize and embed the corpus.  With ``previous``,
+    documents whose file and sidecar are unchanged keep their passages and
+    vectors (copied rows); only new or changed documents are embedded.  BM25
+    is always rebuilt from tokens: the tokenizer's user words come from all
+    documents, so one new document can change how the others are cut."""
+    from tqdm.auto import tqdm
+
     t0 = time.perf_counter()
     fingerprint = corpus_fingerprint(config.corpus_dir)
-    corpus = load_corpus(config.corpus_dir)
-    passages = [p for doc in corpus.documents for p in chunk_document(doc, config.passage_max_chars)]
-    tokenizer = ChineseTokenizer.for_documents(corpus.documents)
+    corpus = load_corpus(config.corpus_dir, reuse=previous.reusable if previous else None, progress=progress)
+    t_ingest = time.perf_counter()
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    passages: list[Passage] = []
+    old_rows: list[int | None] = []  # previous build's row of each passage (None: new)
+    records, reused_docs = [], []
+    for doc in tqdm(corpus.documents, desc="chunk", unit="doc", disable=not progress, leave=False):
+        prev_record = previous.records.get(doc.path) if previous else None
+        reused = previous is not None and prev_record is not None and previous.index.documents.get(doc.doc_id) is doc
+        if reused:
+            rows = [i for i in previous_rows_of(previous, doc.doc_id)]
+            doc_passages = [previous.index.passages[i] for i in rows]
+            old_rows.extend(rows)
+            reused_docs.append(doc.doc_id)
+        else:
+            doc_passages = chunk_document(doc, config.passage_max_chars)
+            old_rows.extend([None] * len(doc_passages))
+        passages.extend(doc_passages)
+        added_at = prev_record.get("added_at", now) if reused and prev_record else now
+        repairs = int(prev_record.get("repairs", 0)) if reused and prev_record else len(doc.repairs)
+        records.append(_record(doc, len(doc_passages), sum(len(p.sentences) for p in doc_passages), added_at,
+                               repairs))
     t_chunk = time.perf_counter()
-    bm25 = BM25Index.build(tokenizer.tokenize_many(index_text(p) for p in passages), config.bm25_k1, config.bm25_b)
+    tokenizer = ChineseTokenizer.for_documents(corpus.documents)
+    texts = [index_text(p) for p in passages]
+    tokens = [tokenizer.tokenize(t) for t in tqdm(texts, desc="tokenize", unit="passage", disable=not progress,
+                                                  leave=False)]
+    bm25 = BM25Index.build(tokens, config.bm25_k1, config.bm25_b)
     t_bm25 = time.perf_counter()
-    passage_vectors = embedder.encode_passages([index_text(p) for p in passages], progress=len(passages) > 2000)
-    rows = [(i, a, b) for i, p in enumerate(passages) for a, b in p.sentences]
-    sentence_vectors = embedder.encode_passages([passages[i].text[a:b] for i, a, b in rows])
+
+    # Passage vectors: copied rows for reused passages, the encoder for the rest.
+    dim = embedder.dimension
+    new_rows = [i for i, r in enumerate(old_rows) if r is None]
+    passage_vectors = np.zeros((len(passages), dim), dtype=np.float32)
+    if previous is not None and len(new_rows) < len(passages):
+        kept = [i for i, r in enumerate(old_rows) if r is not None]
+        passage_vectors[kept] = previous.passage_vectors[[old_rows[i] for i in kept]]
+    passage_vectors[new_rows] = _embed(embedder, [texts[i] for i in new_rows], "passages", progress)
+    t_passages = time.perf_counter()
+    # Sentence vectors likewise.
+    rows: list[tuple[int, int, int]] = []
+    copy_from: list[tuple[int, int]] = []  # (new sentence row, previous sentence row)
+    to_embed: list[int] = []
+    for i, p in enumerate(passages):
+        old = old_rows[i]
+        previous_sentences = previous.sentence_rows_of.get(old, []) if previous is not None and old is not None \
+            else []
+        for j, (a, b) in enumerate(p.sentences):
+            if old is not None and j < len(previous_sentences):
+                copy_from.append((len(rows), previous_sentences[j]))
+            else:
+                to_embed.append(len(rows))
+            rows.append((i, a, b))
+    sentence_vectors = np.zeros((len(rows), dim), dtype=np.float32)
+    if copy_from:
+        new_idx, old_idx = zip(*copy_from)
+        sentence_vectors[list(new_idx)] = previous.index.sentence_vectors[list(old_idx)]  # type: ignore[union-attr]
+    sentence_vectors[to_embed] = _embed(embedder, [passages[rows[k][0]].text[rows[k][1]:rows[k][2]]
+                                                   for k in to_embed], "sentences", progress)
     t_embed = time.perf_counter()
+
+    previous_ids = set(previous.index.documents) if previous is not None else set()
+    current_ids = {d.doc_id for d in corpus.documents}
+    embed_seconds = t_embed - t_bm25
     manifest = {
         "format_version": FORMAT_VERSION,
         "rag_version": __version__,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "created_at": now,
         "model": model_description(embedder),
         "tokenizer": {"fingerprint": tokenizer.settings.fingerprint(), "mode": tokenizer.settings.mode,
                       "user_words": len(tokenizer.settings.user_words)},
@@ -97,11 +243,28 @@ def build_artifacts(config: Config, embedder: Embedder) -> IndexArtifacts:
         "corpus_fingerprint": fingerprint,
         "corpus_content_hash": corpus.content_hash(),
         "counts": {"documents": len(corpus.documents), "passages": len(passages), "sentences": len(rows)},
-        "documents": [{"doc_id": d.doc_id, "path": d.path, "title": d.title, "repairs": len(d.repairs)}
-                      for d in corpus.documents],
-        "skipped_files": [{"path": s.path, "reason": s.reason} for s in corpus.skipped],
-        "timings_s": {"ingest_chunk": round(t_chunk - t0, 3), "bm25": round(t_bm25 - t_chunk, 3),
-                      "embed": round(t_embed - t_bm25, 3)},
+        "documents": records,
+        "skipped_files": [{"path": s.path, "reason": s.reason, **({"duplicate_of": s.duplicate_of}
+                                                                   if s.duplicate_of else {})}
+                          for s in corpus.skipped],
+        "update": {
+            "mode": "incremental" if previous is not None else "full",
+            "reused_documents": len(reused_docs),
+            "embedded_documents": sorted(current_ids - set(reused_docs)),
+            "removed_documents": sorted(previous_ids - current_ids),
+        },
+        "embedding": {
+            "device": getattr(embedder, "device", "cpu"), "batch_size": config.embed_batch_size,
+            "passages_embedded": len(new_rows), "sentences_embedded": len(to_embed),
+            "passages_reused": len(passages) - len(new_rows), "sentences_reused": len(copy_from),
+            "seconds": round(embed_seconds, 3),
+            "passages_per_s": round(len(new_rows) / (t_passages - t_bm25), 1) if new_rows else None,
+            "texts_per_s": round((len(new_rows) + len(to_embed)) / embed_seconds, 1)
+            if new_rows or to_embed else None,
+        },
+        "timings_s": {"ingest": round(t_ingest - t0, 3), "chunk": round(t_chunk - t_ingest, 3),
+                      "bm25": round(t_bm25 - t_chunk, 3), "embed_passages": round(t_passages - t_bm25, 3),
+                      "embed_sentences": round(t_embed - t_passages, 3), "embed": round(embed_seconds, 3)},
     }
     return IndexArtifacts(
         documents=corpus.documents, passages=passages, tokenizer=tokenizer.settings,
@@ -110,10 +273,25 @@ def build_artifacts(config: Config, embedder: Embedder) -> IndexArtifacts:
     )
 
 
-def build_index(config: Config, embedder: Embedder | None = None, force: bool = True) -> Path:
+def previous_rows_of(previous: Previous, doc_id: str) -> list[int]:
+    """Rows of ``doc_id``'s passages in the previous build, in order."""
+    rows = getattr(previous, "_rows_by_doc", None)
+    if rows is None:
+        rows = {}
+        for i, p in enumerate(previous.index.passages):
+            rows.setdefault(p.doc_id, []).append(i)
+        previous._rows_by_doc = rows  # type: ignore[attr-defined]
+    return rows.get(doc_id, [])
+
+
+def build_index(config: Config, embedder: Embedder | None = None, force: bool = True, *,
+                incremental: bool = True, progress: bool = False) -> Path:
     """Build and publish an index.  Concurrent builds wait for each other;
     with ``force=False`` a build that finds a fresh index (e.g. made by the
-    build it waited for) does nothing."""
+    build it waited for) does nothing.  With ``incremental`` (the default)
+    the current build's vectors are reused for unchanged documents when it
+    was made with the same model and settings; ``incremental=False``
+    re-embeds everything."""
     store = IndexStore(config.index_dir)
     if config.index_dir.exists() and not config.index_dir.is_dir():
         raise ConfigError(f"the index directory {config.index_dir} is a file; give a directory (--index DIR)")
@@ -132,10 +310,12 @@ def build_index(config: Config, embedder: Embedder | None = None, force: bool = 
                 pass
         t0 = time.perf_counter()
         embedder = (embedder or Embedder(config)).load()
-        artifacts = build_artifacts(config, embedder)
+        previous = load_previous(config, embedder, store) if incremental else None
+        artifacts = build_artifacts(config, embedder, previous, progress=progress)
         path = store.publish(artifacts)
-        log.info("index built in %.1f s: %d passages, %d sentences -> %s", time.perf_counter() - t0,
-                 artifacts.manifest["counts"]["passages"], artifacts.manifest["counts"]["sentences"], path)
+        m = artifacts.manifest
+        log.info("index built (%s) in %.1f s: %d passages, %d sentences -> %s", m["update"]["mode"],
+                 time.perf_counter() - t0, m["counts"]["passages"], m["counts"]["sentences"], path)
         return path
 
 

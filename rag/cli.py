@@ -1,6 +1,9 @@
 """Command line: a thin layer over the library.
 
-    python -m rag build                      build (or rebuild) the index
+    python -m rag build [--full] [--device cpu|cuda|auto]   build the index (reusing unchanged documents' vectors)
+    python -m rag add FILE|DIR ...           copy documents into the corpus, update the index
+    python -m rag remove DOC_ID ...          delete documents from the corpus, update the index
+    python -m rag list [--json]              the documents in the index
     python -m rag search "问题" [-k 5] [--json] [--mode hybrid|dense|bm25]
     python -m rag ask "问题" [-k 5] [--json] [--debug]
     python -m rag batch QUESTIONS -o ANSWERS.jsonl
@@ -39,6 +42,10 @@ def _config(args: argparse.Namespace) -> Config:
         overrides["index_dir"] = args.index
     if getattr(args, "corpus", None):
         overrides["corpus_dir"] = args.corpus
+    if getattr(args, "device", None):
+        overrides["embed_device"] = args.device
+    if getattr(args, "batch_size", None) and args.command == "build":
+        overrides["embed_batch_size"] = args.batch_size
     return Config.from_env(config_file=getattr(args, "config", None), **overrides)
 
 
@@ -48,20 +55,97 @@ def _open(config: Config, args: argparse.Namespace):
     return Assistant.open(config, rebuild="never" if getattr(args, "no_rebuild", False) else "auto")
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "quiet", False) and (getattr(args, "progress", False) or sys.stderr.isatty())
+
+
+def print_build_summary(manifest: dict, path: Path | str, out=None) -> None:
+    """What a build did: counts, per-pass times, reuse, batch size and throughput."""
+    out = out or sys.stdout  # looked up now: tests and callers may have replaced it
+    counts, update, emb = manifest["counts"], manifest.get("update", {}), manifest.get("embedding", {})
+    t = manifest.get("timings_s", {})
+    print(f"index ready: {path}", file=out)
+    print(f"  {counts['documents']} documents, {counts['passages']} passages, {counts['sentences']} sentences; "
+          f"model {manifest['model']['name']} ({manifest['model']['dimension']}-d), "
+          f"FAISS {manifest['dense_index']}", file=out)
+    if update:
+        print(f"  {update['mode']} build: {update['reused_documents']} documents reused, "
+              f"{len(update['embedded_documents'])} embedded, {len(update['removed_documents'])} removed", file=out)
+    if t:
+        print("  passes: " + ", ".join(f"{name} {t[name]:.2f} s" for name in
+                                      ("ingest", "chunk", "bm25", "embed_passages", "embed_sentences") if name in t),
+              file=out)
+    if emb:
+        rate = emb.get("passages_per_s")
+        print(f"  embedding on {emb['device']}, batch size {emb['batch_size']}: {emb['passages_embedded']} passages "
+              f"+ {emb['sentences_embedded']} sentences in {emb['seconds']:.2f} s "
+              f"({'%.1f passages/s' % rate if rate else 'nothing to embed'}); reused {emb['passages_reused']} "
+              f"passages + {emb['sentences_reused']} sentences", file=out)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from .build import build_index
     from .store import IndexStore
 
     config = _config(args)
-    path = build_index(config, force=not args.if_stale)
+    path = build_index(config, force=not args.if_stale, incremental=not args.full, progress=_progress(args))
     manifest = IndexStore(config.index_dir).read_manifest()
-    counts = manifest["counts"]
-    print(f"index ready: {path}")
-    print(f"  {counts['documents']} documents, {counts['passages']} passages, {counts['sentences']} sentences; "
-          f"model {manifest['model']['name']} ({manifest['model']['dimension']}-d), "
-          f"FAISS {manifest['dense_index']}")
+    print_build_summary(manifest, path)
     for skipped in manifest.get("skipped_files", []):
         print(f"  skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from .errors import CorpusError
+    from .kb import add_files
+    from .store import IndexStore
+
+    config = _config(args)
+    result = add_files(config, [Path(p) for p in args.paths], progress=_progress(args))
+    for o in result.outcomes:
+        line = f"{o.status:<9} {o.doc_id or '-':<24} {o.path}"
+        if o.reason:
+            line += f": {o.reason}"
+        print(line, file=sys.stderr if o.status == "refused" else sys.stdout)
+    if result.build is not None:
+        manifest = IndexStore(config.index_dir).read_manifest()
+        if result.changed:
+            print_build_summary(manifest, result.build)
+        else:
+            print(f"nothing changed; index {result.build} is up to date")
+    if result.refused:
+        print(f"{len(result.refused)} of {len(result.outcomes)} files refused", file=sys.stderr)
+        return CorpusError.exit_code
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from .kb import remove_documents
+    from .store import IndexStore
+
+    config = _config(args)
+    result = remove_documents(config, args.doc_ids, progress=_progress(args))
+    for o in result.outcomes:
+        print(f"removed   {o.doc_id:<24} {o.path}")
+    print_build_summary(IndexStore(config.index_dir).read_manifest(), result.build)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .kb import list_documents
+
+    config = _config(args)
+    records = list_documents(config)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], ensure_ascii=False, indent=2))
+        return 0
+    from .evaluate import text_table
+
+    rows = [[r.doc_id, r.title[:30], r.author or r.publisher, r.date, r.format, r.pages or "", r.passages,
+             r.added_at[:16].replace("T", " ")] for r in records]
+    print(text_table(["id", "title", "author/publisher", "date", "format", "pages", "passages", "added"], rows))
+    print(f"{len(records)} documents")
     return 0
 
 
@@ -179,9 +263,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("build", help="build the index from the corpus")
+    p = sub.add_parser("build", help="build the index from the corpus (unchanged documents keep their vectors)")
     p.add_argument("--if-stale", action="store_true", help="do nothing when the index is up to date")
+    p.add_argument("--full", action="store_true", help="re-embed every document, reusing nothing")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to embed (default: auto = cuda when "
+                   "torch sees a GPU, else cpu)")
+    p.add_argument("--batch-size", type=int, help="passages per encoder batch (default: config embed_batch_size)")
+    p.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("add", help="add or replace documents (files or directories) and update the index")
+    p.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    p.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("remove", help="remove documents by id and update the index")
+    p.add_argument("doc_ids", nargs="+", metavar="DOC_ID")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("list", help="the documents in the index")
+    p.add_argument("--json", action="store_true", help="print a JSON array of document records")
+    p.set_defaults(func=cmd_list)
 
     for name, func, helptext in (("search", cmd_search, "ranked passages for a question"),
                                  ("ask", cmd_ask, "a cited answer to a question")):

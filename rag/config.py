@@ -43,6 +43,9 @@ class Config:
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     embed_batch_size: int = 32
+    # Where passages are embedded when building: "cpu", "cuda", or "auto"
+    # (cuda when torch sees a GPU, else cpu).  Not part of the index settings.
+    embed_device: str = "auto"
     # How questions are embedded: "onnx" (an export of the same model, made
     # once and verified), "onnx-int8" (its int8 quantization, verified against
     # it; ~1.6x faster), "torch" (sentence-transformers), or "auto" (int8,
@@ -96,6 +99,10 @@ class Config:
             raise ConfigError("refusal_threshold must be between 0 and 1 (or -1 for the calibrated value).")
         if self.query_backend not in ("auto", "onnx-int8", "onnx", "torch"):
             raise ConfigError("query_backend must be auto, onnx-int8, onnx or torch.")
+        if self.embed_device not in ("auto", "cpu", "cuda"):
+            raise ConfigError("embed_device must be auto, cpu or cuda.")
+        if self.embed_batch_size < 1:
+            raise ConfigError("embed_batch_size must be greater than 0.")
         if self.reader_mode not in ("combined", "reader", "rules"):
             raise ConfigError("reader_mode must be combined, reader or rules.")
         if self.reader_passages < 1:

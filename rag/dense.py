@@ -131,3 +131,10 @@ def vectors_of(index: faiss.Index, rows: list[int]) -> np.ndarray:
     """Stored vectors of the given rows (Flat, HNSW-Flat and IVF-Flat with its
     direct map keep them)."""
     return np.vstack([index.reconstruct(int(r)) for r in rows]) if rows else np.zeros((0, index.d), np.float32)
+
+
+def all_vectors(index: faiss.Index) -> np.ndarray:
+    """Every stored vector, in row order (what an incremental build reuses)."""
+    if index.ntotal == 0:
+        return np.zeros((0, index.d), np.float32)
+    return np.ascontiguousarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)

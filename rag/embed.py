@@ -174,6 +174,7 @@ class Embedder:
         self.path: str | None = None
         self.load_seconds = 0.0
         self.query_backend = "torch"
+        self.device = "cpu"  # where passages are embedded (set when the model loads)
 
     # -------------------------------------------------------------- loading
     def load(self) -> "Embedder":
@@ -226,10 +227,11 @@ class Embedder:
         if self._st is not None:
             return self._st
         path = self.path or resolve_model_path(self.config)
+        self.device = embed_device(self.config.embed_device)
         try:
             from sentence_transformers import SentenceTransformer
 
-            model = SentenceTransformer(path, device="cpu", local_files_only=True)
+            model = SentenceTransformer(path, device=self.device, local_files_only=True)
         except Exception as exc:  # many failure types inside transformers/hub
             raise ModelError(
                 f"could not load embedding model {self.config.model!r} from {path!r} offline ({type(exc).__name__}: "
@@ -280,6 +282,19 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.info.dimension), dtype=np.float32)
         return self._encode_st(texts, self.info.document_prompt, progress)
+
+
+def embed_device(wanted: str) -> str:
+    """"cpu", "cuda", or for "auto" cuda when torch sees a GPU."""
+    if wanted == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if wanted == "cuda":
+        raise ModelError("embed_device=cuda, but torch sees no CUDA GPU; use --device cpu or auto")
+    return "cpu"
 
 
 def model_description(embedder: Embedder) -> dict:

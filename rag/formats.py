@@ -37,6 +37,30 @@ PDF, DOCX, HTML, MARKDOWN, TEXT = "pdf", "docx", "html", "markdown", "text"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ENCODINGS = ("utf-8-sig", "gb18030")  # Chinese government files often come as GBK
 NO_TEXT_LAYER = "no text layer; scanned PDFs need OCR, which this program does not do"
+# A DOCX is a ZIP: its members' declared sizes are checked before anything is
+# decompressed (zipfile never inflates a member past its declared size), so a
+# zip bomb is refused without being expanded.
+ZIP_MAX_UNCOMPRESSED = 200 * 1024 * 1024  # all members together
+ZIP_MAX_RATIO = 200  # uncompressed / compressed, per member above 1 MiB (text XML compresses ~10-30x)
+ZIP_MAX_MEMBERS = 10_000
+# Executables renamed as documents: refused by their magic bytes.
+EXECUTABLE_MAGIC = ((b"\x7fELF", "a Linux executable (ELF)"),
+                    (b"\xcf\xfa\xed\xfe", "a macOS executable (Mach-O)"),
+                    (b"\xfe\xed\xfa\xcf", "a macOS executable (Mach-O)"),
+                    (b"\xca\xfe\xba\xbe", "a macOS universal binary or Java class file"))
+
+
+def executable_kind(data: bytes) -> str | None:
+    """What kind of executable ``data`` is, or None.  "MZ" alone could start a
+    text file, so a Windows executable also needs its "PE\\0\\0" header."""
+    for magic, what in EXECUTABLE_MAGIC:
+        if data.startswith(magic):
+            return what
+    if data.startswith(b"MZ") and len(data) >= 0x40:
+        pe = int.from_bytes(data[0x3C:0x40], "little")
+        if data[pe:pe + 4] == b"PE\0\0" or data.count(b"This program cannot be run in DOS mode", 0, 512):
+            return "a Windows executable (PE)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,8 @@ def sniff_format(data: bytes, name: str) -> str:
     files no converter reads (old .doc, other ZIPs, a .pdf/.docx that is not one)."""
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     head = data[:1024]
+    if what := executable_kind(data):
+        raise CorpusError(f"{name}: {what}, not a document; it is not indexed")
     if b"%PDF-" in head:
         return PDF
     if data.startswith(OLE_MAGIC):
@@ -75,9 +101,11 @@ def sniff_format(data: bytes, name: str) -> str:
     if data.startswith(b"PK\x03\x04"):
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                members = set(zf.namelist())
+                infos = zf.infolist()
         except zipfile.BadZipFile as exc:
             raise CorpusError(f"{name}: a damaged ZIP/DOCX file ({exc})") from exc
+        check_zip_sizes(infos, name)
+        members = {info.filename for info in infos}
         if "word/document.xml" in members:
             return DOCX
         raise CorpusError(f"{name}: a ZIP archive that is not a Word document (no word/document.xml); "
@@ -90,6 +118,22 @@ def sniff_format(data: bytes, name: str) -> str:
     if _HTML_START.match(head) or suffix in ("html", "htm"):
         return HTML
     return MARKDOWN if suffix == "md" else TEXT
+
+
+def check_zip_sizes(infos: list[zipfile.ZipInfo], name: str) -> None:
+    """Refuse a ZIP whose declared sizes say it would expand too far (a zip
+    bomb), before any member is decompressed."""
+    if len(infos) > ZIP_MAX_MEMBERS:
+        raise CorpusError(f"{name}: a ZIP with {len(infos)} members (limit {ZIP_MAX_MEMBERS}); not a Word document "
+                          "this program reads")
+    total = sum(info.file_size for info in infos)
+    if total > ZIP_MAX_UNCOMPRESSED:
+        raise CorpusError(f"{name}: would expand to {total / 2**20:.0f} MiB when unpacked (limit "
+                          f"{ZIP_MAX_UNCOMPRESSED // 2**20} MiB); refused without unpacking (a zip bomb?)")
+    for info in infos:
+        if info.file_size > 2**20 and info.file_size > ZIP_MAX_RATIO * max(info.compress_size, 1):
+            raise CorpusError(f"{name}: member {info.filename} is compressed {info.file_size // max(info.compress_size, 1)}"
+                              f":1 (limit {ZIP_MAX_RATIO}:1); refused without unpacking (a zip bomb?)")
 
 
 def extract(data: bytes, name: str) -> Extracted:

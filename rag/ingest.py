@@ -16,6 +16,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .errors import CorpusError
 from .formats import decode_bytes, extract  # noqa: F401  (decode_bytes: re-exported, it used to live here)
@@ -33,6 +34,12 @@ METADATA_FIELDS = ("title", "source", "publication", "date", "url", "language")
 class SkippedFile:
     path: str
     reason: str
+    duplicate_of: str | None = None  # doc_id of the document with the same content
+
+
+# (file name, sha256 of its bytes, sha256 of its sidecar or None) -> a
+# Document ingested from exactly those bytes before, or None.
+Reuse = Callable[[str, str, "str | None"], "Document | None"]
 
 
 @dataclass(frozen=True)
@@ -68,8 +75,25 @@ def doc_id_for(path: Path) -> str:
     return stem or hashlib.sha1(path.name.encode()).hexdigest()[:10]
 
 
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".meta.json")
+
+
+def sidecar_sha256(path: Path) -> str | None:
+    sidecar = sidecar_path(path)
+    return hashlib.sha256(sidecar.read_bytes()).hexdigest() if sidecar.exists() else None
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_metadata(path: Path) -> dict[str, str]:
-    sidecar = path.with_name(path.stem + ".meta.json")
+    sidecar = sidecar_path(path)
     if not sidecar.exists():
         return {}
     try:
@@ -107,6 +131,9 @@ def load_document(path: Path) -> Document:
     # Precedence: the sidecar > the file's own properties > a guess from the masthead.
     metadata = {"format": extracted.format, "source_file": path.name,
                 "content_sha256": hashlib.sha256(data).hexdigest(), **extracted.metadata, **read_metadata(path)}
+    sidecar = sidecar_sha256(path)
+    if sidecar:  # with content_sha256, the key an incremental build reuses this document's vectors under
+        metadata["sidecar_sha256"] = sidecar
     cleaned = clean_extracted_text(raw)
     if not cleaned.text.strip():
         raise CorpusError(f"{path.name}: no text left after cleaning")
@@ -116,16 +143,42 @@ def load_document(path: Path) -> Document:
                     page_starts=extracted.page_starts)
 
 
-def load_corpus(corpus_dir: Path) -> Corpus:
-    documents, skipped, seen = [], [], {}
-    for path in corpus_files(corpus_dir):
+def load_corpus(corpus_dir: Path, reuse: Reuse | None = None, progress: bool = False) -> Corpus:
+    """Every usable document of ``corpus_dir``.  ``reuse`` may hand back a
+    document ingested before from the same bytes (then the file is not read
+    again).  The same content under two names is stored once: the copy already
+    indexed (``reuse``), else the first by name, is kept and the other is
+    skipped as its duplicate."""
+    from tqdm.auto import tqdm
+
+    loaded: list[tuple[Path, Document, bool]] = []
+    skipped: list[SkippedFile] = []
+    for path in tqdm(corpus_files(corpus_dir), desc="ingest", unit="file", disable=not progress, leave=False):
         try:
-            doc = load_document(path)
+            doc = None
+            if reuse is not None and path.stat().st_size <= MAX_FILE_BYTES:
+                doc = reuse(path.name, file_sha256(path), sidecar_sha256(path))
+            reused = doc is not None
+            if doc is None:
+                doc = load_document(path)
         except (CorpusError, OSError) as exc:
             log.warning("skipping corpus file: %s", exc)
             reason = str(exc)
             reason = reason[len(path.name) + 2:] if reason.startswith(path.name + ": ") else reason
             skipped.append(SkippedFile(path.name, reason))
+            continue
+        loaded.append((path, doc, reused))
+    kept_by_hash: dict[str, Document] = {}
+    for _, doc, reused in sorted(loaded, key=lambda t: not t[2]):  # already indexed copies first
+        digest = doc.metadata.get("content_sha256")
+        if digest and digest not in kept_by_hash:
+            kept_by_hash[digest] = doc
+    documents, seen = [], {}
+    for path, doc, _ in loaded:
+        first = kept_by_hash.get(doc.metadata.get("content_sha256", ""), doc)
+        if first is not doc:
+            skipped.append(SkippedFile(path.name, f"same content as {first.path} (document {first.doc_id}); "
+                                                  "stored once", duplicate_of=first.doc_id))
             continue
         if doc.doc_id in seen:
             skipped.append(SkippedFile(path.name, f"same document id as {seen[doc.doc_id]}; rename one of them"))

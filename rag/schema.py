@@ -185,3 +185,40 @@ class Answer:
         if with_debug:
             d["debug"] = self.debug
         return d
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """One document of the knowledge base, as listed to people and the API.
+
+    ``added_at``: when this content (file bytes + sidecar) was first indexed
+    (ISO 8601); replacing the file gives a new time.  ``pages``: None for
+    formats without pages.  ``content_sha256``: of the file's bytes — the key
+    its vectors are reused under."""
+
+    doc_id: str
+    title: str
+    author: str
+    publisher: str
+    date: str
+    source_file: str
+    format: str
+    pages: int | None
+    content_sha256: str
+    passages: int
+    sentences: int
+    added_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_manifest(cls, d: dict[str, Any]) -> "DocumentRecord":
+        """From a manifest's ``documents`` entry (older manifests lack most fields)."""
+        pages = d.get("pages")
+        return cls(doc_id=str(d["doc_id"]), title=str(d.get("title", "")), author=str(d.get("author", "")),
+                   publisher=str(d.get("publisher", "")), date=str(d.get("date", "")),
+                   source_file=str(d.get("source_file") or d.get("path", "")), format=str(d.get("format", "")),
+                   pages=int(pages) if pages not in (None, "") else None,
+                   content_sha256=str(d.get("content_sha256", "")), passages=int(d.get("passages", 0)),
+                   sentences=int(d.get("sentences", 0)), added_at=str(d.get("added_at", "")))

@@ -6,7 +6,9 @@ Layout::
       current -> builds/<build-id>     (symlink, swapped atomically)
       builds/<build-id>/
         manifest.json    format version, model, tokenizer and chunking settings,
-                         corpus fingerprint, counts, sha256 of every file
+                         corpus fingerprint, counts, sha256 of every file, one
+                         record per document (rag.schema.DocumentRecord), what
+                         the build reused and embedded
         documents.jsonl  raw text, cleaned->raw offset map, metadata
         passages.jsonl   passages with heading paths and offsets
         tokenizer.json   jieba user words + stopwords used for the corpus

@@ -108,6 +108,8 @@ def hash_assistant(index_dir: Path, corpus_dir: Path = CORPUS):
 #   RAG_TEST_SLOW_BATCH=S        sleep S seconds before each batch is answered
 #   RAG_TEST_SLOW_SAVE=S         print "writing" and sleep S seconds before the FAISS file is written
 #   RAG_TEST_FILE_SIZE_LIMIT=N   RLIMIT_FSIZE: a write past N bytes fails (EFBIG), as on a full disk
+#   RAG_TEST_SLOW_EMBED=S        print "embedding N" and sleep S seconds before each passage-encoder call
+#   RAG_TEST_COUNT_EMBED=PATH    append the number of texts of each passage-encoder call to PATH
 CLI_SCRIPT = f"""
 import os, resource, signal, sys, time
 sys.path.insert(0, {str(PROJECT_ROOT)!r})
@@ -115,7 +117,19 @@ import rag.assistant, rag.build, rag.store
 from rag import cli
 from tests.fakes import HashEmbedder
 
-rag.assistant.Embedder = rag.build.Embedder = lambda config: HashEmbedder()
+class TestEmbedder(HashEmbedder):
+    def encode_passages(self, texts, progress=False):
+        texts = list(texts)
+        if os.environ.get("RAG_TEST_COUNT_EMBED"):
+            with open(os.environ["RAG_TEST_COUNT_EMBED"], "a") as fh:
+                fh.write(f"{{len(texts)}}\\n")
+        if float(os.environ.get("RAG_TEST_SLOW_EMBED", "0")):
+            print(f"embedding {{len(texts)}}", flush=True)
+            time.sleep(float(os.environ["RAG_TEST_SLOW_EMBED"]))
+        return super().encode_passages(texts, progress)
+
+
+rag.assistant.Embedder = rag.build.Embedder = lambda config: TestEmbedder()
 slow_batch = float(os.environ.get("RAG_TEST_SLOW_BATCH", "0"))
 if slow_batch:
     answer_many = rag.assistant.Assistant.ask_many

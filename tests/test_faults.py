@@ -135,7 +135,7 @@ def question_file(tmp_path: Path, n: int = 40) -> Path:
 
 
 def answer_lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").split("\n")[:-1] if path.exists() else []
+    return path.read_text(encoding="utf-8", errors="replace").split("\n")[:-1] if path.exists() else []
 
 
 def wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:

@@ -1,0 +1,188 @@
+"""The knowledge base as a set of documents: list, add, replace and remove
+them.  Files live in the corpus directory (the source of truth); every change
+is followed by an incremental build (:func:`rag.build.build_index`), which
+embeds only new or changed documents and publishes atomically.  A crash
+between copying a file and publishing leaves the previous index serving; the
+next build picks the file up.
+
+The CLI (``rag add / remove / list``) and later the UI and API are thin layers
+over these functions."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .config import Config
+from .errors import CorpusError, InputError
+from .ingest import (CORPUS_SUFFIXES, corpus_files, doc_id_for, file_sha256, load_document, sidecar_path,
+                     sidecar_sha256)
+from .schema import DocumentRecord
+from .store import IndexStore
+
+log = logging.getLogger(__name__)
+
+# What happened to each file given to add_files.
+ADDED, REPLACED, UNCHANGED, DUPLICATE, REFUSED = "added", "replaced", "unchanged", "duplicate", "refused"
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """``status``: added / replaced / unchanged / duplicate / refused;
+    ``doc_id``: the document it is (for a duplicate: the one already stored);
+    ``reason``: why it was refused, or what it duplicates."""
+
+    path: str
+    status: str
+    doc_id: str = ""
+    reason: str = ""
+
+
+@dataclass
+class UpdateResult:
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    build: Path | None = None  # the build serving after the update (the same one when nothing changed)
+
+    @property
+    def refused(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.status == REFUSED]
+
+    @property
+    def changed(self) -> bool:
+        return any(o.status in (ADDED, REPLACED, "removed") for o in self.outcomes)
+
+
+def list_documents(config: Config) -> list[DocumentRecord]:
+    """The documents of the current index, in index order."""
+    manifest = IndexStore(config.index_dir).read_manifest()
+    return [DocumentRecord.from_manifest(d) for d in manifest.get("documents", [])]
+
+
+def _expand(paths: Iterable[Path]) -> list[tuple[Path, str | None]]:
+    """Files to add: (path, None), or (path, reason it cannot be added).
+    A directory contributes its document files (recursively, hidden ones skipped)."""
+    out: list[tuple[Path, str | None]] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                out.append((path, "the directory holds no .txt, .md, .pdf, .docx or .html file"))
+            out.extend((p, None) for p in found)
+        elif not path.exists():
+            out.append((path, "no such file"))
+        elif path.suffix.lower() not in CORPUS_SUFFIXES:
+            out.append((path, f"unsupported file type {path.suffix or '(no extension)'!r}; the knowledge base "
+                              "reads .txt, .md, .pdf, .docx, .html"))
+        else:
+            out.append((path, None))
+    return out
+
+
+def _copy_atomic(src: Path, target: Path) -> None:
+    """Copy ``src`` to ``target`` so that the corpus never holds half a file."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def add_files(config: Config, paths: Sequence[Path | str], embedder=None, progress: bool = False) -> UpdateResult:
+    """Copy document files (or the document files of directories) into the
+    corpus and update the index incrementally.
+
+    Each file is read first (:func:`rag.ingest.load_document`): one the
+    formats module refuses is reported with its reason and not copied, the
+    others are still added.  A file whose content is already stored (under any
+    name) is not copied again (``duplicate``; ``unchanged`` under its own
+    name); a file with the name of a stored one replaces it.  A sidecar
+    ``<name>.meta.json`` next to a file is copied with it."""
+    from .build import build_index
+
+    corpus = Path(config.corpus_dir)
+    existing = corpus_files(corpus)  # also checks the corpus directory exists
+    by_hash: dict[str, Path] = {}
+    for p in existing:
+        with contextlib.suppress(OSError):
+            by_hash.setdefault(file_sha256(p), p)
+    ids = {doc_id_for(p): p for p in existing}
+    result = UpdateResult()
+    for src, problem in _expand(paths):
+        if problem:
+            result.outcomes.append(FileOutcome(str(src), REFUSED, reason=problem))
+            continue
+        target = corpus / src.name
+        doc_id = doc_id_for(target)
+        try:
+            doc = load_document(src)
+        except (CorpusError, OSError) as exc:
+            reason = str(exc)
+            reason = reason[len(src.name) + 2:] if reason.startswith(src.name + ": ") else reason
+            result.outcomes.append(FileOutcome(str(src), REFUSED, doc_id, reason))
+            continue
+        digest = doc.metadata["content_sha256"]
+        same = by_hash.get(digest)
+        in_place = target.exists() and src.resolve() == target.resolve()
+        if same is not None and same.name == target.name:
+            if in_place or sidecar_sha256(src) in (None, sidecar_sha256(target)):
+                result.outcomes.append(FileOutcome(str(src), UNCHANGED, doc_id))
+                continue
+            shutil.copyfile(sidecar_path(src), sidecar_path(target))  # only its metadata changed
+            result.outcomes.append(FileOutcome(str(src), REPLACED, doc_id, "metadata sidecar updated"))
+            continue
+        if same is not None:
+            result.outcomes.append(FileOutcome(str(src), DUPLICATE, doc_id_for(same),
+                                               f"same content as {same.name} (document {doc_id_for(same)}); "
+                                               "stored once"))
+            continue
+        other = ids.get(doc_id)
+        if other is not None and other.name != target.name:
+            result.outcomes.append(FileOutcome(str(src), REFUSED, doc_id,
+                                               f"its document id {doc_id!r} is taken by {other.name}; rename it"))
+            continue
+        status = REPLACED if target.exists() else ADDED
+        if not in_place:
+            _copy_atomic(src, target)
+            if sidecar_path(src).exists():
+                _copy_atomic(sidecar_path(src), sidecar_path(target))
+        by_hash[digest], ids[doc_id] = target, target
+        result.outcomes.append(FileOutcome(str(src), status, doc_id))
+    # Nothing new and a fresh index: no build (force=False returns the current one).
+    result.build = build_index(config, embedder, force=False, progress=progress)
+    return result
+
+
+def remove_documents(config: Config, doc_ids: Sequence[str], embedder=None,
+                     progress: bool = False) -> UpdateResult:
+    """Delete the documents' corpus files (and sidecars) and update the index.
+    Every id is checked before anything is deleted: an unknown id is an
+    InputError (exit code 2) naming the known ones' command."""
+    from .build import build_index
+
+    files = {doc_id_for(p): p for p in corpus_files(Path(config.corpus_dir))}
+    unknown = [d for d in doc_ids if d not in files]
+    if unknown:
+        raise InputError(f"unknown document id{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}; "
+                         "list the documents with: python -m rag list")
+    if not set(files) - set(doc_ids):
+        raise InputError("removing every document would leave the knowledge base empty; add another document "
+                         "first, or delete the index directory")
+    result = UpdateResult()
+    for doc_id in dict.fromkeys(doc_ids):
+        path = files[doc_id]
+        path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            sidecar_path(path).unlink()
+        result.outcomes.append(FileOutcome(path.name, "removed", doc_id))
+    result.build = build_index(config, embedder, force=False, progress=progress)
+    return result
+
+
+__all__ = ["DocumentRecord", "FileOutcome", "UpdateResult", "list_documents", "add_files", "remove_documents"]

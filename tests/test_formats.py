@@ -230,3 +230,49 @@ def test_answer_cites_the_pdf_page(tmp_path):
     assert [c.page for c in docx_answer.citations if c.doc_id == "report_docx"] == [None] * len(
         [c for c in docx_answer.citations if c.doc_id == "report_docx"])
     assert any(h.passage.doc_id == "report_docx" and "挂牌成立" in h.passage.text for h in docx_answer.hits)
+
+
+@pytest.mark.slow
+def test_the_bundled_report_as_pdf_and_docx_answers_like_the_text(tmp_path, assistant, dev_set):
+    """The same report as a Chromium-printed PDF and as a Word file gives the
+    same short answers to the dev questions as the .txt, with citations that
+    verify (and pages for the PDF)."""
+    import shutil
+
+    import docx
+
+    from rag.answer import verify_citation
+    from rag.assistant import Assistant
+    from tests.conftest import CORPUS, REPORT
+
+    meta = CORPUS / "suzhou_sip_reform_2024.meta.json"
+    corpora = {}
+    pdf_dir = tmp_path / "pdf"
+    pdf_dir.mkdir()
+    shutil.copy(FORMATS / "report.pdf", pdf_dir / "report.pdf")
+    shutil.copy(meta, pdf_dir / "report.meta.json")
+    corpora["pdf"] = pdf_dir
+    docx_dir = tmp_path / "docx"
+    docx_dir.mkdir()
+    document = docx.Document()
+    for paragraph in REPORT.read_text(encoding="utf-8").split("\n\n"):
+        if paragraph.strip():
+            document.add_paragraph(paragraph.strip())
+    document.save(docx_dir / "report.docx")
+    shutil.copy(meta, docx_dir / "report.meta.json")
+    corpora["docx"] = docx_dir
+
+    questions = [r["question"] for r in dev_set if r.get("answerable", True)]
+    expected = [a.short_answer for a in assistant.ask_many(questions)]
+    for kind, corpus in corpora.items():
+        other = Assistant.open(assistant.config.replace(corpus_dir=corpus, index_dir=tmp_path / f"index-{kind}"))
+        answers = other.ask_many(questions)
+        same = sum(a.short_answer == e for a, e in zip(answers, expected))
+        assert same >= len(questions) - 1, (kind, [(q, a.short_answer, e) for q, a, e in
+                                                  zip(questions, answers, expected) if a.short_answer != e])
+        for a in answers:
+            for c in a.citations:
+                doc = other.index.documents[c.doc_id]
+                passage = next(p for p in other.index.passages if p.passage_id == c.passage_id)
+                verify_citation(c, doc, passage)
+                assert (c.page is not None) == (kind == "pdf")

@@ -39,7 +39,7 @@ from pydantic import ValidationError  # noqa: E402
 
 from rag.assistant import Assistant, clean_text, validate_question  # noqa: E402
 from rag.config import Config  # noqa: E402
-from rag.service import Service, ShuttingDown, routes  # noqa: E402
+from rag.service import Service, ShuttingDown, StartupProbes, routes  # noqa: E402
 from rag.errors import InputError, RagError  # noqa: E402
 from rag.feedback import append_feedback, feedback_record  # noqa: E402
 from rag.present import (answer_html, conversation_markdown, debug_html, markdown_literal,  # noqa: E402
@@ -543,7 +543,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             # answers run in parallel: one encoder thread per core each, not
             # every core each (bench/results/load.md)
             config = config.replace(query_threads=max(1, (os.cpu_count() or 1) // args.concurrency))
-        assistant = Assistant.open(config, rebuild=args.rebuild)
+        # Until the app listens, probes answer "not ready" (index loading or
+        # being built for the first time) on the same address.
+        with StartupProbes(args.host, args.port) as probes:
+            probes.state = f"loading or building the index in {config.index_dir}"
+            assistant = Assistant.open(config, rebuild=args.rebuild)
     except RagError as exc:
         log.error("%s", exc)
         return exc.exit_code

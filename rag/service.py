@@ -177,3 +177,38 @@ def routes(service: Service) -> Sequence:
 
     return [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"])]
+
+
+class StartupProbes:
+    """While the app loads (or builds, the first time) its index, before the
+    Gradio server exists: a small server on the same address answering
+    /healthz (alive) and /readyz (503, what it is doing), so an orchestrator
+    sees "not ready" instead of a refused connection.  Stopped just before
+    the app itself listens."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        self.state = "loading the index"
+
+        async def healthz(request):
+            return JSONResponse({"status": "ok", "index_id": None})
+
+        async def readyz(request):
+            return JSONResponse({"ready": False, "problems": [self.state]}, status_code=503)
+
+        app = Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz)])
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                                    lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, name="startup-probes", daemon=True)
+
+    def __enter__(self) -> "StartupProbes":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

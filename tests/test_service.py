@@ -282,3 +282,61 @@ def test_sigterm_finishes_the_questions_in_flight_and_exits_0(tmp_path):
     assert answered >= 2, outcomes
     assert all(o == "answered" or "shutting down" in o or "服务正在停止" in o for o in outcomes), outcomes
     assert len(log_path.read_text(encoding="utf-8").splitlines()) == answered
+
+
+STARTUP_SCRIPT = """
+import sys, time
+sys.path.insert(0, {root!r})
+import rag.assistant, rag.build
+from tests.fakes import HashEmbedder
+rag.assistant.Embedder = rag.build.Embedder = lambda config: HashEmbedder()
+build = rag.assistant.build_index
+def slow_build(*args, **kwargs):  # the first build takes a while
+    time.sleep(4)
+    return build(*args, **kwargs)
+rag.assistant.build_index = slow_build
+import app
+sys.exit(app.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_readyz_says_not_ready_while_the_first_index_is_built(tmp_path):
+    import json
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    from rag.config import PROJECT_ROOT
+    from tests.conftest import CORPUS, free_port
+
+    port = free_port()
+    script = tmp_path / "serve.py"
+    script.write_text(STARTUP_SCRIPT.format(root=str(PROJECT_ROOT)), encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--port", str(port), "--index", str(tmp_path / "index"), "--corpus", str(CORPUS),
+         "--set", "model=test-hash", "--set", "reader_mode=rules",
+         "--set", f"request_log_path={tmp_path / 'requests.jsonl'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_ROOT)
+    seen = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    seen.append((r.status, json.loads(r.read())))
+                    break
+            except urllib.error.HTTPError as exc:
+                seen.append((exc.code, json.loads(exc.read())))
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.3)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    not_ready = [body for status, body in seen if status == 503]
+    assert not_ready and "index" in not_ready[0]["problems"][0]
+    assert seen[-1][0] == 200 and seen[-1][1]["ready"] and seen[-1][1]["documents"] == 1

@@ -139,8 +139,16 @@ def check_zip_sizes(infos: list[zipfile.ZipInfo], name: str) -> None:
 def extract(data: bytes, name: str) -> Extracted:
     """Sniff the format of ``data`` and extract it; CorpusError says why not."""
     fmt = sniff_format(data, name)
-    return {PDF: extract_pdf, DOCX: extract_docx, HTML: extract_html,
-            MARKDOWN: extract_plain, TEXT: extract_plain}[fmt](data, name)
+    extractor = {PDF: extract_pdf, DOCX: extract_docx, HTML: extract_html,
+                 MARKDOWN: extract_plain, TEXT: extract_plain}[fmt]
+    try:
+        return extractor(data, name)
+    except CorpusError:
+        raise
+    except Exception as exc:  # a third-party extractor's own failure: this file is skipped, not the corpus
+        log.warning("%s: the %s extractor failed", name, fmt, exc_info=True)
+        raise CorpusError(f"{name}: could not extract text from this {fmt} file "
+                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 # --------------------------------------------------------------------------

@@ -276,3 +276,19 @@ def test_the_bundled_report_as_pdf_and_docx_answers_like_the_text(tmp_path, assi
                 passage = next(p for p in other.index.passages if p.passage_id == c.passage_id)
                 verify_citation(c, doc, passage)
                 assert (c.page is not None) == (kind == "pdf")
+
+
+def test_an_extractor_failure_skips_that_file_only(tmp_path, monkeypatch):
+    """A library error inside one extractor (a missing optional module, a bug
+    on a strange file) is that file's refusal, with the reason; the rest loads."""
+    import rag.formats
+
+    def broken(data, name):
+        raise ImportError("lxml.html.clean module is now a separate project lxml_html_clean")
+
+    monkeypatch.setattr(rag.formats, "extract_html", broken)
+    shutil.copy(FORMATS / "news.html", tmp_path / "news.html")
+    (tmp_path / "note.txt").write_text("园区一站式服务中心成立于2002年底。\n", encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    assert [d.path for d in corpus.documents] == ["note.txt"]
+    assert corpus.skipped[0].path == "news.html" and "ImportError" in corpus.skipped[0].reason

@@ -1,9 +1,9 @@
 """Knowledge-base update times with the real embedding model: a full build of
-many short documents (MRC held-out paragraphs, one file each, as
+many short documents (MRC paragraphs, one file each, as
 ``bench/reader.py`` writes them), then adding one document, adding it again
 (a no-op), and removing it — each an incremental build.
 
-    .venv/bin/python bench/kb_update.py --docs 848 --out bench/results/kb_update.md
+    .venv/bin/python bench/kb_update.py --docs 848 --split train --out bench/results/kb_update.md
     .venv/bin/python bench/kb_update.py --docs 200 --device cpu      # smaller, on shared cores
 
 The model is loaded once before the timings (its load time is reported on its own).
@@ -66,8 +66,8 @@ def step(name: str, config: Config, fn) -> dict:
 def markdown(rows: list[dict], args, load_s: float, machine: str) -> str:
     full = rows[0]
     lines = [f"# Knowledge-base updates ({full['counts']['documents']} documents)", "",
-             f"`python bench/kb_update.py --docs {args.docs} --device {args.device}` on {machine}; model "
-             f"loaded once beforehand in {load_s:.1f} s (not counted). Documents: MRC held-out paragraphs, one "
+             f"`python bench/kb_update.py --docs {args.docs} --split {args.split} --device {args.device}` on {machine}; "
+             f"model loaded once beforehand in {load_s:.1f} s (not counted). Documents: MRC {args.split} paragraphs, one "
              "file each with a title sidecar.", "",
              "| step | wall s | ingest | chunk | bm25 (tokenize + index) | embed passages | embed sentences | "
              "passages embedded / reused | sentences embedded / reused | passages/s |",
@@ -92,6 +92,8 @@ def main() -> int:
     p.add_argument("--docs", type=int, default=848)
     p.add_argument("--mrc-dir", type=Path, default=ROOT.parent / "shared" / "data" / "mrc")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--split", choices=("heldout", "train", "tune"), default="heldout",
+                   help="MRC split the documents come from (heldout has 473 paragraphs; train for more)")
     p.add_argument("--work", type=Path)
     p.add_argument("--machine", default="the shared 2-core CPU machine")
     p.add_argument("--out", type=Path)
@@ -99,7 +101,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     work = args.work or Path(tempfile.mkdtemp(prefix="kb-update-"))
     split, _ = load_split(args.mrc_dir)
-    write_documents(split["heldout"], work / "corpus", args.docs, work / "extra")
+    write_documents(split[args.split], work / "corpus", args.docs, work / "extra")
     config = Config.from_env(corpus_dir=work / "corpus", index_dir=work / "index", embed_device=args.device)
     t0 = time.perf_counter()
     embedder = Embedder(config).load()

@@ -8,11 +8,18 @@ same app serves the browser UI and a Gradio API (see ``README.md``):
 - ``/ask``    (question: str, top_k: int) -> Answer.to_dict()
 - ``/search`` (question: str, top_k: int) -> [Hit.to_dict(), ...]
 - ``/batch``  (questions: list[str], top_k: int) -> [Answer.to_dict(), ...]
-- ``/chat``   (question, chat messages, top_k) -> (textbox, chat messages, sources HTML, debug HTML)
+- ``/chat``   (question, chat messages, top_k, doc_ids) -> (textbox, chat messages, sources HTML, debug HTML)
+- ``/documents`` () -> [DocumentRecord.to_dict(), ...]
+- ``/add_documents`` (files) -> {"message", "outcomes", "documents"}
+- ``/remove_documents`` (doc_ids: list[str]) -> {"message", "removed", "documents"}
 
 The page is Chinese: tabs 对话 (the chat; each answer with linked ``[n]``
-markers, a confidence badge, its own source cards and 👍 / 👎), 来源 (the
-selected answer's sources) and 设置 / 调试 (top_k, retrieval scores).
+markers, a confidence badge, its own source cards and 👍 / 👎; optionally
+limited to chosen documents), 来源 (the selected answer's sources), 知识库
+(the document table, upload, delete with confirmation) and 设置 / 调试
+(top_k, retrieval scores).  Uploading and deleting are on when the app
+listens on a loopback address, elsewhere only with ``--allow-kb-edits``
+(``Config.allow_kb_edits``).
 """
 from __future__ import annotations
 
@@ -58,9 +65,17 @@ QUEUE_ANALYTICS_EVERY = 256
 MAX_BATCH = 200          # questions per /batch call
 MAX_HISTORY = 8          # previous questions passed to the assistant for follow-ups
 UI_MAX_TOP_K = 10
-# The app takes no files, but Gradio's upload route exists on every app: cap
-# what a caller can put into Gradio's temporary directory.
+# Gradio's upload route exists on every app: while uploading documents is
+# off, cap what a caller can put into Gradio's temporary directory; while it
+# is on, the cap is Config.upload_max_bytes.
 MAX_UPLOAD = "64kb"
+KB_FILE_TYPES = [".pdf", ".docx", ".html", ".htm", ".md", ".txt"]
+KB_COLUMNS = ["id", "标题", "作者/发布者", "日期", "页数", "段落数", "加入时间"]
+KB_EDITS_OFF = ("此服务器上不能上传或删除文档：应用监听在非本机地址，管理员未开启知识库编辑（--allow-kb-edits）。"
+                "(Uploading and deleting documents is off: the app listens on a non-loopback address and "
+                "--allow-kb-edits was not given.)")
+OUTCOME_ZH = {"added": "已加入", "replaced": "已更新", "unchanged": "已在知识库中", "duplicate": "已在知识库中",
+              "refused": "未加入"}
 
 EXAMPLES = [
     "一站式服务中心是哪一年成立的？",
@@ -236,6 +251,47 @@ def _titles(assistant: Assistant) -> dict[str, str]:
     return {doc_id: assistant.document_title(doc_id) for doc_id in assistant.index.documents}
 
 
+def kb_edits_allowed(host: str, config: Config) -> bool:
+    """Uploading and deleting documents: on for a loopback address, elsewhere
+    only when the operator turned it on (``allow_kb_edits``)."""
+    return _is_loopback(host) or config.allow_kb_edits
+
+
+def _document_rows(records) -> list[list]:
+    """The 知识库 table: one row per DocumentRecord (plain values; the
+    dataframe shows them as text)."""
+    rows = []
+    for r in records:
+        who = " / ".join(x for x in (r.author, r.publisher) if x)
+        added = r.added_at.replace("T", " ")[:16]
+        rows.append([r.doc_id, r.title, who, r.date, "" if r.pages is None else r.pages, r.passages, added])
+    return rows
+
+
+def _document_choices(records) -> list[tuple[str, str]]:
+    return [(f"{r.title}（{r.doc_id}）" if r.title != r.doc_id else r.doc_id, r.doc_id) for r in records]
+
+
+def _outcome_summary(outcomes) -> tuple[str, str]:
+    """(plain text, escaped HTML) summary of an upload, one line per file."""
+    lines = []
+    for o in outcomes:
+        name = Path(o.path).name or o.path
+        head = OUTCOME_ZH.get(o.status, o.status)
+        if o.status == "duplicate":
+            lines.append(f"{head}：{name}（与文档 {o.doc_id} 内容相同，未重复保存）")
+        elif o.status == "unchanged":
+            lines.append(f"{head}：{name}（文档 {o.doc_id}，内容未变）")
+        elif o.status == "refused":
+            lines.append(f"{head}：{name} — {o.reason}")
+        else:
+            lines.append(f"{head}：{name}（文档 {o.doc_id}）")
+    text = "\n".join(lines) if lines else "没有收到文件。"
+    body = "".join(f'<li class="kb-{html.escape(o.status)}">{html.escape(line)}</li>'
+                   for o, line in zip(outcomes, lines)) or f"<li>{html.escape(text)}</li>"
+    return text, f'<ul class="kb-outcomes">{body}</ul>'
+
+
 def _preview(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
@@ -243,20 +299,24 @@ def _preview(text: str, limit: int = 60) -> str:
 
 # --------------------------------------------------------------------- app
 def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
-              service: Service | None = None) -> gr.Blocks:
+              service: Service | None = None, kb_edits: bool | None = None) -> gr.Blocks:
     """The UI and the named API endpoints over one loaded assistant; 👍 / 👎
     go to ``feedback_path`` (default: the assistant's ``Config.feedback_path``).
     Every answering endpoint is counted by ``service`` (metrics, request log,
     graceful stop; default: one logging to ``Config.request_log_path``), which
-    ``launch`` also serves as /healthz, /readyz and /metrics."""
+    ``launch`` also serves as /healthz, /readyz and /metrics.  ``kb_edits``:
+    whether documents can be uploaded and deleted; None lets ``launch``
+    decide from the address it listens on (:func:`kb_edits_allowed`)."""
     if service is None:
         service = Service(assistant, assistant.config.request_log_path, assistant.config.request_log_questions)
+    policy = {"kb_edits": kb_edits, "config": assistant.config}
     # ------------------------------------------------------- API endpoints
-    def ask(question: str, top_k: int = assistant.config.top_k) -> dict:
-        """Answer one question: the answer (Markdown), short answer, confidence, citations and passages."""
+    def ask(question: str, top_k: int = assistant.config.top_k, doc_ids: list[str] | None = None) -> dict:
+        """Answer one question: the answer (Markdown), short answer, confidence, citations and passages.
+        doc_ids (optional) limits the evidence to those documents (see /documents)."""
         with _api_errors("/ask"), service.track("ask") as answered:
             t0 = time.perf_counter()
-            answer = assistant.ask(question, top_k)
+            answer = assistant.ask(question, top_k, doc_ids=doc_ids)
             answered.append(answer)
             log.info("/ask %.0f ms refused=%s confidence=%.2f", (time.perf_counter() - t0) * 1000,
                      answer.refused, answer.confidence)
@@ -287,6 +347,109 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
             log.info("/batch %d questions in %.0f ms", len(answers), (time.perf_counter() - t0) * 1000)
             return [a.to_dict() for a in answers]
 
+    # ---------------------------------------------------- knowledge base
+    def edits_allowed() -> None:
+        if not policy["kb_edits"]:
+            raise gr.Error(KB_EDITS_OFF, print_exception=False)
+
+    def documents() -> list[dict]:
+        """The documents of the knowledge base: doc_id, title, author, publisher, date, source_file, format,
+        pages, content_sha256, passages, sentences, added_at."""
+        with _api_errors("/documents"):
+            return [r.to_dict() for r in assistant.list_documents()]
+
+    def add_paths(files: list | None, progress: bool = False):
+        uploads = [(str(f), Path(str(f)).name) for f in (files or [])]
+        if not uploads:
+            raise InputError("请先选择要上传的文件。(No file was uploaded.)")
+        result = assistant.add_uploads(uploads, progress=progress)
+        log.info("knowledge base: %s", ", ".join(f"{o.status} {Path(o.path).name}" for o in result.outcomes))
+        return result
+
+    def add_documents(files: list | None) -> dict:
+        """Add uploaded files (PDF, DOCX, HTML, Markdown, text; type read from the content) to the knowledge base."""
+        with _api_errors("/add_documents"):
+            edits_allowed()
+            result = add_paths(files)
+            text, _ = _outcome_summary(result.outcomes)
+            return {"message": text,
+                    "outcomes": [{"file": Path(o.path).name, "status": o.status, "doc_id": o.doc_id,
+                                  "reason": o.reason} for o in result.outcomes],
+                    "documents": [r.to_dict() for r in assistant.list_documents()]}
+
+    def remove_documents(doc_ids: list[str]) -> dict:
+        """Remove documents by id (see /documents); the index is updated at once."""
+        with _api_errors("/remove_documents"):
+            edits_allowed()
+            if isinstance(doc_ids, str):
+                doc_ids = [doc_ids]
+            if not isinstance(doc_ids, list) or not doc_ids or not all(isinstance(d, str) for d in doc_ids):
+                raise InputError("doc_ids 必须是非空的文档 id 列表。(doc_ids must be a non-empty list of document ids.)")
+            result = assistant.remove_documents(doc_ids)
+            removed = [o.doc_id for o in result.outcomes]
+            log.info("knowledge base: removed %s", ", ".join(removed))
+            return {"message": "已删除：" + "、".join(removed), "removed": removed,
+                    "documents": [r.to_dict() for r in assistant.list_documents()]}
+
+    def kb_views(status: str | None = None):
+        """(table, delete choices, chat filter choices, intro) after a change, or on load."""
+        records = assistant.list_documents()
+        choices = _document_choices(records)
+        return (_document_rows(records), gr.update(choices=choices, value=[]),
+                gr.update(choices=choices), _intro([r.title for r in records]))
+
+    def kb_load():
+        edits = bool(policy["kb_edits"])
+        note = ("" if edits else f'<div class="kb-off">{html.escape(KB_EDITS_OFF.split("(")[0])}</div>')
+        return (*kb_views(), gr.update(visible=edits), gr.update(visible=edits), note)
+
+    def ui_add(files: list | None, progress=gr.Progress(track_tqdm=True)):
+        try:
+            edits_allowed()
+            progress(0, desc="正在读取文件并建立索引……")
+            result = add_paths(files, progress=True)
+            _, shown = _outcome_summary(result.outcomes)
+        except gr.Error as exc:
+            shown = f'<div class="kb-error">{html.escape(str(exc.message))}</div>'
+            return shown, *[gr.skip()] * 4, gr.skip()
+        except (InputError, RagError) as exc:
+            shown = f'<div class="kb-error">{html.escape(str(exc))}</div>'
+            return shown, *[gr.skip()] * 4, gr.skip()
+        except Exception:
+            log.exception("knowledge base: upload failed")
+            return f'<div class="kb-error">{html.escape(INTERNAL_ERROR)}</div>', *[gr.skip()] * 4, gr.skip()
+        return shown, *kb_views(), None
+
+    def ui_delete_ask(selected: list | None):
+        selected = [d for d in (selected or []) if isinstance(d, str)]
+        if not selected:
+            return gr.update(visible=False), "", '<div class="kb-error">请先在上面选择要删除的文档。</div>'
+        titles = "、".join(f"《{assistant.document_title(d)}》" for d in selected)
+        return (gr.update(visible=True),
+                f'<div class="kb-confirm-text">确定要删除 {html.escape(titles)} 吗？删除后只能重新上传恢复。</div>', "")
+
+    def ui_delete_confirm(selected: list | None):
+        selected = [d for d in (selected or []) if isinstance(d, str)]
+        try:
+            edits_allowed()
+            if not selected:
+                raise InputError("请先选择要删除的文档。")
+            result = assistant.remove_documents(selected)
+        except gr.Error as exc:
+            return gr.update(visible=False), f'<div class="kb-error">{html.escape(str(exc.message))}</div>', \
+                *[gr.skip()] * 4
+        except (InputError, RagError) as exc:
+            return gr.update(visible=False), f'<div class="kb-error">{html.escape(str(exc))}</div>', \
+                *[gr.skip()] * 4
+        except Exception:
+            log.exception("knowledge base: delete failed")
+            return gr.update(visible=False), f'<div class="kb-error">{html.escape(INTERNAL_ERROR)}</div>', \
+                *[gr.skip()] * 4
+        removed = [o.doc_id for o in result.outcomes]
+        log.info("knowledge base: removed %s", ", ".join(removed))
+        return (gr.update(visible=False), f'<div class="kb-done">{html.escape("已删除：" + "、".join(removed))}</div>',
+                *kb_views())
+
     # -------------------------------------------------------------- chat
     feedback_file = Path(feedback_path or assistant.config.feedback_path)
 
@@ -300,8 +463,10 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                 out[p.passage_id] = passage_context(doc.text, p.clean_start, p.clean_end)
         return out
 
-    def chat(question: str, messages: list | None, top_k: float, asked: list | None, turns: list | None = None):
-        """One chat turn: returns (textbox value, messages, sources HTML, debug HTML, asked questions, turns)."""
+    def chat(question: str, messages: list | None, top_k: float, asked: list | None, turns: list | None = None,
+             doc_ids: list | None = None):
+        """One chat turn: returns (textbox value, messages, sources HTML, debug HTML, asked questions, turns).
+        ``doc_ids``: answer from these documents only (empty: all)."""
         messages = list(messages or [])
         asked = list(asked or [])
         turns = list(turns or [])
@@ -323,7 +488,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         try:
             t0 = time.perf_counter()
             with service.track("chat") as answered:
-                answer = assistant.ask(cleaned, top_k, history=asked[-MAX_HISTORY:])
+                answer = assistant.ask(cleaned, top_k, history=asked[-MAX_HISTORY:], doc_ids=doc_ids or None)
                 answered.append(answer)
             log.info("/chat %.0f ms refused=%s confidence=%.2f history=%d", (time.perf_counter() - t0) * 1000,
                      answer.refused, answer.confidence, len(asked))
@@ -395,12 +560,10 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         return [], [], SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, "", [], None
 
     # ------------------------------------------------------------ layout
-    titles = list(_titles(assistant).values())
+    records = assistant.list_documents()
+    choices = _document_choices(records)
     with gr.Blocks(title="政策问答") as demo:
-        gr.Markdown("## 政策问答\n"
-                    "基于报告原文回答，每句引文都标注出处（点击 [1] 查看来源）；报告中没有答案时会如实说明。"
-                    + (f"知识库：{'、'.join('《' + markdown_literal(t) + '》' for t in titles)}" if titles else ""),
-                    elem_id="intro")
+        intro = gr.Markdown(_intro(list(_titles(assistant).values())), elem_id="intro")
         asked = gr.State([])
         turns = gr.State([])
         with gr.Tabs(elem_id="tabs"):
@@ -410,6 +573,8 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                                      feedback_options=("Like", "Dislike"), buttons=["copy"], layout="bubble",
                                      placeholder="在下方输入问题；可以追问，例如先问“一站式服务中心是哪一年成立的？”"
                                                  "再问“那它有几个窗口？”")
+                doc_filter = gr.Dropdown(choices=choices, value=[], multiselect=True, allow_custom_value=True,
+                                         label="只在这些文档中查找（不选＝全部文档）", elem_id="doc-filter")
                 with gr.Row(equal_height=True):
                     question = gr.Textbox(label="问题", show_label=False, elem_id="question", scale=5, lines=1,
                                           max_lines=4, placeholder="输入问题，按回车发送")
@@ -427,6 +592,29 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
             with gr.Tab("来源", id="tab-sources", elem_id="tab-sources"):
                 gr.Markdown("最近一个回答（或在对话中点选的回答）引用的段落；每个回答下方也可展开自己的来源。")
                 sources = gr.HTML(SOURCES_PLACEHOLDER, label="来源", elem_id="sources", js_on_load=None)
+            with gr.Tab("知识库", id="tab-kb", elem_id="tab-kb"):
+                kb_note = gr.HTML("", elem_id="kb-note")
+                kb_table = gr.Dataframe(_document_rows(records), headers=KB_COLUMNS, interactive=False, wrap=True,
+                                        label="知识库中的文档", elem_id="kb-table")
+                cap_mib = assistant.config.upload_max_bytes / 2**20
+                with gr.Column(visible=bool(kb_edits), elem_id="kb-upload-box") as kb_upload_box:
+                    kb_files = gr.File(file_count="multiple", file_types=KB_FILE_TYPES, type="filepath",
+                                       label=f"上传文档（PDF、DOCX、HTML、Markdown、TXT；每个不超过 {cap_mib:g} MiB；"
+                                             "类型按文件内容判断）", elem_id="kb-files")
+                    kb_add = gr.Button("加入知识库", variant="primary", elem_id="kb-add")
+                kb_status = gr.HTML("", elem_id="kb-status")
+                with gr.Column(visible=bool(kb_edits), elem_id="kb-delete-box") as kb_delete_box:
+                    kb_selected = gr.Dropdown(choices=choices, value=[], multiselect=True, allow_custom_value=True,
+                                              label="选择要删除的文档", elem_id="kb-delete-select")
+                    kb_delete = gr.Button("删除所选文档", variant="secondary", elem_id="kb-delete")
+                    with gr.Column(visible=False, elem_id="kb-confirm-box") as kb_confirm_box:
+                        kb_confirm_text = gr.HTML("", elem_id="kb-confirm-text")
+                        with gr.Row():
+                            kb_confirm = gr.Button("确认删除", variant="stop", elem_id="kb-delete-confirm")
+                            kb_cancel = gr.Button("取消", elem_id="kb-delete-cancel")
+                kb_api_files = gr.File(file_count="multiple", type="filepath", visible=False)
+                kb_api_result = gr.JSON(visible=False)
+                kb_api_trigger = gr.Button(visible=False)
             with gr.Tab("设置 / 调试", id="tab-settings", elem_id="tab-settings"):
                 top_k = gr.Slider(1, UI_MAX_TOP_K, value=min(assistant.config.top_k, UI_MAX_TOP_K), step=1,
                                   label="检索段落数（top_k）", elem_id="top-k")
@@ -435,7 +623,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
 
         _checked_chat_messages(chatbot)
         _checked_top_k(top_k)
-        chat_io = dict(fn=chat, inputs=[question, chatbot, top_k, asked, turns],
+        chat_io = dict(fn=chat, inputs=[question, chatbot, top_k, asked, turns, doc_filter],
                        outputs=[question, chatbot, sources, debug, asked, turns])
         after = dict(fn=export, inputs=[turns], outputs=[download], api_visibility="private")
         question.submit(**chat_io, api_name="chat",
@@ -445,7 +633,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         send.click(**chat_io, api_visibility="private").then(**after).then(
             None, js=SCROLL_TO_ANSWER_JS, api_visibility="private")
         for button in example_buttons:
-            button.click(**dict(chat_io, inputs=[button, chatbot, top_k, asked, turns]),
+            button.click(**dict(chat_io, inputs=[button, chatbot, top_k, asked, turns, doc_filter]),
                          api_visibility="private").then(**after).then(
                 None, js=SCROLL_TO_ANSWER_JS, api_visibility="private")
         clear_outputs = [chatbot, asked, sources, debug, question, turns, download]
@@ -454,11 +642,38 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         chatbot.select(select, [turns], [sources, debug], api_visibility="private")
         chatbot.like(feedback, [turns, comment], [comment, status], api_visibility="private")
 
+        # 知识库: the table and choices follow changes made in other sessions (on load)
+        kb_outputs = [kb_table, kb_selected, doc_filter, intro]
+        demo.load(kb_load, None, [*kb_outputs, kb_upload_box, kb_delete_box, kb_note], api_visibility="private")
+        kb_add.click(ui_add, [kb_files], [kb_status, *kb_outputs, kb_files], api_visibility="private",
+                     concurrency_limit=1, concurrency_id="kb-edit")
+        kb_delete.click(ui_delete_ask, [kb_selected], [kb_confirm_box, kb_confirm_text, kb_status],
+                        api_visibility="private")
+        kb_cancel.click(lambda: (gr.update(visible=False), ""), None, [kb_confirm_box, kb_status],
+                        api_visibility="private")
+        kb_confirm.click(ui_delete_confirm, [kb_selected], [kb_confirm_box, kb_status, *kb_outputs],
+                         api_visibility="private", concurrency_limit=1, concurrency_id="kb-edit")
+        # /add_documents takes files through a (hidden) File component, so that
+        # Gradio accepts only files uploaded to it, never a path named by the caller.
+        kb_api_trigger.click(add_documents, [kb_api_files], [kb_api_result], api_name="add_documents",
+                             api_description="Add uploaded files (gradio_client.handle_file) to the knowledge base: "
+                                             "returns message, outcomes (file, status, doc_id, reason) and documents.",
+                             concurrency_limit=1, concurrency_id="kb-edit")
+
         gr.api(ask, api_name="ask")
         gr.api(search, api_name="search")
         gr.api(batch, api_name="batch")
+        gr.api(documents, api_name="documents")
+        gr.api(remove_documents, api_name="remove_documents", concurrency_limit=1, concurrency_id="kb-edit")
     demo.service = service  # launch() serves its probes and metrics
+    demo.kb_policy = policy  # launch() decides kb_edits from the address when it is None
     return demo
+
+
+def _intro(titles: list[str]) -> str:
+    return ("## 政策问答\n"
+            "基于报告原文回答，每句引文都标注出处（点击 [1] 查看来源）；报告中没有答案时会如实说明。"
+            + (f"知识库：{'、'.join('《' + markdown_literal(t) + '》' for t in titles)}" if titles else ""))
 
 
 def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
@@ -481,6 +696,17 @@ def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, 
     # environment's GRADIO_ALLOWED_PATHS (which Gradio would otherwise use) is ignored.
     if os.environ.pop("GRADIO_ALLOWED_PATHS", None):
         log.warning("ignoring GRADIO_ALLOWED_PATHS: this app serves no files from disk")
+    # Uploading and deleting documents: decided from the address unless the
+    # app was built with an explicit choice.
+    policy = getattr(demo, "kb_policy", None)
+    max_upload: str | int = MAX_UPLOAD
+    if policy is not None:
+        if policy["kb_edits"] is None:
+            policy["kb_edits"] = kb_edits_allowed(host, policy["config"])
+        if policy["kb_edits"]:
+            max_upload = policy["config"].upload_max_bytes
+            if not _is_loopback(host):
+                log.warning("uploading and deleting documents is on for %s (allow_kb_edits)", host)
     # /healthz, /readyz and /metrics on the same server, ahead of Gradio's routes.
     service = getattr(demo, "service", None)
     app_kwargs = {"routes": list(routes(service))} if service is not None else {}
@@ -488,7 +714,7 @@ def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, 
                        app_kwargs=app_kwargs,
                        show_error=False, theme=THEME, css=CSS, js=JS, footer_links=["api"], ssr_mode=False,
                        i18n=gr.I18n(**{"zh-CN": I18N, "zh": I18N}),
-                       max_file_size=MAX_UPLOAD)
+                       max_file_size=max_upload)
 
 
 # -------------------------------------------------------------------- main
@@ -516,6 +742,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="TOML file of Config settings (or env RAG_CONFIG); env and --set override it")
     p.add_argument("--rebuild", choices=("auto", "never", "always"), default="auto",
                    help="build the index when missing or stale (auto, default), never, or always")
+    p.add_argument("--allow-kb-edits", action="store_true", default=None,
+                   help="allow uploading and deleting documents (the 知识库 tab, /add_documents, /remove_documents) "
+                        "on a non-loopback --host; on loopback they are always on (or Config allow_kb_edits)")
     p.add_argument("--concurrency", type=int, default=env.get("RAG_CONCURRENCY", str(DEFAULT_CONCURRENCY)),
                    help="questions answered in parallel (default 2, or env RAG_CONCURRENCY)")
     return p.parse_args(argv)
@@ -536,6 +765,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["index_dir"] = args.index
         if args.corpus:
             overrides["corpus_dir"] = args.corpus
+        if args.allow_kb_edits:
+            overrides["allow_kb_edits"] = True
         if args.concurrency < 1:
             raise RagError("--concurrency must be at least 1")
         config = Config.from_env(config_file=args.config, **overrides)
@@ -566,8 +797,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s (choose another port with --port)", args.host, args.port, exc)
         return 1
-    log.info("ready in %.1f s: http://%s:%d/ (API: /ask /search /batch /chat)", time.perf_counter() - t0,
-             args.host, args.port)
+    log.info("ready in %.1f s: http://%s:%d/ (API: /ask /search /batch /chat /documents%s)",
+             time.perf_counter() - t0, args.host, args.port,
+             " /add_documents /remove_documents" if demo.kb_policy["kb_edits"] else "; uploading and deleting "
+             "documents is off on this address (--allow-kb-edits)")
     def terminate(signum, frame):
         raise KeyboardInterrupt  # leave block_thread in the main thread; the drain runs below
 

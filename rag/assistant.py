@@ -8,7 +8,7 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .build import build_index, stale_reasons
 from .config import Config
@@ -17,6 +17,9 @@ from .errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, Inpu
 from .schema import Answer, DocumentRecord, Hit
 from .store import IndexStore, LoadedIndex
 from .tokenize import ChineseTokenizer
+
+if TYPE_CHECKING:
+    from .kb import UpdateResult
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +118,7 @@ class Assistant:
         self.store = IndexStore(config.index_dir)
         self._state: _Loaded | None = None
         self._swap_lock = threading.Lock()
+        self._edit_lock = threading.Lock()  # one knowledge-base change at a time
         self._last_refresh_check = time.monotonic()
         self.timings: dict[str, float] = {}
         self.counts = {"build": 0, "load": 0}  # since start (/metrics)
@@ -219,6 +223,27 @@ class Assistant:
         self._maybe_refresh()
         return [DocumentRecord.from_manifest(d) for d in self.index.manifest.get("documents", [])]
 
+    def add_uploads(self, uploads: Sequence[tuple[str, str]], progress: bool = False) -> "UpdateResult":
+        """Add uploaded files ((temporary path, name given) pairs, see
+        :func:`rag.kb.add_uploads`) and answer from the updated index at once.
+        Edits are serialised; questions keep being answered meanwhile."""
+        from .kb import add_uploads
+
+        with self._edit_lock:
+            result = add_uploads(self.config, uploads, self.embedder, progress=progress)
+            self.refresh()
+        return result
+
+    def remove_documents(self, doc_ids: Sequence[str], progress: bool = False) -> "UpdateResult":
+        """Remove documents (:func:`rag.kb.remove_documents`) and answer from
+        the updated index at once."""
+        from .kb import remove_documents
+
+        with self._edit_lock:
+            result = remove_documents(self.config, list(doc_ids), self.embedder, progress=progress)
+            self.refresh()
+        return result
+
     def document_title(self, doc_id: str) -> str:
         """The short title used in citations (sidecar short_title, else title)."""
         doc = self.index.documents.get(doc_id)
@@ -243,15 +268,21 @@ class Assistant:
         self._maybe_refresh()
         return self.state.retriever.search(question, k, mode)
 
-    def ask(self, question: str, top_k: int | None = None, history: Sequence[str] = ()) -> Answer:
-        return self.ask_many([question], top_k, histories=[history])[0]
+    def ask(self, question: str, top_k: int | None = None, history: Sequence[str] = (),
+            doc_ids: Sequence[str] | None = None) -> Answer:
+        return self.ask_many([question], top_k, histories=[history], doc_ids=doc_ids)[0]
 
     def ask_many(self, questions: Sequence[str], top_k: int | None = None,
                  histories: Sequence[Sequence[str]] | None = None,
                  doc_ids: Sequence[str] | None = None) -> list[Answer]:
-        """Answers in order; ``doc_ids`` limits the evidence to those documents."""
+        """Answers in order; ``doc_ids`` limits the evidence to those documents
+        (None or empty: every document; an unknown id is an InputError)."""
         k = validate_top_k(top_k, self.config.top_k, self.config.max_top_k)
         cleaned = [validate_question(q, self.config.max_question_chars) for q in questions]
+        if doc_ids is not None:
+            if isinstance(doc_ids, str) or not all(isinstance(d, str) for d in doc_ids):
+                raise InputError("doc_ids 必须是文档 id 的列表。(doc_ids must be a list of document ids.)")
+            doc_ids = list(dict.fromkeys(doc_ids)) or None
         self._maybe_refresh()
         state = self.state
         return state.answerer.answer_many(cleaned, k, histories, doc_ids)

@@ -85,6 +85,13 @@ class Config:
     # Where the chat UI appends 👍 / 👎 feedback (JSON Lines, one verdict per
     # line; `rag feedback-export` turns it into a labelled question file).
     feedback_path: Path = PROJECT_ROOT / "feedback" / "feedback.jsonl"
+    # The app's 知识库 tab and its /add_documents API: the largest file
+    # accepted (Gradio's upload route refuses more; the library checks again).
+    upload_max_bytes: int = 20 * 1024 * 1024
+    # Uploading and deleting documents through the app are on when it listens
+    # on a loopback address; on any other address only with this set (or
+    # app.py --allow-kb-edits).
+    allow_kb_edits: bool = False
 
     def __post_init__(self) -> None:
         if self.passage_max_chars < 20:
@@ -113,6 +120,8 @@ class Config:
             raise ConfigError("term_cache_size and tag_cache_size must be 0 (no cache) or more.")
         if self.max_question_chars < 1:
             raise ConfigError("max_question_chars must be greater than 0.")
+        if self.upload_max_bytes < 1:
+            raise ConfigError("upload_max_bytes must be greater than 0.")
 
     @property
     def model_cache_dir(self) -> Path:

@@ -5,20 +5,27 @@ embeds only new or changed documents and publishes atomically.  A crash
 between copying a file and publishing leaves the previous index serving; the
 next build picks the file up.
 
-The CLI (``rag add / remove / list``) and later the UI and API are thin layers
-over these functions."""
+The CLI (``rag add / remove / list``), the app's 知识库 tab and its API
+(``/documents``, ``/add_documents``, ``/remove_documents``) are thin layers
+over these functions; :func:`add_uploads` takes files whose names come from
+a browser or an API client."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
+import re
 import shutil
+import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from .config import Config
 from .errors import CorpusError, InputError
+from .formats import sniff_format
 from .ingest import (CORPUS_SUFFIXES, corpus_files, doc_id_for, file_sha256, load_document, sidecar_path,
                      sidecar_sha256)
 from .schema import DocumentRecord
@@ -94,7 +101,8 @@ def _copy_atomic(src: Path, target: Path) -> None:
             tmp.unlink()
 
 
-def add_files(config: Config, paths: Sequence[Path | str], embedder=None, progress: bool = False) -> UpdateResult:
+def add_files(config: Config, paths: Sequence[Path | str], embedder=None, progress: bool = False,
+              replace: bool = True) -> UpdateResult:
     """Copy document files (or the document files of directories) into the
     corpus and update the index incrementally.
 
@@ -102,8 +110,9 @@ def add_files(config: Config, paths: Sequence[Path | str], embedder=None, progre
     formats module refuses is reported with its reason and not copied, the
     others are still added.  A file whose content is already stored (under any
     name) is not copied again (``duplicate``; ``unchanged`` under its own
-    name); a file with the name of a stored one replaces it.  A sidecar
-    ``<name>.meta.json`` next to a file is copied with it."""
+    name); a file with the name of a stored one replaces it (with
+    ``replace=False`` it is refused instead).  A sidecar ``<name>.meta.json``
+    next to a file is copied with it."""
     from .build import build_index
 
     corpus = Path(config.corpus_dir)
@@ -147,6 +156,11 @@ def add_files(config: Config, paths: Sequence[Path | str], embedder=None, progre
             result.outcomes.append(FileOutcome(str(src), REFUSED, doc_id,
                                                f"its document id {doc_id!r} is taken by {other.name}; rename it"))
             continue
+        if target.exists() and not in_place and not replace:
+            result.outcomes.append(FileOutcome(str(src), REFUSED, doc_id,
+                                               f"another document is already stored as {target.name} (document "
+                                               f"{doc_id}); delete it first or rename the file"))
+            continue
         status = REPLACED if target.exists() else ADDED
         if not in_place:
             _copy_atomic(src, target)
@@ -156,6 +170,75 @@ def add_files(config: Config, paths: Sequence[Path | str], embedder=None, progre
         result.outcomes.append(FileOutcome(str(src), status, doc_id))
     # Nothing new and a fresh index: no build (force=False returns the current one).
     result.build = build_index(config, embedder, force=False, progress=progress)
+    return result
+
+
+# The corpus suffix for each format rag.formats sniffs from the content.
+FORMAT_SUFFIXES = {"pdf": (".pdf",), "docx": (".docx",), "html": (".html", ".htm"), "markdown": (".md",),
+                   "text": (".txt",)}
+MAX_NAME_CHARS = 120
+
+
+def safe_upload_name(name: str) -> str:
+    """A corpus file name for a file name sent by a browser or an API client:
+    its last path component only (``/`` and ``\\`` both separate), without
+    control characters or leading dots (no hidden file, no ``..``), and at
+    most MAX_NAME_CHARS characters.  Empty what is left: ``upload``."""
+    base = unicodedata.normalize("NFC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
+    base = re.sub(r"\s+", " ", base).strip().lstrip(".").strip()
+    stem, dot, suffix = base.rpartition(".")
+    if not dot:
+        stem, suffix = base, ""
+    stem = stem.rstrip(". ") or "upload"
+    suffix = suffix[:10]
+    stem = stem[:MAX_NAME_CHARS - len(suffix) - 1]
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def add_uploads(config: Config, uploads: Sequence[tuple[Path | str, str]], embedder=None,
+                progress: bool = False) -> UpdateResult:
+    """Add uploaded files: ``uploads`` are (temporary file, name the user
+    gave it) pairs.  The name is made safe (:func:`safe_upload_name`) and
+    never decides the type: the content is sniffed (:func:`rag.formats.sniff_format`)
+    and the suffix set to match it (``报告`` holding a PDF is stored as
+    ``报告.pdf``; an executable named ``.pdf`` is refused).  A file over
+    ``config.upload_max_bytes`` is refused before it is read.  Unlike
+    :func:`add_files`, an upload never replaces a stored file of the same name
+    with other content (refused: delete that document first).  The outcomes
+    carry the names the user gave."""
+    outcomes: list[FileOutcome | None] = []
+    staged: list[tuple[int, Path]] = []
+    with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp:
+        for i, (path, name) in enumerate(uploads):
+            path, shown = Path(path), str(name)
+            safe = safe_upload_name(shown)
+            try:
+                size = path.stat().st_size
+                if size > config.upload_max_bytes:
+                    raise CorpusError(f"{size / 2**20:.1f} MiB is larger than the upload limit of "
+                                      f"{config.upload_max_bytes / 2**20:g} MiB")
+                if size == 0:
+                    raise CorpusError("the file is empty (0 bytes)")
+                with open(path, "rb") as fh:
+                    fmt = sniff_format(fh.read(), safe)
+            except (CorpusError, OSError) as exc:
+                reason = str(exc)
+                reason = reason[len(safe) + 2:] if reason.startswith(safe + ": ") else reason
+                outcomes.append(FileOutcome(shown, REFUSED, reason=reason))
+                continue
+            stem, dot, suffix = safe.rpartition(".")
+            if not dot or "." + suffix.lower() not in FORMAT_SUFFIXES[fmt]:
+                safe = f"{safe}{FORMAT_SUFFIXES[fmt][0]}"[-MAX_NAME_CHARS:]
+            folder = Path(tmp) / str(i)  # one folder each: two uploads may share a name
+            folder.mkdir()
+            shutil.copyfile(path, folder / safe)
+            staged.append((i, folder / safe))
+            outcomes.append(None)
+        result = add_files(config, [p for _, p in staged], embedder, progress=progress, replace=False)
+    for (i, _), outcome in zip(staged, result.outcomes):
+        outcomes[i] = dataclasses.replace(outcome, path=str(uploads[i][1]))
+    result.outcomes = [o for o in outcomes if o is not None]
     return result
 
 
@@ -185,4 +268,5 @@ def remove_documents(config: Config, doc_ids: Sequence[str], embedder=None,
     return result
 
 
-__all__ = ["DocumentRecord", "FileOutcome", "UpdateResult", "list_documents", "add_files", "remove_documents"]
+__all__ = ["DocumentRecord", "FileOutcome", "UpdateResult", "list_documents", "add_files", "add_uploads",
+           "safe_upload_name", "remove_documents"]

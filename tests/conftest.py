@@ -66,10 +66,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(assistant, feedback_path=None, **launch_kwargs):
+def serve_app(assistant, feedback_path=None, kb_edits=False, **launch_kwargs):
     """The Gradio app (app.py) over ``assistant`` on a free loopback port,
     in this process (prevent_thread_lock); yields (demo, base URL).  Feedback
-    goes to ``feedback_path`` (default: a temporary file, never the project's)."""
+    goes to ``feedback_path`` (default: a temporary file, never the project's).
+    ``kb_edits``: uploading / deleting documents, off by default here (most
+    tests serve the repository's own corpus, which must never change); None
+    lets launch() decide from the address (on for loopback) — only over a
+    copy of the corpus."""
     import sys
 
     if str(PROJECT_ROOT) not in sys.path:  # app.py lives at the repository root
@@ -84,7 +88,7 @@ def serve_app(assistant, feedback_path=None, **launch_kwargs):
 
     # requests are logged to a temporary file, never the project's logs/
     service = Service(assistant, Path(feedback_path).parent / "requests.jsonl")
-    demo = app.build_app(assistant, feedback_path=feedback_path, service=service)
+    demo = app.build_app(assistant, feedback_path=feedback_path, service=service, kb_edits=kb_edits)
     port = free_port()
     app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True, **launch_kwargs)
     try:

@@ -36,13 +36,14 @@ WAIT_MS = 30_000
 SCREENSHOTS = ROOT / "bench" / "results" / "screenshots"
 VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 # ASCII words allowed on the Chinese page: names of things, not UI language.
-ALLOWED_ASCII = {"BM25", "top_k", "Markdown", "API", "Gradio"}
+# Format names and units are the same words in a Chinese interface.
+ALLOWED_ASCII = {"BM25", "top_k", "Markdown", "API", "Gradio", "PDF", "DOCX", "HTML", "TXT", "MiB"}
 BOT = '#chat [data-testid="bot"]'
 # The page's own text: what it renders, less what comes from documents or the
 # user (quotes, passages, the question) and the one English example question.
 UI_TEXT_JS = """() => {
-  const skip = 'style, script, noscript, svg, .example-en, .sources, .doc-view, blockquote, '
-               + '[data-testid="user"], #debug td';
+  const skip = 'style, script, noscript, svg, .example-en, .sources, .doc-view, blockquote, #kb-table, '
+               + '[data-testid="user"], #debug td, [data-testid="status-tracker"]';  // its timer reads "0.3s"
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   const out = [];
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
@@ -256,5 +257,111 @@ def test_html_question_is_text_and_empty_question_prompts(browser, served):
         # a markup-only question is not English: the reply is in Chinese
         assert "From the report" not in page.locator(BOT).last.inner_text()
         assert page.errors == [], page.errors
+    finally:
+        page.context.close()
+
+
+# ------------------------------------------------------------ the 知识库 tab
+GREEN_HTML = """<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>绿色金融支持办法</title>
+<style>body { font-family: 'WenQuanYi Zen Hei', sans-serif; font-size: 14px; }</style></head><body>
+<h1>绿色金融支持办法</h1>
+<p>第一条 为推动绿色金融发展，支持企业节能降碳改造，制定本办法。</p>
+<p>第二条 绿色信贷贴息比例最高为百分之五十，由市金融监管局负责审核。</p>
+<p>第三条 本办法自2025年3月1日起施行。</p>
+</body></html>"""
+
+
+@pytest.fixture(scope="module")
+def kb_served(browser, tmp_path_factory):
+    """The app with uploading on (loopback), over a copy of the corpus with
+    the hash embedder: the repository's corpus and index are never changed."""
+    import shutil
+
+    from tests.conftest import CORPUS, hash_assistant
+
+    base = tmp_path_factory.mktemp("kb-browser")
+    shutil.copytree(CORPUS, base / "corpus")
+    assistant = hash_assistant(base / "index", base / "corpus")
+    with serve_app(assistant, feedback_path=base / "feedback.jsonl", kb_edits=None) as (_, base_url):
+        yield base_url, base
+
+
+def print_pdf(browser, html_text: str, path: Path) -> Path:
+    """A PDF with a text layer, printed by the same Chromium."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_content(html_text)
+        page.pdf(path=str(path), format="A4")
+    finally:
+        context.close()
+    return path
+
+
+def kb_table_text(page) -> str:
+    return page.locator("#kb-table").inner_text()
+
+
+def wait_kb_table_has(page, text: str) -> None:
+    # Gradio's dataframe keeps hidden copies of its cells: wait on what is shown.
+    page.wait_for_function("t => document.querySelector('#kb-table').innerText.includes(t)", arg=text,
+                           timeout=WAIT_MS)
+
+
+def test_upload_ask_and_delete_a_pdf(browser, kb_served):
+    url, base = kb_served
+    pdf = print_pdf(browser, GREEN_HTML, base / "绿色金融.pdf")
+    page = new_page(browser, url, VIEWPORTS["desktop"])
+    try:
+        show_tab(page, "知识库")
+        wait_kb_table_has(page, "与时俱进的改革之路")
+        assert "绿色金融支持办法" not in kb_table_text(page)
+        text = page.evaluate(UI_TEXT_JS)
+        assert english_words(text) == [], english_words(text)
+
+        # upload: the file goes to Gradio, then 加入知识库 indexes it
+        page.locator('#kb-files input[type="file"]').set_input_files(str(pdf))
+        page.locator("#kb-files").get_by_text("绿色金融.pdf").first.wait_for(timeout=WAIT_MS)
+        page.locator("#kb-add").click()
+        page.locator("#kb-status").get_by_text("已加入：绿色金融.pdf").wait_for(timeout=WAIT_MS)
+        wait_kb_table_has(page, "绿色金融支持办法")
+        assert "绿色金融" in kb_table_text(page)  # its id, from the file name
+
+        # the same file again: recognised as already there
+        page.locator('#kb-files input[type="file"]').set_input_files(str(pdf))
+        page.locator("#kb-files").get_by_text("绿色金融.pdf").first.wait_for(timeout=WAIT_MS)
+        page.locator("#kb-add").click()
+        page.locator("#kb-status").get_by_text("已在知识库中：绿色金融.pdf").wait_for(timeout=WAIT_MS)
+
+        # the chat, limited to the new document, answers from it
+        show_tab(page, "对话")
+        page.locator("#doc-filter input").click()
+        page.get_by_role("option", name=re.compile("绿色金融支持办法")).click()
+        page.keyboard.press("Escape")
+        ask(page, "绿色信贷贴息比例最高是多少？")
+        answer = page.locator(BOT).last
+        answer.get_by_text("百分之五十").first.wait_for(timeout=WAIT_MS)
+        assert "绿色金融支持办法" in answer.inner_html()  # cited from the uploaded PDF
+
+        # delete: one click only asks; 确认删除 deletes
+        show_tab(page, "知识库")
+        page.locator("#kb-delete-select input").click()
+        page.get_by_role("option", name=re.compile("绿色金融支持办法")).click()
+        page.keyboard.press("Escape")
+        page.locator("#kb-delete").click()
+        confirm = page.locator("#kb-delete-confirm")
+        confirm.wait_for(timeout=WAIT_MS)
+        assert "绿色金融支持办法" in page.locator("#kb-confirm-text").inner_text()
+        page.wait_for_timeout(500)
+        assert "绿色金融支持办法" in kb_table_text(page) and (base / "corpus" / "绿色金融.pdf").exists()
+        confirm.click()
+        page.locator("#kb-status").get_by_text("已删除").wait_for(timeout=WAIT_MS)
+        page.wait_for_function("!document.querySelector('#kb-table').innerText.includes('绿色金融支持办法')",
+                               timeout=WAIT_MS)
+        assert not (base / "corpus" / "绿色金融.pdf").exists()
+        assert "与时俱进的改革之路" in kb_table_text(page)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "desktop-kb.png"))
+        assert page.dialogs == [] and page.errors == [], (page.dialogs, page.errors)
     finally:
         page.context.close()

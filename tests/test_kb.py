@@ -399,3 +399,78 @@ def test_cli_list_without_an_index(tmp_path):
     proc = subprocess.run(cli_command(["--index", str(tmp_path / "none"), "list"]), capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 4 and "no index in" in proc.stderr
+
+
+# ------------------------------------------------ uploads (the app's 知识库 tab)
+class TestUploads:
+    @pytest.mark.parametrize("given, safe", [
+        ("report.pdf", "report.pdf"), ("../../etc/passwd", "passwd"), ("..\\..\\win.ini", "win.ini"),
+        ("/abs/path/报告.docx", "报告.docx"), (".hidden.txt", "hidden.txt"), ("..", "upload"), ("", "upload"),
+        ("a\x00b\nc.md", "abc.md"), ("x" * 300 + ".txt", "x" * 116 + ".txt"),
+    ])
+    def test_safe_upload_name(self, given, safe):
+        from rag.kb import safe_upload_name
+
+        assert safe_upload_name(given) == safe
+        assert "/" not in safe_upload_name(given) and not safe_upload_name(given).startswith(".")
+
+    def test_the_name_never_decides_the_type(self, kb, tmp_path):
+        from rag.kb import add_uploads
+
+        config, embedder = kb
+        pdf = tmp_path / "tmp1"
+        shutil.copyfile(DATA / "formats" / "report.pdf", pdf)
+        text = tmp_path / "tmp2"
+        text.write_text(DOC_C, encoding="utf-8")
+        result = add_uploads(config, [(pdf, "../../报告"), (text, "人才政策.exe")], embedder)
+        assert [(o.path, o.status) for o in result.outcomes] == [("../../报告", "added"), ("人才政策.exe", "added")]
+        assert (config.corpus_dir / "报告.pdf").exists() and (config.corpus_dir / "人才政策.exe.txt").exists()
+        records = {r.doc_id: r for r in list_documents(config)}
+        assert records["报告"].format == "pdf" and records["报告"].pages == 3
+
+    def test_refusals_duplicates_and_no_silent_overwrite(self, kb, tmp_path):
+        from rag.kb import add_uploads
+
+        config, embedder = kb
+        before, records = current(config), list_documents(config)
+        exe = tmp_path / "u1"
+        exe.write_bytes(b"\x7fELF\x02\x01\x01\0" + os.urandom(256))
+        dup = tmp_path / "u2"
+        dup.write_text(DOC_A, encoding="utf-8")  # doc_a.txt's bytes under another name
+        other = tmp_path / "u3"
+        other.write_text(DOC_C, encoding="utf-8")  # new content under a stored name
+        same = tmp_path / "u4"
+        same.write_text(DOC_B, encoding="utf-8")  # doc_b.md itself
+        big = tmp_path / "u5"
+        big.write_text("政策" * 1000, encoding="utf-8")
+        result = add_uploads(config.replace(upload_max_bytes=5000), [
+            (exe, "program.pdf"), (dup, "copy.txt"), (other, "doc_a.txt"), (same, "doc_b.md"), (big, "big.txt")],
+            embedder)
+        got = {o.path: (o.status, o.doc_id, o.reason) for o in result.outcomes}
+        assert got["program.pdf"][0] == "refused" and "a Linux executable (ELF), not a document" in got["program.pdf"][2]
+        assert got["copy.txt"][:2] == ("duplicate", "doc_a")
+        assert got["doc_a.txt"][0] == "refused" and "already stored as doc_a.txt" in got["doc_a.txt"][2]
+        assert got["doc_b.md"][0] == "unchanged"
+        assert got["big.txt"][0] == "refused" and "larger than the upload limit" in got["big.txt"][2]
+        assert (config.corpus_dir / "doc_a.txt").read_text(encoding="utf-8") == DOC_A
+        assert list_documents(config) == records and current(config) == before and embedder.calls == 0
+        assert not result.changed
+
+    def test_assistant_answers_from_the_new_index_and_limits_to_documents(self, kb, tmp_path):
+        config, embedder = kb
+        assistant = Assistant.open(config, rebuild="never", embedder=embedder)
+        upload = tmp_path / "gradio-tmp"
+        upload.write_text(DOC_C, encoding="utf-8")
+        result = assistant.add_uploads([(upload, "人才政策.txt")])
+        assert [o.status for o in result.outcomes] == ["added"]
+        assert "人才政策" in {r.doc_id for r in assistant.list_documents()}
+        answer = assistant.ask("安家补贴最高多少？", doc_ids=["人才政策"])
+        assert not answer.refused and {c.doc_id for c in answer.citations} == {"人才政策"}
+        assert "100万元" in answer.short_answer
+        limited = assistant.ask("安家补贴最高多少？", doc_ids=["doc_a"])
+        assert {h.passage.doc_id for h in limited.hits} <= {"doc_a"}
+        with pytest.raises(InputError, match="unknown document id"):
+            assistant.ask("安家补贴最高多少？", doc_ids=["nope"])
+        assistant.remove_documents(["人才政策"])
+        assert "人才政策" not in {r.doc_id for r in assistant.list_documents()}
+        assert "人才政策" not in assistant.index.documents

@@ -7,8 +7,11 @@
   jieba's marshal cache in the shared temp directory.
 - The Gradio app serves no file outside Gradio's own assets: no allowed_paths
   (GRADIO_ALLOWED_PATHS is ignored), file routes refuse /etc/passwd, the corpus,
-  the index and the source tree, no endpoint takes a path, uploads are capped.
-- The app listens on 127.0.0.1 unless told otherwise."""
+  the index and the source tree, no endpoint takes a path (/add_documents
+  takes only files uploaded to Gradio, never one a caller names), uploads are
+  capped (64 KB while uploading documents is off).
+- The app listens on 127.0.0.1 unless told otherwise; uploading and deleting
+  documents is off on other addresses unless turned on."""
 from __future__ import annotations
 
 import inspect
@@ -231,13 +234,49 @@ def test_no_endpoint_takes_a_path_and_nothing_unnamed_is_exposed(served):
 
     _, _, url = served
     api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
-    assert set(api["named_endpoints"]) == {"/ask", "/search", "/batch", "/chat"}
+    assert set(api["named_endpoints"]) == {"/ask", "/search", "/batch", "/chat", "/documents", "/add_documents",
+                                           "/remove_documents"}
     assert api["unnamed_endpoints"] == {}
+    uploads = api["named_endpoints"].pop("/add_documents")
+    assert [p["component"] for p in uploads["parameters"]] == ["File"]  # Gradio's own uploads only
     text = json.dumps(api["named_endpoints"])
     assert "filepath" not in text and "FileData" not in text  # chat messages are text only
     for endpoint in api["named_endpoints"].values():
         for parameter in endpoint["parameters"]:
-            assert parameter["component"] in ("Api", "Textbox", "Chatbot", "Slider"), parameter
+            assert parameter["component"] in ("Api", "Textbox", "Chatbot", "Slider", "Dropdown"), parameter
+
+
+@pytest.fixture()
+def editable(tmp_path):
+    """The app with uploading on, over a copy of the corpus."""
+    import shutil
+
+    shutil.copytree(CORPUS, tmp_path / "corpus")
+    assistant = hash_assistant(tmp_path / "index", tmp_path / "corpus")
+    with serve_app(assistant, kb_edits=True) as (demo, url):
+        yield assistant, url
+
+
+def test_add_documents_never_reads_a_path_the_caller_names(editable, tmp_path):
+    """A FileData naming a server path (sent as raw HTTP: gradio_client would
+    upload a local file itself) is refused by Gradio: only its own uploads pass."""
+    import httpx
+
+    assistant, url = editable
+    secret = tmp_path / "secret.txt"
+    secret.write_text("机密文件：这份文件不应进入知识库。" * 5, encoding="utf-8")
+    corpus = tmp_path / "corpus"
+    before = sorted(p.name for p in corpus.iterdir())
+    with httpx.Client(timeout=60) as h:
+        for path in ("/etc/passwd", str(secret), str(next(CORPUS.glob("*.txt"))), "../../../etc/passwd"):
+            payload = {"data": [[{"path": path, "orig_name": "x.txt", "meta": {"_type": "gradio.FileData"}}]]}
+            r = h.post(f"{url}gradio_api/call/add_documents", json=payload)
+            assert r.status_code == 200, r.text
+            stream = h.get(f"{url}gradio_api/call/add_documents/{r.json()['event_id']}").text
+            assert "event: error" in stream and "已加入" not in stream, (path, stream)
+            assert "root:x:0:0" not in stream and "机密文件" not in stream
+    assert sorted(p.name for p in corpus.iterdir()) == before
+    assert [r.doc_id for r in assistant.list_documents()] == ["suzhou_sip_reform_2024"]
 
 
 def test_uploads_are_capped(served):
@@ -337,3 +376,17 @@ def test_answer_html_escapes_documents_and_users(payload):
         assert "javascript:" not in html.replace("(javascript:", "")  # only ever as escaped text
         assert html.count("<details") == html.count("</details>")  # no payload closes our blocks
     assert 'href="#t1-c1"' in rendered[0] and "第3页" in rendered[0]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_knowledge_base_html_escapes_file_names_and_reasons(payload):
+    """The 知识库 tab's upload summary shows file names and refusal reasons as text."""
+    import app
+    from rag.kb import FileOutcome
+
+    outcomes = [FileOutcome(f"/tmp/{payload}.pdf", status, "d", payload)
+                for status in ("added", "duplicate", "unchanged", "refused")]
+    text, shown = app._outcome_summary(outcomes)
+    for tag in ("<img", "<script", "<svg", "<iframe"):
+        assert tag not in shown.lower(), (tag, shown)
+    assert shown.count("<li") == 4 and payload.replace("/", "") in text.replace("/", "")

@@ -85,11 +85,11 @@ def print_build_summary(manifest: dict, path: Path | str, out=None) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from .build import build_index
-    from .store import IndexStore
+    from .store import open_store
 
     config = _config(args)
     path = build_index(config, force=not args.if_stale, incremental=not args.full, progress=_progress(args))
-    manifest = IndexStore(config.index_dir).read_manifest()
+    manifest = open_store(config).read_manifest()
     print_build_summary(manifest, path)
     for skipped in manifest.get("skipped_files", []):
         print(f"  skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
@@ -99,7 +99,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_add(args: argparse.Namespace) -> int:
     from .errors import CorpusError
     from .kb import add_files
-    from .store import IndexStore
+    from .store import open_store
 
     config = _config(args)
     result = add_files(config, [Path(p) for p in args.paths], progress=_progress(args))
@@ -109,7 +109,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             line += f": {o.reason}"
         print(line, file=sys.stderr if o.status == "refused" else sys.stdout)
     if result.build is not None:
-        manifest = IndexStore(config.index_dir).read_manifest()
+        manifest = open_store(config).read_manifest()
         if result.changed:
             print_build_summary(manifest, result.build)
         else:
@@ -122,13 +122,13 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     from .kb import remove_documents
-    from .store import IndexStore
+    from .store import open_store
 
     config = _config(args)
     result = remove_documents(config, args.doc_ids, progress=_progress(args))
     for o in result.outcomes:
         print(f"removed   {o.doc_id:<24} {o.path}")
-    print_build_summary(IndexStore(config.index_dir).read_manifest(), result.build)
+    print_build_summary(open_store(config).read_manifest(), result.build)
     return 0
 
 
@@ -182,10 +182,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .build import stale_reasons
-    from .store import IndexStore
+    from .store import open_store
 
     config = _config(args)
-    manifest = IndexStore(config.index_dir).read_manifest()
+    manifest = open_store(config).read_manifest()
     summary = {k: manifest[k] for k in ("format_version", "created_at", "model", "settings", "counts", "documents",
                                          "dense_index", "skipped_files")}
     summary["stale_reasons"] = stale_reasons(config, manifest)

@@ -22,7 +22,7 @@ from .errors import CorpusError, InputError
 from .ingest import (CORPUS_SUFFIXES, corpus_files, doc_id_for, file_sha256, load_document, sidecar_path,
                      sidecar_sha256)
 from .schema import DocumentRecord
-from .store import IndexStore
+from .store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class UpdateResult:
 
 def list_documents(config: Config) -> list[DocumentRecord]:
     """The documents of the current index, in index order."""
-    manifest = IndexStore(config.index_dir).read_manifest()
+    manifest = open_store(config).read_manifest()
     return [DocumentRecord.from_manifest(d) for d in manifest.get("documents", [])]
 
 

@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Sequence
@@ -129,6 +130,21 @@ def cmd_remove(args: argparse.Namespace) -> int:
     for o in result.outcomes:
         print(f"removed   {o.doc_id:<24} {o.path}")
     print_build_summary(open_store(config).read_manifest(), result.build)
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    """rag export --to STORE / rag import --from STORE: the configured store is the other end."""
+    from .store import copy_knowledge_base, open_store
+
+    config = _config(args)
+    source, target = (config.store, args.to) if args.command == "export" else (args.source, config.store)
+    t0 = time.perf_counter()
+    manifest = copy_knowledge_base(config, source, target)
+    counts = manifest.get("counts", {})
+    print(f"copied {counts.get('documents', '?')} documents, {counts.get('passages', '?')} passages from "
+          f"{open_store(config, source).describe()} to {open_store(config, target).describe()} "
+          f"in {time.perf_counter() - t0:.1f} s (nothing re-embedded)")
     return 0
 
 
@@ -283,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("doc_ids", nargs="+", metavar="DOC_ID")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("export", help="copy the knowledge base into another store (e.g. a Milvus server)")
+    p.add_argument("--to", required=True, metavar="STORE", help="local, milvus:///path/kb.db or http://host:19530")
+    p.set_defaults(func=cmd_copy)
+    p = sub.add_parser("import", help="copy another store's knowledge base into the configured store")
+    p.add_argument("--from", dest="source", required=True, metavar="STORE",
+                   help="local (index_dir), milvus:///path/kb.db or http://host:19530")
+    p.set_defaults(func=cmd_copy)
 
     p = sub.add_parser("list", help="the documents in the index")
     p.add_argument("--json", action="store_true", help="print a JSON array of document records")

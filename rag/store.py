@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from . import dense
-from .errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, RagError, WriteError
+from .errors import ConfigError, IndexCorruptError, IndexNotFoundError, IndexStaleError, RagError, WriteError
 from .schema import Document, Passage
 from .sparse import BM25Index
 from .tokenize import TokenizerSettings
@@ -304,6 +304,26 @@ def open_store(config: Any, store: str | None = None) -> Any:
 
     return MilvusStore(value, config.milvus_collection, config.milvus_timeout_s, config.milvus_bm25,
                        lock_dir=config.index_dir)
+
+
+def copy_knowledge_base(config: Any, source: str, target: str) -> dict[str, Any]:
+    """Copy the current build of store ``source`` into store ``target``
+    (``"local"`` is ``config.index_dir``): documents, passages, vectors and
+    BM25 as they are, nothing re-embedded.  The target publishes it the way
+    it publishes a build (a new directory or collection, then an atomic
+    switch), so a copy killed half-way leaves the target's previous build
+    serving.  Returns the target's manifest."""
+    from .embed import file_lock
+
+    if (source or "local") == (target or "local"):
+        raise ConfigError(f"source and target are the same store ({source or 'local'})")
+    src, dst = open_store(config, source), open_store(config, target)
+    if not src.exists():
+        raise IndexNotFoundError(f"nothing to copy: {src.describe()} holds no knowledge base")
+    artifacts = src.load_artifacts()
+    with file_lock(dst.lock_path):
+        dst.publish(artifacts)
+    return dst.read_manifest()
 
 
 def _manifest_problem(manifest: dict[str, Any]) -> str | None:

@@ -251,6 +251,10 @@ class MilvusStore:
                     kwargs["db_name"] = db
             else:
                 Path(self.target).parent.mkdir(parents=True, exist_ok=True)
+                # milvus-lite's in-process gRPC server logs a traceback for every
+                # AllocTimestamp call pymilvus 3 makes on insert (not implemented
+                # there, and harmless): keep it off the user's console.
+                logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
             try:
                 self._client = pymilvus.MilvusClient(self.target, **kwargs)
             except Exception as exc:

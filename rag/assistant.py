@@ -15,7 +15,7 @@ from .config import Config
 from .embed import Embedder
 from .errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, InputError
 from .schema import Answer, DocumentRecord, Hit
-from .store import IndexStore, LoadedIndex
+from .store import LoadedIndex, open_store
 from .tokenize import ChineseTokenizer
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class Assistant:
     def __init__(self, config: Config, embedder: Embedder | None = None) -> None:
         self.config = config
         self.embedder = embedder or Embedder(config)
-        self.store = IndexStore(config.index_dir)
+        self.store = open_store(config)
         self._state: _Loaded | None = None
         self._swap_lock = threading.Lock()
         self._edit_lock = threading.Lock()  # one knowledge-base change at a time
@@ -198,10 +198,10 @@ class Assistant:
         """Switch to a newer build published by another process, if any.
         Questions in flight finish on the index they started with."""
         try:
-            current = self.store.current.resolve()
-        except OSError:
+            current = self.store.current_build()
+        except Exception:  # e.g. Milvus unreachable: keep serving what is loaded
             return False
-        if self._state is not None and current == self._state.index.path:
+        if current is None or (self._state is not None and current == self._state.index.build_id):
             return False
         try:
             self._load()

@@ -25,7 +25,7 @@ from .errors import ConfigError, WriteError
 from .ingest import CORPUS_SUFFIXES, corpus_files, load_corpus
 from .sparse import BM25Index
 from .schema import Document, Passage
-from .store import FORMAT_VERSION, IndexArtifacts, IndexStore, LoadedIndex, sha256_file
+from .store import FORMAT_VERSION, IndexArtifacts, IndexStore, LoadedIndex, open_store, sha256_file
 from .tokenize import ChineseTokenizer
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class Previous:
         return self.index.documents.get(record["doc_id"])
 
 
-def load_previous(config: Config, embedder: Embedder, store: IndexStore) -> Previous | None:
+def load_previous(config: Config, embedder: Embedder, store: Any) -> Previous | None:
     """The current build, when its vectors can be reused: same model, chunking,
     tokenizer and pipeline (else None: a full rebuild, with the reason logged)."""
     if not store.exists():
@@ -117,7 +117,11 @@ def load_previous(config: Config, embedder: Embedder, store: IndexStore) -> Prev
             log.info("full rebuild: the index was built with another embedding model")
             return None
         index = store.load()
-        vectors = dense.all_vectors(index.faiss_index)
+        if index.remote is None:
+            vectors = dense.all_vectors(index.faiss_index)
+        else:
+            vectors = store.passage_vectors(index.remote.collection, range(len(index.passages)))
+            vectors = vectors.reshape(len(index.passages), embedder.dimension)
     except Exception as exc:  # a damaged or unreadable build is rebuilt, not reused
         log.info("full rebuild: the current index cannot be reused (%s)", exc)
         return None
@@ -292,7 +296,7 @@ def build_index(config: Config, embedder: Embedder | None = None, force: bool = 
     the current build's vectors are reused for unchanged documents when it
     was made with the same model and settings; ``incremental=False``
     re-embeds everything."""
-    store = IndexStore(config.index_dir)
+    store = open_store(config)
     if config.index_dir.exists() and not config.index_dir.is_dir():
         raise ConfigError(f"the index directory {config.index_dir} is a file; give a directory (--index DIR)")
     try:
@@ -304,8 +308,9 @@ def build_index(config: Config, embedder: Embedder | None = None, force: bool = 
         if not force and store.exists():
             try:
                 if not stale_reasons(config, store.read_manifest()):
-                    log.info("index in %s is already up to date", config.index_dir)
-                    return store.current.resolve()
+                    log.info("%s is already up to date", store.describe())
+                    return store.current.resolve() if isinstance(store, IndexStore) \
+                        else Path(store.current_build() or "")
             except Exception:  # unreadable manifest: rebuild
                 pass
         t0 = time.perf_counter()

@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Sequence
@@ -85,11 +86,11 @@ def print_build_summary(manifest: dict, path: Path | str, out=None) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from .build import build_index
-    from .store import IndexStore
+    from .store import open_store
 
     config = _config(args)
     path = build_index(config, force=not args.if_stale, incremental=not args.full, progress=_progress(args))
-    manifest = IndexStore(config.index_dir).read_manifest()
+    manifest = open_store(config).read_manifest()
     print_build_summary(manifest, path)
     for skipped in manifest.get("skipped_files", []):
         print(f"  skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
@@ -99,7 +100,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_add(args: argparse.Namespace) -> int:
     from .errors import CorpusError
     from .kb import add_files
-    from .store import IndexStore
+    from .store import open_store
 
     config = _config(args)
     result = add_files(config, [Path(p) for p in args.paths], progress=_progress(args))
@@ -109,7 +110,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             line += f": {o.reason}"
         print(line, file=sys.stderr if o.status == "refused" else sys.stdout)
     if result.build is not None:
-        manifest = IndexStore(config.index_dir).read_manifest()
+        manifest = open_store(config).read_manifest()
         if result.changed:
             print_build_summary(manifest, result.build)
         else:
@@ -122,13 +123,28 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     from .kb import remove_documents
-    from .store import IndexStore
+    from .store import open_store
 
     config = _config(args)
     result = remove_documents(config, args.doc_ids, progress=_progress(args))
     for o in result.outcomes:
         print(f"removed   {o.doc_id:<24} {o.path}")
-    print_build_summary(IndexStore(config.index_dir).read_manifest(), result.build)
+    print_build_summary(open_store(config).read_manifest(), result.build)
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    """rag export --to STORE / rag import --from STORE: the configured store is the other end."""
+    from .store import copy_knowledge_base, open_store
+
+    config = _config(args)
+    source, target = (config.store, args.to) if args.command == "export" else (args.source, config.store)
+    t0 = time.perf_counter()
+    manifest = copy_knowledge_base(config, source, target)
+    counts = manifest.get("counts", {})
+    print(f"copied {counts.get('documents', '?')} documents, {counts.get('passages', '?')} passages from "
+          f"{open_store(config, source).describe()} to {open_store(config, target).describe()} "
+          f"in {time.perf_counter() - t0:.1f} s (nothing re-embedded)")
     return 0
 
 
@@ -182,10 +198,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .build import stale_reasons
-    from .store import IndexStore
+    from .store import open_store
 
     config = _config(args)
-    manifest = IndexStore(config.index_dir).read_manifest()
+    manifest = open_store(config).read_manifest()
     summary = {k: manifest[k] for k in ("format_version", "created_at", "model", "settings", "counts", "documents",
                                          "dense_index", "skipped_files")}
     summary["stale_reasons"] = stale_reasons(config, manifest)
@@ -283,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("doc_ids", nargs="+", metavar="DOC_ID")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("export", help="copy the knowledge base into another store (e.g. a Milvus server)")
+    p.add_argument("--to", required=True, metavar="STORE", help="local, milvus:///path/kb.db or http://host:19530")
+    p.set_defaults(func=cmd_copy)
+    p = sub.add_parser("import", help="copy another store's knowledge base into the configured store")
+    p.add_argument("--from", dest="source", required=True, metavar="STORE",
+                   help="local (index_dir), milvus:///path/kb.db or http://host:19530")
+    p.set_defaults(func=cmd_copy)
 
     p = sub.add_parser("list", help="the documents in the index")
     p.add_argument("--json", action="store_true", help="print a JSON array of document records")

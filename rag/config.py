@@ -82,6 +82,19 @@ class Config:
     # Exact search up to this many passages; beyond it an approximate FAISS
     # index (HNSW) is built.
     exact_search_max: int = 50_000
+    # Where the knowledge base lives: "local" (index_dir: FAISS + bm25s files,
+    # no server), "milvus:///path/kb.db" (an embedded milvus-lite file) or
+    # "http://host:19530" (a Milvus server or cluster; credentials from the
+    # environment, MILVUS_TOKEN and MILVUS_DB, never from here).
+    store: str = "local"
+    # The Milvus knowledge base's name (an alias naming the current build).
+    milvus_collection: str = "policy_qa"
+    # Every Milvus call (connect, search, query, insert) gives up after this long.
+    milvus_timeout_s: float = 10.0
+    # BM25 in Milvus: "project" (the project's jieba tokens and bm25s weights as
+    # sparse vectors: the same scores as the local backend) or "native"
+    # (Milvus's own BM25 function with its jieba analyzer; measured worse, README).
+    milvus_bm25: str = "project"
     # Where the chat UI appends 👍 / 👎 feedback (JSON Lines, one verdict per
     # line; `rag feedback-export` turns it into a labelled question file).
     feedback_path: Path = PROJECT_ROOT / "feedback" / "feedback.jsonl"
@@ -118,6 +131,12 @@ class Config:
             raise ConfigError("query_threads must be 0 (automatic) or more.")
         if self.term_cache_size < 0 or self.tag_cache_size < 0:
             raise ConfigError("term_cache_size and tag_cache_size must be 0 (no cache) or more.")
+        if not (self.store == "local" or self.store.startswith(("milvus://", "http://", "https://", "tcp://"))):
+            raise ConfigError("store must be 'local', 'milvus:///path/kb.db' or 'http://host:19530'.")
+        if self.milvus_timeout_s <= 0:
+            raise ConfigError("milvus_timeout_s must be greater than 0.")
+        if self.milvus_bm25 not in ("project", "native"):
+            raise ConfigError("milvus_bm25 must be project or native.")
         if self.max_question_chars < 1:
             raise ConfigError("max_question_chars must be greater than 0.")
         if self.upload_max_bytes < 1:

@@ -757,11 +757,12 @@ def answer_now(config, qa_path: Path, output: Path, top_k: int, assistant=None) 
 def index_passage_texts(config) -> dict[str, str] | None:
     """passage_id -> text from the built index, for citations outside ``passages``."""
     try:
-        from .store import IndexStore
+        from .store import IndexStore, open_store, read_jsonl
 
-        directory = IndexStore(config.index_dir).current.resolve()
-        from .store import read_jsonl
-
+        store = open_store(config)
+        if not isinstance(store, IndexStore):
+            return {p.passage_id: p.text for p in store.load().passages}
+        directory = store.current.resolve()
         return {str(p["passage_id"]): str(p["text"]) for p in read_jsonl(directory / "passages.jsonl")}
     except Exception:  # no index at hand: the citation's own quote is used
         return None

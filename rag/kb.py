@@ -29,7 +29,7 @@ from .formats import sniff_format
 from .ingest import (CORPUS_SUFFIXES, corpus_files, doc_id_for, file_sha256, load_document, sidecar_path,
                      sidecar_sha256)
 from .schema import DocumentRecord
-from .store import IndexStore
+from .store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class UpdateResult:
 
 def list_documents(config: Config) -> list[DocumentRecord]:
     """The documents of the current index, in index order."""
-    manifest = IndexStore(config.index_dir).read_manifest()
+    manifest = open_store(config).read_manifest()
     return [DocumentRecord.from_manifest(d) for d in manifest.get("documents", [])]
 
 

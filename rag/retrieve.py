@@ -54,6 +54,28 @@ class RankedLists:
     bm25_scores: np.ndarray
 
 
+class _RemoteScores:
+    """BM25 scores by row for a Milvus search: the rows of the BM25 list,
+    others fetched on demand (a filtered search), 0 outside ``rows``."""
+
+    def __init__(self, known: dict[int, float], remote, question: str, tokens: list[str],
+                 rows: Sequence[int] | None) -> None:
+        self.known, self.remote, self.question, self.tokens = known, remote, question, tokens
+        self.allowed = None if rows is None else set(rows)
+
+    def fetch(self, rows: Sequence[int]) -> None:
+        wanted = [int(r) for r in rows if int(r) not in self.known
+                  and (self.allowed is None or int(r) in self.allowed)]
+        if wanted:
+            self.known.update(self.remote.bm25_scores(self.question, self.tokens, wanted))
+
+    def __getitem__(self, row: int) -> float:
+        row = int(row)
+        if row not in self.known:
+            self.fetch([row])
+        return self.known.get(row, 0.0)
+
+
 class Retriever:
     MODES = ("hybrid", "dense", "bm25")
 
@@ -77,6 +99,8 @@ class Retriever:
         tokens (e.g. expanded with synonyms); ``rows`` limits the search to
         those passages (e.g. the passages of chosen documents)."""
         depth = self.config.candidate_k
+        if self.index.remote is not None:
+            return self._rank_remote(question, query_vector, tokens, rows)
         bm25_scores = self.bm25.scores(tokens if tokens is not None else self.tokenizer.tokenize(question))
         if rows is None:
             d_scores, d_ids = dense.search(self.index.faiss_index, query_vector[None, :], depth)
@@ -92,6 +116,19 @@ class Retriever:
             bm25_scores = np.where(keep, bm25_scores, 0.0)
         bm25_rows = top_rows(bm25_scores, depth, positive_only=True)
         return RankedLists(dense_rows, dense_scores, bm25_rows, bm25_scores)
+
+    def _rank_remote(self, question: str, query_vector: np.ndarray, tokens: list[str] | None,
+                     rows: Sequence[int] | None) -> RankedLists:
+        """Both rankings from Milvus (rag.store_milvus); the BM25 scores of
+        rows outside the BM25 list are fetched in ``fuse`` when needed."""
+        remote, depth = self.index.remote, self.config.candidate_k
+        tokens = tokens if tokens is not None else self.tokenizer.tokenize(question)
+        if rows is not None:
+            rows = sorted(set(int(r) for r in rows))
+        dense_hits = remote.dense_search(query_vector, depth, rows)
+        bm25_hits = remote.bm25_search(question, tokens, depth, rows)
+        return RankedLists([r for r, _ in dense_hits], dict(dense_hits), [r for r, _ in bm25_hits],
+                           _RemoteScores(dict(bm25_hits), remote, question, tokens, rows))
 
     def fuse(self, lists: RankedLists, top_k: int, mode: str = "hybrid",
              query_vector: np.ndarray | None = None) -> list[Hit]:
@@ -110,8 +147,13 @@ class Retriever:
         bm25_rank = {r: i for i, r in enumerate(lists.bm25_rows, 1)}
         missing = [r for r, _ in order if r not in lists.dense_scores]
         if missing and query_vector is not None:
-            for r, v in zip(missing, dense.vectors_of(self.index.faiss_index, missing)):
-                lists.dense_scores[r] = float(v @ query_vector)
+            if self.index.remote is not None:
+                lists.dense_scores.update(self.index.remote.dense_scores(query_vector, missing))
+            else:
+                for r, v in zip(missing, dense.vectors_of(self.index.faiss_index, missing)):
+                    lists.dense_scores[r] = float(v @ query_vector)
+        if isinstance(lists.bm25_scores, _RemoteScores):
+            lists.bm25_scores.fetch([r for r, _ in order])
         return [
             Hit(passage=self.passages[r], rank=i, score=float(s), dense_score=lists.dense_scores.get(r),
                 dense_rank=dense_rank.get(r), bm25_score=float(lists.bm25_scores[r]), bm25_rank=bm25_rank.get(r))

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from . import dense
-from .errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, RagError, WriteError
+from .errors import ConfigError, IndexCorruptError, IndexNotFoundError, IndexStaleError, RagError, WriteError
 from .schema import Document, Passage
 from .sparse import BM25Index
 from .tokenize import TokenizerSettings
@@ -119,6 +119,13 @@ class LoadedIndex:
     sentence_vectors: np.ndarray
     sentence_rows: np.ndarray
     bm25: BM25Index
+    # The Milvus backend's searches (rag.store_milvus.MilvusSearch); None: FAISS and bm25s in memory.
+    remote: Any = None
+
+    @property
+    def build_id(self) -> str:
+        """Which build this is (a build directory's or Milvus collection's name)."""
+        return self.path.name
 
 
 class IndexStore:
@@ -135,6 +142,16 @@ class IndexStore:
 
     def exists(self) -> bool:
         return (self.current / MANIFEST).exists()
+
+    def describe(self) -> str:
+        return f"index directory {self.root}"
+
+    def current_build(self) -> str | None:
+        """The name of the published build (None: none yet)."""
+        try:
+            return self.current.resolve(strict=True).name
+        except OSError:
+            return None
 
     def read_manifest(self) -> dict[str, Any]:
         path = self.current / MANIFEST
@@ -265,6 +282,48 @@ class IndexStore:
         bm25 = BM25Index.load(directory / "bm25", counts["passages"])
         return LoadedIndex(directory, manifest, documents, passages, tokenizer, faiss_index,
                            sentence_vectors, sentence_rows, bm25)
+
+
+    def load_artifacts(self) -> IndexArtifacts:
+        """The current build as artifacts (for export into another store)."""
+        index = self.load()
+        manifest = {k: v for k, v in index.manifest.items() if k not in ("files", "dense_index", "milvus")}
+        return IndexArtifacts(list(index.documents.values()), index.passages, index.tokenizer,
+                              dense.all_vectors(index.faiss_index), index.sentence_vectors, index.sentence_rows,
+                              index.bm25, manifest)
+
+
+def open_store(config: Any, store: str | None = None) -> Any:
+    """The knowledge base store ``config.store`` (or ``store``) names: an
+    :class:`IndexStore` for ``"local"``, else a Milvus store (pymilvus is
+    imported only then)."""
+    value = config.store if store is None else store
+    if (value or "local") == "local":
+        return IndexStore(config.index_dir)
+    from .store_milvus import MilvusStore
+
+    return MilvusStore(value, config.milvus_collection, config.milvus_timeout_s, config.milvus_bm25,
+                       lock_dir=config.index_dir)
+
+
+def copy_knowledge_base(config: Any, source: str, target: str) -> dict[str, Any]:
+    """Copy the current build of store ``source`` into store ``target``
+    (``"local"`` is ``config.index_dir``): documents, passages, vectors and
+    BM25 as they are, nothing re-embedded.  The target publishes it the way
+    it publishes a build (a new directory or collection, then an atomic
+    switch), so a copy killed half-way leaves the target's previous build
+    serving.  Returns the target's manifest."""
+    from .embed import file_lock
+
+    if (source or "local") == (target or "local"):
+        raise ConfigError(f"source and target are the same store ({source or 'local'})")
+    src, dst = open_store(config, source), open_store(config, target)
+    if not src.exists():
+        raise IndexNotFoundError(f"nothing to copy: {src.describe()} holds no knowledge base")
+    artifacts = src.load_artifacts()
+    with file_lock(dst.lock_path):
+        dst.publish(artifacts)
+    return dst.read_manifest()
 
 
 def _manifest_problem(manifest: dict[str, Any]) -> str | None:

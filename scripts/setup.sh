@@ -7,7 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_milvus=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1 ;;     # test tools; includes the Milvus backend (tests run it on milvus-lite)
+    --milvus) want_milvus=1 ;; # the Milvus backend only (pymilvus + milvus-lite)
+  esac
+done
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -24,6 +30,9 @@ fi
 if [ "$want_test" = 1 ]; then
   stamp=.venv/.installed-test
   extras=".[test]"
+elif [ "$want_milvus" = 1 ]; then
+  stamp=.venv/.installed-milvus
+  extras=".[milvus]"
 else
   stamp=.venv/.installed
   extras="."

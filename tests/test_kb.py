@@ -22,7 +22,7 @@ from rag.errors import CorpusError, InputError
 from rag.formats import ZIP_MAX_UNCOMPRESSED, check_zip_sizes, extract
 from rag.kb import add_files, list_documents, remove_documents
 from rag.schema import DocumentRecord
-from rag.store import IndexStore
+from rag.store import open_store
 from tests.conftest import DATA, cli_command
 from tests.fakes import HashEmbedder, hash_vectors
 
@@ -50,8 +50,12 @@ class CountingEmbedder(HashEmbedder):
         self.texts, self.calls = [], 0
 
 
-@pytest.fixture()
-def kb(fake_config):
+@pytest.fixture(params=["local", "milvus"])
+def kb(request, fake_config, tmp_path):
+    """The knowledge base on each storage backend (milvus: an embedded milvus-lite file)."""
+    if request.param == "milvus":
+        pytest.importorskip("pymilvus")
+        fake_config = fake_config.replace(store=f"milvus://{tmp_path}/kb.db")
     (fake_config.corpus_dir / "doc_a.txt").write_text(DOC_A, encoding="utf-8")
     (fake_config.corpus_dir / "doc_b.md").write_text(DOC_B, encoding="utf-8")
     embedder = CountingEmbedder()
@@ -60,13 +64,25 @@ def kb(fake_config):
     return fake_config, embedder
 
 
-def current(config) -> Path:
-    return IndexStore(config.index_dir).current.resolve()
+def current(config) -> str | None:
+    return open_store(config).current_build()
+
+
+def local_only(config) -> None:
+    if config.store != "local":
+        pytest.skip("milvus-lite opens a database file from one process only; the Milvus backend's kill test "
+                    "is tests/test_store_backends.py")
+
+
+def passage_vectors(config, index) -> np.ndarray:
+    if index.remote is None:
+        return index.faiss_index.reconstruct_n(0, index.faiss_index.ntotal)
+    return open_store(config).passage_vectors(index.remote.collection, range(len(index.passages)))
 
 
 def passages_by_doc(config) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for p in IndexStore(config.index_dir).load().passages:
+    for p in open_store(config).load().passages:
         out.setdefault(p.doc_id, []).append(p.passage_id)
     return out
 
@@ -94,7 +110,7 @@ class TestDocumentRecords:
         assert report.date == "2024-11-28" and report.format == "text" and report.pages is None
         assert report.source_file == "suzhou_sip_reform_2024.txt" and len(report.content_sha256) == 64
         assert report.passages > 10 and report.sentences >= report.passages and report.added_at
-        index = IndexStore(config.index_dir).load()
+        index = open_store(config).load()
         assert sum(r.passages for r in records) == len(index.passages)
         assert records[1].format == "markdown" and records[1].title == "营商环境年度报告"
 
@@ -125,7 +141,7 @@ class TestIncremental:
         after = passages_by_doc(config)
         assert {d: ids for d, ids in after.items() if d != "doc_c"} == before_ids
         assert citations(config) == before_cites
-        manifest = IndexStore(config.index_dir).read_manifest()
+        manifest = open_store(config).read_manifest()
         assert manifest["update"]["mode"] == "incremental" and manifest["update"]["embedded_documents"] == ["doc_c"]
 
     def test_incremental_equals_a_full_rebuild(self, kb, tmp_path):
@@ -133,15 +149,15 @@ class TestIncremental:
         (config.corpus_dir / "doc_c.txt").write_text(DOC_C, encoding="utf-8")
         (config.corpus_dir / "doc_a.txt").write_text(DOC_A + "\n第三条 数据分类分级管理。\n", encoding="utf-8")
         build_index(config, embedder)
-        inc = IndexStore(config.index_dir).load()
-        full_config = config.replace(index_dir=tmp_path / "full")
+        inc = open_store(config).load()
+        full_config = config.replace(index_dir=tmp_path / "full", milvus_collection="full")
         build_index(full_config, HashEmbedder(), incremental=False)
-        full = IndexStore(full_config.index_dir).load()
+        full = open_store(full_config).load()
         assert [p.to_dict() for p in inc.passages] == [p.to_dict() for p in full.passages]
         np.testing.assert_array_equal(inc.sentence_rows, full.sentence_rows)
         np.testing.assert_allclose(inc.sentence_vectors, full.sentence_vectors, atol=1e-6)
-        vectors = inc.faiss_index.reconstruct_n(0, inc.faiss_index.ntotal)
-        np.testing.assert_allclose(vectors, full.faiss_index.reconstruct_n(0, full.faiss_index.ntotal), atol=1e-6)
+        vectors = passage_vectors(config, inc)
+        np.testing.assert_allclose(vectors, passage_vectors(full_config, full), atol=1e-6)
         np.testing.assert_allclose(vectors, hash_vectors([t for t in map(_index_text, inc.passages)]), atol=1e-6)
 
     def test_replace_embeds_only_the_replaced_document(self, kb, tmp_path):
@@ -171,7 +187,7 @@ class TestIncremental:
         assert embedder.calls == 0 and not (config.corpus_dir / "doc_b.md").exists()
         assert passages_by_doc(config) == {d: ids for d, ids in before_ids.items() if d != "doc_b"}
         assert citations(config) == before_cites
-        assert IndexStore(config.index_dir).read_manifest()["update"]["removed_documents"] == ["doc_b"]
+        assert open_store(config).read_manifest()["update"]["removed_documents"] == ["doc_b"]
 
     def test_remove_also_deletes_the_sidecar(self, kb):
         config, embedder = kb
@@ -210,7 +226,7 @@ class TestIncremental:
         config, embedder = kb
         shutil.copy(config.corpus_dir / "doc_b.md", config.corpus_dir / "a_copy_of_b.md")
         build_index(config, embedder)
-        manifest = IndexStore(config.index_dir).read_manifest()
+        manifest = open_store(config).read_manifest()
         assert [d["doc_id"] for d in manifest["documents"]].count("doc_b") == 1
         assert "a_copy_of_b" not in [d["doc_id"] for d in manifest["documents"]]  # the indexed copy wins
         assert manifest["skipped_files"] == [{"path": "a_copy_of_b.md", "duplicate_of": "doc_b",
@@ -221,7 +237,7 @@ class TestIncremental:
         config, embedder = kb
         total = sum(r.passages + r.sentences for r in list_documents(config))
         build_index(config.replace(passage_max_chars=120), embedder)
-        assert IndexStore(config.index_dir).read_manifest()["update"]["mode"] == "full"
+        assert open_store(config).read_manifest()["update"]["mode"] == "full"
         assert len(embedder.texts) == sum(r.passages + r.sentences for r in list_documents(config)) != total
 
     def test_full_flag_reembeds_everything(self, kb):
@@ -233,7 +249,7 @@ class TestIncremental:
         config, embedder = kb
         (config.corpus_dir / "doc_c.txt").write_text(DOC_C, encoding="utf-8")
         build_index(config, embedder)
-        m = IndexStore(config.index_dir).read_manifest()
+        m = open_store(config).read_manifest()
         assert set(m["timings_s"]) >= {"ingest", "chunk", "bm25", "embed_passages", "embed_sentences"}
         e = m["embedding"]
         assert e["batch_size"] == config.embed_batch_size and e["device"] == "cpu"
@@ -310,6 +326,7 @@ class TestBadFiles:
 # ------------------------------------------------------------ crash mid-add
 def test_sigkill_mid_add_leaves_the_previous_knowledge_base_answering(kb, tmp_path):
     config, _ = kb
+    local_only(config)
     serving = Assistant.open(config, rebuild="never", embedder=HashEmbedder())
     answer_before = serving.ask(QUESTION)
     before, records = current(config), list_documents(config)
@@ -333,7 +350,7 @@ def test_sigkill_mid_add_leaves_the_previous_knowledge_base_answering(kb, tmp_pa
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
     assert current(config) == before and list_documents(config) == records
-    assert IndexStore(config.index_dir).load().passages
+    assert open_store(config).load().passages
     assert not serving.refresh()
     after = serving.ask(QUESTION)
     assert after.text == answer_before.text and after.citations == answer_before.citations
@@ -352,6 +369,7 @@ def run_cli(config, *args, env=None):
 
 def test_cli_add_list_remove_and_exit_codes(kb, tmp_path):
     config, _ = kb
+    local_only(config)
     good = tmp_path / "doc_c.txt"
     good.write_text(DOC_C, encoding="utf-8")
     bad = tmp_path / "tool.pdf"

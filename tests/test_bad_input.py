@@ -757,16 +757,16 @@ def sse_data(stream: str) -> tuple[str, object]:
 def test_api_lone_surrogates(client, server):
     with pytest.raises(UnicodeEncodeError):  # the client refuses to encode it: nothing reaches the server
         call(client, "\ud800", 3, api_name="/ask")
-    event, data = sse_data(raw_call(server, "ask", '{"data": ["\\udc80\\ud800", 3]}'))
+    event, data = sse_data(raw_call(server, "ask", '{"data": ["\\udc80\\ud800", 3, null]}'))
     assert event == "error" and "请输入问题" in data["error"]
-    event, data = sse_data(raw_call(server, "ask", '{"data": ["一站式\\ud800服务中心是哪一年成立的？", 3]}'))
+    event, data = sse_data(raw_call(server, "ask", '{"data": ["一站式\\ud800服务中心是哪一年成立的？", 3, null]}'))
     assert event == "complete" and data[0]["question"] == GOOD and "2002年底" in data[0]["short_answer"]
     event, data = sse_data(raw_call(server, "batch", '{"data": [["\\udc80' + GOOD + '"], 3]}'))
     assert event == "complete" and data[0][0]["question"] == GOOD
-    event, data = sse_data(raw_call(server, "chat", '{"data": ["\\ud800", [], 3]}'))
+    event, data = sse_data(raw_call(server, "chat", '{"data": ["\\ud800", [], 3, []]}'))
     assert event == "complete" and "\ud800" not in json.dumps(data, ensure_ascii=False)
     assert "请输入一个问题" in json.dumps(data, ensure_ascii=False)
-    event, data = sse_data(raw_call(server, "chat", '{"data": ["一站式\\ud800服务中心是哪一年成立的？", [], 3]}'))
+    event, data = sse_data(raw_call(server, "chat", '{"data": ["一站式\\ud800服务中心是哪一年成立的？", [], 3, []]}'))
     assert event == "complete" and data[0] == "" and "\ud800" not in json.dumps(data, ensure_ascii=False)
     still_serving(client)
 

@@ -327,11 +327,17 @@ def test_upload_ask_and_delete_a_pdf(browser, kb_served):
         wait_kb_table_has(page, "绿色金融支持办法")
         assert "绿色金融" in kb_table_text(page)  # its id, from the file name
 
-        # the same file again: recognised as already there
-        page.locator('#kb-files input[type="file"]').set_input_files(str(pdf))
-        page.locator("#kb-files").get_by_text("绿色金融.pdf").first.wait_for(timeout=WAIT_MS)
+        # the same content again under another name: recognised as already there
+        # (after the upload box has been cleared by the first add)
+        page.wait_for_function("() => !document.querySelector('#kb-files').innerText.includes('绿色金融.pdf')",
+                               timeout=WAIT_MS)
+        copy = base / "绿色金融副本.pdf"
+        copy.write_bytes(pdf.read_bytes())
+        page.locator('#kb-files input[type="file"]').set_input_files(str(copy))
+        page.locator("#kb-files").get_by_text("绿色金融副本.pdf").first.wait_for(timeout=WAIT_MS)
         page.locator("#kb-add").click()
-        page.locator("#kb-status").get_by_text("已在知识库中：绿色金融.pdf").wait_for(timeout=WAIT_MS)
+        page.locator("#kb-status").get_by_text("已在知识库中：绿色金融副本.pdf").wait_for(timeout=WAIT_MS)
+        assert not (base / "corpus" / "绿色金融副本.pdf").exists()
 
         # the chat, limited to the new document, answers from it
         show_tab(page, "对话")

@@ -8,6 +8,7 @@ Malformed lines are reported with their line number and skipped."""
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -266,12 +267,60 @@ def completed_ids(path: Path) -> set[str]:
     return done
 
 
+def answer_chunk(assistant, chunk: list[dict[str, Any]], top_k: int | None) -> tuple[str, int, list[str]]:
+    """Answer one batch of question rows: (their answer lines, how many were
+    answered, a problem line per question skipped)."""
+    t_batch = time.perf_counter()
+    problems: list[str] = []
+    try:
+        answers = assistant.ask_many([r["question"] for r in chunk], top_k)
+        results = list(zip(chunk, answers))
+    except InputError:
+        results = []  # one bad question: answer the chunk one by one
+        for r in chunk:
+            try:
+                results.append((r, assistant.ask(r["question"], top_k)))
+            except InputError as exc:
+                problems.append(f"id {r['id']}: {exc}")
+    per_question = (time.perf_counter() - t_batch) * 1000 / max(len(chunk), 1)
+    return "".join(json_line(answer_row(r, ans, per_question)) for r, ans in results), len(results), problems
+
+
+# --workers N: N processes, each with its own Assistant (its own encoder and
+# reader sessions, one onnxruntime thread each), opened once per process.
+_WORKER_ASSISTANT = None
+
+
+def _open_worker(config) -> None:
+    global _WORKER_ASSISTANT
+    from .assistant import Assistant
+
+    logging.getLogger().setLevel(logging.WARNING)
+    _WORKER_ASSISTANT = Assistant.open(config, rebuild="never")
+
+
+def _answer_chunk_in_worker(chunk: list[dict[str, Any]], top_k: int | None) -> tuple[str, int, list[str]]:
+    return answer_chunk(_WORKER_ASSISTANT, chunk, top_k)
+
+
+def _worker_pool(config, workers: int):
+    """Worker processes started fresh (spawn, not fork: onnxruntime's thread
+    pools do not survive a fork), each answering with one thread."""
+    import multiprocessing
+
+    worker_config = config.replace(query_threads=1)
+    return multiprocessing.get_context("spawn").Pool(workers, initializer=_open_worker, initargs=(worker_config,))
+
+
 def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None, batch_size: int = 32,
-              progress: bool = True, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+              progress: bool = True, resume: bool = False, overwrite: bool = False,
+              workers: int = 1) -> dict[str, Any]:
     """Answer every question in ``questions`` into ``output`` (JSON Lines),
-    appending and fsync-ing after each batch of ``batch_size``.  An existing
-    non-empty output is kept unless ``resume`` (answer only the ids not in it
-    yet) or ``overwrite`` (start again) is given."""
+    appending and fsync-ing after each batch of ``batch_size``, in input
+    order.  An existing non-empty output is kept unless ``resume`` (answer
+    only the ids not in it yet) or ``overwrite`` (start again) is given.
+    ``workers`` > 1 answers batches in that many processes (each opens the
+    index itself; the output is the same, in the same order)."""
     from tqdm import tqdm
 
     from .assistant import validate_top_k
@@ -282,6 +331,8 @@ def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None
         top_k = validate_top_k(top_k, config.top_k, config.max_top_k)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"--batch-size must be a whole number of at least 1, got {batch_size!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"--workers must be a whole number of at least 1, got {workers!r}")
     if resume and overwrite:
         raise InputError("give --resume (keep the answers in the output) or --overwrite (replace them), not both")
     if output.exists() and questions.exists() and output.resolve() == questions.resolve():
@@ -305,28 +356,24 @@ def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None
     except OSError as exc:
         raise WriteError(f"cannot write answers to {output}: {exc.strerror or exc}") from None
     answered = failed = 0
+    pool = None
     t0 = time.perf_counter()
     bar = tqdm(total=len(rows), desc="answering", unit="q", file=sys.stderr, disable=not progress)
     try:
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start:start + batch_size]
-            t_batch = time.perf_counter()
-            try:
-                answers = assistant.ask_many([r["question"] for r in chunk], top_k)
-                results = list(zip(chunk, answers))
-            except InputError:
-                results = []  # one bad question: answer the chunk one by one
-                for r in chunk:
-                    try:
-                        results.append((r, assistant.ask(r["question"], top_k)))
-                    except InputError as exc:
-                        failed += 1
-                        print(f"{questions}: id {r['id']}: {exc} (skipped)", file=sys.stderr)
-            per_question = (time.perf_counter() - t_batch) * 1000 / max(len(chunk), 1)
+        chunks = [rows[start:start + batch_size] for start in range(0, len(rows), batch_size)]
+        if workers > 1 and len(chunks) > 1:
+            pool = _worker_pool(assistant.config, min(workers, len(chunks)))
+            # imap keeps the input order: chunk i is written i-th whichever worker finishes first
+            done_chunks = pool.imap(functools.partial(_answer_chunk_in_worker, top_k=top_k), chunks)
+        else:
+            done_chunks = (answer_chunk(assistant, chunk, top_k) for chunk in chunks)
+        for chunk, (text, n_answered, problems) in zip(chunks, done_chunks):
+            for problem in problems:
+                failed += 1
+                print(f"{questions}: {problem} (skipped)", file=sys.stderr)
             # One write per batch, then fsync: an interruption leaves whole
             # batches (a crash of the machine at worst one torn last line,
             # which --resume drops).
-            text = "".join(json_line(answer_row(r, ans, per_question)) for r, ans in results)
             try:
                 fh.write(text)
                 fh.flush()
@@ -336,13 +383,16 @@ def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None
                     f"writing answers to {output} failed after {answered} answers in this run "
                     f"({exc.strerror or exc}); the answers written so far are kept: fix the cause and continue "
                     "with --resume") from None
-            answered += len(results)
+            answered += n_answered
             bar.update(len(chunk))
     except KeyboardInterrupt:
         print(f"\ninterrupted after {answered} answers in this run; {output} holds only complete answers: "
               "continue with --resume", file=sys.stderr)
         raise
     finally:
+        if pool is not None:
+            pool.terminate()  # after an error or Ctrl-C: the workers stop; written batches are whole
+            pool.join()
         bar.close()
         try:
             fh.close()
@@ -352,7 +402,7 @@ def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None
     return {"read": len(parsed.rows) + len(parsed.problems), "answered": answered, "already_done": len(done),
             "skipped_lines": len(parsed.problems), "skipped_questions": failed, "format": parsed.format,
             "seconds": round(elapsed, 2), "questions_per_second": round(answered / elapsed, 1) if elapsed else None,
-            "output": str(output)}
+            "workers": workers, "output": str(output)}
 
 
 def _repair_tail(path: Path) -> None:

@@ -215,7 +215,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     assistant = _open(_config(args), args)
     summary = run_batch(assistant, Path(args.questions), Path(args.output), top_k=args.k,
                         batch_size=args.batch_size, progress=not args.quiet, resume=args.resume,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, workers=args.workers)
     print(json.dumps(summary, ensure_ascii=False), file=sys.stderr)
     # 1 only when the file had questions and none is answered, not even by an earlier run (--resume)
     return 0 if summary["answered"] or summary["already_done"] or not summary["read"] else 1
@@ -329,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("questions")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("-k", type=int, default=None)
+    p.add_argument("--workers", type=int, default=1,
+                   help="answer with N processes, each with its own encoder session (output order kept)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--resume", action="store_true", help="keep answers already in OUTPUT, answer the rest")

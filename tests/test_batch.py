@@ -287,8 +287,9 @@ def test_workers_give_the_same_answers_in_the_same_order(tmp_path):
     assert without_latency(read_output(two)) == without_latency(read_output(one))
     # resume with workers: the missing answers are appended, in order, as a
     # single process resuming the same file writes them.  (Not compared with
-    # the uninterrupted run: the int8 question encoder quantizes activations
-    # per batch, so which questions share a batch moves dense scores slightly.)
+    # the uninterrupted run: the int8 question encoder (dynamic quantization)
+    # most likely scales activations
+    # per batch: which questions share a batch moves dense scores slightly.)
     lines = two.read_text(encoding="utf-8").splitlines(keepends=True)
     two.write_text("".join(lines[:10]), encoding="utf-8")
     one.write_text("".join(lines[:10]), encoding="utf-8")

@@ -159,6 +159,16 @@ I18N = {"common.complete": "完成"}
 THEME = gr.themes.Soft(
     font=["PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "system-ui", "sans-serif"],
     font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"],
+).set(
+    # WCAG AA (4.5:1) on the light backgrounds: the Soft theme's indigo-500
+    # accents (4.3:1) and gray-400 secondary text (2.4:1) are too light.
+    color_accent="*primary_700",
+    block_label_text_color="*primary_700",
+    block_title_text_color="*primary_700",
+    body_text_color_subdued="*neutral_600",
+    button_primary_background_fill="*primary_600",
+    button_primary_background_fill_hover="*primary_700",
+    button_primary_border_color="*primary_600",
 )
 
 

@@ -371,3 +371,79 @@ def test_upload_ask_and_delete_a_pdf(browser, kb_served):
         assert page.dialogs == [] and page.errors == [], (page.dialogs, page.errors)
     finally:
         page.context.close()
+
+
+# ------------------------------------------------------------ keyboard, labels, contrast
+# WCAG 2.x contrast of every visible text node against the first opaque
+# background behind it (alpha-blended), and the accessible name of every
+# control.  Large text (>= 24px, or >= 18.66px bold) needs 3:1, the rest 4.5:1.
+A11Y_JS = """() => {
+  const parse = c => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(',').map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const lum = ([r, g, b]) => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const blend = (top, under) => [0, 1, 2].map(i => top[i] * top[3] + under[i] * (1 - top[3]));
+  const background = el => { const layers = [];
+    for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; } }
+    let color = [255, 255, 255]; for (const l of layers.reverse()) color = blend(l, color); return color; };
+  const low = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement; const text = n.textContent.trim();
+    if (!text || !el || el.closest('svg, [aria-hidden="true"], [data-testid="status-tracker"]')) continue;
+    const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
+    if (!r.width || !r.height || s.visibility === 'hidden' || parseFloat(s.opacity) === 0) continue;
+    if (el.closest('[hidden], [style*="display: none"]')) continue;
+    const fg = parse(s.color); if (!fg) continue;
+    const bg = background(el); const f = blend(fg, bg);
+    const [a, b] = [lum(f), lum(bg)].sort((x, y) => y - x); const ratio = (a + 0.05) / (b + 0.05);
+    const size = parseFloat(s.fontSize); const bold = parseInt(s.fontWeight) >= 700;
+    const need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+    if (ratio < need) low.push(`${text.slice(0, 30)} (${ratio.toFixed(2)} < ${need}; ${s.color} on rgb(${bg.map(Math.round)}))`);
+  }
+  const unnamed = [];
+  for (const el of document.querySelectorAll('button, input:not([type=hidden]), textarea, select, [role=tab]')) {
+    const r = el.getBoundingClientRect(); if (!r.width || !r.height) continue;
+    const name = (el.getAttribute('aria-label') || el.getAttribute('title') || el.innerText || el.value || '').trim()
+      || (el.id && document.querySelector(`label[for="${el.id}"]`)?.innerText.trim())
+      || el.closest('label')?.innerText.trim()
+      || (el.getAttribute('aria-labelledby') || '').split(' ').map(i => document.getElementById(i)?.innerText || '').join('').trim();
+    if (!name) unnamed.push(el.outerHTML.slice(0, 80));
+  }
+  return {low, unnamed};
+}"""
+
+
+@pytest.mark.parametrize("tab", ["对话", "知识库", "设置 / 调试"])
+def test_contrast_and_labels(browser, served, tab):
+    url, _ = served
+    page = new_page(browser, url, VIEWPORTS["desktop"])
+    try:
+        if tab == "对话":
+            ask(page, "园区的一站式服务中心是哪一年成立的？")
+        else:
+            show_tab(page, tab)
+            page.wait_for_timeout(500)
+        result = page.evaluate(A11Y_JS)
+        assert result["low"] == [], result["low"]
+        assert result["unnamed"] == [], result["unnamed"]
+    finally:
+        page.context.close()
+
+
+def test_keyboard_enter_sends_and_tab_reaches_send(browser, served):
+    url, _ = served
+    page = new_page(browser, url, VIEWPORTS["desktop"])
+    try:
+        box = page.locator("#question textarea")
+        box.focus()
+        page.keyboard.type("园区的一站式服务中心是哪一年成立的？")
+        n = page.locator(BOT).count()
+        page.keyboard.press("Enter")  # Enter sends
+        page.wait_for_function(f"document.querySelectorAll('{BOT}').length > {n}", timeout=WAIT_MS)
+        box.focus()
+        page.keyboard.press("Tab")  # the next stop after the question box is 发送
+        assert page.evaluate("document.activeElement.closest('#send') !== null")
+    finally:
+        page.context.close()

@@ -30,6 +30,7 @@ from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHA
                          SentenceCandidate, synonyms)
 from .compose import CLAUSE_PUNCT, english_rendering, make_statement, quote_line, verify_citation
 from .confidence import METADATA_CONFIDENCE, VETO_UNKNOWN_NOUNS, confidence_model, sigmoid, weak_points
+from .boundaries import fit_date
 from .reading import READER_VETO_OVERRIDE, combine, read_evidence, reader_features
 
 
@@ -149,9 +150,11 @@ class Answerer:
             return self.compose(question, a, meta, hits, METADATA_CONFIDENCE, debug)
         choice = self.outline_choice(a, forms, pool, qvec) or self.choose(a, forms, candidates)
         reading = read_evidence(self.reader, self.retriever.index.passages, a, candidates,
-                                self.config.reader_passages) if self.reader is not None else None
+                                self.config.reader_passages, self.tokenizer) if self.reader is not None else None
         contest: dict = {}
         choice = combine(a, choice, reading, self.config.reader_mode, contest)
+        if choice is not None and choice.span is not None:
+            choice = dataclasses.replace(choice, span=fit_date(a, choice.candidate.text, choice.span))
         features = self.features(a, forms, pool, choice)
         features.update(reader_features(reading, choice))
         confidence = self.confidence(features)

@@ -14,6 +14,8 @@ from typing import Sequence
 from ..analyze import QuestionAnalysis, type_table
 from ..extract import Span
 from ..schema import Passage
+from ..tokenize import ChineseTokenizer
+from .boundaries import fit_reader_span
 from .candidates import Choice, SentenceCandidate
 
 # The reader's span must beat "no answer in this passage" by this much
@@ -77,9 +79,11 @@ def reader_features(reading: Reading | None, choice: Choice | None) -> dict[str,
 
 
 def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, candidates: list[SentenceCandidate],
-                  n_passages: int) -> Reading | None:
+                  n_passages: int, tokenizer: ChineseTokenizer | None = None) -> Reading | None:
     """Run the extractive reader over the passages of the best-ranked
-    evidence sentences (``n_passages`` of them; ``passages`` are the index rows)."""
+    evidence sentences (``n_passages`` of them; ``passages`` are the index
+    rows).  With a ``tokenizer``, its best span is fitted to whole words
+    without edge function words (boundaries.fit_reader_span)."""
     by_row: dict[int, SentenceCandidate] = {}
     for cand in candidates:
         by_row.setdefault(cand.row, cand)
@@ -104,7 +108,11 @@ def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, cand
     if known is None:
         head = by_row[row]
         known = SentenceCandidate(head.hit, row, s0, e1, passage.text[s0:e1], head.lexical, head.dense, head.score)
-    span = Span(best.start - s0, best.end - s0, best.text, "reader", max(0.0, min(best.margin, 6.0)))
+    sentence = passage.text[s0:e1]
+    start, end = best.start - s0, best.end - s0
+    if tokenizer is not None:
+        start, end = fit_reader_span(sentence, start, end, tokenizer)
+    span = Span(start, end, sentence[start:end], "reader", max(0.0, min(best.margin, 6.0)))
     return Reading(Choice(known, span, known.score), best.margin, tuple(result.guesses), rows, result)
 
 

@@ -1,0 +1,124 @@
+"""Fitting a short answer's edges: to whole words (the reader's sentencepiece
+tokens cover several characters, so its spans can start or end inside a word
+or a number), without edge function words ("圣德太子的" -> 圣德太子), and to the
+precision of date the question asks for ("哪一年" -> the year of a full date;
+"何时" -> the full date a bare year begins).  Cue words and edge words are in
+``[span_fit]`` of rag/data/question_types.toml."""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from ..analyze import QuestionAnalysis
+from ..extract import Span
+from ..tokenize import ChineseTokenizer
+
+# A word boundary is only moved this far: jieba's HMM can glue an unknown
+# name to its neighbours, and a long extension would change the answer.
+MAX_WORD_EXTENSION = 3
+_NUMBER_CHAR = re.compile(r"[0-9０-９.,，%％零〇一二两三四五六七八九十百千万亿]")
+_DIGIT = re.compile(r"[0-9０-９]")
+_WORD_CHAR = re.compile(r"[\w\u3400-\u9fff]")
+_FULL_DATE = re.compile(r"(?P<year>(?:1[0-9]|20)\d{2}\s*年)(?P<rest>\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*[日号])?)")
+_MONTH_AFTER_YEAR = re.compile(r"\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*[日号])?")
+_RANGE = re.compile(r"[-—–~～至到]")
+# "770年" is whole: "年后" is a word, but the answer ends at the unit.
+_DATE_UNIT_END = re.compile(r"\d\s*[年月日号]$")
+
+
+@dataclass(frozen=True)
+class SpanFit:
+    strip_trailing: tuple[str, ...]
+    strip_leading: tuple[str, ...]
+    year_zh: re.Pattern
+    year_en: re.Pattern
+    full_date_zh: re.Pattern
+
+    def asks_year(self, a: QuestionAnalysis) -> bool:
+        pattern = self.year_zh if a.lang == "zh" else self.year_en
+        return bool(pattern.search(a.question)) and not a.wants_period
+
+    def asks_full_date(self, a: QuestionAnalysis) -> bool:
+        return a.lang == "zh" and bool(self.full_date_zh.search(a.question)) and not self.asks_year(a)
+
+
+@lru_cache(maxsize=1)
+def span_fit() -> SpanFit:
+    data = tomllib.loads(resources.files("rag.data").joinpath("question_types.toml").read_text("utf-8"))["span_fit"]
+    return SpanFit(tuple(sorted(data["strip_trailing"], key=len, reverse=True)),
+                   tuple(sorted(data["strip_leading"], key=len, reverse=True)),
+                   re.compile(data["year_zh"]), re.compile(data["year_en"], re.I), re.compile(data["full_date_zh"]))
+
+
+def dictionary_words(text: str, tokenizer: ChineseTokenizer) -> list[tuple[int, int]]:
+    """(start, end) in ``text`` of the jieba words its dictionary knows: not
+    the HMM's guesses, which glue unknown names to their neighbours ("的默"),
+    nor its person-name entries, many of which are a name and the next
+    character ("陈诚任" is one)."""
+    words, pos = [], 0
+    for word, flag in tokenizer.tagged_words(text):
+        if tokenizer.dictionary_tag(word) == flag and not flag.startswith("nr"):
+            words.append((pos, pos + len(word)))
+        pos += len(word)
+    return words
+
+
+def snap_to_words(text: str, start: int, end: int, tokenizer: ChineseTokenizer) -> tuple[int, int]:
+    """[start, end) of ``text`` widened to whole dictionary words (at most
+    MAX_WORD_EXTENSION characters each side) and whole numbers."""
+    for a, b in dictionary_words(text, tokenizer):
+        if a < start < b and start - a <= MAX_WORD_EXTENSION and _WORD_CHAR.match(text[start]):
+            start = a
+        if a < end < b and b - end <= MAX_WORD_EXTENSION and _WORD_CHAR.match(text[end - 1]) \
+                and not _DATE_UNIT_END.search(text[:end]):
+            end = b
+    # A number is never cut: "千年" inside "5千年", "10" inside "100".
+    while start > 0 and _DIGIT.match(text[start - 1]) and _NUMBER_CHAR.match(text[start]):
+        start -= 1
+    while end < len(text) and _DIGIT.match(text[end - 1]) and _DIGIT.match(text[end]):
+        end += 1
+    return start, end
+
+
+def strip_edge_words(text: str, start: int, end: int, fit: SpanFit | None = None) -> tuple[int, int]:
+    """[start, end) without a leading or trailing edge word, when something
+    of at least two characters is left."""
+    fit = fit or span_fit()
+    span = text[start:end]
+    for word in fit.strip_trailing:
+        if span.endswith(word) and len(span) - len(word) >= 2:
+            end -= len(word)
+            break
+    span = text[start:end]
+    for word in fit.strip_leading:
+        if span.startswith(word) and len(span) - len(word) >= 2:
+            start += len(word)
+            break
+    return start, end
+
+
+def fit_reader_span(text: str, start: int, end: int, tokenizer: ChineseTokenizer) -> tuple[int, int]:
+    """The reader's span of ``text`` (a sentence) fitted to words, without edge words."""
+    start, end = snap_to_words(text, start, end, tokenizer)
+    return strip_edge_words(text, start, end)
+
+
+def fit_date(a: QuestionAnalysis, sentence: str, span: Span) -> Span:
+    """A date span fitted to the precision the question asks for.  Only
+    verbatim spans change (a resolved "同年7月" keeps its text)."""
+    fit = span_fit()
+    if sentence[span.start:span.end] != span.text or _RANGE.search(span.text):
+        return span
+    if fit.asks_year(a):
+        m = _FULL_DATE.match(span.text)
+        if m:
+            year_end = span.start + m.end("year")
+            return Span(span.start, year_end, sentence[span.start:year_end], span.kind, span.score)
+    elif fit.asks_full_date(a) and re.fullmatch(r"(?:1[0-9]|20)\d{2}\s*年", span.text):
+        m = _MONTH_AFTER_YEAR.match(sentence, span.end)
+        if m:
+            return Span(span.start, m.end(), sentence[span.start:m.end()], span.kind, span.score)
+    return span

@@ -1,0 +1,92 @@
+"""Fitting a short answer's edges (rag/answer/boundaries.py), on sentences of the bundled report."""
+from __future__ import annotations
+
+import pytest
+
+from rag.analyze import analyze
+from rag.answer.boundaries import fit_date, fit_reader_span, snap_to_words, strip_edge_words
+from rag.extract import Span
+from rag.ingest import load_document
+from rag.tokenize import ChineseTokenizer
+from tests.conftest import REPORT
+
+SIGNING = "1994年2月26日，中国和新加坡两国政府正式签署合作开发苏州工业园区的协议。"
+APPROVAL = "2015年9月国务院批复《苏州工业园区开展开放创新综合试验总体方案》，同年中编办和国务院法制办牵头。"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return ChineseTokenizer.for_documents([load_document(REPORT)])
+
+
+def span_of(text: str, part: str) -> tuple[int, int]:
+    start = text.index(part)
+    return start, start + len(part)
+
+
+@pytest.mark.parametrize("cut, whole", [
+    ("合作开", "合作开发"),            # ends inside a dictionary word
+    ("业园区", "苏州工业园区"),        # starts inside the corpus's own term
+    ("6日", "26日"),                  # a number is never cut
+    ("两国政府正式", "两国政府正式"),  # already whole words: unchanged
+])
+def test_reader_spans_snap_to_whole_words(tok, cut, whole):
+    start, end = snap_to_words(SIGNING, *span_of(SIGNING, cut), tok)
+    assert SIGNING[start:end] == whole
+
+
+def test_guessed_words_do_not_pull_in_neighbours(tok):
+    # jieba's HMM glues an unknown name to the next character ("陈诚任");
+    # only dictionary words widen a span.
+    text = "武汉卫戍司令部成立时由陈诚任总司令。"
+    start, end = snap_to_words(text, *span_of(text, "陈诚"), tok)
+    assert text[start:end] == "陈诚"
+
+
+@pytest.mark.parametrize("span, fitted", [
+    ("苏州工业园区的", "苏州工业园区"),
+    ("在苏州工业园区", "苏州工业园区"),
+    ("1994年2月26日", "1994年2月26日"),
+])
+def test_edge_function_words_are_stripped(span, fitted):
+    text = "协议在苏州工业园区的一站式服务中心签署，1994年2月26日。"
+    start, end = strip_edge_words(text, *span_of(text, span))
+    assert text[start:end] == fitted
+
+
+def test_an_edge_word_stays_when_too_little_would_be_left():
+    text = "他说的"
+    assert strip_edge_words(text, 1, 3) == (1, 3)  # "说的" -> "说" is too short
+
+
+def test_fit_reader_span_snaps_then_strips(tok):
+    start, end = fit_reader_span(SIGNING, *span_of(SIGNING, "业园区的"), tok)
+    assert SIGNING[start:end] == "苏州工业园区"
+
+
+def date_span(sentence: str, part: str) -> Span:
+    start, end = span_of(sentence, part)
+    return Span(start, end, part, "date:ymd", 1.0)
+
+
+def test_a_year_question_gets_the_year_of_a_full_date(tok):
+    a = analyze("苏州工业园区的开发建设是哪一年正式拉开序幕的？", tok)
+    fitted = fit_date(a, SIGNING, date_span(SIGNING, "1994年2月26日"))
+    assert (fitted.text, SIGNING[fitted.start:fitted.end]) == ("1994年", "1994年")
+
+
+def test_a_when_question_gets_the_full_date_a_bare_year_begins(tok):
+    a = analyze("国务院是什么时候批复苏州工业园区开展开放创新综合试验总体方案的？", tok)
+    fitted = fit_date(a, APPROVAL, date_span(APPROVAL, "2015年"))
+    assert fitted.text == APPROVAL[fitted.start:fitted.end] == "2015年9月"
+
+
+def test_periods_and_resolved_dates_keep_their_text(tok):
+    period = "二、授权审批改革阶段（2002-2014）：以一站式服务中心正式成立为标志。"
+    a = analyze("授权审批改革阶段从哪年持续到哪年？", tok)
+    span = date_span(period, "2002-2014")
+    assert fit_date(a, period, span) == span
+    # "同年" resolved to 2015年 is not a verbatim span: left as it is.
+    a = analyze("中编办牵头推进改革是哪一年？", tok)
+    resolved = Span(APPROVAL.index("同年"), APPROVAL.index("同年") + 2, "2015年", "date:relative", 1.0)
+    assert fit_date(a, APPROVAL, resolved) == resolved

@@ -90,3 +90,12 @@ def test_periods_and_resolved_dates_keep_their_text(tok):
     a = analyze("中编办牵头推进改革是哪一年？", tok)
     resolved = Span(APPROVAL.index("同年"), APPROVAL.index("同年") + 2, "2015年", "date:relative", 1.0)
     assert fit_date(a, APPROVAL, resolved) == resolved
+
+
+def test_an_edge_word_inside_a_word_stays(tok):
+    # "和" ends a name here (jieba: 郑京和), "则" the word 原则; "和" is a
+    # conjunction of its own in "匈奴人和".
+    text = "年纪最小的郑京和是小提琴家，匈奴人和阿拉曼人先后按“精简、统一、效能”原则占领此地。"
+    for span, fitted in (("郑京和", "郑京和"), ("匈奴人和", "匈奴人"), ("“精简、统一、效能”原则", "“精简、统一、效能”原则")):
+        start, end = strip_edge_words(text, *span_of(text, span), tokenizer=tok)
+        assert text[start:end] == fitted

@@ -232,3 +232,23 @@ def test_the_combination_follows_its_model(assistant, dev_set):
         assert 0.0 <= c["preference"] <= 1.0
         from_reader = a.debug["evidence"]["span_kind"] == "reader"
         assert from_reader == (c["preference"] > 0.5), (a.question, c)
+
+
+def test_decoded_spans_never_cross_a_sentence_end():
+    from rag.reader import Batch
+    text = "李昀继位。即景宗"
+    n = len(text)
+    # One token per character after a 1-token question; the best-scoring span
+    # by logits runs across "。", so the next best within a sentence wins.
+    offsets = np.array([[(0, 0)] + [(i, i + 1) for i in range(n)]], dtype=np.int64)
+    is_text = np.array([[False] + [True] * n])
+    start = np.full((1, n + 1), -5.0)
+    end = np.full((1, n + 1), -5.0)
+    start[0, 1] = 5.0           # 李
+    end[0, n] = 5.0             # 宗 (across the 。)
+    end[0, 3] = 4.0             # 昀... "李昀继" stays inside the first sentence
+    batch = Batch(np.zeros((1, n + 1), dtype=np.int64), np.ones((1, n + 1), dtype=np.int64), offsets, is_text)
+    spec, _ = read_spec(packaged_dir())
+    guesses = decode(start, end, batch, [text], spec, top_n=3)
+    assert guesses and all("。" not in g.text for g in guesses)
+    assert guesses[0].text == "李昀继"

@@ -83,18 +83,34 @@ def snap_to_words(text: str, start: int, end: int, tokenizer: ChineseTokenizer) 
     return start, end
 
 
-def strip_edge_words(text: str, start: int, end: int, fit: SpanFit | None = None) -> tuple[int, int]:
+def word_cuts(text: str, tokenizer: ChineseTokenizer) -> set[int]:
+    """Offsets in ``text`` where jieba words start or end."""
+    cuts, pos = {0, len(text)}, 0
+    for word, _ in tokenizer.tagged_words(text):
+        pos += len(word)
+        cuts.add(pos)
+    return cuts
+
+
+def strip_edge_words(text: str, start: int, end: int, fit: SpanFit | None = None,
+                     tokenizer: ChineseTokenizer | None = None) -> tuple[int, int]:
     """[start, end) without a leading or trailing edge word, when something
-    of at least two characters is left."""
+    of at least two characters is left and (with a ``tokenizer``) the edge
+    word is a word of its own, not the end of one ("原则", "郑京和")."""
     fit = fit or span_fit()
+    cuts = word_cuts(text, tokenizer) if tokenizer is not None else None
+
+    def alone(a: int, b: int) -> bool:
+        return cuts is None or (a in cuts and b in cuts)
+
     span = text[start:end]
     for word in fit.strip_trailing:
-        if span.endswith(word) and len(span) - len(word) >= 2:
+        if span.endswith(word) and len(span) - len(word) >= 2 and alone(end - len(word), end):
             end -= len(word)
             break
     span = text[start:end]
     for word in fit.strip_leading:
-        if span.startswith(word) and len(span) - len(word) >= 2:
+        if span.startswith(word) and len(span) - len(word) >= 2 and alone(start, start + len(word)):
             start += len(word)
             break
     return start, end
@@ -103,7 +119,7 @@ def strip_edge_words(text: str, start: int, end: int, fit: SpanFit | None = None
 def fit_reader_span(text: str, start: int, end: int, tokenizer: ChineseTokenizer) -> tuple[int, int]:
     """The reader's span of ``text`` (a sentence) fitted to words, without edge words."""
     start, end = snap_to_words(text, start, end, tokenizer)
-    return strip_edge_words(text, start, end)
+    return strip_edge_words(text, start, end, tokenizer=tokenizer)
 
 
 def fit_date(a: QuestionAnalysis, sentence: str, span: Span) -> Span:

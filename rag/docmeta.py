@@ -20,6 +20,7 @@ class DocumentField:
     field: str
     zh: tuple[re.Pattern, ...]
     en: tuple[re.Pattern, ...]
+    by_title: bool = False   # asked also when the question only names the document by its title
 
 
 @dataclass(frozen=True)
@@ -43,19 +44,38 @@ def field_table() -> FieldTable:
     data = tomllib.loads(resources.files("rag.data").joinpath("question_types.toml").read_text("utf-8"))
     table = data["document_fields"]
     fields = tuple(DocumentField(f["field"], tuple(re.compile(p) for p in f["zh"]),
-                                 tuple(re.compile(p, re.I) for p in f["en"]))
+                                 tuple(re.compile(p, re.I) for p in f["en"]), bool(f.get("by_title", False)))
                    for f in table["fields"])
     return FieldTable(re.compile(table["about_zh"]), re.compile(table["about_en"], re.I), fields)
 
 
-def asked_field(question: str, lang: str) -> DocumentField | None:
-    """The metadata field a question about the document itself asks for."""
+# A question names a document when it quotes this much of its title
+# ("国家职业教育改革实施方案" of "国务院关于印发国家职业教育改革实施方案的通知");
+# shorter parts are often just a place ("苏州工业园区").
+TITLE_PART_CHARS = 8
+
+
+def names_title(question: str, title: str) -> bool:
+    """Does the question quote ``TITLE_PART_CHARS`` or more consecutive
+    characters of the title?"""
+    title = re.sub(r"\s+", "", title or "")
+    q = re.sub(r"\s+", "", question)
+    if len(title) < TITLE_PART_CHARS:
+        return False
+    return any(title[i:i + TITLE_PART_CHARS] in q for i in range(len(title) - TITLE_PART_CHARS + 1))
+
+
+def asked_field(question: str, lang: str, title: str = "") -> DocumentField | None:
+    """The metadata field a question about the document itself asks for:
+    the question says it is about the document ("报告", "这份通知") or names
+    it by ``title`` (the best-ranked document's)."""
     table = field_table()
     about = table.about_zh if lang == "zh" else table.about_en
-    if not about.search(question):
+    said = bool(about.search(question))
+    if not said and not names_title(question, title):
         return None
     for f in table.fields:
-        if any(p.search(question) for p in (f.zh if lang == "zh" else f.en)):
+        if (said or f.by_title) and any(p.search(question) for p in (f.zh if lang == "zh" else f.en)):
             return f
     return None
 

@@ -86,6 +86,15 @@ class TestExtractors:
                          "园区是什么时候被确定为国家级试点地区的？", tok, before)
         assert best(extract_dates(ev, a)) == "2015年7月"
 
+    def test_policy_document_dates(self, tok):
+        # Sentences of the second policy document (tests/data/policy_doc/):
+        # "2020年初步建成" is 2020年 + 初步, and a document number is no date.
+        ev, a = evidence("2020年初步建成300个示范性职业教育集团（联盟），带动中小企业参与。",
+                         "300个示范性职业教育集团（联盟）计划什么时候初步建成？", tok)
+        assert best(extract_dates(ev, a)) == "2020年"
+        ev, a = evidence("国务院关于印发国家职业教育改革实施方案的通知 国发〔2019〕4号", "这个方案是哪一年发的？", tok)
+        assert extract_dates(ev, a) == []
+
     def test_day_question_is_not_answered_by_a_year(self, tok):
         ev, a = evidence("园区在2002年底正式成立了一站式服务中心", "一站式服务中心是哪一天挂牌的？", tok)
         assert extract_dates(ev, a) == []

@@ -34,6 +34,23 @@ def test_questions_about_the_content_do_not(question, lang):
     assert asked_field(question, lang) is None
 
 
+POLICY_TITLE = "国务院关于印发国家职业教育改革实施方案的通知"
+
+
+@pytest.mark.parametrize("question, field", [
+    ("国家职业教育改革实施方案是国务院哪天签发的？", "date"),   # names the document by its title
+    ("这个方案是什么时候印发的？", "date"),
+    ("本通知的成文日期是哪天？", "date"),
+    ("国家职业教育改革实施方案由谁负责落实？", None),          # 由谁 is too common to trust without 报告/这份
+    ("国家职业教育改革实施方案里的“1+X”叫什么？", None),       # a title named is no question about the title
+    ("苏州工业园区的一站式服务中心叫什么？", None),             # 6 characters of a title are just a place
+])
+def test_a_document_named_by_its_title(question, field):
+    title = POLICY_TITLE if "苏州" not in question else "与时俱进的改革之路——苏州工业园区推进政务服务效能改革系列调研之一"
+    found = asked_field(question, "zh", title)
+    assert (found.field if found else None) == field
+
+
 def test_printed_forms_of_dates_and_publications():
     assert "2024年11月28日" in printed_forms("date", "2024-11-28")
     assert "领导学刊" in printed_forms("publication", "《领导学刊》2024年第14期（总第129期）")

@@ -331,10 +331,12 @@ class Answerer:
     def metadata_choice(self, a: QuestionAnalysis, pool: list[Hit]) -> Choice | None:
         """A question about the document itself ("报告的作者是谁？"): the value
         from the metadata of the best-ranked document, cited where printed."""
-        field = asked_field(a.question, a.lang)
-        if field is None or not pool:
+        if not pool:
             return None
         doc = self.documents.get(pool[0].passage.doc_id)
+        field = asked_field(a.question, a.lang, doc.title if doc else "")
+        if field is None:
+            return None
         value = metadata_value(doc, field.field) if doc else ""
         if not value:
             return None

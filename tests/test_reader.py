@@ -252,3 +252,14 @@ def test_decoded_spans_never_cross_a_sentence_end():
     guesses = decode(start, end, batch, [text], spec, top_n=3)
     assert guesses and all("。" not in g.text for g in guesses)
     assert guesses[0].text == "李昀继"
+
+
+def test_a_shorter_span_inside_the_best_wins_when_scored_almost_as_high():
+    from rag.answer.reading import READER_TIGHTER_MARGIN, tightest
+    text = "自由韩国党和中间偏左的共同民主党"
+    best = SpanGuess(0, 0, 16, text, 12.4, 0.0)
+    party = SpanGuess(0, 0, 5, "自由韩国党", 12.4 - READER_TIGHTER_MARGIN / 2, 0.0)
+    far_below = SpanGuess(0, 0, 2, "自由", 12.4 - 2 * READER_TIGHTER_MARGIN, 0.0)
+    other_text = SpanGuess(1, 0, 3, "共同民", 12.4, 0.0)
+    assert tightest(best, [best, party, far_below, other_text]) is party
+    assert tightest(best, [best, far_below]) is best

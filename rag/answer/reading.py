@@ -13,6 +13,7 @@ from typing import Sequence
 
 from ..analyze import QuestionAnalysis, type_table
 from ..extract import Span
+from ..reader import SpanGuess
 from ..schema import Passage
 from ..tokenize import ChineseTokenizer
 from .boundaries import fit_reader_span
@@ -29,6 +30,9 @@ READER_VETO_OVERRIDE = 3.0
 # Margin given up per place a passage's best sentence ranks below the first
 # passage's (fitted in bench/reader.py on the MRC tune split).
 READER_RANK_PENALTY = 3.0
+# How much lower a shorter span inside the reader's best may score and still
+# be preferred (logit units; fitted on the MRC tune split, bench/reader.py).
+READER_TIGHTER_MARGIN = 0.5
 
 
 @dataclass
@@ -78,6 +82,15 @@ def reader_features(reading: Reading | None, choice: Choice | None) -> dict[str,
     return {"reader_margin": round(max(-10.0, min(margin, 10.0)) / 10.0, 4), "reader_agrees": agrees}
 
 
+def tightest(best: SpanGuess, guesses: Sequence[SpanGuess]) -> SpanGuess:
+    """The shortest span inside ``best`` (same text, two or more characters)
+    that the reader scores at most READER_TIGHTER_MARGIN below it: the answer
+    without a trailing clause ("自由韩国党" of "自由韩国党和中间偏左的共同民主党")."""
+    inside = [g for g in guesses if g.window == best.window and best.start <= g.start and g.end <= best.end
+              and 2 <= g.end - g.start < best.end - best.start and best.margin - g.margin <= READER_TIGHTER_MARGIN]
+    return min(inside, key=lambda g: (g.end - g.start, -g.margin), default=best)
+
+
 def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, candidates: list[SentenceCandidate],
                   n_passages: int, tokenizer: ChineseTokenizer | None = None) -> Reading | None:
     """Run the extractive reader over the passages of the best-ranked
@@ -99,7 +112,7 @@ def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, cand
     # Across passages, spans compare by how much each beats "no answer in
     # its own passage" (raw span scores are not comparable between windows),
     # less a penalty for passages whose evidence ranked lower.
-    best = max(result.guesses, key=lambda g: g.margin - READER_RANK_PENALTY * g.window)
+    best = tightest(max(result.guesses, key=lambda g: g.margin - READER_RANK_PENALTY * g.window), result.guesses)
     row = rows[best.window]
     passage = read[best.window]
     inside = [(s, e) for s, e in passage.sentences if s < best.end and best.start < e] or [(best.start, best.end)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rag.analyze import analyze
-from rag.answer.boundaries import fit_date, fit_reader_span, snap_to_words, strip_edge_words
+from rag.answer.boundaries import fit_date, fit_reader_span, fit_to_question, snap_to_words, strip_edge_words
 from rag.extract import Span
 from rag.ingest import load_document
 from rag.tokenize import ChineseTokenizer
@@ -99,3 +99,13 @@ def test_an_edge_word_inside_a_word_stays(tok):
     for span, fitted in (("郑京和", "郑京和"), ("匈奴人和", "匈奴人"), ("“精简、统一、效能”原则", "“精简、统一、效能”原则")):
         start, end = strip_edge_words(text, *span_of(text, span), tokenizer=tok)
         assert text[start:end] == fitted
+
+
+def test_no_short_answer_cuts_a_number(tok):
+    # Whichever source chose it (rules' quantity, reader): "6日" of "26日" is
+    # widened; a resolved, non-verbatim span is left alone.
+    a = analyze("协议是几号签署的？", tok)
+    cut = Span(SIGNING.index("6日"), SIGNING.index("6日") + 2, "6日", "number", 1.0)
+    assert fit_to_question(a, SIGNING, cut).text == "26日"
+    resolved = Span(cut.start, cut.end, "26日", "number", 1.0)
+    assert fit_to_question(a, SIGNING, resolved) == resolved

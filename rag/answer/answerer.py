@@ -30,7 +30,7 @@ from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHA
                          SentenceCandidate, synonyms)
 from .compose import CLAUSE_PUNCT, english_rendering, make_statement, quote_line, verify_citation
 from .confidence import METADATA_CONFIDENCE, VETO_UNKNOWN_NOUNS, confidence_model, sigmoid, weak_points
-from .boundaries import fit_date
+from .boundaries import fit_to_question
 from .reading import READER_VETO_OVERRIDE, combine, read_evidence, reader_features
 
 
@@ -154,7 +154,7 @@ class Answerer:
         contest: dict = {}
         choice = combine(a, choice, reading, self.config.reader_mode, contest)
         if choice is not None and choice.span is not None:
-            choice = dataclasses.replace(choice, span=fit_date(a, choice.candidate.text, choice.span))
+            choice = dataclasses.replace(choice, span=fit_to_question(a, choice.candidate.text, choice.span))
         features = self.features(a, forms, pool, choice)
         features.update(reader_features(reading, choice))
         confidence = self.confidence(features)

@@ -75,7 +75,12 @@ def snap_to_words(text: str, start: int, end: int, tokenizer: ChineseTokenizer) 
         if a < end < b and b - end <= MAX_WORD_EXTENSION and _WORD_CHAR.match(text[end - 1]) \
                 and not _DATE_UNIT_END.search(text[:end]):
             end = b
-    # A number is never cut: "千年" inside "5千年", "10" inside "100".
+    return whole_numbers(text, start, end)
+
+
+def whole_numbers(text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) widened so that no number is cut: "千年" inside "5千年",
+    "10" inside "100"."""
     while start > 0 and _DIGIT.match(text[start - 1]) and _NUMBER_CHAR.match(text[start]):
         start -= 1
     while end < len(text) and _DIGIT.match(text[end - 1]) and _DIGIT.match(text[end]):
@@ -120,6 +125,18 @@ def fit_reader_span(text: str, start: int, end: int, tokenizer: ChineseTokenizer
     """The reader's span of ``text`` (a sentence) fitted to words, without edge words."""
     start, end = snap_to_words(text, start, end, tokenizer)
     return strip_edge_words(text, start, end, tokenizer=tokenizer)
+
+
+def fit_to_question(a: QuestionAnalysis, sentence: str, span: Span) -> Span:
+    """Any short answer (the rules' or the reader's) with no number cut, and
+    a date fitted to the precision the question asks for.  Only verbatim
+    spans change (a resolved "同年7月" keeps its text)."""
+    if sentence[span.start:span.end] != span.text:
+        return span
+    start, end = whole_numbers(sentence, span.start, span.end)
+    if (start, end) != (span.start, span.end):
+        span = Span(start, end, sentence[start:end], span.kind, span.score)
+    return fit_date(a, sentence, span)
 
 
 def fit_date(a: QuestionAnalysis, sentence: str, span: Span) -> Span:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from .schema import Answer
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 REQUEST_LOG_BYTES = 20 * 1024 * 1024
 REQUEST_LOG_BACKUPS = 5
+# /readyz asks the knowledge base store (a Milvus server, the index
+# directory) whether it is there at most this often.
+STORE_CHECK_SECONDS = 5.0
 
 
 class ShuttingDown(RuntimeError):
@@ -36,6 +40,7 @@ class Service:
 
     def __init__(self, assistant, request_log: Path | None = None, log_questions: bool = False) -> None:
         self.assistant = assistant
+        self._store_checked: tuple[float, str | None] | None = None
         self.registry = CollectorRegistry()
         self.questions = Counter("rag_questions_total", "Questions handled, by endpoint and outcome",
                                  ["endpoint", "outcome"], registry=self.registry)
@@ -114,13 +119,33 @@ class Service:
         state = getattr(self.assistant, "_state", None)
         return state.index.path.name if state is not None else None
 
+    def store_problem(self) -> str | None:
+        """Why the knowledge base store cannot be reached (a Milvus server
+        down, the index directory gone), or None.  Asked at most every
+        STORE_CHECK_SECONDS: a probe every second must not load the store."""
+        store = getattr(self.assistant, "store", None)
+        if store is None:
+            return None
+        now = time.monotonic()
+        if self._store_checked is not None and now - self._store_checked[0] < STORE_CHECK_SECONDS:
+            return self._store_checked[1]
+        try:
+            problem = None if store.current_build() is not None else f"no published knowledge base in {store.describe()}"
+        except Exception as exc:  # KnowledgeBaseUnavailable, or whatever the client raised
+            problem = f"knowledge base unreachable ({store.describe()}): {exc}"
+        self._store_checked = (now, problem)
+        return problem
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when an index is loaded and the question encoder is ready,
-        and the service is taking questions."""
+        the knowledge base store answers, and the service is taking questions."""
         state = getattr(self.assistant, "_state", None)
         problems = []
         if state is None:
             problems.append("no index loaded yet")
+        store_problem = self.store_problem()
+        if store_problem:
+            problems.append(store_problem)
         if not self.accepting:
             problems.append("shutting down")
         body: dict[str, Any] = {"ready": not problems, "index_id": self.index_id(),
@@ -169,7 +194,8 @@ def routes(service: Service) -> Sequence:
         return JSONResponse({"status": "ok", "index_id": service.index_id()})
 
     async def readyz(request):
-        ready, body = service.readiness()
+        # In a worker thread: asking a remote store must not hold up the event loop.
+        ready, body = await anyio.to_thread.run_sync(service.readiness)
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(request):

@@ -170,6 +170,36 @@ class TestService:
         assert finished == [True]
 
 
+    def test_readiness_asks_the_knowledge_base_store(self, tmp_path, monkeypatch):
+        from types import SimpleNamespace
+
+        import rag.service
+        from rag.store_milvus import KnowledgeBaseUnavailable
+
+        service = self._service(tmp_path)
+        assert service.readiness()[0] is True          # a stand-in without a store
+        answer = {"build": "20261201-abc"}
+
+        def current_build():
+            if isinstance(answer["build"], Exception):
+                raise answer["build"]
+            return answer["build"]
+
+        service.assistant.store = SimpleNamespace(current_build=current_build, describe=lambda: "Milvus db:19530")
+        monkeypatch.setattr(rag.service, "STORE_CHECK_SECONDS", 0.0)
+        assert service.readiness() == (True, service.readiness()[1])
+        answer["build"] = KnowledgeBaseUnavailable("cannot reach Milvus at db:19530")
+        ready, body = service.readiness()
+        assert not ready and "knowledge base unreachable (Milvus db:19530)" in body["problems"][0]
+        answer["build"] = None
+        ready, body = service.readiness()
+        assert not ready and body["problems"] == ["no published knowledge base in Milvus db:19530"]
+        # Checked at most every STORE_CHECK_SECONDS: a probe storm does not load the store.
+        monkeypatch.setattr(rag.service, "STORE_CHECK_SECONDS", 60.0)
+        answer["build"] = "20261201-abc"
+        assert service.readiness()[0] is False
+
+
 # ---------------------------------------------------------------- the app
 @pytest.mark.slow
 def test_probes_and_metrics_are_served_next_to_the_app(assistant):

@@ -105,6 +105,9 @@ def main() -> int:
     warm = [r for n, _, r in curve if n >= max(len(qs) // 5, 1)]
     growth = (max(warm) - min(warm)) if warm else 0.0
     where = "app (/batch, 50 per call)" if args.app else "library (Assistant.ask_many, 32 per call)"
+    from rag.config import Config
+    config = Config.from_env()
+    where += f", term_cache_size={config.term_cache_size}, tag_cache_size={config.tag_cache_size}"
     print(f"after warm-up (last 80 %): RSS {min(warm):.0f}–{max(warm):.0f} MiB, spread {growth:.0f} MiB")
     if args.out:
         lines = [f"# Soak: {len(qs)} distinct questions through the {where}, reader_mode={args.reader_mode}", "",

@@ -5,13 +5,18 @@ bm25s) and Milvus (here: an embedded milvus-lite file, no server).
   answers the same questions with the same short answers and citations;
 - an unreachable Milvus server is a clear error within the timeout, at
   start and in the middle of answering;
-- a copy that dies before its switch leaves the previous collection serving.
+- a copy that dies before its switch (an exception, or SIGKILL of another
+  process) leaves the previous collection serving.
 """
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -107,9 +112,8 @@ def test_cli_export_import(local_kb, tmp_path):
 
 def test_a_copy_failing_before_the_switch_leaves_the_previous_collection_serving(local_kb, tmp_path, monkeypatch):
     """A copy (or build) that dies after writing its new collections but
-    before moving the alias: the previous build keeps serving.  (In-process:
-    milvus-lite opens its file from one process only, so a SIGKILLed writer
-    cannot be watched from another.)"""
+    before moving the alias: the previous build keeps serving.  (In-process,
+    an exception at the switch; the SIGKILL version is below.)"""
     from rag.store_milvus import MilvusStore
 
     lite = f"milvus://{tmp_path}/kb.db"
@@ -129,3 +133,67 @@ def test_a_copy_failing_before_the_switch_leaves_the_previous_collection_serving
     assert open_store(local_kb, lite).current_build() == before
     assistant = Assistant.open(local_kb.replace(store=lite), rebuild="never", embedder=HashEmbedder())
     assert not assistant.ask(QUESTIONS[0]).refused
+
+
+COPY_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from pathlib import Path
+    from rag.config import Config
+    from rag.store import copy_knowledge_base
+    from rag.store_milvus import MilvusStore
+
+    pause = float(sys.argv[3])
+    call = MilvusStore.call
+
+    def slow_switch(self, method, *args, **kwargs):
+        if method in ("alter_alias", "create_alias") and pause:
+            print("switching", flush=True)
+            time.sleep(pause)  # the window in which the import is killed
+        return call(self, method, *args, **kwargs)
+
+    MilvusStore.call = slow_switch
+    config = Config(corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]), model="test-hash")
+    copy_knowledge_base(config, "local", sys.argv[4])
+    print("done", flush=True)
+""").format(root=str(Path(__file__).resolve().parents[1]))
+
+
+def start_copy(config, lite: str, pause: float) -> subprocess.Popen:
+    # Its own session, so the kill takes milvus-lite's server process with it.
+    return subprocess.Popen([sys.executable, "-c", COPY_SCRIPT, str(config.corpus_dir), str(config.index_dir),
+                             str(pause), lite],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_an_import_killed_before_its_switch_leaves_the_previous_collection_serving(local_kb, tmp_path):
+    """SIGKILL (the writer and its milvus-lite server) after the new
+    collections are written, just before the alias moves: another process
+    opens the file and the previous build answers; the next import drops the
+    killed one's leftovers."""
+    lite = f"milvus://{tmp_path}/kb.db"
+    first = start_copy(local_kb, lite, pause=0)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0 and "done" in out, err
+    killed = start_copy(local_kb, lite, pause=120)
+    deadline = time.time() + 300
+    while "switching" not in killed.stdout.readline():
+        assert killed.poll() is None, killed.stderr.read()
+        assert time.time() < deadline, "the import never reached its switch"
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=30)
+
+    store = open_store(local_kb, lite)
+    before = store.current_build()
+    builds = {c.rsplit("_", 1)[0] for c in store._collections() if c.startswith("policy_qa_b")}
+    assert len(builds) == 2  # the served build and the killed one's leftovers
+    assistant = Assistant.open(local_kb.replace(store=lite), rebuild="never", embedder=HashEmbedder())
+    answer = assistant.ask(QUESTIONS[0])
+    assert not answer.refused and answer.short_answer
+
+    copy_knowledge_base(local_kb, "local", lite)  # in this process: it holds the file now
+    store = open_store(local_kb, lite)
+    after = store.current_build()
+    left = {c.rsplit("_", 1)[0] for c in store._collections() if c.startswith("policy_qa_b")}
+    assert after != before
+    assert left == {after.rsplit("_", 1)[0], before.rsplit("_", 1)[0]}  # killed leftovers pruned

@@ -69,6 +69,7 @@ BLOB_CHARS = 60_000          # VARCHAR holds 65,535 bytes; base64/ASCII JSON chu
 TEXT_MAX = 65_535
 INSERT_BATCH = 500
 QUERY_BATCH = 1_000
+ROW_PAGE = 10_000            # a query's window is capped at 16,384 rows
 NATIVE_ANALYZER = {"tokenizer": "jieba"}
 BM25_MODES = ("project", "native")
 
@@ -255,6 +256,9 @@ class MilvusStore:
                 # AllocTimestamp call pymilvus 3 makes on insert (not implemented
                 # there, and harmless): keep it off the user's console.
                 logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+                # ... and its query iterator warns that milvus-lite keeps no MVCC
+                # timestamp (it reads the latest data, which is what we want).
+                logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
             try:
                 self._client = pymilvus.MilvusClient(self.target, **kwargs)
             except Exception as exc:
@@ -269,8 +273,11 @@ class MilvusStore:
         KnowledgeBaseUnavailable."""
         client = self.client()
         kwargs.setdefault("timeout", self.timeout)
+        return self._guarded(method, getattr(client, method), *args, **kwargs)
+
+    def _guarded(self, method: str, fn, *args: Any, **kwargs: Any) -> Any:
         try:
-            return getattr(client, method)(*args, **kwargs)
+            return fn(*args, **kwargs)
         except Exception as exc:
             pymilvus = _import_pymilvus()
             code = getattr(exc, "code", None)
@@ -352,15 +359,31 @@ class MilvusStore:
             self._loaded.add(collection)
 
     def _query_all(self, collection: str, flt: str, fields: list[str]) -> list[dict[str, Any]]:
+        """Every row matching ``flt``, through a query iterator (primary-key
+        cursor): offset paging re-reads every earlier row on each page."""
+        it = self.call("query_iterator", collection, batch_size=QUERY_BATCH, filter=flt, output_fields=fields)
         out: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            batch = self.call("query", collection, filter=flt, output_fields=fields, limit=QUERY_BATCH,
-                              offset=offset)
-            out.extend(batch)
-            if len(batch) < QUERY_BATCH:
-                return out
-            offset += QUERY_BATCH
+        try:
+            while True:
+                batch = self._guarded("query_iterator", it.next)
+                if not batch:
+                    return out
+                out.extend(batch)
+        finally:
+            with contextlib.suppress(Exception):
+                it.close()
+
+    def _query_rows(self, collection: str, count: int, fields: list[str]) -> list[dict[str, Any]]:
+        """Rows 0..count-1 of a collection numbered by its ``row`` field, a
+        range of rows per query (linear; offset paging took minutes at 100k
+        passages in milvus-lite), plus any row numbered past ``count`` (which
+        the caller's count check then refuses)."""
+        out: list[dict[str, Any]] = []
+        for a in range(0, count, ROW_PAGE):
+            out.extend(self.call("query", collection, filter=f"row >= {a} and row < {a + ROW_PAGE}",
+                                 output_fields=fields, limit=ROW_PAGE))
+        out.extend(self.call("query", collection, filter=f"row >= {count}", output_fields=fields, limit=1))
+        return out
 
     # ---------------------------------------------------------------- read
     def read_manifest(self) -> dict[str, Any]:
@@ -410,13 +433,14 @@ class MilvusStore:
             bm25 = self._bm25_from_blobs(blobs, counts["passages"])
             for part in ("passages", "sentences"):
                 self._ensure_loaded(f"{build}_{part}")
-            rows = self._query_all(f"{build}_passages", "row >= 0",
-                                   ["row", "passage_id", "doc_id", "ordinal", "kind", "heading_path", "text", "start",
+            rows = self._query_rows(f"{build}_passages", counts["passages"],
+                                    ["row", "passage_id", "doc_id", "ordinal", "kind", "heading_path", "text", "start",
                                     "end", "clean_start", "clean_end", "sentences"])
             rows.sort(key=lambda r: int(r["row"]))
             passages = [Passage.from_dict(dict(r, heading_path=json.loads(r["heading_path"]),
                                                sentences=json.loads(r["sentences"]))) for r in rows]
-            srows = self._query_all(f"{build}_sentences", "row >= 0", ["row", "passage_row", "start", "end", "vector"])
+            srows = self._query_rows(f"{build}_sentences", counts["sentences"],
+                                     ["row", "passage_row", "start", "end", "vector"])
             srows.sort(key=lambda r: int(r["row"]))
             sentence_rows = np.asarray([[r["passage_row"], r["start"], r["end"]] for r in srows],
                                        dtype=np.int32).reshape(-1, 3)

@@ -395,6 +395,11 @@ MEASURE_WORDS = (
 MEASURE_WORDS_RE = "|".join(sorted((re.escape(w) for w in MEASURE_WORDS), key=len, reverse=True))
 
 
+def has_numeral(text: str) -> bool:
+    """Holds a digit or a Chinese numeral ("两国", "30多个"; not "中国")."""
+    return bool(re.search(rf"\d|[{CN_NUM}亿]", unicodedata.normalize("NFKC", text)))
+
+
 def is_number_term(term: str) -> bool:
     """A question term that is a number or a count ("2016", "三个", "40万件")."""
     return bool(re.search(r"\d", term) or re.fullmatch(rf"[{CN_NUM}]+(?:{MEASURE_WORDS_RE})?", term))
@@ -409,6 +414,8 @@ CN_SURNAMES = frozenset("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高�
 # Qualifiers that belong to a quantity ("近30个", "90多名", "超过40万件").
 QTY_PREFIX = r"(?:近|约|大约|将近|超过|逾|达|达到|共|共计|不足|不到|仅|只有|多达|至少|最多|累计)?"
 QTY_NUMBER = rf"(?:\d+(?:\.\d+)?|[{CN_NUM}]+)(?:多|余|来)?"
+# The qualifiers a quantity answer keeps ("近30个"); verbs such as 达到 or 共计 stay out.
+QTY_QUALIFIERS = ("近", "约", "大约", "将近", "超过", "逾", "不足", "不到", "多达", "至少", "最多")
 QUANTITY_RE = re.compile(
     rf"(?P<prefix>{QTY_PREFIX})(?P<number>{QTY_NUMBER})\s*(?P<unit>{MEASURE_WORDS_RE})(?P<suffix>多|余|以上|左右)?"
 )

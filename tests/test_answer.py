@@ -183,6 +183,10 @@ class TestTemplates:
         assert make_statement(analyze("全省第一个一站式服务大厅是哪年建起来的", tok), "2000年") == \
             "全省第一个一站式服务大厅是**2000年**建起来的。"
         assert make_statement(analyze("服务中心现在有多少个部门进驻？", tok), "10个") == "服务中心现在有**10个**部门进驻。"
+        # a count that names its noun is not followed by it again
+        assert make_statement(analyze("苏州工业园区是几个国家的政府合作开发的？", tok), "两国") == \
+            "苏州工业园区是**两国**的政府合作开发的。"
+        assert make_statement(analyze("原来涉及多少个处室？", tok), "近30个处室") == "原来涉及**近30个处室**。"
         assert make_statement(analyze("和行政审批局同时新设的还有哪两个局？", tok), "综合行政执法局、市场监督管理局") == \
             "和行政审批局同时新设的还有**综合行政执法局和市场监督管理局**。"
         assert make_statement(analyze("区级标准事项库是争取了哪个部门的支持建起来的", tok), "省政务办") == \

@@ -263,3 +263,31 @@ def test_a_shorter_span_inside_the_best_wins_when_scored_almost_as_high():
     other_text = SpanGuess(1, 0, 3, "共同民", 12.4, 0.0)
     assert tightest(best, [best, party, far_below, other_text]) is party
     assert tightest(best, [best, far_below]) is best
+
+
+def test_a_count_question_gets_the_quantity_the_reader_scores_best():
+    """几个国家: the reader's "中国" holds no numeral; the quantity in the text
+    it scores best ("两国") replaces it; a span that already counts stays."""
+    from types import SimpleNamespace
+
+    from rag.analyze import analyze
+    from rag.answer.reading import counted, quantity_spans
+    from rag.tokenize import ChineseTokenizer, TokenizerSettings
+
+    tok = ChineseTokenizer(TokenizerSettings())
+
+    text = "1994年2月26日，中国和新加坡两国政府正式签署合作开发建设苏州工业园区的协议，近30个处室参与。"
+    assert [text[a:b] for a, b in quantity_spans(text)] == ["两国", "近30个"]
+    scores = {text.index("两国"): 4.0, text.index("近30个"): 1.0}
+    result = SimpleNamespace(batch=object(), nulls=np.array([0.5]),
+                             margin_of=lambda w, a, b: scores.get(a, -3.0))
+    china = SpanGuess(0, text.index("中国"), text.index("中国") + 2, "中国", 6.0, 0.5)
+    count_q = analyze("苏州工业园区是几个国家的政府合作开发的？", tok)
+    assert count_q.wh_kind == "quantity"
+    assert counted(count_q, china, result, [text]).text == "两国"
+    already = SpanGuess(0, text.index("近30个"), text.index("近30个") + 4, "近30个", 3.0, 0.5)
+    assert counted(count_q, already, result, [text]) is already
+    assert counted(analyze("哪个国家和中国合作开发了园区？", tok), china, result, [text]) is china
+    scores.clear()  # scored far below "no answer", a count is still the better answer
+    assert counted(count_q, china, result, [text]).text == "两国"
+    assert counted(count_q, china, result, ["中国和新加坡政府签署协议。"]) is china  # no count to give

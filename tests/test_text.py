@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from rag.text import (DATE_PATTERNS, QUANTITY_RE, canonical_numbers, clean_extracted_text, cn_to_int, detect_lang,
-                      is_number_term, match_heading, normalize, split_clauses, split_paragraphs, split_sentences, squeeze)
+                      has_numeral, is_number_term, match_heading, normalize, split_clauses, split_paragraphs,
+                      split_sentences, squeeze)
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +128,11 @@ class TestNumbersAndDates:
         assert "超过40万件" in [m.group(0) for m in QUANTITY_RE.finditer("每年办件量超过40万件。")]
         assert "0.5个工作日" in [m.group(0) for m in QUANTITY_RE.finditer("压缩至“0.5个工作日”")]
         assert "85%" in [m.group(0) for m in QUANTITY_RE.finditer("85%的业务前台当场受理并办结")]
+
+    def test_numerals(self):
+        # from "中国和新加坡两国政府正式签署" and "每年办件量超过40万件"
+        assert has_numeral("两国") and has_numeral("超过40万件") and has_numeral("３０个")
+        assert not has_numeral("中国") and not has_numeral("新加坡")
 
     def test_date_patterns(self):
         def kinds(text):

@@ -83,10 +83,14 @@ def make_statement(a: QuestionAnalysis, short: str, secondary: str | None = None
     if quoted_tail and all(it.endswith(quoted_tail.group(1)) for it in items):
         suffix = quoted_tail.group(2)
     # "哪个阶段" answered by "…推进阶段（2019--）": the head noun is said already.
-    if a.wh_kind == "which":
+    if a.wh_kind in ("which", "quantity"):
         for n in range(min(len(suffix), 6), 0, -1):
             if all(_core(it).endswith(suffix[:n]) for it in items):
-                suffix = suffix[n:]
+                # "几个国家的政府" answered by "两国": the count names the noun
+                # (a word of the question) by its first character; the noun goes.
+                noun = next((t for t in sorted(a.tokens, key=len, reverse=True)
+                             if len(t) > n and suffix.startswith(t)), None) if a.wh_kind == "quantity" else None
+                suffix = suffix[len(noun) if noun else n:]
                 break
     if prefix.endswith("是") and _APPROX.match(items[0]):
         prefix = prefix[:-1]

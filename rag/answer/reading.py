@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,6 +16,7 @@ from ..analyze import QuestionAnalysis, type_table
 from ..extract import Span
 from ..reader import SpanGuess
 from ..schema import Passage
+from ..text import QTY_QUALIFIERS, QUANTITY_RE, has_numeral
 from ..tokenize import ChineseTokenizer
 from .boundaries import fit_reader_span
 from .candidates import Choice, SentenceCandidate
@@ -91,6 +93,37 @@ def tightest(best: SpanGuess, guesses: Sequence[SpanGuess]) -> SpanGuess:
     return min(inside, key=lambda g: (g.end - g.start, -g.margin), default=best)
 
 
+def quantity_spans(text: str) -> list[tuple[int, int]]:
+    """The quantities of a text as answer spans: number, unit and suffix, with
+    a qualifier in front when it is one ("近30个", "两国", "90多名"); years
+    are dates, not counts."""
+    out = []
+    for m in QUANTITY_RE.finditer(text):
+        if m.group("unit") == "年" and re.fullmatch(r"(?:19|20)\d{2}", m.group("number")):
+            continue  # 1994年 is a date, not a count of years
+        start = m.start() if m.group("prefix") in QTY_QUALIFIERS else m.start("number")
+        out.append((start, m.end()))
+    return out
+
+
+def counted(a: QuestionAnalysis, best: SpanGuess, result, texts: Sequence[str]) -> SpanGuess:
+    """A count question (几个, 多少) wants a count.  When the reader's best
+    span holds no numeral ("中国" for 几个国家), the quantity in the texts it
+    read that it scores best (rank penalty as for its own spans), however
+    low: a name is never the answer to a count.  Its best span when the
+    texts hold no quantity."""
+    if a.wh_kind != "quantity" or has_numeral(best.text) or result.batch is None:
+        return best
+    options = []
+    for window, text in enumerate(texts):
+        for start, end in quantity_spans(text):
+            margin = result.margin_of(window, start, end)
+            if margin is not None:
+                null = float(result.nulls[window])
+                options.append(SpanGuess(window, start, end, text[start:end], margin + null, null))
+    return max(options, key=lambda g: (g.margin - READER_RANK_PENALTY * g.window, -g.start), default=best)
+
+
 def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, candidates: list[SentenceCandidate],
                   n_passages: int, tokenizer: ChineseTokenizer | None = None) -> Reading | None:
     """Run the extractive reader over the passages of the best-ranked
@@ -113,6 +146,7 @@ def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, cand
     # its own passage" (raw span scores are not comparable between windows),
     # less a penalty for passages whose evidence ranked lower.
     best = tightest(max(result.guesses, key=lambda g: g.margin - READER_RANK_PENALTY * g.window), result.guesses)
+    best = counted(a, best, result, [p.text for p in read])
     row = rows[best.window]
     passage = read[best.window]
     inside = [(s, e) for s, e in passage.sentences if s < best.end and best.start < e] or [(best.start, best.end)]

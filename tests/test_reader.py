@@ -271,13 +271,13 @@ def test_a_count_question_gets_the_quantity_the_reader_scores_best():
     from types import SimpleNamespace
 
     from rag.analyze import analyze
-    from rag.answer.reading import counted, quantity_spans
+    from rag.answer.reading import counted, fits_count, quantity_spans
     from rag.tokenize import ChineseTokenizer, TokenizerSettings
 
     tok = ChineseTokenizer(TokenizerSettings())
 
     text = "1994年2月26日，中国和新加坡两国政府正式签署合作开发建设苏州工业园区的协议，近30个处室参与。"
-    assert [text[a:b] for a, b in quantity_spans(text)] == ["两国", "近30个"]
+    assert [(text[a:b], u) for a, b, u in quantity_spans(text)] == [("两国", "国"), ("近30个", "个")]
     scores = {text.index("两国"): 4.0, text.index("近30个"): 1.0}
     result = SimpleNamespace(batch=object(), nulls=np.array([0.5]),
                              margin_of=lambda w, a, b: scores.get(a, -3.0))
@@ -291,3 +291,12 @@ def test_a_count_question_gets_the_quantity_the_reader_scores_best():
     scores.clear()  # scored far below "no answer", a count is still the better answer
     assert counted(count_q, china, result, [text]).text == "两国"
     assert counted(count_q, china, result, ["中国和新加坡政府签署协议。"]) is china  # no count to give
+    # a unit asked for ("how many years": 年) must be the count's unit; a year is a date, not a count
+    text2 = "回顾园区三十年的发展，1994年中新两国政府签署协议。"
+    both = SimpleNamespace(batch=object(), nulls=np.array([0.0]), margin_of=lambda w, a, b: 2.0 if a == 18 else -1.0)
+    two = SpanGuess(0, 18, 20, "两国", 2.0, 0.0)
+    assert text2[18:20] == "两国"
+    years_q = analyze("How many years of SIP's development does the report look back on?", tok)
+    assert fits_count(years_q, "三十年") and not fits_count(years_q, "两国") and not fits_count(years_q, "1994年")
+    assert counted(years_q, two, both, [text2]).text == "三十年"
+    assert fits_count(analyze("园区的书记是谁？", tok), "中国")  # not a count question

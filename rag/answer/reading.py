@@ -93,31 +93,59 @@ def tightest(best: SpanGuess, guesses: Sequence[SpanGuess]) -> SpanGuess:
     return min(inside, key=lambda g: (g.end - g.start, -g.margin), default=best)
 
 
-def quantity_spans(text: str) -> list[tuple[int, int]]:
-    """The quantities of a text as answer spans: number, unit and suffix, with
-    a qualifier in front when it is one ("近30个", "两国", "90多名"); years
-    are dates, not counts."""
+def quantity_spans(text: str) -> list[tuple[int, int, str]]:
+    """The quantities of a text as answer spans (start, end, unit): number,
+    unit and suffix, with a qualifier in front when it is one ("近30个",
+    "两国", "90多名"); years are dates, not counts."""
     out = []
     for m in QUANTITY_RE.finditer(text):
         if m.group("unit") == "年" and re.fullmatch(r"(?:19|20)\d{2}", m.group("number")):
             continue  # 1994年 is a date, not a count of years
         start = m.start() if m.group("prefix") in QTY_QUALIFIERS else m.start("number")
-        out.append((start, m.end()))
+        out.append((start, m.end(), m.group("unit")))
     return out
 
 
+_EN_COUNT = re.compile(r"(?i)\bhow (?:many|much|long)\b")
+
+
+def count_wanted(a: QuestionAnalysis) -> tuple[bool, str | None]:
+    """(whether the question asks for a count, the unit it names).  Only an
+    English question's counted noun names a unit ("how many years": 年): a
+    Chinese measure word does not have to be the answer's ("几个国家" is
+    answered by "两国", "前多少名" by "十佳")."""
+    english = a.lang == "en" and a.qtype == "number" and bool(_EN_COUNT.search(a.question))
+    wants = a.wh_kind == "quantity" or english
+    unit = a.unit if english and a.unit and a.unit != "个" else None
+    return wants, unit
+
+
+def fits_count(a: QuestionAnalysis, text: str) -> bool:
+    """Could ``text`` answer the count the question asks for: it holds a
+    numeral and, when the question names a unit ("how many years": 年), a
+    quantity in that unit.  Questions that ask no count: always."""
+    wants, unit = count_wanted(a)
+    if not wants:
+        return True
+    if not has_numeral(text):
+        return False
+    return unit is None or any(u == unit for _, _, u in quantity_spans(text))
+
+
 def counted(a: QuestionAnalysis, best: SpanGuess, result, texts: Sequence[str]) -> SpanGuess:
-    """A count question (几个, 多少) wants a count.  When the reader's best
-    span holds no numeral ("中国" for 几个国家), the quantity in the texts it
-    read that it scores best (rank penalty as for its own spans), however
-    low: a name is never the answer to a count.  Its best span when the
-    texts hold no quantity."""
-    if a.wh_kind != "quantity" or has_numeral(best.text) or result.batch is None:
+    """A count question (几个, 多少, how many) wants a count.  When the
+    reader's best span is not one ("中国" for 几个国家; "两国" for how many
+    years), the quantity in the texts it read that fits (in the unit asked
+    for, if one is) and that it scores best (rank penalty as for its own
+    spans), however low: a name is never the answer to a count.  Its best
+    span when the texts hold no such quantity."""
+    if fits_count(a, best.text) or result.batch is None:
         return best
+    _, unit = count_wanted(a)
     options = []
     for window, text in enumerate(texts):
-        for start, end in quantity_spans(text):
-            margin = result.margin_of(window, start, end)
+        for start, end, u in quantity_spans(text):
+            margin = result.margin_of(window, start, end) if unit is None or u == unit else None
             if margin is not None:
                 null = float(result.nulls[window])
                 options.append(SpanGuess(window, start, end, text[start:end], margin + null, null))
@@ -225,6 +253,11 @@ def combine(a: QuestionAnalysis, rules: Choice | None, reading: Reading | None, 
         return rules
     if rules is None or rules.span is None:
         return reading.choice
+    # A count question: a span that is no count (or not in the unit asked
+    # for) loses to one that is, whatever the model would say.
+    rules_fit, reader_fit = fits_count(a, rules.span.text), fits_count(a, reading.choice.span.text)
+    if rules_fit != reader_fit:
+        return rules if rules_fit else reading.choice
     features = contest_features(a, rules, reading)
     preference = reader_preference(features)
     if record is not None:

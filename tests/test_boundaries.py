@@ -109,3 +109,13 @@ def test_no_short_answer_cuts_a_number(tok):
     assert fit_to_question(a, SIGNING, cut).text == "26日"
     resolved = Span(cut.start, cut.end, "26日", "number", 1.0)
     assert fit_to_question(a, SIGNING, resolved) == resolved
+
+
+def test_a_date_loses_a_trailing_edge_word(tok):
+    # from the policy document in tests/data/policy_doc
+    sentence = "从2019年起，在有条件的地区和高校探索实施试点工作，制定符合国情的国家资历框架。"
+    for question in ("国家资历框架的试点工作从哪一年开始探索实施？", "国家资历框架的试点工作什么时候开始？"):
+        fitted = fit_date(analyze(question, tok), sentence, date_span(sentence, "2019年起"))
+        assert fitted.text == sentence[fitted.start:fitted.end] == "2019年"
+    a = analyze("哪一年基本不再从应届毕业生中招聘？", tok)
+    assert fit_date(a, APPROVAL, date_span(APPROVAL, "2015年")).text.startswith("2015年")  # nothing to cut

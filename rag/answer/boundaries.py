@@ -140,11 +140,19 @@ def fit_to_question(a: QuestionAnalysis, sentence: str, span: Span) -> Span:
 
 
 def fit_date(a: QuestionAnalysis, sentence: str, span: Span) -> Span:
-    """A date span fitted to the precision the question asks for.  Only
-    verbatim spans change (a resolved "同年7月" keeps its text)."""
+    """A date span fitted to the precision the question asks for, without
+    a trailing edge word ("1960年起").  Only verbatim spans change (a
+    resolved "同年7月" keeps its text)."""
     fit = span_fit()
     if sentence[span.start:span.end] != span.text or _RANGE.search(span.text):
         return span
+    # "1960年起" / "2015年以来": the edge word is no part of the date (the
+    # reader's spans lose it in strip_edge_words; the rules' date spans here).
+    word = next((w for w in fit.strip_trailing if span.text.endswith(w)
+                 and _DATE_UNIT_END.search(span.text[:-len(w)])), None)
+    if word:
+        end = span.end - len(word)
+        span = Span(span.start, end, sentence[span.start:end], span.kind, span.score)
     if fit.asks_year(a):
         m = _FULL_DATE.match(span.text)
         if m:

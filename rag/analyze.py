@@ -128,6 +128,8 @@ class QuestionAnalysis:
     wants_period: bool = False
     ordinal: int | None = None   # "第三阶段" -> 3
     expanded_terms: list[str] = field(default_factory=list)  # English glossary expansions
+    untranslated: list[str] = field(default_factory=list)  # English content words the glossary lacks, in order
+    variants: dict[str, list[str]] = field(default_factory=dict)  # focus term -> other words that count as it
     secondary: list[tuple[str, str]] = field(default_factory=list)  # e.g. ("ordinal", "期") for 第几期
     unknown_names: list[str] = field(default_factory=list)  # English names with no Chinese equivalent
     head_start: int | None = None  # where the head phrase after "哪个/哪两项" starts in the question
@@ -217,11 +219,12 @@ def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list
     m = _ORDINAL.search(q)
     if m:
         analysis.ordinal = cn_to_int(m.group(1))
-    if lang == "en" and glossary:
+    if lang == "en" and glossary is not None:
         # English words never occur in the Chinese text: the glossary's Chinese
         # terms (and Latin words such as "ISO") stand in for them.
         expanded, untranslated = expand_english(q, glossary)
         analysis.expanded_terms = list(dict.fromkeys(expanded))
+        analysis.untranslated = untranslated
         analysis.tokens = analysis.tokens + tokenizer.tokenize(" ".join(analysis.expanded_terms))
         latin = [w for w in analysis.focus_terms if w.isupper() or re.fullmatch(r"[A-Z0-9]{2,}", w)]
         # Untranslated content words stay focus terms: they will not be found

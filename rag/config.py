@@ -66,6 +66,11 @@ class Config:
     reader_dir: Path = Path(__file__).resolve().parent / "data" / "reader"
     # How many of the best evidence passages the reader reads per question.
     reader_passages: int = 3
+    # English questions: the hand-made glossary of the bundled report's terms
+    # (rag/data/glossary_en_zh.toml), and for the words it lacks, the Chinese
+    # words of the corpus that CC-CEDICT gives for them (rag/lexicon.py).
+    english_glossary: bool = True
+    english_lexicon: bool = True
     max_question_chars: int = 500
     # Bounded caches (least recently used entries go first): per question
     # term (IDF, "occurs in the corpus") and per tagged text (jieba POS).

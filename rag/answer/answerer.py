@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..extract import (Evidence, Span, extract_clauses, extract_dates, extract_definitions, extract_entities,
                        extract_fields, extract_lists, extract_modifier, extract_ordinals, extract_quantities,
                        extract_slot, yes_no_verdict)
+from ..lexicon import english_lexicon
 from ..outline import PERIOD, Outline
 from ..retrieve import Retriever
 from ..schema import BACK_MATTER, MASTHEAD, Answer, Citation, Document, Hit, Passage
@@ -46,7 +47,8 @@ class Answerer:
         self.sentence_row: dict[tuple[int, int, int], int] = {
             (int(p), int(a), int(b)): i for i, (p, a, b) in enumerate(rows)}
         self.known_terms = set(self.tokenizer.settings.user_words)
-        self.glossary = english_glossary()
+        self.glossary = english_glossary() if config.english_glossary else {}
+        self.lexicon = english_lexicon if config.english_lexicon else None  # loaded at the first English question
         self.outline = Outline(index.passages)
         self.row_of_id = {p.passage_id: i for i, p in enumerate(index.passages)}
         self.synonyms = synonyms()
@@ -91,9 +93,35 @@ class Answerer:
         return {c.name: c.stats() for c in (self.idf_cache, self.in_corpus_cache, self.tokenizer.tag_cache)}
 
     # -------------------------------------------------------------- terms
-    def expand(self, terms: Sequence[str]) -> dict[str, list[str]]:
+    def expand(self, terms: Sequence[str], variants: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
         """Each focus term with the surface forms that count as finding it."""
-        return {t: [t] + self.synonyms.get(t, []) for t in terms}
+        variants = variants or {}
+        return {t: [t] + variants.get(t, []) + self.synonyms.get(t, []) for t in terms}
+
+    def translate_english(self, a: QuestionAnalysis) -> QuestionAnalysis:
+        """English words the glossary lacks stand for the Chinese words this
+        corpus uses for them (rag/lexicon.py): the best one becomes the focus
+        term, the others count as finding it, all of them search BM25.  Words
+        with none stay untranslated focus terms (coverage says they are not
+        found)."""
+        lexicon = self.lexicon() if a.lang == "en" and a.untranslated and self.lexicon is not None else None
+        if lexicon is None:
+            return a
+        bm25 = self.retriever.bm25
+        # A word of the corpus's own segmentation (智囊机构 is not one because 机构 is).
+        found, _ = lexicon.translate(a.untranslated, lambda w: bm25.idf(w) > 0, lambda w: -bm25.idf(w))
+        if not found:
+            return a
+        done = {w for t in found for w in t.phrase.split()}
+        heads = [t.terms[0] for t in found]
+        a.focus_terms = list(dict.fromkeys([t for t in a.focus_terms if t not in done] + heads))
+        a.expanded_terms = list(dict.fromkeys(a.expanded_terms + heads))
+        a.variants.update({t.terms[0]: list(t.terms[1:]) for t in found})
+        a.untranslated = [w for w in a.untranslated if w not in done]
+        # A capitalised name the corpus has a word for ("State Council": 国务院) is not missing.
+        a.unknown_names = [n for n in a.unknown_names if not all(w in done for w in n.lower().split())]
+        a.tokens = a.tokens + self.tokenizer.tokenize(" ".join(w for t in found for w in t.terms))
+        return a
 
     def coverage(self, text: str, forms: dict[str, list[str]]) -> float:
         """IDF-weighted share of the question's focus terms present in text
@@ -117,7 +145,7 @@ class Answerer:
         rows = self.rows_of_documents(doc_ids) if doc_ids is not None else None
         histories = histories or [()] * len(questions)
         resolved = [rewrite_followup(q, h or (), self.tokenizer, self.known_terms) for q, h in zip(questions, histories)]
-        analyses = [analyze(q, self.tokenizer, self.glossary) for q in resolved]
+        analyses = [self.translate_english(analyze(q, self.tokenizer, self.glossary)) for q in resolved]
         vectors = self.retriever.embedder.encode_queries(resolved)
         answers = []
         for question, analysis, vector in zip(questions, analyses, vectors):
@@ -136,7 +164,7 @@ class Answerer:
 
     def answer_one(self, question: str, a: QuestionAnalysis, qvec: np.ndarray, top_k: int,
                    rows: Sequence[int] | None = None) -> Answer:
-        forms = self.expand(a.focus_terms)
+        forms = self.expand(a.focus_terms, a.variants)
         tokens = a.tokens + [t for term in a.focus_terms for t in self.synonyms.get(term, [])]
         lists = self.retriever.rank(question if a.lang == "zh" else question + " " + " ".join(a.expanded_terms),
                                     qvec, tokens=tokens, rows=rows)
@@ -572,9 +600,9 @@ class Answerer:
         if a.qtype == "yesno":
             weights = {t: 1.0 for t in a.focus_terms}
             ev = Evidence(cand.text, cand.hit.passage.text[: cand.start],
-                          [v for vs in self.expand(a.focus_terms).values() for v in vs], weights)
+                          [v for vs in self.expand(a.focus_terms, a.variants).values() for v in vs], weights)
             # The numbers and years being checked are not evidence either way.
-            content = {t: v for t, v in self.expand(a.focus_terms).items() if not is_number_term(t)}
+            content = {t: v for t, v in self.expand(a.focus_terms, a.variants).items() if not is_number_term(t)}
             verdict, _ = yes_no_verdict(ev, a, self.coverage(cand.text, content) if content else cand.lexical)
             if verdict is None:
                 return self.refusal(question, a, hits, min(confidence, self.threshold - 1e-3),

@@ -66,6 +66,10 @@ class Config:
     reader_dir: Path = Path(__file__).resolve().parent / "data" / "reader"
     # How many of the best evidence passages the reader reads per question.
     reader_passages: int = 3
+    # ... but only the best one (and the one the rules' answer is in) when the
+    # reader's best span there beats "no answer" by this much (logits; inf:
+    # always all of them).
+    reader_sure_margin: float = 3.0
     # English questions: the hand-made glossary of the bundled report's terms
     # (rag/data/glossary_en_zh.toml), and for the words it lacks, the Chinese
     # words of the corpus that CC-CEDICT gives for them (rag/lexicon.py).

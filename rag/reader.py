@@ -26,7 +26,7 @@ import re
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -329,11 +329,17 @@ class Reader:
         return reading.guesses, reading.nulls
 
     def read_all(self, question: str, texts: Sequence[str], top_n: int = 5) -> "ReadResult":
-        if not texts:
-            return ReadResult([], [], None, None, None)
-        start, end, batch = self.logits(question, texts)
-        nulls = [float(start[i, 0] + end[i, 0]) for i in range(len(texts))]
-        return ReadResult(decode(start, end, batch, texts, self.spec, top_n), nulls, start, end, batch)
+        """Each text is read in a run of its own: the int8 model quantizes
+        activations per run (padding included), so a text read together with
+        others would score a little differently from the same text alone, and
+        batching saves nothing on CPU (bench/results/reader_speed.md)."""
+        result = ReadResult([], [], None, None, None)
+        for text in texts:
+            start, end, batch = self.logits(question, [text])
+            one = ReadResult(decode(start, end, batch, [text], self.spec, top_n), [float(start[0, 0] + end[0, 0])],
+                             start, end, batch)
+            result = result.concat(one)
+        return result
 
 
 @dataclass
@@ -346,6 +352,30 @@ class ReadResult:
     start_logits: np.ndarray | None
     end_logits: np.ndarray | None
     batch: Batch | None
+
+    def concat(self, other: "ReadResult") -> "ReadResult":
+        """This reading followed by ``other`` (more texts of the same
+        question): ``other``'s windows are numbered after this one's."""
+        if self.batch is None:  # nothing read yet
+            return other
+        if other.batch is None:
+            return self
+        n = len(self.nulls)
+        guesses = sorted(self.guesses + [replace(g, window=g.window + n) for g in other.guesses],
+                         key=lambda g: -g.score)
+        width = max(self.batch.ids.shape[1], other.batch.ids.shape[1])
+
+        def stack(a: np.ndarray, b: np.ndarray, fill) -> np.ndarray:
+            """Rows of both, padded to one width (padding is no text)."""
+            def pad(x: np.ndarray) -> np.ndarray:
+                return np.pad(x, [(0, 0), (0, width - x.shape[1])] + [(0, 0)] * (x.ndim - 2), constant_values=fill)
+            return np.concatenate([pad(a), pad(b)])
+
+        batch = Batch(stack(self.batch.ids, other.batch.ids, 1), stack(self.batch.mask, other.batch.mask, 0),
+                      stack(self.batch.offsets, other.batch.offsets, 0),
+                      stack(self.batch.is_text, other.batch.is_text, False))
+        return ReadResult(guesses, self.nulls + other.nulls, stack(self.start_logits, other.start_logits, -1e4),
+                          stack(self.end_logits, other.end_logits, -1e4), batch)
 
     def margin_of(self, window: int, start: int, end: int) -> float | None:
         """The reader's margin for text ``window``'s characters [start, end)

@@ -300,3 +300,80 @@ def test_a_count_question_gets_the_quantity_the_reader_scores_best():
     assert fits_count(years_q, "三十年") and not fits_count(years_q, "两国") and not fits_count(years_q, "1994年")
     assert counted(years_q, two, both, [text2]).text == "三十年"
     assert fits_count(analyze("园区的书记是谁？", tok), "中国")  # not a count question
+
+
+def test_a_text_scores_the_same_read_alone_or_with_others():
+    """Each text is read in a run of its own, so its spans and margins do not
+    depend on what else is read (the int8 model quantizes per run)."""
+    from rag.config import Config
+    from rag.reader import load_reader
+
+    reader = load_reader(Config())
+    question = "园区的一站式服务中心是哪一年成立的？"
+    texts = ["2002年底，园区正式成立一站式服务中心，实行“一个窗口对外、一个中心审批”。",
+             "园区地处苏州东部，是中国和新加坡两国政府的合作项目，1994年2月经国务院批准设立。", "园区。"]
+    alone = [reader.read_all(question, [t]) for t in texts]
+    together = reader.read_all(question, texts)
+    assert together.nulls == [r.nulls[0] for r in alone]
+    for window, one in enumerate(alone):
+        mine = [(g.text, g.score) for g in together.guesses if g.window == window]
+        assert mine == [(g.text, g.score) for g in one.guesses]
+        g = one.guesses[0]
+        assert together.margin_of(window, g.start, g.end) == pytest.approx(one.margin_of(0, g.start, g.end))
+
+
+def _passage(row: int, text: str):
+    from rag.schema import Passage
+    return Passage(f"doc#{row}", "doc", row, "body", (), text, 0, len(text), 0, len(text), ((0, len(text)),))
+
+
+class _ScriptedReader:
+    """Margins by text, and which texts it was asked to read."""
+
+    def __init__(self, margins: dict[str, float]):
+        self.margins, self.calls = margins, []
+
+    def read_all(self, question, texts, top_n=5):
+        from rag.reader import Batch, ReadResult
+        self.calls.append(list(texts))
+        result = ReadResult([], [], None, None, None)
+        for text in texts:
+            ids = np.ones((1, len(text) + 1), dtype=np.int64)
+            offsets = np.array([[[0, 0]] + [[i, i + 1] for i in range(len(text))]])
+            is_text = np.array([[False] + [True] * len(text)])
+            start = np.zeros((1, len(text) + 1))
+            end = np.zeros((1, len(text) + 1))
+            start[0, 1] = end[0, len(text)] = self.margins[text] / 2
+            one = ReadResult([SpanGuess(0, 0, len(text), text, self.margins[text], 0.0)], [0.0], start, end,
+                             Batch(ids, ids, offsets, is_text))
+            result = result.concat(one)
+        return result
+
+
+def test_the_reader_reads_the_other_passages_only_when_unsure():
+    from rag.analyze import analyze
+    from rag.answer.candidates import SentenceCandidate
+    from rag.answer.reading import read_evidence
+    from rag.tokenize import ChineseTokenizer, TokenizerSettings
+
+    a = analyze("园区的一站式服务中心是哪一年成立的？", ChineseTokenizer(TokenizerSettings()))
+    texts = ["二〇〇二年底成立。", "园区地处苏州东部。", "一站式服务中心成立于2002年。"]
+    passages = [_passage(i, t) for i, t in enumerate(texts)]
+    candidates = [SentenceCandidate(None, i, 0, len(t), t, 0.5, 0.5, 1.0 - i / 10) for i, t in enumerate(texts)]
+    sure = _ScriptedReader({texts[0]: 8.0, texts[1]: 1.0, texts[2]: 9.0})
+    reading = read_evidence(sure, passages, a, candidates, 3, sure_margin=3.0)
+    assert sure.calls == [[texts[0]]] and reading.rows == [0] and reading.choice.span.text == texts[0]
+    # unsure about the best passage: the others are read too, their windows numbered after it
+    unsure = _ScriptedReader({texts[0]: 2.0, texts[1]: 1.0, texts[2]: 9.0})
+    reading = read_evidence(unsure, passages, a, candidates, 3, sure_margin=3.0)
+    assert unsure.calls == [[texts[0]], [texts[1], texts[2]]] and reading.rows == [0, 1, 2]
+    assert reading.choice.candidate.row == 2 and reading.margin == 9.0
+    # the passage the rules' answer is in is read with the first, so its score is known
+    with_rules = _ScriptedReader({texts[0]: 8.0, texts[1]: 1.0, texts[2]: 9.0})
+    reading = read_evidence(with_rules, passages, a, candidates, 3, sure_margin=3.0, rules_row=2)
+    assert with_rules.calls == [[texts[0], texts[2]]] and reading.rows == [0, 2]
+    # 9.0 in the third-ranked passage less the rank penalty loses to 8.0 in the first
+    assert reading.choice.candidate.row == 0
+    everything = _ScriptedReader({texts[0]: 8.0, texts[1]: 1.0, texts[2]: 9.0})
+    read_evidence(everything, passages, a, candidates, 3, sure_margin=float("inf"))
+    assert everything.calls == [texts]

@@ -178,7 +178,9 @@ class Answerer:
             return self.compose(question, a, meta, hits, METADATA_CONFIDENCE, debug)
         choice = self.outline_choice(a, forms, pool, qvec) or self.choose(a, forms, candidates)
         reading = read_evidence(self.reader, self.retriever.index.passages, a, candidates,
-                                self.config.reader_passages, self.tokenizer) if self.reader is not None else None
+                                self.config.reader_passages, self.tokenizer, self.config.reader_sure_margin,
+                                choice.candidate.row if choice is not None else None) \
+            if self.reader is not None else None
         contest: dict = {}
         choice = combine(a, choice, reading, self.config.reader_mode, contest)
         if choice is not None and choice.span is not None:
@@ -193,6 +195,7 @@ class Answerer:
         if reading is not None:
             debug["reader"] = [{"text": g.text, "margin": round(g.margin, 3), "passage": g.window}
                                for g in reading.guesses]
+            debug["reader_passages_read"] = len(reading.rows)
         reader_sure = reading is not None and reading.margin >= READER_VETO_OVERRIDE
         if not reader_sure and (features["unknown_nouns"] >= VETO_UNKNOWN_NOUNS
                                 or (a.qtype in TYPED and features["subject_missing"])):

@@ -132,15 +132,18 @@ def fits_count(a: QuestionAnalysis, text: str) -> bool:
     return unit is None or any(u == unit for _, _, u in quantity_spans(text))
 
 
-def counted(a: QuestionAnalysis, best: SpanGuess, result, texts: Sequence[str]) -> SpanGuess:
+def counted(a: QuestionAnalysis, best: SpanGuess, result, texts: Sequence[str],
+            rank: Sequence[int] | None = None) -> SpanGuess:
     """A count question (几个, 多少, how many) wants a count.  When the
     reader's best span is not one ("中国" for 几个国家; "两国" for how many
     years), the quantity in the texts it read that fits (in the unit asked
     for, if one is) and that it scores best (rank penalty as for its own
-    spans), however low: a name is never the answer to a count.  Its best
-    span when the texts hold no such quantity."""
+    spans; ``rank``: each text's evidence rank, default its position),
+    however low: a name is never the answer to a count.  Its best span when
+    the texts hold no such quantity."""
     if fits_count(a, best.text) or result.batch is None:
         return best
+    rank = rank or list(range(len(texts)))
     _, unit = count_wanted(a)
     options = []
     for window, text in enumerate(texts):
@@ -149,15 +152,21 @@ def counted(a: QuestionAnalysis, best: SpanGuess, result, texts: Sequence[str]) 
             if margin is not None:
                 null = float(result.nulls[window])
                 options.append(SpanGuess(window, start, end, text[start:end], margin + null, null))
-    return max(options, key=lambda g: (g.margin - READER_RANK_PENALTY * g.window, -g.start), default=best)
+    return max(options, key=lambda g: (g.margin - READER_RANK_PENALTY * rank[g.window], -g.start), default=best)
 
 
 def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, candidates: list[SentenceCandidate],
-                  n_passages: int, tokenizer: ChineseTokenizer | None = None) -> Reading | None:
+                  n_passages: int, tokenizer: ChineseTokenizer | None = None, sure_margin: float = math.inf,
+                  rules_row: int | None = None) -> Reading | None:
     """Run the extractive reader over the passages of the best-ranked
     evidence sentences (``n_passages`` of them; ``passages`` are the index
     rows).  With a ``tokenizer``, its best span is fitted to whole words
-    without edge function words (boundaries.fit_reader_span)."""
+    without edge function words (boundaries.fit_reader_span).
+
+    It reads the best passage first (with the one the rules' span is in,
+    ``rules_row``, whose score the combination needs), and the others only
+    when its best span there is less than ``sure_margin`` better than "no
+    answer": the reader costs time in proportion to what it reads."""
     by_row: dict[int, SentenceCandidate] = {}
     for cand in candidates:
         by_row.setdefault(cand.row, cand)
@@ -165,16 +174,26 @@ def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, cand
             break
     if not by_row:
         return None
-    rows = list(by_row)
+    ranked = list(by_row)
+    rank = [0] + ([ranked.index(rules_row)] if rules_row in ranked[1:] else [])
+    if len(rank) == len(ranked) or not math.isfinite(sure_margin):
+        rank = list(range(len(ranked)))
+    result = reader.read_all(a.question, [passages[ranked[i]].text for i in rank])
+    if len(rank) < len(ranked) and max((g.margin - READER_RANK_PENALTY * rank[g.window] for g in result.guesses),
+                                       default=-math.inf) < sure_margin:
+        rest = [i for i in range(len(ranked)) if i not in rank]
+        result = result.concat(reader.read_all(a.question, [passages[ranked[i]].text for i in rest]))
+        rank = rank + rest
+    rows = [ranked[i] for i in rank]
     read = [passages[r] for r in rows]
-    result = reader.read_all(a.question, [p.text for p in read])
     if not result.guesses:
         return Reading(None, -math.inf, (), rows, result)
     # Across passages, spans compare by how much each beats "no answer in
     # its own passage" (raw span scores are not comparable between windows),
     # less a penalty for passages whose evidence ranked lower.
-    best = tightest(max(result.guesses, key=lambda g: g.margin - READER_RANK_PENALTY * g.window), result.guesses)
-    best = counted(a, best, result, [p.text for p in read])
+    best = tightest(max(result.guesses, key=lambda g: g.margin - READER_RANK_PENALTY * rank[g.window]),
+                    result.guesses)
+    best = counted(a, best, result, [p.text for p in read], rank)
     row = rows[best.window]
     passage = read[best.window]
     inside = [(s, e) for s, e in passage.sentences if s < best.end and best.start < e] or [(best.start, best.end)]

@@ -1,0 +1,133 @@
+"""What the extractive reader costs, and what reading fewer passages saves.
+
+1. The int8 reader on 1 and 3 passages of the bundled report, one ONNX run
+   for all of them (batched) or one run per passage, with 1 and 2 threads.
+2. How many passages it reads per question on the report sets with the
+   default ``reader_sure_margin`` (the best passage first, the others only when
+   unsure) and with ``inf`` (always ``reader_passages``).
+3. ``python -m rag batch`` throughput with 1 and 2 worker processes, for both
+   settings, over the report sets' questions repeated to ``--questions``
+   (process and worker start included, as a user would see it).
+
+    .venv/bin/python bench/reader_speed.py [--questions 1000] [--out bench/results/reader_speed.md]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SETS = ("dev", "heldout", "test")
+
+
+def questions() -> list[str]:
+    out = []
+    for name in SETS:
+        with open(ROOT / "tests" / "data" / f"{name}_qa.jsonl", encoding="utf-8") as f:
+            out += [json.loads(line)["question"] for line in f if line.strip()]
+    return out
+
+
+def reader_runs(repeats: int = 20) -> list[dict]:
+    from rag.config import Config
+    from rag.reader import Reader, load_reader
+
+    base = load_reader(Config())
+    text = (ROOT / "corpus" / "suzhou_sip_reform_2024.txt").read_text("utf-8")
+    texts = [text[i:i + 200] for i in range(2000, 2600, 200)]
+    question = "一站式服务中心是哪一年成立的？"
+    rows = []
+    for threads in (1, 2):
+        reader = Reader(base.model_dir, base.spec, threads=threads)
+        for n in (1, 3):
+            for how, run in (("one run for all", lambda: reader.logits(question, texts[:n])),
+                             ("one run per passage", lambda: [reader.logits(question, [t]) for t in texts[:n]])):
+                if n == 1 and how == "one run per passage":
+                    continue
+                run()
+                t = time.perf_counter()
+                for _ in range(repeats):
+                    run()
+                rows.append({"threads": threads, "passages": n, "how": how,
+                             "ms": round((time.perf_counter() - t) / repeats * 1000, 1)})
+    return rows
+
+
+def passages_read(sure_margin: float) -> dict:
+    from rag.assistant import Assistant
+    from rag.config import Config
+
+    assistant = Assistant.open(Config.from_env(reader_sure_margin=sure_margin))
+    counts: collections.Counter = collections.Counter()
+    qs = questions()
+    t = time.perf_counter()
+    for q in qs:
+        counts[assistant.ask(q).debug.get("reader_passages_read", 0)] += 1
+    seconds = time.perf_counter() - t
+    mean = sum(k * v for k, v in counts.items()) / max(1, len(qs))
+    return {"sure_margin": sure_margin, "questions": len(qs), "read": dict(sorted(counts.items())),
+            "mean_passages": round(mean, 2), "ms_per_question": round(seconds / len(qs) * 1000, 1)}
+
+
+def batch_cli(n: int, workers: int, sure_margin: float, work: Path) -> dict:
+    qs = questions()
+    qfile = work / "questions.jsonl"
+    with open(qfile, "w", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"q{i}", "question": qs[i % len(qs)]}, ensure_ascii=False) + "\n")
+    env = dict(os.environ, RAG_READER_SURE_MARGIN=str(sure_margin))
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "rag", "batch", str(qfile), "-o", str(work / "out.jsonl"),
+                           "--workers", str(workers), "--quiet", "--overwrite"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - t
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"workers": workers, "sure_margin": sure_margin, "questions": n, "wall_s": round(wall, 1),
+            "qps_wall": round(n / wall, 1), "qps_reported": summary["questions_per_second"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--questions", type=int, default=1000)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "reader_speed.md")
+    args = p.parse_args()
+
+    from rag.config import Config
+
+    default = Config().reader_sure_margin
+    result = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()},
+              "reader": reader_runs(),
+              "passages_read": [passages_read(default), passages_read(float("inf"))]}
+    with tempfile.TemporaryDirectory() as tmp:
+        result["batch"] = [batch_cli(args.questions, w, m, Path(tmp)) for m in (default, float("inf"))
+                           for w in (1, 2)]
+    result["machine"]["load_after"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1), "utf-8")
+    lines = ["# Reader speed", "", f"`bench/reader_speed.py` on {os.cpu_count()} cores; load average before "
+             f"{result['machine']['load_before'][0]:.2f}, after {result['machine']['load_after'][0]:.2f}.", "",
+             "| threads | passages | how | ms |", "|---|---|---|---|"]
+    lines += [f"| {r['threads']} | {r['passages']} | {r['how']} | {r['ms']} |" for r in result["reader"]]
+    lines += ["", "| reader_sure_margin | questions | passages read (count: questions) | mean | whole answer, ms |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {r['sure_margin']} | {r['questions']} | {r['read']} | {r['mean_passages']} | "
+              f"{r['ms_per_question']} |" for r in result["passages_read"]]
+    lines += ["", "| `rag batch` | reader_sure_margin | questions | wall s | q/s (wall) | q/s (reported) |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| --workers {r['workers']} | {r['sure_margin']} | {r['questions']} | {r['wall_s']} | "
+              f"{r['qps_wall']} | {r['qps_reported']} |" for r in result["batch"]]
+    args.out.write_text("\n".join(lines) + "\n", "utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -90,7 +90,7 @@ def batch_cli(n: int, workers: int, sure_margin: float, work: Path) -> dict:
                            "--workers", str(workers), "--quiet", "--overwrite"], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=True)
     wall = time.perf_counter() - t
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    summary = json.loads((proc.stdout + proc.stderr).strip().splitlines()[-1])  # the summary line goes to stderr
     return {"workers": workers, "sure_margin": sure_margin, "questions": n, "wall_s": round(wall, 1),
             "qps_wall": round(n / wall, 1), "qps_reported": summary["questions_per_second"]}
 

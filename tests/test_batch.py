@@ -306,3 +306,17 @@ def test_bad_worker_count(assistant, tmp_path, workers):
     qa.write_text("一站式服务中心是哪一年成立的？\n", encoding="utf-8")
     with pytest.raises(InputError, match="--workers"):
         run_batch(assistant, qa, tmp_path / "out.jsonl", workers=workers)
+
+
+def test_worker_count_is_chosen_by_file_size_and_cores(monkeypatch, assistant, tmp_path):
+    from rag import batch
+
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: 16)
+    assert batch.auto_workers(50) == 1  # a worker's start-up costs more than it saves
+    assert batch.auto_workers(5000) == batch.AUTO_WORKERS_MAX  # each holds its own models
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: 2)
+    assert batch.auto_workers(5000) == 2
+    qa = tmp_path / "q.txt"
+    qa.write_text("一站式服务中心是哪一年成立的？\n", "utf-8")
+    summary = run_batch(assistant, qa, tmp_path / "out.jsonl", progress=False, workers=None)
+    assert summary["workers"] == 1 and summary["answered"] == 1

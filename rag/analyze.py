@@ -202,6 +202,10 @@ _COUNTED = re.compile(rf"(?P<n>\d+|[{CN_NUM}]+)(?:个|家|项|位|名|条|轮|�
 _EN_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
 _EN_COMMON_CAPS = frozenset({"What", "When", "Which", "Who", "How", "Why", "Where", "According", "Is", "Are", "Did",
                              "Does", "Do", "Was", "Were", "The", "In", "On", "For", "Chinese", "English"})
+# "How much money…", "How much did SIP spend…" (not "how much time must they spend").
+_EN_MONEY = re.compile(r"(?i)\bhow much (?:money|funding|capital|(?:did|does|do|will|would|was|were|has|have|had|is|"
+                       r"are|must|should|can|could)\b.{0,60}?\b(?:spend|spent|cost|invest|invested|pay|paid|fund|"
+                       r"funded|budget|raise|raised)\b)")
 _MARKUP = re.compile(r"</?[A-Za-z][^<>]*>")
 _ORDINAL = re.compile(rf"第([{CN_NUM}\d]+)(?:个)?(?:阶段|部分|点|方面|章|节|时期|步)")
 
@@ -251,6 +255,8 @@ def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list
         if m:  # "how many years" asks for 年, "how many copies" for 份
             unit = next((u for w, u in EN_UNITS.items() if m.group(1).lower().startswith(w)), None)
             analysis.unit = analysis.unit or unit
+        elif _EN_MONEY.search(q):  # "How much did SIP spend…" asks for an amount of money
+            analysis.unit = analysis.unit or "元"
         # "Who is the mayor…": the title asked about, in Chinese (市长).
         role = next((t for t in analysis.expanded_terms if t in ROLE_TITLES), None)
         if role and re.match(r"(?i)\s*who\b", q):

@@ -377,3 +377,29 @@ def test_the_reader_reads_the_other_passages_only_when_unsure():
     everything = _ScriptedReader({texts[0]: 8.0, texts[1]: 1.0, texts[2]: 9.0})
     read_evidence(everything, passages, a, candidates, 3, sure_margin=float("inf"))
     assert everything.calls == [texts]
+
+
+def test_a_money_question_wants_an_amount_of_money():
+    """"How much did … spend" asks for 元 (any amount: 万元, 亿元); "how much
+    time … spend" does not.  With no amount in what the reader read and no
+    rules' span, a count question gets no short answer rather than a non-count."""
+    from rag.analyze import analyze
+    from rag.answer.candidates import Choice, SentenceCandidate
+    from rag.answer.reading import Reading, combine, fits_count
+    from rag.extract import Span
+    from rag.tokenize import ChineseTokenizer, TokenizerSettings
+
+    tok = ChineseTokenizer(TokenizerSettings())
+    money = analyze("How much did SIP spend building its city public information service platform?", tok)
+    assert money.unit == "元"
+    assert fits_count(money, "3000万元") and fits_count(money, "1.2亿元")
+    assert not fits_count(money, "2个工作日") and not fits_count(money, "园区")
+    assert analyze("How much time must teachers spend in enterprises each year?", tok).unit != "元"
+    assert analyze("How much money did Singapore invest in the park?", tok).unit == "元"
+    text = "审批时限压缩至2个工作日。"
+    cand = SentenceCandidate(None, 0, 0, len(text), text, 0.5, 0.5, 1.0)
+    reader_choice = Choice(cand, Span(7, 12, "2个工作日", "reader", 5.0), 1.0)
+    reading = Reading(reader_choice, 5.0)
+    assert combine(money, None, reading, "combined") is None
+    days = analyze("How many working days does an approval take now?", tok)
+    assert combine(days, None, reading, "combined") is reader_choice

@@ -129,7 +129,8 @@ def fits_count(a: QuestionAnalysis, text: str) -> bool:
         return True
     if not has_numeral(text):
         return False
-    return unit is None or any(u == unit for _, _, u in quantity_spans(text))
+    # 元 is any amount of money (万元, 亿元)
+    return unit is None or any(u == unit or unit == "元" and u.endswith("元") for _, _, u in quantity_spans(text))
 
 
 def counted(a: QuestionAnalysis, best: SpanGuess, result, texts: Sequence[str],
@@ -271,7 +272,9 @@ def combine(a: QuestionAnalysis, rules: Choice | None, reading: Reading | None, 
     if type_table().get(a.qtype).reader == "rules" or reading.margin < READER_MIN_MARGIN:
         return rules
     if rules is None or rules.span is None:
-        return reading.choice
+        # A count question is not answered by something that is no count
+        # (counted() found none in what the reader read): no short answer.
+        return reading.choice if fits_count(a, reading.choice.span.text) else rules
     # A count question: a span that is no count (or not in the unit asked
     # for) loses to one that is, whatever the model would say.
     rules_fit, reader_fit = fits_count(a, rules.span.text), fits_count(a, reading.choice.span.text)

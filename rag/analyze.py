@@ -11,7 +11,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Sequence
 
-from .text import CJK_IDEOGRAPH, CN_NUM, MEASURE_WORDS_RE, cn_to_int, detect_lang
+from .text import CJK_IDEOGRAPH, CN_NUM, DURATION, MEASURE_WORDS_RE, cn_to_int, detect_lang
 from .tokenize import EN_STOPWORDS, ChineseTokenizer
 
 
@@ -238,6 +238,8 @@ def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list
     _find_wh(analysis)
     if qtype == "number" and not analysis.unit and re.search(r"比例|百分比|占比|百分之几|多少成|率(?:是|有)?多|多大比", q):
         analysis.unit = "%"  # a share is answered by a percentage
+    if analysis.qtype == "number" and not analysis.unit and re.search(r"多久|多长的?时间|(?i:\bhow long\b(?! ago))", q):
+        analysis.unit = DURATION  # "要用多长时间" is answered by a length of time, not a date
     if qtype == "list" and analysis.wh_span and re.search(r"[、和与及]", q[: analysis.wh_span[0]]) \
             and re.search(r"分别|各自", q):
         # "核心、起点和关键分别是什么": one answer per named dimension, found in

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from .analyze import HEAD_NOUN_CATEGORIES, ROLE_TITLES, QuestionAnalysis
-from .text import (CJK_IDEOGRAPH, CN_NUM, DATE_PATTERNS, QUANTITY_RE, canonical_numbers, cn_to_int, split_clauses)
+from .text import (CJK_IDEOGRAPH, CN_NUM, DATE_PATTERNS, DURATION, QUANTITY_RE, TIME_UNITS, canonical_numbers, cn_to_int,
+                   split_clauses)
 from .tokenize import ORG_SUFFIXES, ChineseTokenizer
 
 
@@ -211,7 +212,7 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
             continue  # an ordinal (第三阶段), not a quantity
         if re.fullmatch(r"(?:19|20)\d{2}", digits) and unit in ("年", ""):
             continue  # a year
-        if unit == "年" and a.unit != "年":
+        if unit == "年" and a.unit not in ("年", DURATION):
             continue
         value = cn_to_int(digits) if not re.search(r"\d", digits) else 1
         if value is None:
@@ -221,9 +222,12 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
         if ev.sentence[end:end + 1] == "性":
             continue  # "一次性" is an adverb, not a count
         score = 1.0 + proximity(ev, start, end) + slot_fit(ev, a, start, end)
-        exact_unit = bool(a.unit) and (unit == a.unit or unit.endswith(a.unit) or a.unit.endswith(unit))
+        exact_unit = bool(a.unit) and (unit == a.unit or unit.endswith(a.unit) or a.unit.endswith(unit)
+                                       or a.unit == DURATION and unit in TIME_UNITS)
         if a.unit == "元" and not unit.endswith("元"):
             continue  # "多少钱" is answered by an amount of money only
+        if a.unit == DURATION and unit not in TIME_UNITS:
+            continue  # "多长时间" is answered by a length of time only
         if a.unit == "%" and unit not in ("%", "％", "个百分点"):
             continue  # a share is answered by a percentage
         after = _following(ev.sentence, end, 6)

@@ -411,6 +411,11 @@ CN_SURNAMES = frozenset("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高�
                         "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
                         "柴习")
 
+# "多久", "多长时间", "how long" ask for a length of time: the question's unit is
+# this stand-in, and a quantity in one of TIME_UNITS answers it ("5年", "6个月").
+DURATION = "时长"
+TIME_UNITS = ("年", "个月", "天", "小时", "分钟", "个工作日", "工作日")
+
 # Qualifiers that belong to a quantity ("近30个", "90多名", "超过40万件").
 QTY_PREFIX = r"(?:近|约|大约|将近|超过|逾|达|达到|共|共计|不足|不到|仅|只有|多达|至少|最多|累计)?"
 QTY_NUMBER = rf"(?:\d+(?:\.\d+)?|[{CN_NUM}]+)(?:多|余|来)?"

@@ -47,9 +47,32 @@ class TestQuestionAnalysis:
         ("When did the State Council approve the plan?", "date"),
         ("How many departments are in the service center?", "number"),
         ("Why did the park set up the approval bureau?", "reason"),
+        # "how long / 多长时间 / 多久" ask for a length of time, not a date
+        ("按方案设想，职业教育大概要用多长时间基本完成办学格局的转变？", "number"),
+        ("小平同志提出学新加坡，到真正在苏州落地，中间隔了多久？", "number"),
+        ("How long does the on-the-job internship generally last?", "number"),
+        ("How long ago was the park founded?", "date"),
+        # "when" asks only where it starts a clause and a verb follows
+        ("To be given priority when selecting training evaluation organizations, how many years of "
+         "excellent training track record should an institution have?", "number"),
+        ("Who was the mayor of Suzhou when the park agreement was signed in 1994?", "entity"),
+        ("The plan was issued in 2019, when was it signed?", "date"),
     ])
     def test_types(self, question, qtype):
         assert classify(question, "en" if question.isascii() else "zh") == qtype
+
+    def test_a_length_of_time_is_answered_by_one(self, tok):
+        from rag.answer.reading import fits_count
+        from rag.text import DURATION
+
+        for question in ("职业院校的专业目录多长时间修订一次？", "How long does the internship generally last?"):
+            a = analyze(question, tok)
+            assert a.unit == DURATION
+            assert fits_count(a, "6个月") and fits_count(a, "5年") and fits_count(a, "2个工作日")
+            assert not fits_count(a, "1次") and not fits_count(a, "2019年") and not fits_count(a, "一大")
+        sentence = "职业院校专业目录每5年修订1次，其间每年调整1次专业，一大批企业参与。"
+        ev, a = evidence(sentence, "职业院校的专业目录多长时间修订一次？", tok)
+        assert best(extract_quantities(ev, a)) == "5年"
 
     def test_focus_terms_and_question_word(self, tok):
         a = analyze("区级标准事项库是争取了哪个部门的支持建起来的", tok)

@@ -16,7 +16,7 @@ from ..analyze import QuestionAnalysis, type_table
 from ..extract import Span
 from ..reader import SpanGuess
 from ..schema import Passage
-from ..text import QTY_QUALIFIERS, QUANTITY_RE, has_numeral
+from ..text import DURATION, QTY_QUALIFIERS, QUANTITY_RE, TIME_UNITS, has_numeral
 from ..tokenize import ChineseTokenizer
 from .boundaries import fit_reader_span
 from .candidates import Choice, SentenceCandidate
@@ -115,8 +115,8 @@ def count_wanted(a: QuestionAnalysis) -> tuple[bool, str | None]:
     Chinese measure word does not have to be the answer's ("几个国家" is
     answered by "两国", "前多少名" by "十佳")."""
     english = a.lang == "en" and a.qtype == "number" and bool(_EN_COUNT.search(a.question))
-    wants = a.wh_kind == "quantity" or english
-    unit = a.unit if english and a.unit and a.unit != "个" else None
+    wants = a.wh_kind == "quantity" or english or a.unit == DURATION
+    unit = a.unit if (english or a.unit == DURATION) and a.unit and a.unit != "个" else None
     return wants, unit
 
 
@@ -130,7 +130,8 @@ def fits_count(a: QuestionAnalysis, text: str) -> bool:
     if not has_numeral(text):
         return False
     # 元 is any amount of money (万元, 亿元)
-    return unit is None or any(u == unit or unit == "元" and u.endswith("元") for _, _, u in quantity_spans(text))
+    return unit is None or any(u == unit or unit == "元" and u.endswith("元") or unit == DURATION and u in TIME_UNITS
+                               for _, _, u in quantity_spans(text))
 
 
 def counted(a: QuestionAnalysis, best: SpanGuess, result, texts: Sequence[str],

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 from .analyze import HEAD_NOUN_CATEGORIES, ROLE_TITLES, QuestionAnalysis
 from .text import (CJK_IDEOGRAPH, CN_NUM, DATE_PATTERNS, DURATION, QUANTITY_RE, TIME_UNITS, canonical_numbers, cn_to_int,
-                   split_clauses)
+                   holds_year, split_clauses)
 from .tokenize import ORG_SUFFIXES, ChineseTokenizer
 
 
@@ -210,11 +210,12 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
         digits = number.rstrip("多余来")
         if start > 0 and ev.sentence[start - 1] == "第":
             continue  # an ordinal (第三阶段), not a quantity
-        if re.fullmatch(r"(?:19|20)\d{2}", digits) and unit in ("年", ""):
+        if holds_year(digits) and unit in ("年", ""):
             continue  # a year
         if unit == "年" and a.unit not in ("年", DURATION):
             continue
-        value = cn_to_int(digits) if not re.search(r"\d", digits) else 1
+        first = re.split(r"\s*[—–~～至到-]\s*", digits)[0]  # of a range, its first number
+        value = cn_to_int(first) if not re.search(r"\d", first) else 1
         if value is None:
             continue
         if not re.search(r"\d", digits) and len(digits) == 1 and digits == "一" and unit in ("个", "项", "步", "张", "条", "批"):

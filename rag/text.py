@@ -418,9 +418,17 @@ TIME_UNITS = ("年", "个月", "天", "小时", "分钟", "个工作日", "工�
 
 # Qualifiers that belong to a quantity ("近30个", "90多名", "超过40万件").
 QTY_PREFIX = r"(?:近|约|大约|将近|超过|逾|达|达到|共|共计|不足|不到|仅|只有|多达|至少|最多|累计)?"
-QTY_NUMBER = rf"(?:\d+(?:\.\d+)?|[{CN_NUM}]+)(?:多|余|来)?"
+_QTY_ONE = rf"(?:\d+(?:\.\d+)?|[{CN_NUM}]+)"
+# A range is one quantity ("5—10年左右", "3至5个").
+QTY_NUMBER = rf"{_QTY_ONE}(?:\s*[—–~～至到-]\s*{_QTY_ONE})?(?:多|余|来)?"
 # The qualifiers a quantity answer keeps ("近30个"); verbs such as 达到 or 共计 stay out.
 QTY_QUALIFIERS = ("近", "约", "大约", "将近", "超过", "逾", "不足", "不到", "多达", "至少", "最多")
+def holds_year(number: str) -> bool:
+    """A quantity's number that is (or whose range holds) a year: "1994",
+    "2019-2022" are dates with 年, not counts of years."""
+    return bool(re.search(r"(?<!\d)(?:19|20)\d{2}(?!\d)", number))
+
+
 QUANTITY_RE = re.compile(
     rf"(?P<prefix>{QTY_PREFIX})(?P<number>{QTY_NUMBER})\s*(?P<unit>{MEASURE_WORDS_RE})(?P<suffix>多|余|以上|左右)?"
 )

@@ -73,6 +73,9 @@ class TestQuestionAnalysis:
         sentence = "职业院校专业目录每5年修订1次，其间每年调整1次专业，一大批企业参与。"
         ev, a = evidence(sentence, "职业院校的专业目录多长时间修订一次？", tok)
         assert best(extract_quantities(ev, a)) == "5年"
+        ev, a = evidence("用5—10年左右时间，由追求规模扩张向提高质量转变，一大批企业参与。",
+                         "职业教育大概要用多长时间基本完成办学格局的转变？", tok)
+        assert best(extract_quantities(ev, a)) == "5—10年左右"
 
     def test_focus_terms_and_question_word(self, tok):
         a = analyze("区级标准事项库是争取了哪个部门的支持建起来的", tok)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.text import (DATE_PATTERNS, QUANTITY_RE, canonical_numbers, clean_extracted_text, cn_to_int, detect_lang,
+from rag.text import (DATE_PATTERNS, QUANTITY_RE, holds_year, canonical_numbers, clean_extracted_text, cn_to_int, detect_lang,
                       has_numeral, is_number_term, match_heading, normalize, split_clauses, split_paragraphs,
                       split_sentences, squeeze)
 
@@ -128,6 +128,13 @@ class TestNumbersAndDates:
         assert "超过40万件" in [m.group(0) for m in QUANTITY_RE.finditer("每年办件量超过40万件。")]
         assert "0.5个工作日" in [m.group(0) for m in QUANTITY_RE.finditer("压缩至“0.5个工作日”")]
         assert "85%" in [m.group(0) for m in QUANTITY_RE.finditer("85%的业务前台当场受理并办结")]
+
+    def test_a_range_is_one_quantity_and_a_year_range_is_none(self):
+        # the second policy document (tests/data/policy_doc): "用5—10年左右时间"
+        assert [m.group(0) for m in QUANTITY_RE.finditer("经过5—10年左右时间，职业教育基本完成转变")] == ["5—10年左右"]
+        assert [m.group(0) for m in QUANTITY_RE.finditer("每5年修订1次")] == ["5年", "1次"]
+        m = next(QUANTITY_RE.finditer("相对集中改革阶段（2015-2018年）"))
+        assert holds_year(m.group("number")) and not holds_year("5—10") and not holds_year("30")
 
     def test_numerals(self):
         # from "中国和新加坡两国政府正式签署" and "每年办件量超过40万件"

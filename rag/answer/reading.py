@@ -16,7 +16,7 @@ from ..analyze import QuestionAnalysis, type_table
 from ..extract import Span
 from ..reader import SpanGuess
 from ..schema import Passage
-from ..text import DURATION, QTY_QUALIFIERS, QUANTITY_RE, TIME_UNITS, has_numeral
+from ..text import DURATION, QTY_QUALIFIERS, QUANTITY_RE, TIME_UNITS, has_numeral, holds_year
 from ..tokenize import ChineseTokenizer
 from .boundaries import fit_reader_span
 from .candidates import Choice, SentenceCandidate
@@ -99,7 +99,7 @@ def quantity_spans(text: str) -> list[tuple[int, int, str]]:
     "两国", "90多名"); years are dates, not counts."""
     out = []
     for m in QUANTITY_RE.finditer(text):
-        if m.group("unit") == "年" and re.fullmatch(r"(?:19|20)\d{2}", m.group("number")):
+        if m.group("unit") == "年" and holds_year(m.group("number")):
             continue  # 1994年 is a date, not a count of years
         start = m.start() if m.group("prefix") in QTY_QUALIFIERS else m.start("number")
         out.append((start, m.end(), m.group("unit")))

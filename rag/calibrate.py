@@ -31,7 +31,7 @@ SIGNS = {
     "passage_coverage": +1, "sentence_coverage": +1, "sentence_dense": +1, "top_dense": +1,
     "span_support": +1, "span_clause_coverage": +1,
     "typed_missing": -1, "missing_critical": -1, "unknown_terms": -1, "unknown_nouns": -1,
-    "count_mismatch": -1, "subject_missing": -1, "predicate_missing": -1,
+    "type_mismatch": -1, "subject_missing": -1, "predicate_missing": -1,
     "reader_margin": +1, "reader_agrees": +1,
 }
 # Questions whose gold is a short span (reading-comprehension data, "match":

@@ -8,12 +8,13 @@ picks the best."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from .analyze import HEAD_NOUN_CATEGORIES, ROLE_TITLES, QuestionAnalysis
 from .text import (CJK_IDEOGRAPH, CN_NUM, DATE_PATTERNS, DURATION, QUANTITY_RE, TIME_UNITS, canonical_numbers, cn_to_int,
-                   holds_year, split_clauses)
+                   date_grain_wanted, gives_date_grain, holds_year, split_clauses)
 from .tokenize import ORG_SUFFIXES, ChineseTokenizer
 
 
@@ -117,17 +118,9 @@ def _resolve_relative(text: str, before: str) -> str | None:
     return f"{year}年{rest}" if rest else f"{year}年"
 
 
-# How precise a date the question asks for, and the date kinds precise enough.
-_GRANULARITY = (
-    (re.compile(r"几点|几时|什么时间段|营业时间|工作时间|开放时间"), {"clock"}),
-    (re.compile(r"哪一?天|几号|哪日|几日|具体日期|哪年哪月哪"), {"ymd"}),
-    (re.compile(r"几月|哪个月|哪月|哪年哪月|月份"), {"ymd", "ym", "relative"}),
-)
-
-
 def extract_dates(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
     fit = _DATE_KIND_FIT["period" if a.wants_period else "date"]
-    needed = next((kinds for pattern, kinds in _GRANULARITY if pattern.search(a.question)), None)
+    grain = date_grain_wanted(a.question)
     spans: list[Span] = []
     for kind, pattern in DATE_PATTERNS:
         for m in pattern.finditer(ev.sentence):
@@ -145,7 +138,7 @@ def extract_dates(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
                 text = resolved
             if any(text.startswith(y) and len(text) <= len(y) + 1 for y in a.years):
                 continue  # the question's own year is a constraint, not the answer
-            if needed and kind not in needed and not (kind == "relative" and "月" in text):
+            if not gives_date_grain(text, grain):
                 continue  # "哪一天" is not answered by a year
             score = fit.get(kind, 0.5) + proximity(ev, start, end) + slot_fit(ev, a, start, end)
             spans.append(Span(start, end, text, f"date:{kind}", score))
@@ -212,6 +205,8 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
             continue  # an ordinal (第三阶段), not a quantity
         if holds_year(digits) and unit in ("年", ""):
             continue  # a year
+        if unicodedata.normalize("NFKC", digits) in a.numbers:
+            continue  # the question's own number ("285项业务中有多少项") is a constraint, not the answer
         if unit == "年" and a.unit not in ("年", DURATION):
             continue
         first = re.split(r"\s*[—–~～至到-]\s*", digits)[0]  # of a range, its first number

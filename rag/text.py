@@ -447,3 +447,35 @@ DATE_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("cn_year", re.compile(rf"[{CN_NUM}]{{4}}年")),
     ("relative", re.compile(r"(?:同年|当年|次年|翌年|上年|去年|今年)(?:\d{1,2}\s*月(?:\d{1,2}\s*日)?)?")),
 )
+
+
+# How precise a date a question asks for ("几月" wants a month, "哪一天" a
+# day, "几点" a time of day), and how precise a date a text gives.  The
+# grains are ordered: a day also gives its month.
+DATE_GRAINS: tuple[tuple[str, re.Pattern], ...] = (
+    ("clock", re.compile(r"几点|几时|什么时间段|营业时间|工作时间|开放时间|(?i:\bwhat time\b|\bopening hours\b)")),
+    ("day", re.compile(r"哪一?天|几号|哪日|几日|具体日期|哪年哪月哪|(?i:\b(?:which|what) (?:exact )?(?:day|date)\b"
+                       r"|\bexact date\b|\bon what date\b)")),
+    ("month", re.compile(r"几月|哪个月|哪月|哪年哪月|月份|(?i:\b(?:which|what) month\b)")),
+)
+_GIVES_GRAIN = {
+    "clock": re.compile(r"\d{1,2}\s*(?:[:：]\s*\d{2}|点|时)|[一二三四五六七八九十]+点"),
+    "day": re.compile(rf"\d{{1,2}}\s*[日号]|[{CN_DIGITS}]+[日号]|\d{{4}}\s*[-/.]\s*\d{{1,2}}\s*[-/.]\s*\d{{1,2}}"),
+    "month": re.compile(rf"\d{{1,2}}\s*月|[{CN_DIGITS}]+月|\d{{4}}\s*[-/.]\s*\d{{1,2}}(?![\d])"),
+}
+_GRAIN_ALSO = {"day": ("day",), "month": ("month", "day"), "clock": ("clock",)}
+
+
+def date_grain_wanted(question: str) -> str | None:
+    """The finest date grain the question asks for ("clock", "day",
+    "month"), or None when any date will do ("哪一年", "什么时候")."""
+    return next((grain for grain, pattern in DATE_GRAINS if pattern.search(question)), None)
+
+
+def gives_date_grain(text: str, grain: str | None) -> bool:
+    """Does ``text`` give a date as precise as ``grain`` ("2015年9月" gives
+    a month, not a day; "2002-2014" neither)."""
+    if grain is None:
+        return True
+    text = unicodedata.normalize("NFKC", text)
+    return any(_GIVES_GRAIN[g].search(text) for g in _GRAIN_ALSO[grain])

@@ -403,3 +403,34 @@ def test_a_money_question_wants_an_amount_of_money():
     assert combine(money, None, reading, "combined") is None
     days = analyze("How many working days does an approval take now?", tok)
     assert combine(days, None, reading, "combined") is reader_choice
+
+
+def test_a_short_answer_has_the_form_the_question_asks_for():
+    """A date less precise than asked ("2002-2014", "2002年底" for
+    "几月几日") and a count that only repeats the question's own number
+    ("285项" for "285项业务中有多少项") do not fit; with no rules' span the
+    reader's unfitting span gives no short answer, and between a rules'
+    clause and an unfitting reader span the clause stands (untyped, so the
+    confidence sees the gap)."""
+    from rag.analyze import analyze
+    from rag.answer.candidates import Choice, SentenceCandidate
+    from rag.answer.reading import Reading, combine, fits_question
+    from rag.extract import Span
+    from rag.tokenize import ChineseTokenizer, TokenizerSettings
+
+    tok = ChineseTokenizer(TokenizerSettings())
+    day = analyze("一站式服务中心是2002年几月几日正式挂牌的？", tok)
+    assert not fits_question(day, "2002-2014") and not fits_question(day, "2002年底")
+    assert fits_question(day, "2002年12月18日")
+    year = analyze("一站式服务中心是哪一年成立的？", tok)
+    assert fits_question(year, "2002年底")
+    share = analyze("285项业务中有多少项可以全程网办？", tok)
+    assert not fits_question(share, "285项") and fits_question(share, "122项")
+    text = "园区在2002年底正式成立了一站式服务中心。"
+    cand = SentenceCandidate(None, 0, 0, len(text), text, 0.5, 0.5, 1.0)
+    reader_choice = Choice(cand, Span(3, 9, "2002年底", "reader", 5.0), 1.0)
+    reading = Reading(reader_choice, 7.0)
+    assert combine(day, None, reading, "combined") is None
+    clause = Choice(cand, Span(0, len(text) - 1, text[:-1], "clauses", 1.0), 1.0, fallback=True)
+    assert combine(day, clause, reading, "combined") is clause
+    assert combine(year, None, reading, "combined") is reader_choice

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.text import (DATE_PATTERNS, QUANTITY_RE, holds_year, canonical_numbers, clean_extracted_text, cn_to_int, detect_lang,
+from rag.text import (DATE_PATTERNS, QUANTITY_RE, date_grain_wanted, gives_date_grain, holds_year, canonical_numbers, clean_extracted_text, cn_to_int, detect_lang,
                       has_numeral, is_number_term, match_heading, normalize, split_clauses, split_paragraphs,
                       split_sentences, squeeze)
 
@@ -157,3 +157,19 @@ def test_normalize_and_language():
     assert detect_lang("When did the State Council approve SIP's plan?") == "en"
     assert detect_lang("一站式服务中心是哪一年成立的？") == "zh"
     assert detect_lang("ISO质量管理体系是哪年建设的") == "zh"
+
+
+def test_date_grain_asked_for_and_given():
+    """"几月几日" asks for a day, "哪个月" a month, "哪一年" any date; a
+    section's period or a year does not give a day, the report's
+    "1994年2月26日" does, and "同年7月" gives a month but no day."""
+    assert date_grain_wanted("一站式服务中心是2002年几月几日正式挂牌的？") == "day"
+    assert date_grain_wanted("国务院是2015年9月几号批复总体方案的？") == "day"
+    assert date_grain_wanted("中编办是哪个月启动8省改革的？") == "month"
+    assert date_grain_wanted("On what date did the two governments sign the agreement?") == "day"
+    assert date_grain_wanted("邓小平南方谈话是在哪一年？") is None
+    assert date_grain_wanted("一站式服务中心是什么时候成立的？") is None
+    assert gives_date_grain("1994年2月26日", "day") and gives_date_grain("1994年2月26日", "month")
+    assert gives_date_grain("同年7月", "month") and not gives_date_grain("同年7月", "day")
+    assert not gives_date_grain("2002-2014", "month") and not gives_date_grain("2002年底", "day")
+    assert not gives_date_grain("2015年", "month") and gives_date_grain("2015年", None)

@@ -26,13 +26,13 @@ from ..lexicon import english_lexicon
 from ..outline import PERIOD, Outline
 from ..retrieve import Retriever
 from ..schema import BACK_MATTER, MASTHEAD, Answer, Citation, Document, Hit, Passage
-from ..text import CN_NUM, CN_SURNAMES, cn_to_int, is_number_term, split_clauses, squeeze
+from ..text import CN_NUM, CN_SURNAMES, cn_to_int, date_grain_wanted, is_number_term, split_clauses, squeeze
 from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHARS, SENTENCES_TRIED, TYPED, Choice,
                          SentenceCandidate, synonyms)
 from .compose import CLAUSE_PUNCT, english_rendering, make_statement, quote_line, verify_citation
 from .confidence import METADATA_CONFIDENCE, VETO_UNKNOWN_NOUNS, confidence_model, sigmoid, weak_points
 from .boundaries import fit_to_question
-from .reading import READER_VETO_OVERRIDE, combine, read_evidence, reader_features
+from .reading import READER_VETO_OVERRIDE, combine, fits_question, read_evidence, reader_features
 
 
 class Answerer:
@@ -392,6 +392,8 @@ class Answerer:
         if best is not None and best.span is not None and (
                 best.candidate is top or best.candidate.lexical >= top.lexical - 0.25):
             return None
+        if date_grain_wanted(a.question):
+            return None  # a section's years do not say the month or the day asked for
         path = top.hit.passage.heading_path
         m = PERIOD.search(path[0]) if path else None
         if not m:
@@ -447,7 +449,7 @@ class Answerer:
                  choice: Choice | None) -> dict[str, float]:
         if choice is None or not pool:
             return {"passage_coverage": 0.0, "sentence_coverage": 0.0, "sentence_dense": 0.0, "top_dense": 0.0,
-                    "typed_missing": 1.0, "span_support": 0.0, "count_mismatch": 0.0,
+                    "typed_missing": 1.0, "span_support": 0.0, "type_mismatch": 0.0,
                     "english": 1.0 if a.lang == "en" else 0.0, "missing_critical": 1.0, "unknown_terms": 1.0,
                     "unknown_nouns": 1.0, "typed_coverage": 0.0, "span_clause_coverage": 0.0,
                     "subject_missing": 1.0, "predicate_missing": 1.0}
@@ -485,7 +487,11 @@ class Answerer:
             # the evidence does not say what was asked.
             "typed_missing": 1.0 if a.qtype in TYPED and not typed else 0.0,
             "span_support": round(min(choice.span.score, 6.0) / 6.0, 4) if typed and choice.span else 0.0,
-            "count_mismatch": 1.0 if choice.span and choice.span.kind.endswith("count_mismatch") else 0.0,
+            # The short answer is not of the form asked for: a list of another
+            # length than the count asked, no count for 多少, a date less
+            # precise than "几月几日" asks.
+            "type_mismatch": 1.0 if choice.span and (choice.span.kind.endswith("count_mismatch")
+                                                     or not fits_question(a, choice.span.text)) else 0.0,
             "english": 1.0 if a.lang == "en" else 0.0,
             "missing_critical": 1.0 if missing else 0.0,
             "unknown_terms": round(unknown / total, 4),

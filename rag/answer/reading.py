@@ -7,6 +7,7 @@ import dataclasses
 import math
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -16,7 +17,8 @@ from ..analyze import QuestionAnalysis, type_table
 from ..extract import Span
 from ..reader import SpanGuess
 from ..schema import Passage
-from ..text import DURATION, QTY_QUALIFIERS, QUANTITY_RE, TIME_UNITS, has_numeral, holds_year
+from ..text import (DURATION, QTY_QUALIFIERS, QUANTITY_RE, TIME_UNITS, date_grain_wanted, gives_date_grain, has_numeral,
+                    holds_year)
 from ..tokenize import ChineseTokenizer
 from .boundaries import fit_reader_span
 from .candidates import Choice, SentenceCandidate
@@ -106,6 +108,7 @@ def quantity_spans(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
+_DIGITS = re.compile(r"\d+(?:\.\d+)?")
 _EN_COUNT = re.compile(r"(?i)\bhow (?:many|much|long)\b")
 
 
@@ -127,11 +130,29 @@ def fits_count(a: QuestionAnalysis, text: str) -> bool:
     wants, unit = count_wanted(a)
     if not wants:
         return True
-    if not has_numeral(text):
+    if not has_numeral(text) or echoes_question(a, text):
         return False
     # 元 is any amount of money (万元, 亿元)
     return unit is None or any(u == unit or unit == "元" and u.endswith("元") or unit == DURATION and u in TIME_UNITS
                                for _, _, u in quantity_spans(text))
+
+
+def echoes_question(a: QuestionAnalysis, text: str) -> bool:
+    """Are the numbers of ``text`` all numbers the question itself names
+    ("285项" for "285项业务中有多少项能全程网办")?  Those are the question's
+    constraints, not its answer."""
+    numbers = _DIGITS.findall(unicodedata.normalize("NFKC", text))
+    return bool(numbers) and all(n in a.numbers for n in numbers)
+
+
+def fits_question(a: QuestionAnalysis, text: str) -> bool:
+    """Could ``text`` be the short answer the question's type asks for: a
+    count for a count question (``fits_count``), and for a date question a
+    date as precise as it asks ("几月几日" is not answered by "2015年", nor
+    "哪个月" by a period "2015-2018")."""
+    if not fits_count(a, text):
+        return False
+    return a.qtype != "date" or gives_date_grain(text, date_grain_wanted(a.question))
 
 
 def counted(a: QuestionAnalysis, best: SpanGuess, result, texts: Sequence[str],
@@ -150,6 +171,8 @@ def counted(a: QuestionAnalysis, best: SpanGuess, result, texts: Sequence[str],
     options = []
     for window, text in enumerate(texts):
         for start, end, u in quantity_spans(text):
+            if echoes_question(a, text[start:end]):
+                continue
             margin = result.margin_of(window, start, end) if unit is None or u == unit else None
             if margin is not None:
                 null = float(result.nulls[window])
@@ -275,12 +298,15 @@ def combine(a: QuestionAnalysis, rules: Choice | None, reading: Reading | None, 
     if rules is None or rules.span is None:
         # A count question is not answered by something that is no count
         # (counted() found none in what the reader read): no short answer.
-        return reading.choice if fits_count(a, reading.choice.span.text) else rules
+        return reading.choice if fits_question(a, reading.choice.span.text) else rules
     # A count question: a span that is no count (or not in the unit asked
-    # for) loses to one that is, whatever the model would say.
-    rules_fit, reader_fit = fits_count(a, rules.span.text), fits_count(a, reading.choice.span.text)
-    if rules_fit != reader_fit:
-        return rules if rules_fit else reading.choice
+    # for) loses to one that is, whatever the model would say; so does a
+    # date less precise than the question asks.
+    # (When neither fits, the rules' span stands: a clause that is no typed
+    # answer, so the confidence sees that the evidence does not say it.)
+    rules_fit, reader_fit = fits_question(a, rules.span.text), fits_question(a, reading.choice.span.text)
+    if not reader_fit or not rules_fit:
+        return reading.choice if reader_fit else rules
     features = contest_features(a, rules, reading)
     preference = reader_preference(features)
     if record is not None:

@@ -74,10 +74,20 @@ def asked_field(question: str, lang: str, title: str = "") -> DocumentField | No
     said = bool(about.search(question))
     if not said and not names_title(question, title):
         return None
+    # When the cues of several fields match ("这期刊物的主打文章题目叫什么":
+    # 刊物 and 题目), the asked-for noun is the one nearest the question word:
+    # last in Chinese ("X的Y叫什么"), first in English ("the title of the journal").
+    best, best_key = None, None
     for f in table.fields:
-        if (said or f.by_title) and any(p.search(question) for p in (f.zh if lang == "zh" else f.en)):
-            return f
-    return None
+        if not (said or f.by_title):
+            continue
+        found = [m for p in (f.zh if lang == "zh" else f.en) for m in [p.search(question)] if m]
+        if not found:
+            continue
+        key = max(m.end() for m in found) if lang == "zh" else -min(m.start() for m in found)
+        if best_key is None or key > best_key:
+            best, best_key = f, key
+    return best
 
 
 def printed_forms(field: str, value: str) -> list[str]:

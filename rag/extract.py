@@ -149,7 +149,10 @@ def extract_dates(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
 # Numbers and quantities
 # --------------------------------------------------------------------------
 _UNIT_FAMILY = {"个": "count", "项": "count", "家": "count", "名": "person", "人": "person", "位": "person",
-                "%": "percent", "％": "percent", "个百分点": "percent"}
+                "万人": "person", "%": "percent", "％": "percent", "个百分点": "percent",
+                "批": "round", "轮": "round", "次": "round", "期": "round", "届": "round"}
+# Nouns counted in people ("审批人员有多少" is answered by "90多名", not by "16枚").
+_PERSON_NOUN = re.compile(r"(?:人|员|者|师|干部|职工|代表|专家|学生|群众|居民|游客|市民)$")
 
 
 def _following(text: str, end: int, n: int = 4) -> str:
@@ -235,6 +238,11 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
         topic = _noun_before_wh(a)
         if not a.unit and not noun and topic and topic not in ev.sentence[max(0, start - 8):end + 8]:
             continue  # "电话是多少" is not answered by a number that is not about a 电话
+        # "人员有多少": the topic named before the question word is what is
+        # counted when it follows the number ("90多名审批人员").
+        counted = counted or bool(not noun and len(topic) >= 2 and topic in after)
+        if not a.unit and _UNIT_FAMILY.get(unit) == "person" and _PERSON_NOUN.search(noun or topic):
+            score += 0.8
         if a.unit:
             if exact_unit:
                 score += 2.5
@@ -242,6 +250,8 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
                 continue  # "多少家企业" is not answered by "三个窗口"
             elif _UNIT_FAMILY.get(unit) and _UNIT_FAMILY.get(unit) == _UNIT_FAMILY.get(a.unit):
                 score += 0.8
+            elif _UNIT_FAMILY.get(a.unit, "count") != "count" and _UNIT_FAMILY.get(unit):
+                score -= 2.0  # "几批" (rounds) is not answered by "257项" (items)
             else:
                 score -= 0.5
         score += _state_fit(ev.sentence, start, a.question)
@@ -601,6 +611,10 @@ def extract_modifier(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
 # Labelled fields ("责任编辑：柴永鹏") and in-place slots
 # --------------------------------------------------------------------------
 _FIELD = re.compile(rf"(?P<label>[{CJK_IDEOGRAPH}]{{1,6}})[：:]\s*(?P<value>[^\s：:，。；]{{1,40}})")
+# A number labelled after it: "65519639（传真）".
+_FIELD_AFTER = re.compile(rf"(?<![\d-])(?P<value>\+?\d[\d-]{{4,}})\s*[（(](?P<label>[{CJK_IDEOGRAPH}]{{1,4}})[）)]")
+# The question asks for a number to call or write to, not a name.
+_WANTS_DIGITS = re.compile(r"号码|电话|传真|手机|邮编|(?i:\b(?:phone|fax|telephone|number|postcode|zip)\b)")
 
 
 def extract_fields(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
@@ -608,7 +622,9 @@ def extract_fields(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
     question mentions."""
     spans = []
     text_q = a.question + " " + " ".join(a.focus_terms)
-    for m in _FIELD.finditer(ev.sentence):
+    wants_digits = a.qtype == "number" or bool(_WANTS_DIGITS.search(a.question))
+    matches = sorted([*_FIELD.finditer(ev.sentence), *_FIELD_AFTER.finditer(ev.sentence)], key=lambda m: m.start())
+    for m in matches:
         label = m.group("label")
         # The label's last words must be in the question ("联系电话" ~ "电话").
         if not any(label[i:] in text_q for i in range(len(label) - 1)):
@@ -617,8 +633,8 @@ def extract_fields(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
         start = m.start("value")
         if a.head_category == "person" and not re.fullmatch(rf"[{CJK_IDEOGRAPH}]{{2,4}}", value):
             continue  # "谁" is answered by a name, not a phone number
-        if a.qtype == "number" and not re.search(r"\d", value):
-            continue
+        if wants_digits and not re.search(r"\d", value):
+            continue  # "该拨哪个号码" is answered by a number, not the editor's name
         match_len = max(len(label) - i for i in range(len(label) - 1) if label[i:] in text_q)
         spans.append(Span(start, start + len(value), value, "field", 2.0 + 0.5 * match_len))
     return spans

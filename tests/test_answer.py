@@ -130,12 +130,25 @@ class TestExtractors:
         ("改革前审批业务涉及多少个处室？", "近30个"),
         ("原来有多少名审批人员？", "90多名"),
         ("原来有多少枚印章？", "16枚"),
+        ("改革之前负责审批的人员有多少？", "90多名"),       # people are counted in 名, not 枚
+        ("园区将原来多少个职能部门的审批事项划转了？", "16个"),
     ])
     def test_quantities_by_unit_and_noun(self, tok, question, answer):
         sentence = ("园区将原16个职能部门、共计257项审批事项，划转至行政审批局，全面取消非许可类审批事项共计42项，"
                     "将原来涉及的近30个处室、90多名审批人员、16枚印章，精简为行政审批局的3个处室、30多名审批人员、1枚印章。")
         ev, a = evidence(sentence, question, tok)
         assert best(extract_quantities(ev, a)) == answer
+
+    def test_rounds_and_the_questions_own_number(self, tok):
+        """几批 is answered by 三轮 (one family of measure words), and a number
+        the question itself names is not its answer."""
+        ev, a = evidence("园区聚焦高频业务和主线项目审批推进权力相对集中，先后经过三轮划转，园区将原16个职能部门、共计257项审批事项，"
+                         "划转至行政审批局。", "把各部门的审批事项挪到审批局，前后分了几批？", tok)
+        assert best(extract_quantities(ev, a)) == "三轮"
+        ev, a = evidence("受理各类业务285项，其中一站式受委托业务122项，每年办件量超过40万件。",
+                         "285项业务里有多少项是一站式受委托业务？", tok)
+        assert "285项" not in [s.text for s in extract_quantities(ev, a)]
+        assert best(extract_quantities(ev, a)) == "122项"
 
     @pytest.mark.parametrize("sentence, question, answer", [
         ("如今的一站式服务中心服务大厅达到97个窗口，共入驻公安、税务、消防等10个部门", "服务大厅有多少个窗口？", "97个"),
@@ -192,6 +205,11 @@ class TestExtractors:
     def test_labelled_field(self, tok):
         ev, a = evidence("责任编辑：柴永鹏 联系电话：18896954159 65519639（传真）", "这期的责任编辑是谁？", tok)
         assert best(extract_fields(ev, a)) == "柴永鹏"
+        # A number to call is not the editor's name; a number labelled after it ("（传真）").
+        ev, a = evidence("责任编辑：柴永鹏 联系电话：18896954159 65519639（传真）", "想给编辑部发个传真，该拨哪个号码？", tok)
+        assert best(extract_fields(ev, a)) == "65519639"
+        ev, a = evidence("责任编辑：柴永鹏 联系电话：18896954159 65519639（传真）", "编辑部的联系电话是多少？", tok)
+        assert best(extract_fields(ev, a)) == "18896954159"
 
     def test_yes_no(self, tok):
         ev, a = evidence("2005年一站式服务中心进一步在全国率先实现政务服务ISO质量管理体系建设",

@@ -17,6 +17,8 @@ from tests.conftest import CORPUS, hash_assistant
     ("这篇报告发表在哪个刊物上？", "zh", "publication"),
     ("这份报告是什么时候发布的？", "zh", "date"),
     ("报告的标题是什么？", "zh", "title"),
+    ("这期刊物的主打文章题目叫什么？", "zh", "title"),      # the noun asked for is the last cue
+    ("What is the title of the journal that published the report?", "en", "title"),
     ("Who wrote this report?", "en", "source"),
     ("When was the report published?", "en", "date"),
 ])

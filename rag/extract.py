@@ -369,6 +369,8 @@ def extract_lists(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer
             items = _trim_items(raw_items, tokenizer)
             if len(items) < 2:
                 continue
+            if any(it.count("“") != it.count("”") for it in items):
+                continue  # a 、 inside a quoted name (“不忘初心、牢记使命”) does not separate items
             first = ev.sentence.find(items[0], c_start)
             last_pos = ev.sentence.find(items[-1], max(first, c_start))
             if first < 0 or last_pos < 0:
@@ -388,7 +390,7 @@ def extract_lists(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer
                 score += 2.0
             spans.append(Span(first, end, "、".join(items), "list:enum", score, tuple(items)))
     # 2. Quoted terms coordinated by 和/、/与: “A”和“B”.
-    for m in re.finditer(r"“[^”]{2,24}”(?:\s*(?:和|、|与|及|以及)\s*“[^”]{2,24}”)+", ev.sentence):
+    for m in re.finditer(r"“[^”]{2,40}”(?:\s*(?:和|、|与|及|以及)\s*“[^”]{2,40}”)+", ev.sentence):
         items = tuple(re.findall(r"“([^”]+)”", m.group(0)))
         score = 1.2 + proximity(ev, *m.span()) + (1.5 if a.expected_count == len(items) else 0.0)
         spans.append(Span(m.start(), m.end(), "、".join(f"“{i}”" for i in items), "list:quoted", score, items))
@@ -583,9 +585,12 @@ def extract_modifier(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
     m = re.search(rf"(?:什么样|怎样|什么)的(?P<head>[{CJK_IDEOGRAPH}]{{1,4}})", a.question)
     if not m:
         return []
-    head = m.group("head")[-1]
+    head = m.group("head")
+    # The head's last character ("路" of "…之路"), unless that is a function
+    # character: "存在" is matched whole, never by the "在" of "在深化中拓展".
+    pattern = re.escape(head[-1]) if head[-1] not in "在的了是中和与为着过" else re.escape(head)
     spans = []
-    for hm in re.finditer(re.escape(head), ev.sentence):
+    for hm in re.finditer(pattern, ev.sentence):
         left = ev.sentence[: hm.start()]
         cut = max(left.rfind(b) + len(b) if left.rfind(b) >= 0 else -1 for b in ("一条", "一种", "一个", "一项", "了", "是", "，"))
         if cut < 0:

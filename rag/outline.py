@@ -11,7 +11,7 @@ from typing import Callable
 
 from .analyze import QuestionAnalysis
 from .schema import Passage
-from .text import CN_NUM, cn_to_int
+from .text import CJK_IDEOGRAPH, CN_NUM, cn_to_int
 
 # Nouns that name sections of a report, and nouns that name the points inside one.
 SECTION_NOUNS = ("阶段", "部分", "时期", "章", "节", "板块", "篇")
@@ -20,6 +20,10 @@ POINT_NOUNS = ("件事", "方面", "举措", "措施", "做法", "成就", "成�
 LIST_ASKING = re.compile(rf"哪几|哪些|哪[{CN_NUM}]|几个|几件|几项|几方面|分别|都有什么|有什么|包括")
 NUMBERING = re.compile(rf"^(?:[{CN_NUM}]{{1,3}}[、是]|[（(][{CN_NUM}\d]{{1,3}}[）)]|\d{{1,2}}[.．、]|第[{CN_NUM}\d]+[章节篇部分])\s*")
 PERIOD = re.compile(r"[（(]((?:19|20)\d{2})\s*[-—–~至]+\s*((?:19|20)\d{2})?[）)]")
+
+
+# What a document's own phases are phases of ("哪几个阶段的发展").
+PHASE_OF = ("发展", "变化", "演变", "演进", "历程", "过程", "改革", "探索", "变革")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,12 @@ class Outline:
             section = self._named_section(a, tops, coverage)
             # The noun must be what is asked for ("哪几个阶段"), not just mentioned.
             noun = next((n for n in SECTION_NOUNS if n in after), None)
+            # "哪几个阶段的许可登记备案" asks about the stages of something the
+            # text describes, not the document's own parts ("哪几个阶段的发展" does).
+            owner = re.match(rf"的([{CJK_IDEOGRAPH}]{{2,}})", q[asking.end() + after.index(noun) + len(noun):]) \
+                if noun else None
+            if owner and not owner.group(1).startswith(PHASE_OF):
+                noun = None
             if section is None and noun and sum(noun in t.path[0] for t in tops) >= 2:
                 chosen = [t for t in tops if noun in t.path[0]]
                 return [OutlineItem(t.path[0], strip_numbering(t.path[0]), t.row) for t in chosen]

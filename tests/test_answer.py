@@ -10,7 +10,7 @@ from rag.analyze import analyze, classify, rewrite_followup
 from rag.answer import english_rendering, make_statement, verify_citation
 from rag.errors import CitationError
 from rag.extract import (Evidence, extract_dates, extract_definitions, extract_entities, extract_fields,
-                         extract_lists, extract_quantities, yes_no_verdict)
+                         extract_lists, extract_modifier, extract_quantities, yes_no_verdict)
 from rag.ingest import load_document
 from rag.text import squeeze
 from rag.tokenize import ChineseTokenizer
@@ -173,6 +173,21 @@ class TestExtractors:
                          "地理要素数据在哪些业务系统里打通共享了", tok)
         assert max(extract_lists(ev, a, tok), key=lambda s: s.score).items == ("规划", "建设", "国土", "房产", "环保")
 
+    def test_a_comma_inside_a_quoted_name_does_not_separate_items(self, tok):
+        ev, a = evidence("比如，园区的“一网通办”综合改革，先后被中组部列为“贯彻落实习近平新时代中国特色社会主义思想、"
+                         "在改革发展稳定中攻坚克难案例”和“不忘初心、牢记使命”主题教学案例", "中组部把园区的一网通办收进了哪两类案例里？", tok)
+        top = max(extract_lists(ev, a, tok), key=lambda s: s.score)
+        assert top.items == ("贯彻落实习近平新时代中国特色社会主义思想、在改革发展稳定中攻坚克难案例", "不忘初心、牢记使命")
+
+    def test_modifier_head_that_ends_in_a_function_character(self, tok):
+        """"什么样的存在": the 在 of 存在 is not the head noun, so "在深化中拓展"
+        is not cut at its 在; "什么样的路" still finds "…之路"."""
+        sentence = "始终与时俱进创新，走出了一条在借鉴中创新、在创新中深化、在深化中拓展的政务服务效能改革之路"
+        ev, a = evidence(sentence, "园区在成长过程中是个什么样的存在？", tok)
+        assert extract_modifier(ev, a) == []
+        ev, a = evidence(sentence, "园区政务服务效能改革走了一条什么样的路？", tok)
+        assert best(extract_modifier(ev, a)) == "在借鉴中创新、在创新中深化、在深化中拓展"
+
     def test_quoted_coordinated_terms(self, tok):
         ev, a = evidence("三、相对集中改革阶段（2015-2018）：以列为“开放创新综合试验”和“相对集中行政许可权改革”国家试点为标志",
                          "第三阶段改革是以园区被列为哪两项国家试点为标志的？", tok)
@@ -328,6 +343,16 @@ def test_templates_read_right(assistant, question, must_not):
     answer = assistant.ask(question)
     assert not answer.refused
     assert must_not not in answer.text.split("\n")[0], answer.text
+
+
+@pytest.mark.slow
+def test_stages_of_something_else_are_not_the_reports_stages(assistant):
+    """"哪几个阶段的许可登记备案" asks about stages the text lists, not the
+    report's own phases; "经历了哪几个阶段的发展" still gets the outline."""
+    answer = assistant.ask("一站式中心代表管委会替企业办理哪几个阶段的许可登记备案？")
+    assert not answer.refused and "批准设立" in answer.short_answer and "学习借鉴" not in answer.short_answer
+    answer = assistant.ask("园区政务服务改革经历了哪几个阶段的发展？")
+    assert "学习借鉴改革阶段" in answer.short_answer
 
 
 @pytest.mark.slow

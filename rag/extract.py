@@ -388,12 +388,14 @@ def extract_lists(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer
             # "哪几个“化”": items should end with what the question quotes.
             if suffixes and all(any(it.endswith(sfx) for sfx in suffixes) for it in items):
                 score += 2.0
-            spans.append(Span(first, end, "、".join(items), "list:enum", score, tuple(items)))
+            # The short answer is the text as printed ("经发、规划和人才招聘"); the
+            # items are kept for counting and for the statement.
+            spans.append(Span(first, end, ev.sentence[first:end], "list:enum", score, tuple(items)))
     # 2. Quoted terms coordinated by 和/、/与: “A”和“B”.
     for m in re.finditer(r"“[^”]{2,40}”(?:\s*(?:和|、|与|及|以及)\s*“[^”]{2,40}”)+", ev.sentence):
         items = tuple(re.findall(r"“([^”]+)”", m.group(0)))
         score = 1.2 + proximity(ev, *m.span()) + (1.5 if a.expected_count == len(items) else 0.0)
-        spans.append(Span(m.start(), m.end(), "、".join(f"“{i}”" for i in items), "list:quoted", score, items))
+        spans.append(Span(m.start(), m.end(), m.group(0), "list:quoted", score, items))
     return spans
 
 
@@ -521,7 +523,8 @@ def _group_entities(ev: Evidence, spans: list[Span], count: int) -> list[Span]:
         if all(len(g) <= 2 and re.fullmatch(r"[、和与及，\s]*", g) for g in gaps):
             items = tuple(s.text for s in run)
             score = sum(s.score for s in run) / count + 2.0
-            grouped.append(Span(run[0].start, run[-1].end, "、".join(items), "entity:group", score, items))
+            grouped.append(Span(run[0].start, run[-1].end, ev.sentence[run[0].start:run[-1].end], "entity:group",
+                                score, items))
     return grouped
 
 

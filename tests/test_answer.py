@@ -319,6 +319,16 @@ class TestAnswersEndToEnd:
                 assert citation.text in passage.text
                 verify_citation(citation, assistant.index.documents[citation.doc_id], passage)
 
+    def test_list_answers_are_printed_as_the_text_has_them(self, assistant):
+        """A list's short answer is the text as printed, "和" included, so it is
+        a verbatim slice of its quote; the statement still names every item."""
+        for question, short in [("1995年园区设立了哪三个咨询服务窗口？", "经发、规划和人才招聘"),
+                                ("第三阶段改革是以园区被列为哪两项国家试点为标志的？", "“开放创新综合试验”和“相对集中行政许可权改革”")]:
+            answer = assistant.ask(question)
+            assert answer.debug["evidence"]["span_kind"].startswith(("list", "entity:group"))
+            assert answer.short_answer == short and short in answer.citations[0].text
+            assert f"**{short}**" in answer.text.split("\n")[0]
+
     def test_dev_set_quality(self, assistant, dev_set):
         answers = assistant.ask_many([r["question"] for r in dev_set])
         unanswerable = [a for r, a in zip(dev_set, answers) if not r["answerable"]]

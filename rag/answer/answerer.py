@@ -675,7 +675,10 @@ class Answerer:
             fields["verdict_en"] = "Yes" if verdict == "yes" else "No"
         if a.lang == "en":
             return templates.get("lead_en", "**{short}**").format(**fields)
-        statement = make_statement(a, short, secondary) if a.qtype != "yesno" else ""
+        items: tuple[str, ...] = ()
+        if span is not None and span.items and span.kind != "outline":
+            items = tuple(f"“{i}”" for i in span.items) if span.kind.startswith("list:quoted") else span.items
+        statement = make_statement(a, short, secondary, items) if a.qtype != "yesno" else ""
         if secondary and not statement:
             fields["short"] = f"{short}，{secondary}"
         fields["statement"] = statement

@@ -61,14 +61,16 @@ def quote_line(quote: str, sentence: str, marker: int) -> str:
     return f"> {before}{quote}{after}[{marker}]"
 
 
-def make_statement(a: QuestionAnalysis, short: str, secondary: str | None = None) -> str:
+def make_statement(a: QuestionAnalysis, short: str, secondary: str | None = None,
+                   items: Sequence[str] = ()) -> str:
     """Put the answer where the question word is: Chinese questions keep the
-    question word in place ("是哪年建起来的" -> "是**2000年**建起来的")."""
+    question word in place ("是哪年建起来的" -> "是**2000年**建起来的").
+    ``items``: the answer's list items, when it is a list."""
     if a.lang != "zh" or not a.wh_span or not short:
         return ""
     q = a.question
     start, end = a.replace_span or a.wh_span
-    items = short.split("、")
+    items = list(items) or short.split("、")
     if a.wh_kind == "which" and a.head_noun and a.head_category in ("program", None) and a.head_start:
         # "哪两项国家试点" -> "“A”和“B”国家试点": a name that is not itself the
         # head noun keeps it; an organisation or place replaces "哪个部门" whole.

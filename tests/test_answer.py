@@ -329,6 +329,22 @@ class TestAnswersEndToEnd:
             assert answer.short_answer == short and short in answer.citations[0].text
             assert f"**{short}**" in answer.text.split("\n")[0]
 
+    def test_a_batch_answered_side_by_side_equals_one_by_one(self, assistant, dev_set):
+        """answer_many answers a batch's questions on several threads: same
+        answers, in the questions' order, as answering them one after another."""
+        from rag.analyze import analyze, rewrite_followup
+
+        answerer = assistant.state.answerer
+        questions = [r["question"] for r in dev_set]
+        together = answerer.answer_many(questions, 5)
+        resolved = [rewrite_followup(q, (), answerer.tokenizer, answerer.known_terms) for q in questions]
+        analyses = [answerer.translate_english(analyze(q, answerer.tokenizer, answerer.glossary)) for q in resolved]
+        vectors = answerer.retriever.embedder.encode_queries(resolved)
+        one_by_one = [answerer.answer_one(q, a, v, 5) for q, a, v in zip(questions, analyses, vectors)]
+        assert [a.question for a in together] == questions
+        assert [(a.text, a.short_answer, a.refused, a.confidence) for a in together] == \
+            [(a.text, a.short_answer, a.refused, a.confidence) for a in one_by_one]
+
     def test_dev_set_quality(self, assistant, dev_set):
         answers = assistant.ask_many([r["question"] for r in dev_set])
         unanswerable = [a for r, a in zip(dev_set, answers) if not r["answerable"]]

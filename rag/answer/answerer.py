@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -147,9 +149,17 @@ class Answerer:
         resolved = [rewrite_followup(q, h or (), self.tokenizer, self.known_terms) for q, h in zip(questions, histories)]
         analyses = [self.translate_english(analyze(q, self.tokenizer, self.glossary)) for q in resolved]
         vectors = self.retriever.embedder.encode_queries(resolved)
-        answers = []
-        for question, analysis, vector in zip(questions, analyses, vectors):
-            answers.append(self.answer_one(question, analysis, vector, top_k, rows))
+        # Several questions are answered side by side: the reader's ONNX runs
+        # release the GIL, and a question whose reader is sure after one
+        # passage would otherwise leave the other cores idle.  Answering is
+        # thread-safe (the app answers concurrent requests the same way).
+        workers = min(len(questions), self.config.query_threads or min(4, os.cpu_count() or 1))
+        jobs = list(zip(questions, analyses, vectors))
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="answer") as pool:
+                answers = list(pool.map(lambda job: self.answer_one(*job, top_k, rows), jobs))
+        else:
+            answers = [self.answer_one(*job, top_k, rows) for job in jobs]
         elapsed = (time.perf_counter() - t0) * 1000 / max(len(questions), 1)
         for ans in answers:
             ans.debug["latency_ms"] = round(elapsed, 2)

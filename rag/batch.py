@@ -313,17 +313,20 @@ def _worker_pool(config, workers: int):
 
 
 # --workers by default: one process for a short file (a worker takes a few
-# seconds to start, about a hundred answers' time), else one per core up to 4
-# (each holds its own ~1.1 GB of models and index; bench/results/reader_speed.md:
-# 16.9 q/s with 1, 27.1 with 2 on 2 cores).
+# seconds to start, about a hundred answers' time) and on 2 cores, where one
+# process answers a batch's questions side by side on both (534 questions,
+# wall clock with start-up: 19.5 s in one process, 21.5 s in two); else one per
+# core up to 4 (each holds its own ~1.1 GB of models and index).
 AUTO_WORKERS_MIN_QUESTIONS = 200
+AUTO_WORKERS_MIN_CORES = 3
 AUTO_WORKERS_MAX = 4
 
 
 def auto_workers(questions: int) -> int:
-    if questions < AUTO_WORKERS_MIN_QUESTIONS:
+    cores = os.cpu_count() or 1
+    if questions < AUTO_WORKERS_MIN_QUESTIONS or cores < AUTO_WORKERS_MIN_CORES:
         return 1
-    return max(1, min(os.cpu_count() or 1, AUTO_WORKERS_MAX))
+    return min(cores, AUTO_WORKERS_MAX)
 
 
 def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None, batch_size: int = 32,

@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=None)
     p.add_argument("--workers", type=int, default=None,
                    help="answer with N processes, each with its own encoder session (output order kept); "
-                        "default: 1 for fewer than 200 questions, else one per core up to 4")
+                        "default: 1 for fewer than 200 questions or on 2 cores, else one per core up to 4")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--resume", action="store_true", help="keep answers already in OUTPUT, answer the rest")

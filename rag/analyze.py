@@ -102,6 +102,11 @@ WH_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("where", re.compile(r"哪里|何处|什么地方")),
 )
 
+# "卢安达境内人口最多的城市为何?": a closing 为何 after a noun asks "what is",
+# as often in Taiwanese usage (DRCD); "这是为何" still asks why.
+_WHAT_IS_TAIL = re.compile(r"(?<![是这此那])为何(?=[？?。！!\s]*$)")
+# After these, 几 is "a few", not a question: "除了几位市领导", "最近几年".
+_INDEFINITE_BEFORE = ("除了", "除", "最近", "过去", "以后", "之后")
 _QUESTION_TAIL = re.compile(r"[吗呢啊呀吧么？?。！!\s]+$")
 _PRONOUNS = re.compile(r"^(?:那么?|那它|它|其|该|这个|那个|他们|它们|此)|(?:它|它们|其|该机构|该部门|这个机构|这一改革)")
 _QUOTED = re.compile(r"[“\"「]([^”\"」]{1,20})[”\"」]")
@@ -211,7 +216,7 @@ _ORDINAL = re.compile(rf"第([{CN_NUM}\d]+)(?:个)?(?:阶段|部分|点|方面|�
 
 
 def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list[str]] | None = None) -> QuestionAnalysis:
-    q = question.strip()
+    q = _WHAT_IS_TAIL.sub("是什么", question.strip())
     # Markup is not language: "<img src=x onerror=…>" alone is not an English question.
     lang = detect_lang(_MARKUP.sub(" ", q))
     qtype = classify(q, lang, word_boundaries(q, tokenizer) if lang == "zh" else None)
@@ -278,8 +283,10 @@ def _find_wh(a: QuestionAnalysis) -> None:
     for kind, pattern in WH_PATTERNS:
         for m in pattern.finditer(q):
             before = q[max(0, m.start() - 1):m.start()]
-            if kind == "quantity" and before in ("哪", "那", "这", "好", "第"):
-                continue  # 哪几个 is "which", 那几个 is "those", 第几 is an ordinal
+            if kind == "quantity" and (before in ("哪", "那", "这", "好", "第")
+                                       or (m.group(0).startswith("几")
+                                           and (before in ("前", "近") or q[:m.start()].endswith(_INDEFINITE_BEFORE)))):
+                continue  # 哪几个 is "which", 那几个 is "those", 第几 is an ordinal, 除了几位 is "several"
             if kind == "which" and m.group(0).startswith("什么") and a.qtype not in ("entity", "list"):
                 continue
             if any(s <= m.start() < e for s, e, _, _ in found):
@@ -314,8 +321,8 @@ def _find_wh(a: QuestionAnalysis) -> None:
             if head.startswith(GENERIC_HEADS):  # "哪几件事": the answer replaces the noun too
                 generic = next(g for g in GENERIC_HEADS if head.startswith(g))
                 a.replace_span = (start, m.start("head") + len(generic))
-            if m.group(0).startswith("什么") and not head:
-                # "协议全称叫什么": the thing named comes before the question word.
+            if not head:
+                # "协议全称叫什么", "进驻的部门有哪些": the thing named comes before the question word.
                 before = q[:start]
                 found = [(before.rfind(n), n, c) for n, c in _HEAD_LOOKUP if n in before and len(n) >= 2]
                 if found:

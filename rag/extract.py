@@ -377,8 +377,8 @@ def extract_lists(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer
                 continue
             end = last_pos + len(items[-1])
             score = 1.0 + proximity(ev, first, end) + 0.1 * len(items) + slot_fit(ev, a, first, end)
-            if a.expected_count and len(items) == a.expected_count:
-                score += 1.5
+            if a.expected_count:  # "哪两件事" wants two items, not seven
+                score += 1.5 if len(items) == a.expected_count else -1.5
             if a.head_noun and a.head_noun in ev.sentence[end:end + 8]:
                 score += 1.0
             # What the question says after its question word ("哪些方面的服务")
@@ -396,6 +396,37 @@ def extract_lists(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer
         items = tuple(re.findall(r"“([^”]+)”", m.group(0)))
         score = 1.2 + proximity(ev, *m.span()) + (1.5 if a.expected_count == len(items) else 0.0)
         spans.append(Span(m.start(), m.end(), m.group(0), "list:quoted", score, items))
+    # 3. "哪两件事": two items joined by 和/及/与 without a 、 ("业务咨询及申请材料接收").
+    if a.expected_count == 2:
+        spans += _pairs(ev, a, tokenizer)
+    return spans
+
+
+_PAIR = re.compile(r"(?P<left>[^，,。；;：:、“”（）()]{2,24}?)(?P<conj>以及|和|及|与)(?P<right>[^，,。；;：:、“”（）()]{2,12})")
+
+
+def _pairs(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer) -> list[Span]:
+    """Two coordinated items: the right one runs to the end of its clause
+    (less trailing function words), the left one starts after the last 的
+    before the conjunction ("众多事项的业务咨询" -> 业务咨询: a 的-modifier
+    scopes over both) and is trimmed to about the right one's length."""
+    spans = []
+    for m in _PAIR.finditer(ev.sentence):
+        left = m.group("left")
+        left = left[left.rfind("的") + 1:]
+        if len(left) < 2:
+            continue
+        items = _trim_items([left, m.group("right")], tokenizer)
+        if len(items) != 2 or min(len(it) for it in items) < 2:
+            continue
+        first = ev.sentence.find(items[0], m.start())
+        last_pos = ev.sentence.find(items[1], m.start("right"))
+        if first < 0 or last_pos < 0 or first >= m.start("conj") or ev.sentence[first - 1:first] == "、":
+            continue  # "外事和工商" ends a longer enumeration
+        end = last_pos + len(items[1])
+        # Below a 、-enumeration of the same count: 和 joins many things that are not a list.
+        score = 1.5 + proximity(ev, first, end) + slot_fit(ev, a, first, end)
+        spans.append(Span(first, end, ev.sentence[first:end], "list:pair", score, tuple(items)))
     return spans
 
 

@@ -19,6 +19,7 @@ POINT_NOUNS = ("件事", "方面", "举措", "措施", "做法", "成就", "成�
                "内容", "任务", "招")
 LIST_ASKING = re.compile(rf"哪几|哪些|哪[{CN_NUM}]|几个|几件|几项|几方面|分别|都有什么|有什么|包括")
 NUMBERING = re.compile(rf"^(?:[{CN_NUM}]{{1,3}}[、是]|[（(][{CN_NUM}\d]{{1,3}}[）)]|\d{{1,2}}[.．、]|第[{CN_NUM}\d]+[章节篇部分])\s*")
+_SPEAKS_OF_PERIOD = re.compile(r"阶段|时期|时候|期间|以后|以来|之后|以前|之前|那几年|这几年|前后")
 PERIOD = re.compile(r"[（(]((?:19|20)\d{2})\s*[-—–~至]+\s*((?:19|20)\d{2})?[）)]")
 
 
@@ -99,7 +100,9 @@ class Outline:
                 m = re.match(rf"([{CN_NUM}]+)、", t.path[0])
                 if m and cn_to_int(m.group(1)) == a.ordinal:
                     return t
-        for year in a.years:
+        # A year names a section only when the question speaks of a span of
+        # time ("2019年以后做了哪几件事"); "2000年那个大厅的窗口" is about a thing.
+        for year in a.years if _SPEAKS_OF_PERIOD.search(a.question) else ():
             for t in tops:
                 m = PERIOD.search(t.path[0])
                 if m and int(m.group(1)) <= int(year) <= int(m.group(2) or 9999):

@@ -61,6 +61,28 @@ class TestQuestionAnalysis:
     def test_types(self, question, qtype):
         assert classify(question, "en" if question.isascii() else "zh") == qtype
 
+    def test_indefinite_ji_is_not_the_question_word(self, tok):
+        a = analyze("除了几位市领导，这期稿子还报给了市里哪些部门和单位？", tok)
+        assert (a.qtype, a.wh_kind, a.head_noun, a.unit) == ("list", "which", "部门", None)
+        a = analyze("中欧新石器时代大约是公元前多少年?", tok)
+        assert a.wh_kind == "quantity"  # 前 before 多少 is not 前几
+
+    def test_the_head_before_a_closing_which(self, tok):
+        a = analyze("文中点了名的进驻服务中心的部门有哪些？", tok)
+        assert (a.head_noun, a.head_category) == ("部门", "org")
+
+    @pytest.mark.parametrize("question, qtype, resolved", [
+        # a closing 为何 after a noun asks "what is" (Taiwanese usage, DRCD) ...
+        ("洛杉矶快艇队最初成立时的名称为何?", "entity", "洛杉矶快艇队最初成立时的名称是什么?"),
+        ("日本施行锁国政策的原因为何?", "reason", "日本施行锁国政策的原因是什么?"),
+        # ... elsewhere it asks why
+        ("为何要成立行政审批局？", "reason", "为何要成立行政审批局？"),
+        ("这是为何？", "reason", "这是为何？"),
+    ])
+    def test_closing_weihe_asks_what(self, tok, question, qtype, resolved):
+        a = analyze(question, tok)
+        assert (a.qtype, a.question) == (qtype, resolved)
+
     def test_a_length_of_time_is_answered_by_one(self, tok):
         from rag.answer.reading import fits_count
         from rag.text import DURATION
@@ -187,6 +209,19 @@ class TestExtractors:
         assert extract_modifier(ev, a) == []
         ev, a = evidence(sentence, "园区政务服务效能改革走了一条什么样的路？", tok)
         assert best(extract_modifier(ev, a)) == "在借鉴中创新、在创新中深化、在深化中拓展"
+
+    def test_two_items_joined_without_a_comma(self, tok):
+        """"哪两件事" is answered by "A及B" when the text has no 、-list of two;
+        a 、-list of seven is weaker evidence, and its last 和 is no pair."""
+        sentence = ("2000年园区进而在全省首创“一站式服务大厅”，由经贸发展、规划建设、社会事业、财政税务、组织人事、外事和工商等部门"
+                    "分别在国际大厦二楼大厅设立服务窗口，提供众多事项的业务咨询及申请材料接收，初步实现各审批事项的物理集中")
+        ev, a = evidence(sentence, "2000年那个大厅的窗口，实际上能帮来办事的人做哪两件事？", tok)
+        spans = extract_lists(ev, a, tok)
+        top = max(spans, key=lambda s: s.score)
+        assert (top.text, top.items) == ("业务咨询及申请材料接收", ("业务咨询", "申请材料接收"))
+        assert "外事和工商" not in [s.text for s in spans]
+        ev, a = evidence(sentence, "2000年那个大厅的窗口，实际上能帮来办事的人做哪些事？", tok)
+        assert not any(s.kind == "list:pair" for s in extract_lists(ev, a, tok))  # no count asked: no pairs
 
     def test_quoted_coordinated_terms(self, tok):
         ev, a = evidence("三、相对集中改革阶段（2015-2018）：以列为“开放创新综合试验”和“相对集中行政许可权改革”国家试点为标志",
@@ -392,3 +427,14 @@ def test_quotes_end_at_a_sentence_end_or_an_ellipsis(assistant, question):
             assert not re.search(r"[，、；：]……$", quote), line
     for c in answer.citations:  # the citation itself stays verbatim, without the cut comma
         assert not c.text.endswith(("，", "、", "；"))
+
+
+@pytest.mark.slow
+def test_a_year_names_a_section_only_when_the_question_speaks_of_a_period(assistant):
+    """"2000年那个大厅的窗口…做哪两件事" is about a thing of that year, not
+    the points of the section whose period holds 2000."""
+    outline_points = ("依葫芦画瓢", "物理集中")
+    answer = assistant.ask("2000年那个大厅的窗口，实际上能帮来办事的人做哪两件事？")
+    assert not any(p in (answer.short_answer or "") for p in outline_points), answer.short_answer
+    answer = assistant.ask("1994到2001年那个阶段园区主要做了哪几件事？")
+    assert all(p in answer.short_answer for p in outline_points), answer.short_answer

@@ -214,6 +214,8 @@ class Answerer:
             confidence = min(confidence, self.threshold / 2)
         if choice is None or confidence < self.threshold:
             debug["refusal_reason"], debug["refusal_reason_zh"] = self.refusal_reason(a, features, choice)
+            if choice is not None:  # what it would have said, for whoever tunes the refusal
+                debug["refused_span"] = choice.span.text if choice.span is not None else choice.candidate.text
             return self.refusal(question, a, hits, confidence, debug)
         return self.compose(question, a, choice, hits, confidence, debug)
 

@@ -94,7 +94,7 @@ _HEAD_LOOKUP = sorted(((noun, cat) for cat, nouns in HEAD_NOUN_CATEGORIES.items(
 # the question word where the answer goes).  Order: longest forms first.
 WH_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("period", re.compile(r"从哪(?:一)?年到哪(?:一)?年|哪几年|起止(?:时间|年份)?")),
-    ("date", re.compile(r"(?:在)?(?:哪一年|哪年|何年|哪一天|哪天|何时|什么时候|什么时间|哪个月|几月份?|哪年哪月)")),
+    ("date", re.compile(r"(?:在)?(?:哪一年|哪个年度|什么年度|哪年|何年|哪一天|哪天|何时|什么时候|什么时间|哪个月|几月份?|哪年哪月)")),
     ("quantity", re.compile(rf"(?:多少|几)(?P<unit>{MEASURE_WORDS_RE})?")),
     ("which", re.compile(rf"(?:哪(?:一|几|[{CN_NUM}])?(?:个|家|位|本|份|部|项|条|种|类|所|座|间|些|件|方面|栋|幢|层|处|号)?|什么)"
                          rf"(?P<head>[{CJK_IDEOGRAPH}]{{0,6}})")),

@@ -102,7 +102,7 @@ def _overlaps(spans: list[Span], a: int, b: int) -> bool:
 # --------------------------------------------------------------------------
 _DATE_KIND_FIT = {
     "period": {"period": 3.0},
-    "date": {"ymd": 1.5, "ym": 1.4, "y_part": 1.6, "year": 1.2, "relative": 1.2, "bare_year": 0.6, "cn_year": 1.0,
+    "date": {"ymd": 1.5, "ym": 1.4, "y_part": 1.6, "year": 1.2, "relative": 1.2, "title_year": 1.2, "bare_year": 0.6, "cn_year": 1.0,
              "period": 0.4, "clock": 0.3},
 }
 _YEAR_IN = re.compile(r"((?:19|20)\d{2})\s*年")
@@ -116,6 +116,14 @@ def _resolve_relative(text: str, before: str) -> str | None:
     rest = re.sub(r"^(同年|当年|该年)", "", text)
     year = int(years[-1]) + (1 if text.startswith(("次年", "翌年")) else 0)
     return f"{year}年{rest}" if rest else f"{year}年"
+
+
+def _names_quoted_term(sentence: str, start: int, quoted: list[str]) -> bool:
+    """Does the quoted name that starts at ``start`` hold a term the question
+    quotes ("“智慧为民”十佳案例" in “2019 中国地方政府竞争力‘智慧为民’十佳案例”)?"""
+    close = {"“": "”", "《": "》", "「": "」"}.get(sentence[start - 1:start])
+    end = sentence.find(close, start) if close else -1
+    return end > 0 and any(q in sentence[start:end] for q in quoted)
 
 
 def extract_dates(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
@@ -141,6 +149,8 @@ def extract_dates(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
             if not gives_date_grain(text, grain):
                 continue  # "哪一天" is not answered by a year
             score = fit.get(kind, 0.5) + proximity(ev, start, end) + slot_fit(ev, a, start, end)
+            if kind == "title_year" and _names_quoted_term(ev.sentence, start, a.quoted):
+                score += 2.0  # the year of the very name the question quotes
             spans.append(Span(start, end, text, f"date:{kind}", score))
     return spans
 
@@ -550,6 +560,8 @@ def _group_entities(ev: Evidence, spans: list[Span], count: int) -> list[Span]:
     grouped = list(spans)
     for i in range(len(ordered) - count + 1):
         run = ordered[i:i + count]
+        if any(y.start < x.end for x, y in zip(run, run[1:])):
+            continue  # “一站式服务大厅” and the 一站式服务大厅 inside it are one name, not two
         gaps = [ev.sentence[x.end:y.start] for x, y in zip(run, run[1:])]
         if all(len(g) <= 2 and re.fullmatch(r"[、和与及，\s]*", g) for g in gaps):
             items = tuple(s.text for s in run)

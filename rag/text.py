@@ -442,6 +442,8 @@ DATE_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     # "2020年初步建成" is 2020年 + 初步 ("initially"), not "early 2020".
     ("y_part", re.compile(r"(?:19|20)\d{2}\s*年(?:底|初(?![步次期级])|末(?!期)|年底|年初|上半年|下半年|前后|以来|起)")),
     ("year", re.compile(r"(?:19|20)\d{2}\s*年")),
+    # The year that leads a quoted name dates it: “2019 中国地方政府竞争力‘智慧为民’十佳案例”.
+    ("title_year", re.compile(rf"(?<=[“《「])(?:19|20)\d{{2}}(?=\s*[{CJK_IDEOGRAPH}])")),
     # Not the year of a document number: 国发〔2019〕4号.
     ("bare_year", re.compile(r"(?<![\d.〔［\[])(?:19|20)\d{2}(?![\d.%〕］\]])")),
     ("cn_year", re.compile(rf"[{CN_NUM}]{{4}}年")),

@@ -210,6 +210,13 @@ class TestExtractors:
         ev, a = evidence(sentence, "园区政务服务效能改革走了一条什么样的路？", tok)
         assert best(extract_modifier(ev, a)) == "在借鉴中创新、在创新中深化、在深化中拓展"
 
+    def test_the_year_that_leads_a_quoted_name(self, tok):
+        sentence = ("获评国家工信部和江苏省政府颁发的“2019 中国地方政府竞争力‘智慧为民’十佳案例”，"
+                    "并入选 2022 年智慧江苏标志性工程和重点工程园区。")
+        ev, a = evidence(sentence, "一网通办拿的那个“智慧为民”十佳案例，是哪个年度评的？", tok)
+        assert a.qtype == "date"
+        assert best(extract_dates(ev, a)) == "2019"
+
     def test_two_items_joined_without_a_comma(self, tok):
         """"哪两件事" is answered by "A及B" when the text has no 、-list of two;
         a 、-list of seven is weaker evidence, and its last 和 is no pair."""
@@ -220,6 +227,8 @@ class TestExtractors:
         top = max(spans, key=lambda s: s.score)
         assert (top.text, top.items) == ("业务咨询及申请材料接收", ("业务咨询", "申请材料接收"))
         assert "外事和工商" not in [s.text for s in spans]
+        # a quoted name and the name inside it are one candidate, not a group of two
+        assert all(s.text.count("“") == s.text.count("”") for s in extract_entities(ev, a, tok))
         ev, a = evidence(sentence, "2000年那个大厅的窗口，实际上能帮来办事的人做哪些事？", tok)
         assert not any(s.kind == "list:pair" for s in extract_lists(ev, a, tok))  # no count asked: no pairs
 

@@ -694,6 +694,9 @@ def extract_fields(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
 _SLOT_STOP = re.compile(r"[，。；：、,;:！？!?（）()\s]|为契机|为标志|为目标|为主|的同时|为|的")
 
 
+_SLOT_COPULAS = frozenset({"为", "是", "叫", "叫做", "称为", "即"})
+
+
 def extract_slot(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer) -> list[Span]:
     """Fill the question word's slot directly: find the words just before the
     question word ("借着设立|什么的机会") in the sentence and take what follows
@@ -715,6 +718,10 @@ def extract_slot(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer)
         start = m.end()
         while start < len(ev.sentence) and ev.sentence[start] in "了的：:， \u3000":
             start += 1
+        # "正式名称为|邮值标签": the copula is the question's 是, not part of the answer.
+        first = tokenizer.tagged_words(ev.sentence[start:start + 12])[:1]
+        if first and first[0][0] in _SLOT_COPULAS:
+            start += len(first[0][0])
         rest = ev.sentence[start:start + 30]
         stop = _SLOT_STOP.search(rest, 2)
         end = start + (stop.start() if stop else len(rest))

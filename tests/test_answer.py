@@ -10,7 +10,7 @@ from rag.analyze import analyze, classify, rewrite_followup
 from rag.answer import english_rendering, make_statement, verify_citation
 from rag.errors import CitationError
 from rag.extract import (Evidence, extract_dates, extract_definitions, extract_entities, extract_fields,
-                         extract_lists, extract_modifier, extract_quantities, yes_no_verdict)
+                         extract_lists, extract_modifier, extract_quantities, extract_slot, yes_no_verdict)
 from rag.ingest import load_document
 from rag.text import squeeze
 from rag.tokenize import ChineseTokenizer
@@ -216,6 +216,10 @@ class TestExtractors:
         ev, a = evidence(sentence, "一网通办拿的那个“智慧为民”十佳案例，是哪个年度评的？", tok)
         assert a.qtype == "date"
         assert best(extract_dates(ev, a)) == "2019"
+
+    def test_a_slot_does_not_start_with_the_copula(self, tok):
+        ev, a = evidence("邮票的正式名称为邮值标签，是用于证明邮资已付的凭证。", "邮票的正式名称是什么?", tok)
+        assert best(extract_slot(ev, a, tok)) == "邮值标签"
 
     def test_two_items_joined_without_a_comma(self, tok):
         """"哪两件事" is answered by "A及B" when the text has no 、-list of two;

@@ -64,6 +64,19 @@ def test_fit_reader_span_snaps_then_strips(tok):
     assert SIGNING[start:end] == "苏州工业园区"
 
 
+@pytest.mark.parametrize("text, span, fitted", [
+    # one character of a name the dictionary lacks is widened to jieba's word
+    ("西罗马经常受到西哥德人首领阿拉里克的入侵。", "阿", "阿拉里克"),
+    # a leading 为 ("the name is ...") is no part of the answer
+    ("邮票的正式名称为邮值标签。", "为邮值标签", "邮值标签"),
+    # ... but 为了 is a word of its own and stays
+    ("园区设立窗口是为了方便企业。", "为了方便企业", "为了方便企业"),
+])
+def test_reader_span_edges(tok, text, span, fitted):
+    start, end = fit_reader_span(text, *span_of(text, span), tok)
+    assert text[start:end] == fitted
+
+
 def date_span(sentence: str, part: str) -> Span:
     start, end = span_of(sentence, part)
     return Span(start, end, part, "date:ymd", 1.0)

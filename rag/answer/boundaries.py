@@ -124,7 +124,23 @@ def strip_edge_words(text: str, start: int, end: int, fit: SpanFit | None = None
 def fit_reader_span(text: str, start: int, end: int, tokenizer: ChineseTokenizer) -> tuple[int, int]:
     """The reader's span of ``text`` (a sentence) fitted to words, without edge words."""
     start, end = snap_to_words(text, start, end, tokenizer)
+    if end - start == 1 and _WORD_CHAR.match(text[start]):
+        start, end = whole_word(text, start, end, tokenizer)
     return strip_edge_words(text, start, end, tokenizer=tokenizer)
+
+
+def whole_word(text: str, start: int, end: int, tokenizer: ChineseTokenizer) -> tuple[int, int]:
+    """A one-character span widened to the jieba word it is part of, whatever
+    that word's tag: an answer is almost never one character of a name
+    ("阿" of "阿拉里克"), and names are what the dictionary lacks."""
+    pos = 0
+    for word, _ in tokenizer.tagged_words(text):
+        if pos <= start and end <= pos + len(word):
+            if 1 < len(word) <= 6 and all(_WORD_CHAR.match(ch) for ch in word):
+                return pos, pos + len(word)
+            break
+        pos += len(word)
+    return start, end
 
 
 def fit_to_question(a: QuestionAnalysis, sentence: str, span: Span) -> Span:

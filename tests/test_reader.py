@@ -426,6 +426,9 @@ def test_a_short_answer_has_the_form_the_question_asks_for():
     assert fits_question(year, "2002年底")
     share = analyze("285项业务中有多少项可以全程网办？", tok)
     assert not fits_question(share, "285项") and fits_question(share, "122项")
+    several = analyze("服务中心10个进驻部门里，除了公安、税务、消防，另外7个是哪些？", tok)
+    assert not fits_question(several, "97个窗口")  # one thing for "which seven"
+    assert fits_question(several, "经发、规划和人才招聘")
     text = "园区在2002年底正式成立了一站式服务中心。"
     cand = SentenceCandidate(None, 0, 0, len(text), text, 0.5, 0.5, 1.0)
     reader_choice = Choice(cand, Span(3, 9, "2002年底", "reader", 5.0), 1.0)

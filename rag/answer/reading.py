@@ -147,12 +147,18 @@ def echoes_question(a: QuestionAnalysis, text: str) -> bool:
 
 def fits_question(a: QuestionAnalysis, text: str) -> bool:
     """Could ``text`` be the short answer the question's type asks for: a
-    count for a count question (``fits_count``), and for a date question a
+    count for a count question (``fits_count``), several things for "哪两个"
+    / "另外7个是哪些", and for a date question a
     date as precise as it asks ("几月几日" is not answered by "2015年", nor
     "哪个月" by a period "2015-2018")."""
     if not fits_count(a, text):
         return False
+    if (a.expected_count or 0) >= 2 and len([p for p in _ITEM_SEPARATORS.split(text) if p.strip()]) < 2:
+        return False  # "另外7个是哪些" is not answered by one thing ("97个窗口")
     return a.qtype != "date" or gives_date_grain(text, date_grain_wanted(a.question))
+
+
+_ITEM_SEPARATORS = re.compile(r"[、，,；;/]|以及|和|及|与|或")
 
 
 def counted(a: QuestionAnalysis, best: SpanGuess, result, texts: Sequence[str],

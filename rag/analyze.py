@@ -105,8 +105,15 @@ WH_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
 # "卢安达境内人口最多的城市为何?": a closing 为何 after a noun asks "what is",
 # as often in Taiwanese usage (DRCD); "这是为何" still asks why.
 _WHAT_IS_TAIL = re.compile(r"(?<![是这此那])为何(?=[？?。！!\s]*$)")
-# After these, 几 is "a few", not a question: "除了几位市领导", "最近几年".
-_INDEFINITE_BEFORE = ("除了", "除", "最近", "过去", "以后", "之后")
+# 几 that means "a few", not "how many": after 除了/最近/过去/前/近 ("除了几位市领导",
+# "近几年"), or in "几个X中，哪…" ("北朝几个朝代中，哪个朝代最积极…").
+_INDEFINITE_JI = re.compile(r"(?:(?<=除了)|(?<=除)|(?<=最近)|(?<=过去)|(?<=以后)|(?<=之后)|(?<=前)|(?<=近))几"
+                            rf"|几(?=[个位项家种类条次]?[{CJK_IDEOGRAPH}]{{1,6}}?(?:当中|之中|中|里)[，,]?.*哪)")
+
+
+def indefinite_ji(question: str) -> set[int]:
+    """Offsets of the 几 in ``question`` that do not ask a number."""
+    return {m.start() for m in _INDEFINITE_JI.finditer(question)}
 _QUESTION_TAIL = re.compile(r"[吗呢啊呀吧么？?。！!\s]+$")
 _PRONOUNS = re.compile(r"^(?:那么?|那它|它|其|该|这个|那个|他们|它们|此)|(?:它|它们|其|该机构|该部门|这个机构|这一改革)")
 _QUOTED = re.compile(r"[“\"「]([^”\"」]{1,20})[”\"」]")
@@ -166,6 +173,7 @@ def classify(question: str, lang: str, boundaries: set[int] | None = None) -> st
     (Chinese), a cue must start on a word boundary, so that "目的" is not
     found inside "一个项目的"."""
     text = unicodedata.normalize("NFKC", question).lower()
+    text = "".join("数" if i in indefinite_ji(text) else ch for i, ch in enumerate(text))  # same offsets
     for qtype in type_table().types:
         cues = qtype.en if lang == "en" else qtype.zh
         for pattern in cues:
@@ -241,6 +249,10 @@ def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list
         analysis.focus_terms = list(dict.fromkeys(analysis.expanded_terms + latin + untranslated)) \
             or analysis.focus_terms
     _find_wh(analysis)
+    if qtype == "number" and analysis.wh_kind == "which" and lang == "zh":
+        # "哪一种的比例…占了4倍以上": the question word asks which thing; 比例 is
+        # only what the question says about it (a number cue, but no number is asked).
+        qtype = analysis.qtype = "entity"
     if qtype == "number" and not analysis.unit and re.search(r"比例|百分比|占比|百分之几|多少成|率(?:是|有)?多|多大比", q):
         analysis.unit = "%"  # a share is answered by a percentage
     if analysis.qtype == "number" and not analysis.unit and re.search(r"多久|多长的?时间|(?i:\bhow long\b(?! ago))", q):
@@ -279,13 +291,12 @@ def _find_wh(a: QuestionAnalysis) -> None:
     if a.lang != "zh":
         return
     q = a.question
+    indefinite = indefinite_ji(q)
     found: list[tuple[int, int, str, re.Match]] = []
     for kind, pattern in WH_PATTERNS:
         for m in pattern.finditer(q):
             before = q[max(0, m.start() - 1):m.start()]
-            if kind == "quantity" and (before in ("哪", "那", "这", "好", "第")
-                                       or (m.group(0).startswith("几")
-                                           and (before in ("前", "近") or q[:m.start()].endswith(_INDEFINITE_BEFORE)))):
+            if kind == "quantity" and (before in ("哪", "那", "这", "好", "第") or m.start() in indefinite):
                 continue  # 哪几个 is "which", 那几个 is "those", 第几 is an ordinal, 除了几位 is "several"
             if kind == "which" and m.group(0).startswith("什么") and a.qtype not in ("entity", "list"):
                 continue

@@ -67,6 +67,19 @@ class TestQuestionAnalysis:
         a = analyze("中欧新石器时代大约是公元前多少年?", tok)
         assert a.wh_kind == "quantity"  # 前 before 多少 is not 前几
 
+    def test_several_x_among_which(self, tok):
+        """"北朝几个朝代中，哪个朝代…" asks which one; 几个 is "several"."""
+        a = analyze("北朝几个朝代中，哪个朝代最积极建筑长城?", tok)
+        assert (a.qtype, a.wh_kind) == ("entity", "which")
+        a = analyze("服务中心现在有几个部门进驻？", tok)
+        assert (a.qtype, a.wh_kind) == ("number", "quantity")
+
+    def test_which_is_asked_even_next_to_a_number_noun(self, tok):
+        a = analyze("韩国的大学中哪一种的比例在国内占了其他两种合起来的4倍以上？", tok)
+        assert (a.qtype, a.unit) == ("entity", None)
+        a = analyze("园区外资的比例是多少？", tok)
+        assert (a.qtype, a.unit) == ("number", "%")
+
     def test_the_head_before_a_closing_which(self, tok):
         a = analyze("文中点了名的进驻服务中心的部门有哪些？", tok)
         assert (a.head_noun, a.head_category) == ("部门", "org")

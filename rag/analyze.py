@@ -102,9 +102,31 @@ WH_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("where", re.compile(r"哪里|何处|什么地方")),
 )
 
-# "卢安达境内人口最多的城市为何?": a closing 为何 after a noun asks "what is",
-# as often in Taiwanese usage (DRCD); "这是为何" still asks why.
-_WHAT_IS_TAIL = re.compile(r"(?<![是这此那])为何(?=[？?。！!\s]*$)")
+# Questions whose question word is written another way, rewritten to the usual
+# form before the rules read them (the debug field "resolved_question"; the
+# reader reads the question as asked).  Each rule: (pattern, replacement,
+# applies only when the question has no other question word).  Tried and
+# dropped (MRC tune split): a closing "为？" as "为哪个？", 那一种 as 哪一种.
+QUESTION_REWRITES: tuple[tuple[re.Pattern, str, bool], ...] = (
+    # "卢安达境内人口最多的城市为何?": a closing 为何 after a noun asks "what is",
+    # as often in Taiwanese usage (DRCD); "这是为何" still asks why.
+    (re.compile(r"(?<![是这此那])为何(?=[？?。！!\s]*$)"), "是什么", False),
+)
+_ASKING = re.compile(r"哪|什么|甚么|多少|几|谁|怎|如何|为何|为什么|为啥|何|吗|呢|是否|是不是|有没有|能否|可否|么[？?]*$")
+
+
+def resolve_question(question: str) -> str:
+    """``question`` with an implied or variant question word written out."""
+    q = question.strip()
+    if detect_lang(q) != "zh":
+        return q
+    for pattern, replacement, only_without_question_word in QUESTION_REWRITES:
+        if only_without_question_word and _ASKING.search(q):
+            continue
+        q = pattern.sub(replacement, q, count=1)
+    return q
+
+
 # 几 that means "a few", not "how many": after 除了/最近/过去/前/近 ("除了几位市领导",
 # "近几年"), or in "几个X中，哪…" ("北朝几个朝代中，哪个朝代最积极…").
 _INDEFINITE_JI = re.compile(r"(?:(?<=除了)|(?<=除)|(?<=最近)|(?<=过去)|(?<=以后)|(?<=之后)|(?<=前)|(?<=近))几"
@@ -146,6 +168,7 @@ class QuestionAnalysis:
     unknown_names: list[str] = field(default_factory=list)  # English names with no Chinese equivalent
     head_start: int | None = None  # where the head phrase after "哪个/哪两项" starts in the question
     replace_span: tuple[int, int] | None = None  # what a statement replaces, when wider than wh_span
+    asked: str = ""  # the question as asked, before resolve_question (what the reader was trained on)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -224,12 +247,12 @@ _ORDINAL = re.compile(rf"第([{CN_NUM}\d]+)(?:个)?(?:阶段|部分|点|方面|�
 
 
 def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list[str]] | None = None) -> QuestionAnalysis:
-    q = _WHAT_IS_TAIL.sub("是什么", question.strip())
+    q = resolve_question(question)
     # Markup is not language: "<img src=x onerror=…>" alone is not an English question.
     lang = detect_lang(_MARKUP.sub(" ", q))
     qtype = classify(q, lang, word_boundaries(q, tokenizer) if lang == "zh" else None)
     analysis = QuestionAnalysis(question=q, lang=lang, qtype=qtype, tokens=tokenizer.tokenize(q),
-                                focus_terms=focus_terms(q, tokenizer))
+                                focus_terms=focus_terms(q, tokenizer), asked=question.strip())
     analysis.years = _YEAR.findall(q)
     analysis.numbers = [n for n in _NUMBER.findall(unicodedata.normalize("NFKC", q)) if n not in analysis.years]
     analysis.quoted = _QUOTED.findall(q)

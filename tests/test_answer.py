@@ -95,6 +95,7 @@ class TestQuestionAnalysis:
     def test_closing_weihe_asks_what(self, tok, question, qtype, resolved):
         a = analyze(question, tok)
         assert (a.qtype, a.question) == (qtype, resolved)
+        assert a.asked == question  # the reader reads the question as asked (as it was trained)
 
     def test_a_length_of_time_is_answered_by_one(self, tok):
         from rag.answer.reading import fits_count

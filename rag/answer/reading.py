@@ -209,11 +209,11 @@ def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, cand
     rank = [0] + ([ranked.index(rules_row)] if rules_row in ranked[1:] else [])
     if len(rank) == len(ranked) or not math.isfinite(sure_margin):
         rank = list(range(len(ranked)))
-    result = reader.read_all(a.question, [passages[ranked[i]].text for i in rank])
+    result = reader.read_all(a.asked or a.question, [passages[ranked[i]].text for i in rank])
     if len(rank) < len(ranked) and max((g.margin - READER_RANK_PENALTY * rank[g.window] for g in result.guesses),
                                        default=-math.inf) < sure_margin:
         rest = [i for i in range(len(ranked)) if i not in rank]
-        result = result.concat(reader.read_all(a.question, [passages[ranked[i]].text for i in rest]))
+        result = result.concat(reader.read_all(a.asked or a.question, [passages[ranked[i]].text for i in rest]))
         rank = rank + rest
     rows = [ranked[i] for i in rank]
     read = [passages[r] for r in rows]

@@ -585,7 +585,13 @@ DEFINITION_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
                           r"(?:“[^”]{1,20}”|[^，。、]{1,12}))")),
     ("is", re.compile(rf"(?P<term>[{CJK_IDEOGRAPH}“”]{{1,10}})(?:则|就|也)?(?:是|即为)(?P<def>[^，。；]{{2,40}})")),
     ("principle", re.compile(r"按照“(?P<def>[^”]{2,30})”(?P<term>原则|要求|思路)")),
+    # "形成政务改革的协调中枢": what something becomes or serves as, named by a role noun
+    # (only for questions that ask a role: _ASKS_ROLE).
+    ("role", re.compile(r"(?:形成|成为|打造成?|建成|作为|充当|发挥)了?(?P<def>[^，。；、]{1,16}?的?"
+                        r"(?:协调中枢|中枢|枢纽|核心|平台|窗口|引擎|抓手|主体|载体|龙头|桥梁|纽带|标杆|样板|排头兵|试验田|先行区|主阵地))")),
 )
+# Questions that ask what role something plays ("算是个什么角色", "定位是什么").
+_ASKS_ROLE = re.compile(r"角色|定位|地位|扮演|作用|(?i:\brole\b)")
 
 
 # "grow from X into Y" / "从什么发展成什么": the question asks for a change of state.
@@ -598,6 +604,8 @@ def extract_definitions(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
     for name, pattern in DEFINITION_PATTERNS:
         for m in pattern.finditer(ev.sentence):
             start, end = m.span("def")
+            if name == "role" and not _ASKS_ROLE.search(a.question):
+                continue
             term = m.groupdict().get("term") or ""
             term_match = 0.0
             if term:

@@ -235,6 +235,14 @@ class TestExtractors:
         ev, a = evidence("邮票的正式名称为邮值标签，是用于证明邮资已付的凭证。", "邮票的正式名称是什么?", tok)
         assert best(extract_slot(ev, a, tok)) == "邮值标签"
 
+    def test_a_role_is_named_by_a_role_noun(self, tok):
+        sentence = ("结合实际情况，赋予其园区行政审批制度改革领导小组办公室、政务服务管理办公室、转变政府职能协调组办公室的重要职能，"
+                    "负责牵头组织全区政务服务、行政审批、商事制度等各项改革，形成政务改革的协调中枢。")
+        ev, a = evidence(sentence, "2019年调整职能以后，审批局在政务改革里算是个什么角色？", tok)
+        assert best(extract_definitions(ev, a)) == "政务改革的协调中枢"
+        ev, a = evidence(sentence, "审批局负责什么？", tok)  # no role asked: no role candidate
+        assert all(s.kind != "definition:role" for s in extract_definitions(ev, a))
+
     def test_two_items_joined_without_a_comma(self, tok):
         """"哪两件事" is answered by "A及B" when the text has no 、-list of two;
         a 、-list of seven is weaker evidence, and its last 和 is no pair."""

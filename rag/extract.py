@@ -646,7 +646,7 @@ def extract_modifier(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
     spans = []
     for hm in re.finditer(pattern, ev.sentence):
         left = ev.sentence[: hm.start()]
-        cut = max(left.rfind(b) + len(b) if left.rfind(b) >= 0 else -1 for b in ("一条", "一种", "一个", "一项", "了", "是", "，"))
+        cut = max(left.rfind(b) + len(b) if left.rfind(b) >= 0 else -1 for b in ("一条", "一种", "一个", "一项", "一家", "首家", "成为", "了", "是", "，"))
         if cut < 0:
             continue
         phrase = left[cut:]
@@ -662,6 +662,8 @@ def extract_modifier(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
                 start += first.end()
             if end - start < 4:
                 continue
+        if ev.sentence[start:end] in a.question:
+            continue  # "一站式服务中心" for "一站式服务中心成了…什么样的中心": the question's own words
         spans.append(Span(start, end, ev.sentence[start:end], "modifier", 2.0 + proximity(ev, start, end)))
     return spans
 

@@ -235,6 +235,12 @@ class TestExtractors:
         ev, a = evidence("邮票的正式名称为邮值标签，是用于证明邮资已付的凭证。", "邮票的正式名称是什么?", tok)
         assert best(extract_slot(ev, a, tok)) == "邮值标签"
 
+    def test_a_modifier_is_not_the_questions_own_subject(self, tok):
+        sentence = ("园区一站式服务中心成为当时全国首家以授权模式实现前台受理、前台办结的具有行政审批职权功能的行政服务中心，"
+                    "初步实现了行政授权审批全覆盖")
+        ev, a = evidence(sentence, "2005年以后，一站式服务中心成了当时全国头一家什么样的中心？", tok)
+        assert best(extract_modifier(ev, a)) == "以授权模式实现前台受理、前台办结的具有行政审批职权功能"
+
     def test_a_role_is_named_by_a_role_noun(self, tok):
         sentence = ("结合实际情况，赋予其园区行政审批制度改革领导小组办公室、政务服务管理办公室、转变政府职能协调组办公室的重要职能，"
                     "负责牵头组织全区政务服务、行政审批、商事制度等各项改革，形成政务改革的协调中枢。")

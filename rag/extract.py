@@ -864,8 +864,8 @@ def yes_no_verdict(ev: Evidence, a: QuestionAnalysis, coverage: float) -> tuple[
     s_nums = set(re.findall(r"\d+(?:\.\d+)?", canonical_numbers(sentence)))
     if q_nums and s_nums and not (q_nums & s_nums) and coverage >= 0.5:
         return "no", 0.7
-    q_neg = bool(NEGATIONS.search(re.sub(r"是不是|有没有|能不能|会不会|对不对|是否|不是.*吗|不光|不仅", "",
-                                         a.question)))
+    # The A-不-A of the question ("算不算", "是不是", "有没有") asks; it negates nothing.
+    q_neg = bool(NEGATIONS.search(re.sub(r"([\u4e00-\u9fff])[不没]\1|是否|不是.*吗|不光|不仅", "", a.question)))
     # Is a focus term negated in the evidence ("不具备…审批功能")?
     s_neg = False
     terms = [t for t in set(ev.focus) | set(a.tokens) if len(t) >= 2]  # sub-words too: 审批事项 -> 审批

@@ -311,6 +311,10 @@ class TestExtractors:
         assert yes_no_verdict(ev, a, coverage=0.8)[0] == "no"
         ev, a = evidence("信息化电子踏勘做法被全省复制推广等。", "电子踏勘做法有没有被全省推广？", tok)
         assert yes_no_verdict(ev, a, coverage=0.9)[0] == "yes"
+        # any A-不-A asks without negating ("算不算")
+        ev, a = evidence("1995年，园区开创国内先河，在三间临时办公室设立了三个咨询服务窗口。",
+                         "园区1995年搞咨询窗口那会儿，在国内算不算开了头？", tok)
+        assert yes_no_verdict(ev, a, coverage=0.8)[0] == "yes"
 
 
 class TestTemplates:

@@ -585,6 +585,10 @@ DEFINITION_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
                           r"(?:“[^”]{1,20}”|[^，。、]{1,12}))")),
     ("is", re.compile(rf"(?P<term>[{CJK_IDEOGRAPH}“”]{{1,10}})(?:则|就|也)?(?:是|即为)(?P<def>[^，。；]{{2,40}})")),
     ("principle", re.compile(r"按照“(?P<def>[^”]{2,30})”(?P<term>原则|要求|思路)")),
+    # "大厅窗口只是“收发室”": a quoted word that likens or names it (only for
+    # questions that ask so: _ASKS_LIKENESS).
+    ("likeness", re.compile(r"(?:只是|就是|好比|犹如|如同|好像|像|堪称|被誉为|誉为|被称为|称为|称作|喻为|比作|成为)了?"
+                            r"(?P<def>“[^”]{1,12}”)")),
     # "形成政务改革的协调中枢": what something becomes or serves as, named by a role noun
     # (only for questions that ask a role: _ASKS_ROLE).
     ("role", re.compile(r"(?:形成|成为|打造成?|建成|作为|充当|发挥)了?(?P<def>[^，。；、]{1,16}?的?"
@@ -592,6 +596,8 @@ DEFINITION_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
 )
 # Questions that ask what role something plays ("算是个什么角色", "定位是什么").
 _ASKS_ROLE = re.compile(r"角色|定位|地位|扮演|作用|(?i:\brole\b)")
+# Questions that ask what something is likened to or called ("拿什么来形容", "被比作什么").
+_ASKS_LIKENESS = re.compile(r"形容|比作|比喻|比成|誉为|称作|称为|喻为|(?i:\b(?:likened|compared to|described as|called)\b)")
 
 
 # "grow from X into Y" / "从什么发展成什么": the question asks for a change of state.
@@ -604,7 +610,8 @@ def extract_definitions(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
     for name, pattern in DEFINITION_PATTERNS:
         for m in pattern.finditer(ev.sentence):
             start, end = m.span("def")
-            if name == "role" and not _ASKS_ROLE.search(a.question):
+            if name == "role" and not _ASKS_ROLE.search(a.question) \
+                    or name == "likeness" and not _ASKS_LIKENESS.search(a.question):
                 continue
             term = m.groupdict().get("term") or ""
             term_match = 0.0

@@ -241,6 +241,14 @@ class TestExtractors:
         ev, a = evidence(sentence, "2005年以后，一站式服务中心成了当时全国头一家什么样的中心？", tok)
         assert best(extract_modifier(ev, a)) == "以授权模式实现前台受理、前台办结的具有行政审批职权功能"
 
+    def test_what_something_is_likened_to(self, tok):
+        sentence = "尽管当时的大厅窗口只是“收发室”，不具备真正意义上的“审批功能”，而且时效也得不到保障"
+        ev, a = evidence(sentence, "报告拿什么来形容2000年大厅窗口的实际角色？", tok)
+        assert a.qtype == "definition"
+        assert best(extract_definitions(ev, a)) == "“收发室”"
+        ev, a = evidence(sentence, "当时的大厅窗口是什么意思？", tok)  # no likeness asked
+        assert all(s.kind != "definition:likeness" for s in extract_definitions(ev, a))
+
     def test_a_role_is_named_by_a_role_noun(self, tok):
         sentence = ("结合实际情况，赋予其园区行政审批制度改革领导小组办公室、政务服务管理办公室、转变政府职能协调组办公室的重要职能，"
                     "负责牵头组织全区政务服务、行政审批、商事制度等各项改革，形成政务改革的协调中枢。")

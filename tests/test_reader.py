@@ -429,6 +429,13 @@ def test_a_short_answer_has_the_form_the_question_asks_for():
     several = analyze("服务中心10个进驻部门里，除了公安、税务、消防，另外7个是哪些？", tok)
     assert not fits_question(several, "97个窗口")  # one thing for "which seven"
     assert fits_question(several, "经发、规划和人才招聘")
+    # ... and the reader's sure but unfitting span is no support for the answer's confidence
+    from rag.answer.reading import reader_features
+    text2 = "如今的一站式服务中心服务大厅达到97个窗口，共入驻公安、税务、消防等10个部门。"
+    cand2 = SentenceCandidate(None, 0, 0, len(text2), text2, 0.5, 0.5, 1.0)
+    unfitting = Reading(Choice(cand2, Span(text2.index("97"), text2.index("97") + 5, "97个窗口", "reader", 5.0), 1.0), 8.0)
+    assert reader_features(unfitting, unfitting.choice, several) == {"reader_margin": 0.0, "reader_agrees": 0.0}
+    assert reader_features(unfitting, unfitting.choice) == {"reader_margin": 0.8, "reader_agrees": 1.0}
     text = "园区在2002年底正式成立了一站式服务中心。"
     cand = SentenceCandidate(None, 0, 0, len(text), text, 0.5, 0.5, 1.0)
     reader_choice = Choice(cand, Span(3, 9, "2002年底", "reader", 5.0), 1.0)

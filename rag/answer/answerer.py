@@ -196,7 +196,7 @@ class Answerer:
         if choice is not None and choice.span is not None:
             choice = dataclasses.replace(choice, span=fit_to_question(a, choice.candidate.text, choice.span))
         features = self.features(a, forms, pool, choice)
-        features.update(reader_features(reading, choice))
+        features.update(reader_features(reading, choice, a))
         confidence = self.confidence(features)
         debug = {"analysis": {k: v for k, v in a.to_dict().items() if k != "question"}, "features": features,
                  "resolved_question": a.question}

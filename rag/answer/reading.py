@@ -72,12 +72,18 @@ def covers(outer: Choice, inner: Choice) -> bool:
     return r1 == r2 and a1 <= a2 and b2 <= b1
 
 
-def reader_features(reading: Reading | None, choice: Choice | None) -> dict[str, float]:
+def reader_features(reading: Reading | None, choice: Choice | None,
+                    a: QuestionAnalysis | None = None) -> dict[str, float]:
     """Confidence features from the reader: how strongly it prefers its best
-    span to "no answer", and whether the chosen answer is (in) its span."""
+    span to "no answer", and whether the chosen answer is (in) its span.  A
+    best span of another form than asked (``fits_question``: one name for
+    "which 42") is no support: the reader found nothing of that form."""
     if reading is None:
         return {"reader_margin": 0.0, "reader_agrees": 0.0}
     margin = reading.margin if math.isfinite(reading.margin) else -10.0
+    if a is not None and reading.choice is not None and reading.choice.span is not None \
+            and not fits_question(a, reading.choice.span.text):
+        return {"reader_margin": round(max(-10.0, min(margin, 0.0)) / 10.0, 4), "reader_agrees": 0.0}
     agrees = 0.0
     if choice is not None and choice.span is not None and reading.choice is not None:
         r1, a1, b1 = _char_span(choice)

@@ -429,6 +429,8 @@ def test_a_short_answer_has_the_form_the_question_asks_for():
     several = analyze("服务中心10个进驻部门里，除了公安、税务、消防，另外7个是哪些？", tok)
     assert not fits_question(several, "97个窗口")  # one thing for "which seven"
     assert fits_question(several, "经发、规划和人才招聘")
+    building = analyze("2000年的服务大厅设在哪栋楼里？", tok)
+    assert fits_question(building, "国际大厦") and not fits_question(building, "园区开创国内先河")
     # ... and the reader's sure but unfitting span is no support for the answer's confidence
     from rag.answer.reading import reader_features
     text2 = "如今的一站式服务中心服务大厅达到97个窗口，共入驻公安、税务、消防等10个部门。"

@@ -161,9 +161,13 @@ def fits_question(a: QuestionAnalysis, text: str) -> bool:
         return False
     if (a.expected_count or 0) >= 2 and len([p for p in _ITEM_SEPARATORS.split(text) if p.strip()]) < 2:
         return False  # "另外7个是哪些" is not answered by one thing ("97个窗口")
+    if a.head_noun in _NAME_SUFFIX_HEADS and not text.rstrip("”」》").endswith(_NAME_SUFFIX_HEADS):
+        return False  # "在哪栋楼里" wants a building's name ("国际大厦"), "哪条路" a road's
     return a.qtype != "date" or gives_date_grain(text, date_grain_wanted(a.question))
 
 
+# Heads whose names end with them (or with one of their kind): 国际大厦, 灵山路.
+_NAME_SUFFIX_HEADS = ("楼", "大楼", "大厦", "路", "街", "大道")
 _ITEM_SEPARATORS = re.compile(r"[、，,；;/]|以及|和|及|与|或")
 
 

@@ -258,6 +258,22 @@ def _push(text: str, a: int, b: int, spans: list[tuple[int, int]]) -> None:
         spans.append((a, b))
 
 
+# Words that date a clause to the time of writing ("如今…达到97个窗口").
+NOW_WORDS = re.compile(r"如今|目前|现在|当前|截至目前|至今|迄今|现已")
+# Words of a question that ask about an earlier time than the writing.
+THEN_WORDS = re.compile(r"(?:19|20)\d{2}\s*年|当时|一开始|起初|最初|当初|那会儿|那时")
+
+
+def speaks_of_another_time(question: str, clause: str) -> bool:
+    """Does ``clause`` speak of the time of writing ("如今") while the
+    question asks about a year or an earlier time ("2000年…一开始"), the
+    clause naming none of the question's years?"""
+    if not NOW_WORDS.search(clause) or not THEN_WORDS.search(question):
+        return False
+    years = re.findall(r"(?:19|20)\d{2}", question)
+    return not any(y in clause for y in years)
+
+
 def split_clauses(text: str) -> list[tuple[int, int]]:
     """Clause spans of one sentence: split after ，：；。 (kept with the clause)."""
     spans, s = [], 0

@@ -173,3 +173,13 @@ def test_date_grain_asked_for_and_given():
     assert gives_date_grain("同年7月", "month") and not gives_date_grain("同年7月", "day")
     assert not gives_date_grain("2002-2014", "month") and not gives_date_grain("2002年底", "day")
     assert not gives_date_grain("2015年", "month") and gives_date_grain("2015年", None)
+
+
+def test_a_clause_of_the_time_of_writing_is_not_about_an_earlier_year():
+    from rag.text import speaks_of_another_time
+
+    clause = "如今的一站式服务中心服务大厅达到97个窗口"
+    assert speaks_of_another_time("2000年的一站式服务大厅一开始总共设了多少个窗口？", clause)
+    assert not speaks_of_another_time("一站式服务中心服务大厅现在有多少个窗口？", clause)
+    assert not speaks_of_another_time("2000年的大厅设了多少个窗口？", "2000年园区首创“一站式服务大厅”")
+    assert not speaks_of_another_time("2019年以后窗口有多少个？", "目前，2019年改革后的窗口达到97个")

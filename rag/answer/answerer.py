@@ -28,7 +28,8 @@ from ..lexicon import english_lexicon
 from ..outline import PERIOD, Outline
 from ..retrieve import Retriever
 from ..schema import BACK_MATTER, MASTHEAD, Answer, Citation, Document, Hit, Passage
-from ..text import CN_NUM, CN_SURNAMES, cn_to_int, date_grain_wanted, is_number_term, split_clauses, squeeze
+from ..text import (CN_NUM, CN_SURNAMES, cn_to_int, date_grain_wanted, is_number_term, speaks_of_another_time,
+                    split_clauses, squeeze)
 from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHARS, SENTENCES_TRIED, TYPED, Choice,
                          SentenceCandidate, synonyms)
 from .compose import CLAUSE_PUNCT, english_rendering, make_statement, quote_line, verify_citation
@@ -218,6 +219,16 @@ class Answerer:
                 debug["refused_span"] = choice.span.text if choice.span is not None else choice.candidate.text
             return self.refusal(question, a, hits, confidence, debug)
         return self.compose(question, a, choice, hits, confidence, debug)
+
+    @staticmethod
+    def of_another_time(a: QuestionAnalysis, choice: Choice) -> bool:
+        """Is the short answer in a clause about the time of writing while the
+        question asks about an earlier one (text.speaks_of_another_time)?"""
+        text = choice.candidate.text
+        if choice.span is None or text[choice.span.start:choice.span.end] != choice.span.text:
+            return False
+        clause = next((text[s:e] for s, e in split_clauses(text) if s <= choice.span.start < e), "")
+        return speaks_of_another_time(a.question, clause)
 
     # ----------------------------------------------------- evidence ranking
     def rank_sentences(self, a: QuestionAnalysis, forms: dict[str, list[str]], pool: list[Hit],
@@ -502,8 +513,10 @@ class Answerer:
             # The short answer is not of the form asked for: a list of another
             # length than the count asked, no count for 多少, a date less
             # precise than "几月几日" asks.
+            # Or it belongs to another time ("如今…97个窗口" for "2000年…一开始…多少个窗口").
             "type_mismatch": 1.0 if choice.span and (choice.span.kind.endswith("count_mismatch")
-                                                     or not fits_question(a, choice.span.text)) else 0.0,
+                                                     or not fits_question(a, choice.span.text)
+                                                     or self.of_another_time(a, choice)) else 0.0,
             "english": 1.0 if a.lang == "en" else 0.0,
             "missing_critical": 1.0 if missing else 0.0,
             "unknown_terms": round(unknown / total, 4),

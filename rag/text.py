@@ -264,10 +264,18 @@ NOW_WORDS = re.compile(r"如今|目前|现在|当前|截至目前|至今|迄今|
 THEN_WORDS = re.compile(r"(?:19|20)\d{2}\s*年|当时|一开始|起初|最初|当初|那会儿|那时")
 
 
+# A question about what is yet to come, and the words of a clause that speaks of it.
+FUTURE_QUESTION = re.compile(r"明年|后年|下一步|今后|未来|将来|打算|准备推出|计划推出|(?i:\bnext year\b|\bplan(?:s|ned)? to\b)")
+FUTURE_WORDS = re.compile(r"将|要|拟|计划|力争|预计|今后|未来|下一步|明年|目标|到\s*20\d{2}\s*年|争取|规划")
+
+
 def speaks_of_another_time(question: str, clause: str) -> bool:
-    """Does ``clause`` speak of the time of writing ("如今") while the
-    question asks about a year or an earlier time ("2000年…一开始"), the
-    clause naming none of the question's years?"""
+    """Does ``clause`` speak of another time than the question asks about:
+    of the time of writing ("如今") when the question asks about a year or an
+    earlier time ("2000年…一开始") and the clause names none of its years; or
+    of the past or present when the question asks what is planned ("明年打算")?"""
+    if FUTURE_QUESTION.search(question) and not FUTURE_WORDS.search(clause):
+        return True
     if not NOW_WORDS.search(clause) or not THEN_WORDS.search(question):
         return False
     years = re.findall(r"(?:19|20)\d{2}", question)

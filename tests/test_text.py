@@ -183,3 +183,6 @@ def test_a_clause_of_the_time_of_writing_is_not_about_an_earlier_year():
     assert not speaks_of_another_time("一站式服务中心服务大厅现在有多少个窗口？", clause)
     assert not speaks_of_another_time("2000年的大厅设了多少个窗口？", "2000年园区首创“一站式服务大厅”")
     assert not speaks_of_another_time("2019年以后窗口有多少个？", "目前，2019年改革后的窗口达到97个")
+    # a question about plans is not answered by what was done
+    assert speaks_of_another_time("园区明年打算推出哪些政务服务新改革？", "实现一网通办、全程网办，简化流程、优化服务")
+    assert not speaks_of_another_time("职业教育今后要做成什么样？", "到2022年，职业院校教学条件基本达标")

@@ -119,6 +119,17 @@ def guess_title(text: str, fallback: str) -> str:
     return fallback
 
 
+# A document number in a Chinese official document's masthead: 国发〔2019〕4号.
+_DOCUMENT_NUMBER = re.compile(r"[\u4e00-\u9fff]{1,10}\s*[〔［\[]\s*(?:19|20)\d{2}\s*[〕］\]]\s*\d{1,4}\s*号")
+
+
+def guess_document_number(text: str) -> str | None:
+    """The document number printed near the top (first 40 lines), if any."""
+    head = "\n".join(text.splitlines()[:40])
+    m = _DOCUMENT_NUMBER.search(head)
+    return m.group(0).strip() if m else None
+
+
 def load_document(path: Path) -> Document:
     path = Path(path)
     size = path.stat().st_size
@@ -138,6 +149,10 @@ def load_document(path: Path) -> Document:
     if not cleaned.text.strip():
         raise CorpusError(f"{path.name}: no text left after cleaning")
     title = metadata.get("title") or guess_title(raw, path.stem)
+    if "document_number" not in metadata:
+        number = guess_document_number(raw)
+        if number:
+            metadata["document_number"] = number
     return Document(doc_id=doc_id_for(path), path=path.name, title=title, raw_text=raw, text=cleaned.text,
                     offsets=cleaned.offsets, metadata=metadata, repairs=cleaned.repairs,
                     page_starts=extracted.page_starts)

@@ -41,6 +41,8 @@ POLICY_TITLE = "国务院关于印发国家职业教育改革实施方案的通�
 
 @pytest.mark.parametrize("question, field", [
     ("国家职业教育改革实施方案是国务院哪天签发的？", "date"),   # names the document by its title
+    ("国家职业教育改革实施方案的文号是多少？", "document_number"),
+    ("这份通知的文号是什么？", "document_number"),
     ("这个方案是什么时候印发的？", "date"),
     ("本通知的成文日期是哪天？", "date"),
     ("国家职业教育改革实施方案由谁负责落实？", None),          # 由谁 is too common to trust without 报告/这份
@@ -108,3 +110,26 @@ def test_evidence_can_be_limited_to_chosen_documents(tmp_path):
         assert all(c.doc_id == doc for c in answer.citations)
     with pytest.raises(InputError, match="unknown document"):
         assistant.ask_many(["改革的目标是什么？"], doc_ids=["no-such-doc"])
+
+
+def test_a_document_number_is_read_from_the_masthead():
+    from rag.ingest import guess_document_number
+
+    assert guess_document_number("国务院关于印发国家职业教育改革实施方案的通知\n\n国发〔2019〕4号\n\n各省、自治区") == "国发〔2019〕4号"
+    assert guess_document_number("与时俱进的改革之路\n\n2024年第14期（总第129期）") is None
+
+
+def test_the_document_number_is_answered_and_cited_where_printed(tmp_path):
+    from rag.answer import verify_citation
+    from tests.conftest import DATA
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    for f in (DATA / "policy_doc").iterdir():
+        shutil.copy(f, corpus / f.name)
+    assistant = hash_assistant(tmp_path / "index", corpus)
+    answer = assistant.ask("国家职业教育改革实施方案的文号是多少？")
+    assert not answer.refused and answer.short_answer == "国发〔2019〕4号"
+    citation = answer.citations[0]
+    doc = assistant.index.documents[citation.doc_id]
+    verify_citation(citation, doc, next(p for p in assistant.index.passages if p.passage_id == citation.passage_id))

@@ -429,6 +429,8 @@ def test_a_short_answer_has_the_form_the_question_asks_for():
     several = analyze("服务中心10个进驻部门里，除了公安、税务、消防，另外7个是哪些？", tok)
     assert not fits_question(several, "97个窗口")  # one thing for "which seven"
     assert fits_question(several, "经发、规划和人才招聘")
+    number = analyze("2008年商务部推广园区一站式做法的那份文件，文号是多少？", tok)
+    assert fits_question(number, "商资发〔2008〕12号") and not fits_question(number, "122项")
     building = analyze("2000年的服务大厅设在哪栋楼里？", tok)
     assert fits_question(building, "国际大厦") and not fits_question(building, "园区开创国内先河")
     # ... and the reader's sure but unfitting span is no support for the answer's confidence

@@ -163,9 +163,14 @@ def fits_question(a: QuestionAnalysis, text: str) -> bool:
         return False  # "另外7个是哪些" is not answered by one thing ("97个窗口")
     if a.head_noun in _NAME_SUFFIX_HEADS and not text.rstrip("”」》").endswith(_NAME_SUFFIX_HEADS):
         return False  # "在哪栋楼里" wants a building's name ("国际大厦"), "哪条路" a road's
+    if _ASKS_DOCUMENT_NUMBER.search(a.question) and not _DOCUMENT_NUMBER.search(text):
+        return False  # "那份文件，文号是多少" is not answered by "122项"
     return a.qtype != "date" or gives_date_grain(text, date_grain_wanted(a.question))
 
 
+# A document's number ("国发〔2019〕4号") is what "文号是多少" asks for.
+_ASKS_DOCUMENT_NUMBER = re.compile(r"文号|发文字号|文件编号|(?i:\bdocument (?:no|number)\b)")
+_DOCUMENT_NUMBER = re.compile(r"[〔［\[(（]\s*(?:19|20)\d{2}\s*[〕］\])）]\s*\d+\s*号|第\s*\d+\s*号")
 # Heads whose names end with them (or with one of their kind): 国际大厦, 灵山路.
 _NAME_SUFFIX_HEADS = ("楼", "大楼", "大厦", "路", "街", "大道")
 _ITEM_SEPARATORS = re.compile(r"[、，,；;/]|以及|和|及|与|或")

@@ -93,7 +93,11 @@ def run_rc(work: Path, rows: list[dict], mode: str) -> tuple[dict, float]:
         except InputError:  # an empty question in the data: scored as refused, as `rag batch` skips it
             continue
         answers[r["id"]] = {"short_answer": a.short_answer, "refused": a.refused, "qtype": a.qtype}
-    return answers, (time.perf_counter() - t0) / max(len(rows), 1)
+    seconds = (time.perf_counter() - t0) / max(len(rows), 1)
+    with open(work / f"answers-rc-{mode}.jsonl", "w", encoding="utf-8") as f:  # per question, for reading misses
+        for qid, a in answers.items():
+            f.write(json.dumps(dict(a, id=qid), ensure_ascii=False) + "\n")
+    return answers, seconds
 
 
 def run_openbook(work: Path, mode: str) -> tuple[dict, float]:

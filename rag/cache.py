@@ -36,13 +36,27 @@ class LRUCache(Generic[K, V]):
                 return self._data[key]
             self.misses += 1
         value = compute(key)  # outside the lock: computing may be slow; a race only computes twice
-        if self.maxsize:
-            with self._lock:
-                self._data[key] = value
-                self._data.move_to_end(key)
-                while len(self._data) > self.maxsize:
-                    self._data.popitem(last=False)
+        self.put(key, value)
         return value
+
+    def get(self, key: K) -> V | None:
+        """The cached value, or None (a miss; the caller computes and ``put``s)."""
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                self.hits += 1
+                return self._data[key]
+            self.misses += 1
+            return None
+
+    def put(self, key: K, value: V) -> None:
+        if not self.maxsize:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:

@@ -80,6 +80,11 @@ class Config:
     # term (IDF, "occurs in the corpus") and per tagged text (jieba POS).
     term_cache_size: int = 20_000
     tag_cache_size: int = 20_000
+    # ... and the models' work on repeated questions: question vectors (per
+    # question) and the reader's logits (per question and passage text; a
+    # few KB each). Both are pure functions of their inputs, so a rebuilt
+    # index needs no invalidation. 0 = no cache.
+    inference_cache_size: int = 2_000
     # The app's request log: one JSON line per answered question (rotating);
     # the question text only when request_log_questions is on (privacy).
     request_log_path: Path = PROJECT_ROOT / "logs" / "requests.jsonl"
@@ -138,8 +143,8 @@ class Config:
             raise ConfigError("reader_passages must be greater than 0.")
         if self.query_threads < 0:
             raise ConfigError("query_threads must be 0 (automatic) or more.")
-        if self.term_cache_size < 0 or self.tag_cache_size < 0:
-            raise ConfigError("term_cache_size and tag_cache_size must be 0 (no cache) or more.")
+        if self.term_cache_size < 0 or self.tag_cache_size < 0 or self.inference_cache_size < 0:
+            raise ConfigError("term_cache_size, tag_cache_size and inference_cache_size must be 0 (no cache) or more.")
         if not (self.store == "local" or self.store.startswith(("milvus://", "http://", "https://", "tcp://"))):
             raise ConfigError("store must be 'local', 'milvus:///path/kb.db' or 'http://host:19530'.")
         if self.milvus_timeout_s <= 0:

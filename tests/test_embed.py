@@ -62,3 +62,14 @@ def test_damaged_int8_export_falls_back_to_float(real_config, model_dir, tmp_pat
     embedder = Embedder(Config(model=str(copy), index_dir=tmp_path / "index")).load()
     assert embedder.query_backend == "onnx"
     assert embedder.encode_queries(["一站式服务中心是哪一年成立的？"]).shape == (1, 384)
+
+
+def test_a_repeated_question_is_encoded_once(real_config, model_dir):
+    embedder = encoder(real_config, "auto")
+    first = embedder.encode_queries(QUESTIONS[:3])
+    again = embedder.encode_queries([QUESTIONS[2], QUESTIONS[0], "园区在哪里？"])
+    assert np.array_equal(again[0], first[2]) and np.array_equal(again[1], first[0])
+    assert embedder.query_cache.stats()["hits"] == 2 and embedder.query_cache.stats()["misses"] == 4
+    fresh = encoder(real_config, "auto", inference_cache_size=0)
+    assert np.allclose(fresh.encode_queries(QUESTIONS[:3]), first, atol=1e-6)
+    assert len(fresh.query_cache) == 0

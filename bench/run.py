@@ -164,7 +164,10 @@ def read_qa(path: Path) -> list[dict[str, Any]]:
 def base_config(index_dir: Path):
     from rag.config import Config
 
-    return Config.from_env(index_dir=index_dir)
+    # No inference caches: every question is asked again after the warm-up
+    # pass, and a cached question vector or reader logits would time a lookup,
+    # not an answer (the caches' effect is measured by bench/load.py).
+    return Config.from_env(index_dir=index_dir, inference_cache_size=0)
 
 
 # --------------------------------------------------------------------------

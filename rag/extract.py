@@ -186,7 +186,11 @@ _ASKS_AFTER = re.compile(r"以后|之后|现在|如今|目前|只用|只剩|剩�
 _ASKS_BEFORE = re.compile(r"原来|原先|以前|之前|改革前|起初|最初|当初|本来|原本")
 
 
-def _state_fit(sentence: str, start: int, question: str) -> float:
+def state_fit(sentence: str, start: int, question: str) -> float:
+    """How well a span starting at ``start`` of ``sentence`` sits on the side
+    of a transition ("…精简为…") that the question asks about: 1.5 on the
+    asked side, -1.0 on the other, 0.0 when the sentence has no transition
+    or the question names no side."""
     marks = [m.end() for m in _TRANSITION.finditer(sentence)]
     if not marks:
         return 0.0
@@ -264,7 +268,7 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
                 score -= 2.0  # "几批" (rounds) is not answered by "257项" (items)
             else:
                 score -= 0.5
-        score += _state_fit(ev.sentence, start, a.question)
+        score += state_fit(ev.sentence, start, a.question)
         if counted:
             score += 2.0
         elif noun and noun[:1] and after.startswith(noun[:1]):

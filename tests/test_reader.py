@@ -490,6 +490,37 @@ def test_a_short_answer_has_the_form_the_question_asks_for():
     assert combine(year, None, reading, "combined") is reader_choice
 
 
+def test_a_span_on_the_side_of_a_transition_the_question_asks_about_wins():
+    """"16枚印章，精简为…1枚印章": a question about after ("以后只用几枚")
+    takes the span after the transition and one about before ("原来要盖")
+    the span before it, whichever source found it and whatever the fitted
+    model would prefer; a question naming no side leaves it to the model."""
+    from rag.analyze import analyze
+    from rag.answer.candidates import Choice, SentenceCandidate
+    from rag.answer.reading import Reading, combine
+    from rag.extract import Span, state_fit
+    from rag.tokenize import ChineseTokenizer, TokenizerSettings
+
+    tok = ChineseTokenizer(TokenizerSettings())
+    text = "改革前涉及16枚印章，精简为行政审批局的3个处室、1枚印章。"
+    cand = SentenceCandidate(None, 0, 0, len(text), text, 0.5, 0.5, 1.0)
+    before_at, after_at = text.index("16枚"), text.index("1枚印章")
+    assert state_fit(text, before_at, "以后只用几枚章？") < 0 < state_fit(text, after_at, "以后只用几枚章？")
+    assert state_fit(text, before_at, "这句话里有几枚章？") == 0.0
+    before = Choice(cand, Span(before_at, before_at + 3, "16枚", "number", 1.0), 1.0)
+    after = Choice(cand, Span(after_at, after_at + 2, "1枚", "reader", 5.0), 1.0)
+    after_question = analyze("审批权集中到审批局以后，审批只用几枚章了？", tok)
+    before_question = analyze("审批局成立之前，审批原来要盖多少枚印章？", tok)
+    # the reader sure of the wrong side (a margin the model would follow) still loses
+    sure_before = Reading(Choice(cand, Span(before_at, before_at + 3, "16枚", "reader", 6.0), 1.0), 15.0)
+    rules_after = Choice(cand, Span(after_at, after_at + 2, "1枚", "number", 1.0), 1.0)
+    no_side = analyze("审批涉及几枚印章？", tok)
+    assert combine(no_side, rules_after, sure_before, "combined") is sure_before.choice
+    assert combine(after_question, rules_after, sure_before, "combined") is rules_after
+    assert combine(before_question, before, Reading(after, 12.0), "combined") is before
+    assert combine(after_question, before, Reading(after, 0.5), "combined").span.text == "1枚"
+
+
 def test_smoothing_keeps_the_float_function_and_evens_out_the_ffn_inputs():
     """SmoothQuant moves the FFN inputs' outlier channels into the weights:
     the float reader computes the same logits, and the largest input channel

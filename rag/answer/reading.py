@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Sequence
 
 from ..analyze import QuestionAnalysis, type_table
-from ..extract import Span
+from ..extract import Span, state_fit
 from ..reader import SpanGuess
 from ..schema import Passage
 from ..text import (DURATION, QTY_QUALIFIERS, QUANTITY_RE, TIME_UNITS, date_grain_wanted, gives_date_grain, has_numeral,
@@ -328,6 +328,13 @@ def combine(a: QuestionAnalysis, rules: Choice | None, reading: Reading | None, 
     rules_fit, reader_fit = fits_question(a, rules.span.text), fits_question(a, reading.choice.span.text)
     if not reader_fit or not rules_fit:
         return reading.choice if reader_fit else rules
+    # "精简以后只用几枚章" over "16枚印章，精简为…1枚印章": a span on the side of
+    # the transition the question does not ask about loses to one on the side
+    # it does (the reader does not weigh 以后 / 原来 against the transition).
+    rules_side = state_fit(rules.candidate.text, rules.span.start, a.question)
+    reader_side = state_fit(reading.choice.candidate.text, reading.choice.span.start, a.question)
+    if rules_side * reader_side < 0:
+        return rules if rules_side > 0 else reading.choice
     features = contest_features(a, rules, reading)
     preference = reader_preference(features)
     if record is not None:

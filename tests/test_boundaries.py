@@ -124,6 +124,19 @@ def test_no_short_answer_cuts_a_number(tok):
     assert fit_to_question(a, SIGNING, resolved) == resolved
 
 
+def test_no_short_answer_begins_or_ends_with_a_separator(tok):
+    # the bundled report's subtitle; a list answer cut before its last item
+    a = analyze("这篇文章是哪个系列调研里的一篇？", tok)
+    subtitle = "——苏州工业园区推进政务服务效能改革系列调研之一"
+    dashed = Span(0, subtitle.index("之一"), subtitle[:subtitle.index("之一")], "slot", 1.0)
+    assert fit_to_question(a, subtitle, dashed).text == "苏州工业园区推进政务服务效能改革系列调研"
+    items = "入驻部门包括公安、税务、消防等。"
+    cut = Span(items.index("公安"), items.index("消防"), "公安、税务、", "reader", 1.0)
+    assert fit_to_question(a, items, cut).text == "公安、税务"
+    only = Span(0, 2, "——", "reader", 1.0)
+    assert fit_to_question(a, subtitle, only).text == "——"  # nothing would be left
+
+
 def test_a_date_loses_a_trailing_edge_word(tok):
     # from the policy document in tests/data/policy_doc
     sentence = "从2019年起，在有条件的地区和高校探索实施试点工作，制定符合国情的国家资历框架。"

@@ -25,6 +25,9 @@ _WORD_CHAR = re.compile(r"[\w\u3400-\u9fff]")
 _FULL_DATE = re.compile(r"(?P<year>(?:1[0-9]|20)\d{2}\s*年)(?P<rest>\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*[日号])?)")
 _MONTH_AFTER_YEAR = re.compile(r"\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*[日号])?")
 _RANGE = re.compile(r"[-—–~～至到]")
+# (Not "-" or "." in front: "-5℃", ".5".)
+_EDGE_SEPARATORS = re.compile(r"[\s—–~～,，、:：;；。!！?？]+")
+_TRAILING_SEPARATORS = re.compile(r"[\s,，、:：;；]+$")  # a trailing dash may be an open period ("2019—")
 # "770年" is whole: "年后" is a word, but the answer ends at the unit.
 _DATE_UNIT_END = re.compile(r"\d\s*[年月日号]$")
 
@@ -158,6 +161,14 @@ def fit_to_question(a: QuestionAnalysis, sentence: str, span: Span) -> Span:
     if sentence[span.start:span.end] != span.text:
         return span
     start, end = whole_numbers(sentence, span.start, span.end)
+    # A subtitle's dash or a list's separator at either edge is no part of
+    # the answer ("——苏州工业园区…系列调研之一" -> "苏州工业园区…").
+    lead = _EDGE_SEPARATORS.match(sentence, start, end)
+    if lead and lead.end() < end:
+        start = lead.end()
+    trail = _TRAILING_SEPARATORS.search(sentence, start, end)
+    if trail and trail.start() > start:
+        end = trail.start()
     if (start, end) != (span.start, span.end):
         span = Span(start, end, sentence[start:end], span.kind, span.score)
     return fit_date(a, sentence, span)

@@ -10,7 +10,8 @@ from rag.analyze import analyze, classify, rewrite_followup
 from rag.answer import english_rendering, make_statement, verify_citation
 from rag.errors import CitationError
 from rag.extract import (Evidence, extract_dates, extract_definitions, extract_entities, extract_fields,
-                         extract_lists, extract_modifier, extract_quantities, extract_slot, yes_no_verdict)
+                         extract_lists, extract_modifier, extract_quantities, extract_slot, names_head,
+                         yes_no_verdict)
 from rag.ingest import load_document
 from rag.text import squeeze
 from rag.tokenize import ChineseTokenizer
@@ -234,6 +235,22 @@ class TestExtractors:
     def test_a_slot_does_not_start_with_the_copula(self, tok):
         ev, a = evidence("邮票的正式名称为邮值标签，是用于证明邮资已付的凭证。", "邮票的正式名称是什么?", tok)
         assert best(extract_slot(ev, a, tok)) == "邮值标签"
+
+    def test_a_slot_does_not_start_with_the_verbs_resultative(self, tok):
+        # 进入|到 (the question says 进入了): 到 belongs to the verb
+        sentence = "园区政务服务效能改革进一步提速提效，进入到融合拓展的重要时期。"
+        ev, a = evidence(sentence, "园区2019年以后进入了哪个阶段？", tok)
+        assert best(extract_slot(ev, a, tok)) == "融合拓展"
+
+    def test_a_span_names_the_head_noun_only_by_the_documents_words(self, tok):
+        sentence = "四、线上线下一体推进阶段（2019--）：园区政务服务效能改革进入到融合拓展的重要时期。"
+        _, a = evidence(sentence, "园区2019年以后进入了哪个阶段？", tok)
+        stage, described = sentence.index("线上线下一体推进"), sentence.index("融合拓展")
+        assert names_head(sentence, stage, stage + len("线上线下一体推进阶段"), a)   # ends with 阶段
+        assert names_head(sentence, stage, stage + len("线上线下一体推进"), a)       # 阶段 follows it
+        assert not names_head(sentence, described, described + 4, a)                # 的重要时期 follows
+        _, broad = evidence(sentence, "哪个部门负责审批？", tok)
+        assert not names_head("由行政审批局部门负责", 1, 6, broad)                  # broad heads never count
 
     def test_a_modifier_is_not_the_questions_own_subject(self, tok):
         sentence = ("园区一站式服务中心成为当时全国首家以授权模式实现前台受理、前台办结的具有行政审批职权功能的行政服务中心，"

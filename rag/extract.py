@@ -557,27 +557,6 @@ def agrees_with_head(text: str, a: QuestionAnalysis) -> bool:
     return text.endswith(noun)
 
 
-_OPENING_QUOTES = "“《「『\"'"
-_CLOSING_QUOTES = "”》」』\"'"
-
-
-def names_head(sentence: str, start: int, end: int, a: QuestionAnalysis) -> bool:
-    """Is the span a ``head_noun`` by the document's own words: it ends with
-    the question's head noun or the sentence says it right after the span
-    ("哪个阶段" ~ "线上线下一体推进阶段", not "融合拓展|的重要时期"; "「朝鲜王朝」这一|称谓")?  Broad heads
-    ("部门", "地方") are rarely said next to their names, so they never count."""
-    noun = a.head_noun
-    if not noun and a.wh_kind == "which" and a.head_start is not None:
-        # A head noun no category lists ("哪个阶段"): the question's word there.
-        rest = a.question[a.head_start:]
-        noun = next((t for t in sorted(a.tokens, key=len, reverse=True) if len(t) >= 2 and rest.startswith(t)), None)
-    core = sentence[start:end].strip(_CLOSING_QUOTES + _OPENING_QUOTES)
-    if not noun or len(noun) < 2 or noun in _BROAD_HEADS or not core or core in a.question:
-        return False  # "哪个游戏是韩国网路游戏…": 韩国网路|游戏 is the question's own phrase
-    return core.endswith(noun) or bool(re.match(rf"[{_CLOSING_QUOTES}]*(?:这一|这个|这种|这项|此)?{re.escape(noun)}",
-                                                sentence[end:]))
-
-
 def _group_entities(ev: Evidence, spans: list[Span], count: int) -> list[Span]:
     """"哪两个局": the best run of ``count`` candidates that sit next to each
     other (joined by 、/和/与) forms one answer."""

@@ -10,8 +10,7 @@ from rag.analyze import analyze, classify, rewrite_followup
 from rag.answer import english_rendering, make_statement, verify_citation
 from rag.errors import CitationError
 from rag.extract import (Evidence, extract_dates, extract_definitions, extract_entities, extract_fields,
-                         extract_lists, extract_modifier, extract_quantities, extract_slot, names_head,
-                         yes_no_verdict)
+                         extract_lists, extract_modifier, extract_quantities, extract_slot, yes_no_verdict)
 from rag.ingest import load_document
 from rag.text import squeeze
 from rag.tokenize import ChineseTokenizer
@@ -242,16 +241,6 @@ class TestExtractors:
         ev, a = evidence(sentence, "园区2019年以后进入了哪个阶段？", tok)
         assert best(extract_slot(ev, a, tok)) == "融合拓展"
 
-    def test_a_span_names_the_head_noun_only_by_the_documents_words(self, tok):
-        sentence = "四、线上线下一体推进阶段（2019--）：园区政务服务效能改革进入到融合拓展的重要时期。"
-        _, a = evidence(sentence, "园区2019年以后进入了哪个阶段？", tok)
-        stage, described = sentence.index("线上线下一体推进"), sentence.index("融合拓展")
-        assert names_head(sentence, stage, stage + len("线上线下一体推进阶段"), a)   # ends with 阶段
-        assert names_head(sentence, stage, stage + len("线上线下一体推进"), a)       # 阶段 follows it
-        assert not names_head(sentence, described, described + 4, a)                # 的重要时期 follows
-        _, broad = evidence(sentence, "哪个部门负责审批？", tok)
-        assert not names_head("由行政审批局部门负责", 1, 6, broad)                  # broad heads never count
-
     def test_a_modifier_is_not_the_questions_own_subject(self, tok):
         sentence = ("园区一站式服务中心成为当时全国首家以授权模式实现前台受理、前台办结的具有行政审批职权功能的行政服务中心，"
                     "初步实现了行政授权审批全覆盖")
@@ -467,7 +456,9 @@ class TestAnswersEndToEnd:
 @pytest.mark.parametrize("question, must_not", [
     ("每年办件量是多少？", "是**超过"),                         # 是 before a comparison word
     ("政务服务改革经历了哪几个阶段？", "**阶段"),                # the head noun said twice
-    ("园区2019年以后进入了哪个阶段？", "**阶段"),              # (was 现在处于哪个阶段, answered with the first stage)
+    # (was 现在处于哪个阶段, answered with the first stage).  Either source's span reads right
+    # ("进入了**融合拓展**阶段", "进入了**线上线下一体推进阶段**"); the head noun must not follow one that has it.
+    ("园区2019年以后进入了哪个阶段？", "阶段**阶段"),
     ("园区是怎样推广一站式服务的？", "做法是："),               # "做法是：" before a whole sentence
 ])
 def test_templates_read_right(assistant, question, must_not):

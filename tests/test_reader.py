@@ -3,7 +3,6 @@ shipped weights (hash, fixed inputs, offline load), the training script end
 to end, and the groundedness of the answers it chooses."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -520,33 +519,6 @@ def test_a_span_on_the_side_of_a_transition_the_question_asks_about_wins():
     assert combine(after_question, rules_after, sure_before, "combined") is rules_after
     assert combine(before_question, before, Reading(after, 12.0), "combined") is before
     assert combine(after_question, before, Reading(after, 0.5), "combined").span.text == "1枚"
-
-
-def test_a_span_the_document_calls_by_the_asked_head_noun_wins():
-    """"哪个阶段": a span followed or ended by 阶段 in the document beats a
-    description ("融合拓展|的重要时期"), whichever source found which and
-    whatever margin the reader has; when both or neither name it, the model
-    decides as before."""
-    from rag.analyze import analyze
-    from rag.answer.candidates import Choice, SentenceCandidate
-    from rag.answer.reading import Reading, combine
-    from rag.extract import Span
-    from rag.tokenize import ChineseTokenizer, TokenizerSettings
-
-    tok = ChineseTokenizer(TokenizerSettings())
-    text = "四、线上线下一体推进阶段（2019--）：园区政务服务效能改革进入到融合拓展的重要时期。"
-    cand = SentenceCandidate(None, 0, 0, len(text), text, 0.5, 0.5, 1.0)
-    at, described_at = text.index("线上线下"), text.index("融合拓展")
-    question = analyze("园区2019年以后进入了哪个阶段？", tok)
-    named = Span(at, at + len("线上线下一体推进阶段"), "线上线下一体推进阶段", "reader", 1.0)
-    described = Span(described_at, described_at + 4, "融合拓展", "slot", 2.0)
-    # the reader barely sure of the named span still wins over the rules' description
-    reader_named = Reading(Choice(cand, named, 1.0), 0.1)
-    assert combine(question, Choice(cand, described, 1.0), reader_named, "combined").span.text == "线上线下一体推进阶段"
-    # and the rules' named span wins over a reader sure of a description
-    reader_sure = Reading(Choice(cand, dataclasses.replace(described, kind="reader"), 1.0), 15.0)
-    assert combine(question, Choice(cand, dataclasses.replace(named, kind="slot"), 1.0), reader_sure,
-                   "combined").span.text == "线上线下一体推进阶段"
 
 
 def test_smoothing_keeps_the_float_function_and_evens_out_the_ffn_inputs():

@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Sequence
 
 from ..analyze import QuestionAnalysis, type_table
-from ..extract import Span, names_head, state_fit
+from ..extract import Span, state_fit
 from ..reader import SpanGuess
 from ..schema import Passage
 from ..text import (DURATION, QTY_QUALIFIERS, QUANTITY_RE, TIME_UNITS, date_grain_wanted, gives_date_grain, has_numeral,
@@ -335,12 +335,6 @@ def combine(a: QuestionAnalysis, rules: Choice | None, reading: Reading | None, 
     reader_side = state_fit(reading.choice.candidate.text, reading.choice.span.start, a.question)
     if rules_side * reader_side < 0:
         return rules if rules_side > 0 else reading.choice
-    # "哪个阶段": a span the document itself calls a 阶段 beats one it does not
-    # (the reader and the rules both take descriptions for names).
-    rules_named = names_head(rules.candidate.text, rules.span.start, rules.span.end, a)
-    reader_named = names_head(reading.choice.candidate.text, reading.choice.span.start, reading.choice.span.end, a)
-    if rules_named != reader_named:
-        return rules if rules_named else reading.choice
     features = contest_features(a, rules, reading)
     preference = reader_preference(features)
     if record is not None:

@@ -357,6 +357,27 @@ def load_delta(model, delta_file: Path) -> None:
 
 
 # --------------------------------------------------------------- run time
+def session_options(threads: int, spinning: bool = False):
+    """The reader's ONNX session options.  Passages are read in parallel
+    runs, and each run may use every thread too: most questions read one
+    passage, which the 12-layer int8 reader runs in ~56 ms on two threads
+    against ~78 on one (AVX2 EPYC), while two runs side by side lose ~7 % to
+    the shared pool.  The logits are the same bit for bit on one thread or
+    two.  Threads sleep between operators: spinning (ORT's default) saves
+    another ~6 ms per answer alone but costs ~10 % of `rag batch`
+    throughput, where answers run side by side (bench/reader_speed.py).  The
+    app answering several requests at once gives each one thread
+    (query_threads), so there a run is single-threaded."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
 class Reader:
     """Reads a question against evidence texts with the int8 ONNX reader."""
 
@@ -368,15 +389,8 @@ class Reader:
         self.model_dir = Path(model_dir)
         self.tokenizer = load_tokenizer(model_dir, spec)
         self.pad_id = self.tokenizer.token_to_id("<pad>")
-        options = ort.SessionOptions()
-        # One thread per run, and passages read in parallel runs: a run of one
-        # passage takes as long on two threads as on one, two runs side by
-        # side take the time of one (bench/results/reader_speed.md).
         self.parallel = threads if threads > 0 else min(4, os.cpu_count() or 1)
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = session_options(self.parallel)
         if onnx_file is None:  # what prepare() chose
             onnx_file = json.loads((self.model_dir / "ready.json").read_text("utf-8"))["onnx"]
         self.session = ort.InferenceSession(str(self.model_dir / onnx_file), options,

@@ -345,6 +345,23 @@ def test_a_text_scores_the_same_read_alone_or_with_others():
         assert together.margin_of(window, g.start, g.end) == pytest.approx(one.margin_of(0, g.start, g.end))
 
 
+def test_a_run_on_two_threads_scores_exactly_as_on_one():
+    """Each run may use every thread (speed); the scores must not depend on
+    it, or the fitted combination and refusal would differ by machine."""
+    from rag.config import Config
+    from rag.reader import Reader, load_reader, read_spec
+
+    shared = load_reader(Config())
+    spec = read_spec(shared.model_dir)[0]
+    one, two = (Reader(shared.model_dir, spec, threads=n) for n in (1, 2))
+    assert (one.session.get_session_options().intra_op_num_threads,
+            two.session.get_session_options().intra_op_num_threads) == (1, 2)
+    question = "园区的一站式服务中心是哪一年成立的？"
+    text = (Path(__file__).resolve().parents[1] / "corpus" / "suzhou_sip_reform_2024.txt").read_text("utf-8")[2000:2200]
+    a, b = one.logits(question, [text]), two.logits(question, [text])
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
 def test_a_text_read_again_for_the_same_question_comes_from_the_cache():
     from rag.config import Config
     from rag.reader import Reader, load_reader, read_spec

@@ -289,17 +289,29 @@ def answer_chunk(assistant, chunk: list[dict[str, Any]], top_k: int | None) -> t
 # --workers N: N processes, each with its own Assistant (its own encoder and
 # reader sessions, one onnxruntime thread each), opened once per process.
 _WORKER_ASSISTANT = None
+_WORKER_OPEN_ERROR: Exception | None = None
 
 
 def _open_worker(config) -> None:
-    global _WORKER_ASSISTANT
+    """A pool initializer that raises makes multiprocessing start another
+    worker, which fails the same way, forever, and the batch hangs: so the
+    error is kept and raised by the worker's first task instead."""
+    global _WORKER_ASSISTANT, _WORKER_OPEN_ERROR
     from .assistant import Assistant
 
     logging.getLogger().setLevel(logging.WARNING)
-    _WORKER_ASSISTANT = Assistant.open(config, rebuild="never")
+    try:
+        _WORKER_ASSISTANT = Assistant.open(config, rebuild="never")
+    except RagError as exc:
+        _WORKER_OPEN_ERROR = exc
+    except Exception as exc:  # anything else (OSError, MemoryError ...) must not hang the batch either
+        _WORKER_OPEN_ERROR = RagError(f"a batch worker could not open the knowledge base: "
+                                      f"{type(exc).__name__}: {exc}")
 
 
 def _answer_chunk_in_worker(chunk: list[dict[str, Any]], top_k: int | None) -> tuple[str, int, list[str]]:
+    if _WORKER_ASSISTANT is None:
+        raise _WORKER_OPEN_ERROR or RagError("a batch worker has no knowledge base open")
     return answer_chunk(_WORKER_ASSISTANT, chunk, top_k)
 
 

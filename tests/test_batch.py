@@ -270,14 +270,14 @@ def without_latency(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "latency_ms"} for r in rows]
 
 
-def test_workers_give_the_same_answers_in_the_same_order(tmp_path):
+def test_workers_give_the_same_answers_in_the_same_order(tmp_path, real_config):
     """Worker processes open the index from the config with the real model
     (spawned: they cannot share the test's hash embedder), so the comparison
-    runs on the real model in both cases."""
+    runs on the real model in both cases (the session's real index: workers
+    only read it)."""
     from tests.conftest import DATA
 
-    config = Config.from_env(corpus_dir=PROJECT_ROOT / "corpus", index_dir=tmp_path / "index")
-    real = Assistant.open(config)
+    real = Assistant.open(real_config)
     qa = tmp_path / "q.jsonl"
     qa.write_text((DATA / "dev_qa.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
@@ -298,6 +298,26 @@ def test_workers_give_the_same_answers_in_the_same_order(tmp_path):
     assert summary["already_done"] == 10 and summary["answered"] == 21
     assert [r["id"] for r in read_output(two)] == [f"d{i:03d}" for i in range(1, 32)]
     assert without_latency(read_output(two)) == without_latency(read_output(one))
+
+
+def test_a_worker_that_cannot_open_the_index_fails_the_batch_instead_of_hanging(tmp_path):
+    """multiprocessing restarts a worker whose initializer raises, forever;
+    the worker's error must reach the batch as the error it is."""
+    import functools
+
+    from rag.batch import _answer_chunk_in_worker, _worker_pool
+    from rag.errors import IndexNotFoundError
+
+    config = Config(corpus_dir=PROJECT_ROOT / "corpus", index_dir=tmp_path / "no-index", model="test-hash")
+    pool = _worker_pool(config, 1)
+    try:
+        results = pool.imap(functools.partial(_answer_chunk_in_worker, top_k=None),
+                            [[{"id": "q1", "question": "园区在哪里？"}]])
+        with pytest.raises(IndexNotFoundError):
+            results.next(timeout=120)  # multiprocessing.TimeoutError if it hangs
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True])

@@ -80,10 +80,12 @@ def serve_app(assistant, feedback_path=None, kb_edits=False, **launch_kwargs):
         sys.path.insert(0, str(PROJECT_ROOT))
     import app
 
+    scratch = None
     if feedback_path is None:
         import tempfile
 
-        feedback_path = Path(tempfile.mkdtemp(prefix="policy-qa-feedback-")) / "feedback.jsonl"
+        scratch = tempfile.TemporaryDirectory(prefix="policy-qa-feedback-")  # removed when the app closes
+        feedback_path = Path(scratch.name) / "feedback.jsonl"
     from rag.service import Service
 
     # requests are logged to a temporary file, never the project's logs/
@@ -95,6 +97,8 @@ def serve_app(assistant, feedback_path=None, kb_edits=False, **launch_kwargs):
         yield demo, f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+        if scratch is not None:
+            scratch.cleanup()
 
 
 def hash_assistant(index_dir: Path, corpus_dir: Path = CORPUS):

@@ -135,6 +135,41 @@ def test_a_copy_failing_before_the_switch_leaves_the_previous_collection_serving
     assert not assistant.ask(QUESTIONS[0]).refused
 
 
+def test_a_build_waits_for_indexes_still_building_and_reports_one_that_failed(local_kb, tmp_path, monkeypatch):
+    """A server that is still building an index when asked (milvus-lite never
+    is) is asked again until it is done; one whose index build failed stops
+    the copy with the server's reason, and the previous build keeps serving."""
+    from rag.errors import RagError
+    from rag.store_milvus import MilvusStore
+
+    lite = f"milvus://{tmp_path}/kb.db"
+    call = MilvusStore.call
+    asked: list[tuple[str, str]] = []
+
+    def building(state, times):
+        def fake(self, method, *args, **kwargs):
+            result = call(self, method, *args, **kwargs)
+            if method == "describe_index":
+                asked.append((args[0].rsplit("_", 1)[1], args[1]))
+                if asked.count(asked[-1]) <= times:
+                    return dict(result, state=state, index_state_fail_reason="out of disk")
+            return result
+        return fake
+
+    monkeypatch.setattr(MilvusStore, "call", building("InProgress", 2))
+    copy_knowledge_base(local_kb, "local", lite)
+    # every index of the three collections: twice in progress, then finished
+    assert {("passages", "vector"), ("passages", "bm25"), ("sentences", "vector"), ("blobs", "v")} <= set(asked)
+    assert all(asked.count(key) == 3 for key in asked)
+    before = open_store(local_kb, lite).current_build()
+    asked.clear()
+    monkeypatch.setattr(MilvusStore, "call", building("Failed", 1))
+    with pytest.raises(RagError, match="could not build the 'vector' index .*out of disk"):
+        copy_knowledge_base(local_kb, "local", lite)
+    monkeypatch.setattr(MilvusStore, "call", call)
+    assert open_store(local_kb, lite).current_build() == before
+
+
 COPY_SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})

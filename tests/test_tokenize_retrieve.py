@@ -98,3 +98,21 @@ def test_hits_report_both_sides(assistant):
     assert top.dense_rank and top.bm25_rank
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+
+
+def test_the_dictionary_parse_equals_jiebas_own():
+    """rag.tokenize parses jieba's dictionary itself (faster); it must build
+    exactly the prefix dictionary and total jieba's gen_pfdict does."""
+    import jieba
+
+    from rag.tokenize import parse_jieba_dictionary
+
+    tok = jieba.Tokenizer()
+    expected_freq, expected_total = tok.gen_pfdict(tok.get_dict_file())
+    with tok.get_dict_file() as fh:
+        freq, total, tags = parse_jieba_dictionary(fh.read().decode("utf-8"))
+    assert total == expected_total and freq == expected_freq
+    assert tags["政务"] == "n" and len(tags) == sum(1 for v in freq.values() if v) > 300_000
+    # a word listed after a longer word it prefixes keeps its own count
+    assert parse_jieba_dictionary("苏州工业园区 5 nt\n苏州 7 ns\n")[0] == {"苏": 0, "苏州": 7, "苏州工": 0,
+                                                                        "苏州工业": 0, "苏州工业园": 0, "苏州工业园区": 5}

@@ -108,6 +108,29 @@ class TestWindowsAndDecoding:
             a, b = trim(raw, 0, len(raw))
             assert raw[a:b] == want
 
+    def test_a_span_that_leaves_one_quotation_for_another_is_never_proposed(self, reader_tokenizer):
+        """From the bundled report: the reader's best span was
+        "2个工作日”压缩至“0.5个"; the next best that stays inside one quotation
+        stands instead."""
+        from rag.reader import crosses_quotation
+
+        text = "建设用地规划许可由“2个工作日”压缩至“0.5个工作日”。"
+        spec = ReaderSpec()
+        batch = encode_pairs(reader_tokenizer, "改之前承诺几个工作日？", [text], spec)
+        first = int(np.argmax(batch.is_text[0]))
+        offsets = [tuple(o) for o in batch.offsets[0][batch.is_text[0]].tolist()]
+        wide = token_span(offsets, first, text.index("2个"), text.index("0.5个") + 4)
+        narrow = token_span(offsets, first, text.index("2个"), text.index("2个") + 5)
+        start_logits = np.zeros(batch.ids.shape, dtype=np.float32)
+        end_logits = np.zeros(batch.ids.shape, dtype=np.float32)
+        start_logits[0, wide[0]], end_logits[0, wide[1]], end_logits[0, narrow[1]] = 5.0, 4.0, 3.0
+        guesses = decode(start_logits, end_logits, batch, [text], spec, top_n=5)
+        assert guesses[0].text == "2个工作日"
+        assert not any(crosses_quotation(g.text) for g in guesses)
+        assert crosses_quotation("2个工作日”压缩至“0.5个") and crosses_quotation("甲）乙（丙")
+        for inside in ("“放管服”改革", "《领导学刊》", "国立中兴大学法商学院(今国立台北大学", "（大卫, 1962)", "“甲”和“乙”"):
+            assert not crosses_quotation(inside), inside
+
 
 @pytest.fixture(scope="module")
 def reader_tokenizer():

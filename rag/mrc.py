@@ -114,9 +114,13 @@ def load_squad(path: Path, source: str, convert: bool = False) -> tuple[list[MRC
 
 # ------------------------------------------------------------------ split
 SPLITS = ("train", "tune", "heldout")
+# The split is part of the product, not of a training run: every trained
+# reader, benchmark and calibration set uses this one, so a held-out question
+# stays held out whatever seed a training run uses for its own sampling.
+SPLIT_SEED = 13
 
 
-def split_articles(examples: Sequence[MRCExample], seed: int = 13, heldout_share: float = 0.10,
+def split_articles(examples: Sequence[MRCExample], seed: int = SPLIT_SEED, heldout_share: float = 0.10,
                    tune_share: float = 0.05, cmrc_train_share: float = 0.50,
                    cmrc_tune_share: float = 0.10) -> dict[str, list[MRCExample]]:
     """Fixed split by article (questions of one article never straddle it).
@@ -146,13 +150,13 @@ def split_articles(examples: Sequence[MRCExample], seed: int = 13, heldout_share
     return out
 
 
-def load_split(mrc_dir: Path, seed: int = 13) -> tuple[dict[str, list[MRCExample]], dict]:
+def load_split(mrc_dir: Path) -> tuple[dict[str, list[MRCExample]], dict]:
     """DRCD dev + test (converted) and the CMRC trial set from ``mrc_dir``,
     split; with the data files' SHA-256 and the conversion counts."""
     mrc_dir = Path(mrc_dir)
     files = {"drcd": ["DRCD_dev.json", "DRCD_test.json"], "cmrc": ["cmrc2018_trial.json"]}
     examples: list[MRCExample] = []
-    provenance: dict = {"files": {}, "conversion": {}}
+    provenance: dict = {"files": {}, "conversion": {}, "split_seed": SPLIT_SEED}
     for source, names in files.items():
         for name in names:
             path = mrc_dir / name
@@ -165,7 +169,7 @@ def load_split(mrc_dir: Path, seed: int = 13) -> tuple[dict[str, list[MRCExample
             examples += got
             provenance["files"][name] = sha256_file(path)
             provenance["conversion"][name] = stats
-    return split_articles(examples, seed), provenance
+    return split_articles(examples, SPLIT_SEED), provenance
 
 
 def sha256_file(path: Path) -> str:

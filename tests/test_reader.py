@@ -226,6 +226,7 @@ def test_training_script_runs_end_to_end_on_a_tiny_subset(tmp_path, monkeypatch)
     kept_out = {e.article for e in split["tune"] + split["heldout"]}
     assert len(read) == 2 and not {e.article for run in read for e in run} & kept_out
     assert again["data"]["split_seed"] == meta["data"]["split_seed"] == 13
+    assert again["parents"]["init"]["delta_sha256"] == meta["delta_sha256"]  # the chain it continued
     assert again["delta_sha256"] != meta["delta_sha256"]
     # Interpolating the two (WiSE-FT) gives a delta halfway between them, checked and published like one.
     from safetensors.torch import load_file

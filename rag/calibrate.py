@@ -30,7 +30,8 @@ L2 = 0.3  # ridge penalty: few labelled questions, so keep weights small
 SIGNS = {
     "passage_coverage": +1, "sentence_coverage": +1, "sentence_dense": +1, "top_dense": +1,
     "span_support": +1, "span_clause_coverage": +1,
-    "typed_missing": -1, "missing_critical": -1, "unknown_terms": -1, "unknown_nouns": -1,
+    "typed_missing": -1, "missing_critical": -1, "missing_number": -1,
+    "unknown_terms": -1, "unknown_nouns": -1,
     "type_mismatch": -1, "subject_missing": -1, "predicate_missing": -1,
     "reader_margin": +1, "reader_agrees": +1,
 }

@@ -260,6 +260,27 @@ def test_answers_the_reader_chooses_are_grounded(assistant, dev_set):
     assert all("reader_margin" in a.debug["features"] for a in answers if a.debug.get("source") != "document metadata")
 
 
+class TestConfidenceFeatures:
+    def test_every_fitted_weight_is_a_feature_the_answerer_computes(self, assistant):
+        from rag.answer.confidence import confidence_model
+
+        weights, _, _ = confidence_model()
+        computed = set(assistant.ask("一站式服务中心是哪一年成立的？").debug["features"])
+        assert set(weights) <= computed, set(weights) - computed
+
+    def test_a_number_of_the_question_absent_from_the_evidence_is_told_apart_from_a_year(self, assistant):
+        """"多了17个" is the question's own arithmetic, not a sign that the
+        evidence is about something else; a year the passage never names is."""
+        def flags(question):
+            f = assistant.ask(question).debug["features"]
+            return f["missing_critical"], f["missing_number"]
+
+        assert flags("一站式服务中心是哪一年成立的？") == (0.0, 0.0)
+        assert flags("一站式服务中心的窗口比原来多了17个，现在有多少个？") == (0.0, 1.0)
+        assert flags("2035年一站式服务中心有多少个窗口？") == (1.0, 0.0)
+        assert flags("杭州市一站式服务中心是哪一年成立的？") == (1.0, 0.0)  # a place the corpus never names
+
+
 class TestCombination:
     def test_every_fitted_weight_is_a_feature_the_answerer_computes(self):
         from rag.answer.reading import COMBINE_KINDS, COMBINE_TYPES, combine_model

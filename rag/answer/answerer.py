@@ -473,22 +473,27 @@ class Answerer:
         if choice is None or not pool:
             return {"passage_coverage": 0.0, "sentence_coverage": 0.0, "sentence_dense": 0.0, "top_dense": 0.0,
                     "typed_missing": 1.0, "span_support": 0.0, "type_mismatch": 0.0,
-                    "english": 1.0 if a.lang == "en" else 0.0, "missing_critical": 1.0, "unknown_terms": 1.0,
+                    "english": 1.0 if a.lang == "en" else 0.0, "missing_critical": 1.0, "missing_number": 1.0,
+                    "unknown_terms": 1.0,
                     "unknown_nouns": 1.0, "typed_coverage": 0.0, "span_clause_coverage": 0.0,
                     "subject_missing": 1.0, "predicate_missing": 1.0}
         # A date read off a section heading is judged by the sentence it dates.
         evidence = choice.support[0] if choice.support else choice.candidate
         passage = evidence.hit.passage
         context = index_text(passage)
-        critical = [y for y in a.years] + [q for q in a.quoted] + [n for n in a.numbers]
-        missing = [c for c in critical if squeeze(c) not in squeeze(context)] + a.unknown_names
+        # What the question pins down that the best passage does not hold.  Kept
+        # apart because they differ in how surely they mean "not answered here":
+        # a year or a quoted name rarely goes unrepeated in the evidence, while
+        # a number is often the question's own arithmetic ("短11公里", "4倍").
+        absent = [c for c in a.years + a.quoted + a.numbers if squeeze(c) not in squeeze(context)]
         # Places, people and organisations the question names but the corpus
         # never mentions (杭州, 深圳前海): the question is about something else.
         pool_text = "".join(index_text(h.passage) for h in pool)
-        missing += [w for w, flag in self.tokenizer.tagged_words(a.question)
-                    if flag in ("ns", "nr", "nt") and len(w) >= 2 and w not in pool_text
-                    and self.tokenizer.dictionary_tag(w) == flag  # not a guess of jieba's HMM
-                    and (flag != "nr" or (len(w) <= 3 and w[0] in CN_SURNAMES))]  # "拉开序幕" is tagged nr
+        missing_names = list(a.unknown_names)
+        missing_names += [w for w, flag in self.tokenizer.tagged_words(a.question)
+                          if flag in ("ns", "nr", "nt") and len(w) >= 2 and w not in pool_text
+                          and self.tokenizer.dictionary_tag(w) == flag  # not a guess of jieba's HMM
+                          and (flag != "nr" or (len(w) <= 3 and w[0] in CN_SURNAMES))]  # "拉开序幕" is tagged nr
         total = sum(self.term_weight(t) for t in forms) or 1.0
         unknown = sum(self.term_weight(t) for t in forms if not self.in_corpus(t) and
                       not any(self.in_corpus(v) for v in forms[t][1:]))
@@ -518,7 +523,8 @@ class Answerer:
                                                      or not fits_question(a, choice.span.text)
                                                      or self.of_another_time(a, choice)) else 0.0,
             "english": 1.0 if a.lang == "en" else 0.0,
-            "missing_critical": 1.0 if missing else 0.0,
+            "missing_critical": float(bool(missing_names) or any(c not in a.numbers for c in absent)),
+            "missing_number": float(any(c in a.numbers for c in absent)),
             "unknown_terms": round(unknown / total, 4),
             "unknown_nouns": round(missing_nouns / total, 4),
             "subject_missing": 1.0 if self.subject_missing(a, forms, passage) else 0.0,

@@ -37,8 +37,11 @@ def weak_points(features: dict[str, float], qtype: str = "", qtype_zh: str = "")
         return []
     points = []
     if f.get("missing_critical"):
-        points.append(("问题中的年份、数字或引号里的词没有出现在最相关的段落中",
-                       "a year, number or quoted term of the question does not occur in the best passage"))
+        points.append(("问题中的年份、引号里的词或名称没有出现在最相关的段落中",
+                       "a year, quoted term or name of the question does not occur in the best passage"))
+    if f.get("missing_number"):
+        points.append(("问题中的数字没有出现在最相关的段落中",
+                       "a number of the question does not occur in the best passage"))
     if f.get("unknown_terms", 0.0) >= 0.3:
         points.append((f"问题的关键词中有 {f['unknown_terms']:.0%}（按权重）在知识库中从未出现",
                        f"{f['unknown_terms']:.0%} of the question's key terms (by weight) never occur in the corpus"))

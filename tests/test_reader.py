@@ -281,6 +281,22 @@ class TestConfidenceFeatures:
         assert flags("杭州市一站式服务中心是哪一年成立的？") == (1.0, 0.0)  # a place the corpus never names
 
 
+def test_the_fitted_model_alone_decides_the_refusal(assistant, dev_set):
+    """No veto overrides the calibrated model: an answer is refused exactly
+    when the model's confidence in it is below the threshold (a yes/no
+    question the evidence neither confirms nor denies aside)."""
+    from rag.answer.confidence import confidence_model, sigmoid
+
+    weights, bias, threshold = confidence_model()
+    answers = assistant.ask_many([r["question"] for r in dev_set])
+    judged = [a for a in answers if a.debug.get("features")
+              and a.debug.get("refusal_reason") != "the evidence neither confirms nor denies it"]
+    assert len(judged) >= len(dev_set) - 5
+    for a in judged:
+        p = sigmoid(bias + sum(weights.get(k, 0.0) * v for k, v in a.debug["features"].items()))
+        assert a.refused == (p < threshold), (a.question, p, threshold)
+
+
 class TestCombination:
     def test_every_fitted_weight_is_a_feature_the_answerer_computes(self):
         from rag.answer.reading import COMBINE_KINDS, COMBINE_TYPES, combine_model

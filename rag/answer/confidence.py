@@ -8,9 +8,9 @@ import tomllib
 from functools import lru_cache
 from importlib import resources
 
-# Refuse whatever the other signals say when this share of the question's
-# nouns (by weight) never occurs in the corpus ("火星基地", "常住人口").
-VETO_UNKNOWN_NOUNS = 0.5
+# Shown as a weak point when this share of the question's nouns (by weight)
+# never occurs in the corpus ("火星基地", "常住人口").
+UNKNOWN_NOUNS_SHOWN = 0.5
 # A value read from the document's own metadata and found printed in it.
 METADATA_CONFIDENCE = 0.99
 
@@ -45,7 +45,7 @@ def weak_points(features: dict[str, float], qtype: str = "", qtype_zh: str = "")
     if f.get("unknown_terms", 0.0) >= 0.3:
         points.append((f"问题的关键词中有 {f['unknown_terms']:.0%}（按权重）在知识库中从未出现",
                        f"{f['unknown_terms']:.0%} of the question's key terms (by weight) never occur in the corpus"))
-    if f.get("unknown_nouns", 0.0) >= VETO_UNKNOWN_NOUNS:
+    if f.get("unknown_nouns", 0.0) >= UNKNOWN_NOUNS_SHOWN:
         points.append(("问题的主要名词在知识库中从未出现", "the question's main nouns never occur in the corpus"))
     if f.get("subject_missing"):
         points.append(("最相关的段落谈的不是问题的主体",

@@ -26,11 +26,6 @@ from .candidates import Choice, SentenceCandidate
 # The reader's span must beat "no answer in this passage" by this much
 # before it replaces the rules' answer (logit units; fitted in bench/reader.py).
 READER_MIN_MARGIN = 0.0
-# The vetoes below (unknown nouns, subject missing) were made on one report and
-# refuse answerable questions elsewhere; they are waived when the reader is
-# this sure of a span (MRC tune: waives 17 vetoes on answerable questions, 14 of
-# them answered correctly, and 5 of 118 on unanswerable ones).
-READER_VETO_OVERRIDE = 3.0
 # Margin given up per place a passage's best sentence ranks below the first
 # passage's (fitted in bench/reader.py on the MRC tune split).
 READER_RANK_PENALTY = 3.0

@@ -70,6 +70,11 @@ class Config:
     # reader's best span there beats "no answer" by this much (logits; inf:
     # always all of them).
     reader_sure_margin: float = 3.0
+    # Of a passage longer than this, the reader reads the evidence sentence
+    # and its neighbours up to this many characters (0: the window it was
+    # trained on, reader.json); beyond it, it would not see the passage's end.
+    # Less is faster but worse (README, "Reading windows").
+    reader_window_chars: int = 0
     # English questions: the hand-made glossary of the bundled report's terms
     # (rag/data/glossary_en_zh.toml), and for the words it lacks, the Chinese
     # words of the corpus that CC-CEDICT gives for them (rag/lexicon.py).
@@ -139,6 +144,8 @@ class Config:
             raise ConfigError("embed_batch_size must be greater than 0.")
         if self.reader_mode not in ("combined", "reader", "rules"):
             raise ConfigError("reader_mode must be combined, reader or rules.")
+        if self.reader_window_chars < 0:
+            raise ConfigError("reader_window_chars must be 0 (the reader's own window) or more.")
         if self.reader_passages < 1:
             raise ConfigError("reader_passages must be greater than 0.")
         if self.query_threads < 0:

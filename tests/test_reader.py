@@ -499,13 +499,56 @@ def test_the_reader_reads_the_other_passages_only_when_unsure():
     assert reading.choice.candidate.row == 2 and reading.margin == 9.0
     # the passage the rules' answer is in is read with the first, so its score is known
     with_rules = _ScriptedReader({texts[0]: 8.0, texts[1]: 1.0, texts[2]: 9.0})
-    reading = read_evidence(with_rules, passages, a, candidates, 3, sure_margin=3.0, rules_row=2)
+    reading = read_evidence(with_rules, passages, a, candidates, 3, sure_margin=3.0, rules=candidates[2])
     assert with_rules.calls == [[texts[0], texts[2]]] and reading.rows == [0, 2]
     # 9.0 in the third-ranked passage less the rank penalty loses to 8.0 in the first
     assert reading.choice.candidate.row == 0
     everything = _ScriptedReader({texts[0]: 8.0, texts[1]: 1.0, texts[2]: 9.0})
     read_evidence(everything, passages, a, candidates, 3, sure_margin=float("inf"))
     assert everything.calls == [texts]
+
+
+def test_a_long_passage_is_read_around_its_evidence_sentence():
+    """A passage longer than the reader's window is read as the evidence
+    sentence and its neighbours (the reader would not see the end of the
+    whole passage): its span comes back at passage offsets, and a span
+    outside what was read has no reader score."""
+    import dataclasses
+
+    from rag.analyze import analyze
+    from rag.answer.candidates import SentenceCandidate
+    from rag.answer.reading import read_evidence, reading_window
+    from rag.extract import Span
+    from rag.schema import Passage
+    from rag.tokenize import ChineseTokenizer, TokenizerSettings
+
+    sentences = ["园区地处苏州东部。", "一站式服务中心成立于2002年。", "中心设有97个窗口。", "审批局于2015年挂牌。"]
+    text = "".join(sentences)
+    bounds, at = [], 0
+    for s in sentences:
+        bounds.append((at, at + len(s)))
+        at += len(s)
+    passage = Passage("doc#0", "doc", 0, "body", (), text, 0, len(text), 0, len(text), tuple(bounds))
+    second = bounds[1]
+    # the sentence before is added first, then the one after, while it fits
+    assert reading_window(passage, *second, 100) == (0, len(text))
+    assert reading_window(passage, *second, len(sentences[0] + sentences[1] + sentences[2])) == (0, bounds[2][1])
+    assert reading_window(passage, *second, len(sentences[1]) + 2) == second
+    assert reading_window(passage, *second, 0) == (0, len(text))
+
+    a = analyze("一站式服务中心是哪一年成立的？", ChineseTokenizer(TokenizerSettings()))
+    candidates = [SentenceCandidate(None, 0, *second, sentences[1], 0.5, 0.5, 1.0)]
+    reader = _ScriptedReader({sentences[1]: 6.0})
+    reading = read_evidence(reader, [passage], a, candidates, 1, window_chars=len(sentences[1]) + 2)
+    assert reader.calls == [[sentences[1]]]
+    assert reading.spans == [second] and reading.choice.candidate.start == second[0]
+    assert reading.choice.candidate.text == sentences[1] == passage.text[slice(*second)]
+    # a rules' span in the sentence read is scored; one in a sentence not read is not
+    choice = reading.choice
+    assert reading.margin_of(choice) == 6.0
+    outside = SentenceCandidate(None, 0, *bounds[3], sentences[3], 0.5, 0.5, 0.9)
+    assert reading.margin_of(dataclasses.replace(choice, candidate=outside, span=Span(0, 3, sentences[3][:3], "x", 1.0))) \
+        is None
 
 
 def test_a_money_question_wants_an_amount_of_money():

@@ -190,7 +190,8 @@ class Answerer:
         choice = self.outline_choice(a, forms, pool, qvec) or self.choose(a, forms, candidates)
         reading = read_evidence(self.reader, self.retriever.index.passages, a, candidates,
                                 self.config.reader_passages, self.tokenizer, self.config.reader_sure_margin,
-                                choice.candidate.row if choice is not None else None) \
+                                choice.candidate if choice is not None else None,
+                                self.config.reader_window_chars or self.reader.spec.window_chars) \
             if self.reader is not None else None
         contest: dict = {}
         choice = combine(a, choice, reading, self.config.reader_mode, contest)

@@ -43,15 +43,22 @@ class Reading:
     guesses: tuple = ()        # SpanGuess, best first
     rows: list = dataclasses.field(default_factory=list)  # passage rows read, in reading order
     result: object = None      # rag.reader.ReadResult (logits to score other spans)
+    # Where each text read starts and ends in its passage (the reader may read
+    # a window of it, reading_window); the result's offsets are the window's.
+    spans: list = dataclasses.field(default_factory=list)
 
     def margin_of(self, choice: Choice) -> float | None:
         """The reader's margin for another choice's span, when that span lies
         in a passage it read."""
         if self.result is None or choice.candidate.row not in self.rows:
             return None
+        window = self.rows.index(choice.candidate.row)
+        w0, w1 = self.spans[window] if self.spans else (0, math.inf)
         start = choice.candidate.start + choice.span.start
         end = choice.candidate.start + choice.span.end
-        return self.result.margin_of(self.rows.index(choice.candidate.row), start, end)
+        if start < w0 or end > w1:
+            return None  # not in what the reader read
+        return self.result.margin_of(window, start - w0, end - w0)
 
 
 def _char_span(choice: Choice) -> tuple[int, int, int]:
@@ -196,13 +203,34 @@ def counted(a: QuestionAnalysis, best: SpanGuess, result, texts: Sequence[str],
     return max(options, key=lambda g: (g.margin - READER_RANK_PENALTY * rank[g.window], -g.start), default=best)
 
 
+def reading_window(passage: Passage, start: int, end: int, max_chars: int) -> tuple[int, int]:
+    """The part of ``passage`` the reader reads for the evidence at
+    [start, end): the whole sentences it lies in, widened by the neighbouring
+    sentences (the one before first) while the window stays within
+    ``max_chars``; 0: the whole passage."""
+    sentences = list(passage.sentences) or [(0, len(passage.text))]
+    if max_chars <= 0 or len(passage.text) <= max_chars:
+        return 0, len(passage.text)
+    inside = [i for i, (s, e) in enumerate(sentences) if s < end and start < e] or [0]
+    i, j = inside[0], inside[-1]
+    while True:
+        before = i > 0 and sentences[j][1] - sentences[i - 1][0] <= max_chars
+        i -= before
+        after = j + 1 < len(sentences) and sentences[j + 1][1] - sentences[i][0] <= max_chars
+        j += after
+        if not (before or after):
+            break
+    return sentences[i][0], sentences[j][1]
+
+
 def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, candidates: list[SentenceCandidate],
                   n_passages: int, tokenizer: ChineseTokenizer | None = None, sure_margin: float = math.inf,
-                  rules_row: int | None = None) -> Reading | None:
+                  rules: SentenceCandidate | None = None, window_chars: int = 0) -> Reading | None:
     """Run the extractive reader over the passages of the best-ranked
     evidence sentences (``n_passages`` of them; ``passages`` are the index
-    rows).  With a ``tokenizer``, its best span is fitted to whole words
-    without edge function words (boundaries.fit_reader_span).
+    rows), or over a window of ``window_chars`` around the evidence sentence
+    in each (reading_window).  With a ``tokenizer``, its best span is fitted
+    to whole words without edge function words (boundaries.fit_reader_span).
 
     It reads the best passage first (with the one the rules' span is in,
     ``rules_row``, whose score the combination needs), and the others only
@@ -216,27 +244,36 @@ def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, cand
     if not by_row:
         return None
     ranked = list(by_row)
+    rules_row = rules.row if rules is not None else None
+    # The window of the rules' passage holds the rules' sentence (the
+    # combination compares the reader's score of both spans).
+    spans = [reading_window(passages[r], *((rules.start, rules.end) if r == rules_row else
+                                           (by_row[r].start, by_row[r].end)), window_chars) for r in ranked]
+    texts = [passages[r].text[s:e] for r, (s, e) in zip(ranked, spans)]
     rank = [0] + ([ranked.index(rules_row)] if rules_row in ranked[1:] else [])
     if len(rank) == len(ranked) or not math.isfinite(sure_margin):
         rank = list(range(len(ranked)))
-    result = reader.read_all(a.asked or a.question, [passages[ranked[i]].text for i in rank])
+    result = reader.read_all(a.asked or a.question, [texts[i] for i in rank])
     if len(rank) < len(ranked) and max((g.margin - READER_RANK_PENALTY * rank[g.window] for g in result.guesses),
                                        default=-math.inf) < sure_margin:
         rest = [i for i in range(len(ranked)) if i not in rank]
-        result = result.concat(reader.read_all(a.asked or a.question, [passages[ranked[i]].text for i in rest]))
+        result = result.concat(reader.read_all(a.asked or a.question, [texts[i] for i in rest]))
         rank = rank + rest
     rows = [ranked[i] for i in rank]
     read = [passages[r] for r in rows]
+    read_spans = [spans[i] for i in rank]
     if not result.guesses:
-        return Reading(None, -math.inf, (), rows, result)
+        return Reading(None, -math.inf, (), rows, result, read_spans)
     # Across passages, spans compare by how much each beats "no answer in
     # its own passage" (raw span scores are not comparable between windows),
     # less a penalty for passages whose evidence ranked lower.
     best = tightest(max(result.guesses, key=lambda g: g.margin - READER_RANK_PENALTY * rank[g.window]),
                     result.guesses)
-    best = counted(a, best, result, [p.text for p in read], rank)
+    best = counted(a, best, result, [texts[i] for i in rank], rank)
     row = rows[best.window]
     passage = read[best.window]
+    shift = read_spans[best.window][0]  # window -> passage offsets
+    best = dataclasses.replace(best, start=best.start + shift, end=best.end + shift)
     inside = [(s, e) for s, e in passage.sentences if s < best.end and best.start < e] or [(best.start, best.end)]
     s0, e1 = inside[0][0], inside[-1][1]
     known = next((c for c in candidates if c.row == row and c.start == s0 and c.end == e1), None)
@@ -248,7 +285,7 @@ def read_evidence(reader, passages: Sequence[Passage], a: QuestionAnalysis, cand
     if tokenizer is not None:
         start, end = fit_reader_span(sentence, start, end, tokenizer)
     span = Span(start, end, sentence[start:end], "reader", max(0.0, min(best.margin, 6.0)))
-    return Reading(Choice(known, span, known.score), best.margin, tuple(result.guesses), rows, result)
+    return Reading(Choice(known, span, known.score), best.margin, tuple(result.guesses), rows, result, read_spans)
 
 
 

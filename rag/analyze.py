@@ -32,6 +32,7 @@ class QuestionType:
 class TypeTable:
     types: tuple[QuestionType, ...]
     refusal: dict[str, str]
+    unsupported: dict[str, str]  # the lead of an answer whose question names what the passage does not
 
     def get(self, name: str) -> QuestionType:
         for t in self.types:
@@ -60,7 +61,7 @@ def type_table() -> TypeTable:
                                   tuple(re.compile(p, re.I) for p in row["en"]), templates,
                                   row.get("reader", "rules"), row.get("label_zh", "")))
     types.sort(key=lambda t: -t.priority)
-    return TypeTable(tuple(types), data["refusal"])
+    return TypeTable(tuple(types), data["refusal"], data["unsupported"])
 
 
 # --------------------------------------------------------------------------

@@ -281,6 +281,39 @@ class TestConfidenceFeatures:
         assert flags("杭州市一站式服务中心是哪一年成立的？") == (1.0, 0.0)  # a place the corpus never names
 
 
+class TestUnsupportedPremise:
+    """A question that names a year, quoted term or name the cited passage
+    does not hold, when still answered, is not restated as a fact ("2035年
+    一站式服务中心有97个窗口" would assert what no passage says): the answer
+    says what the passage lacks, then what it says."""
+
+    @pytest.mark.parametrize("question,term", [("2035年一站式服务中心有多少个窗口？", "2035"),
+                                               ("杭州市一站式服务中心是哪一年成立的？", "杭州市")])
+    def test_the_answer_names_what_the_passage_lacks(self, assistant, monkeypatch, question, term):
+        import dataclasses
+
+        answerer = assistant.state.answerer  # answered whatever the refusal would say
+        monkeypatch.setattr(answerer, "config", dataclasses.replace(answerer.config, refusal_threshold=0.0))
+        a = assistant.ask(question)
+        assert not a.refused
+        lead = a.text.split("\n")[0]
+        assert f"没有提到问题中的“{term}”" in lead and f"**{a.short_answer}**" in lead
+        assert question.rstrip("？")[:6] not in lead  # the question is not restated
+        assert a.debug["unsupported_terms"] == [term]
+        assert a.short_answer in a.citations[0].text and term not in a.citations[0].text
+
+    def test_a_supported_question_is_answered_as_a_statement(self, assistant):
+        a = assistant.ask("一站式服务中心有多少个窗口？")
+        assert a.text.startswith("一站式服务中心有**") and "unsupported_terms" not in a.debug
+
+    def test_the_english_lead(self):
+        from rag.answer.compose import unsupported_lead
+
+        assert unsupported_lead("en", ["2035"], "97个") == \
+            "The cited passage does not mention “2035” of the question. What it says: **97个**."
+        assert unsupported_lead("zh", ["2035", "杭州市"], "97个") == "所引段落没有提到问题中的“2035”、“杭州市”。它说的是：**97个**。"
+
+
 def test_the_fitted_model_alone_decides_the_refusal(assistant, dev_set):
     """No veto overrides the calibrated model: an answer is refused exactly
     when the model's confidence in it is below the threshold (a yes/no

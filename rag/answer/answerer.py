@@ -32,7 +32,7 @@ from ..text import (CN_NUM, CN_SURNAMES, cn_to_int, date_grain_wanted, is_number
                     split_clauses, squeeze)
 from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHARS, SENTENCES_TRIED, TYPED, Choice,
                          SentenceCandidate, synonyms)
-from .compose import CLAUSE_PUNCT, english_rendering, make_statement, quote_line, verify_citation
+from .compose import CLAUSE_PUNCT, english_rendering, make_statement, quote_line, unsupported_lead, verify_citation
 from .confidence import METADATA_CONFIDENCE, confidence_model, sigmoid, weak_points
 from .boundaries import fit_to_question
 from .reading import combine, fits_question, read_evidence, reader_features
@@ -217,7 +217,8 @@ class Answerer:
             if choice is not None:  # what it would have said, for whoever tunes the refusal
                 debug["refused_span"] = choice.span.text if choice.span is not None else choice.candidate.text
             return self.refusal(question, a, hits, confidence, debug)
-        return self.compose(question, a, choice, hits, confidence, debug)
+        unsupported, _ = self.unsupported_terms(a, pool, choice)
+        return self.compose(question, a, choice, hits, confidence, debug, unsupported)
 
     @staticmethod
     def of_another_time(a: QuestionAnalysis, choice: Choice) -> bool:
@@ -480,19 +481,7 @@ class Answerer:
         evidence = choice.support[0] if choice.support else choice.candidate
         passage = evidence.hit.passage
         context = index_text(passage)
-        # What the question pins down that the best passage does not hold.  Kept
-        # apart because they differ in how surely they mean "not answered here":
-        # a year or a quoted name rarely goes unrepeated in the evidence, while
-        # a number is often the question's own arithmetic ("短11公里", "4倍").
-        absent = [c for c in a.years + a.quoted + a.numbers if squeeze(c) not in squeeze(context)]
-        # Places, people and organisations the question names but the corpus
-        # never mentions (杭州, 深圳前海): the question is about something else.
-        pool_text = "".join(index_text(h.passage) for h in pool)
-        missing_names = list(a.unknown_names)
-        missing_names += [w for w, flag in self.tokenizer.tagged_words(a.question)
-                          if flag in ("ns", "nr", "nt") and len(w) >= 2 and w not in pool_text
-                          and self.tokenizer.dictionary_tag(w) == flag  # not a guess of jieba's HMM
-                          and (flag != "nr" or (len(w) <= 3 and w[0] in CN_SURNAMES))]  # "拉开序幕" is tagged nr
+        critical, numbers = self.unsupported_terms(a, pool, choice)
         total = sum(self.term_weight(t) for t in forms) or 1.0
         unknown = sum(self.term_weight(t) for t in forms if not self.in_corpus(t) and
                       not any(self.in_corpus(v) for v in forms[t][1:]))
@@ -522,8 +511,8 @@ class Answerer:
                                                      or not fits_question(a, choice.span.text)
                                                      or self.of_another_time(a, choice)) else 0.0,
             "english": 1.0 if a.lang == "en" else 0.0,
-            "missing_critical": float(bool(missing_names) or any(c not in a.numbers for c in absent)),
-            "missing_number": float(any(c in a.numbers for c in absent)),
+            "missing_critical": float(bool(critical)),
+            "missing_number": float(bool(numbers)),
             "unknown_terms": round(unknown / total, 4),
             "unknown_nouns": round(missing_nouns / total, 4),
             "subject_missing": 1.0 if self.subject_missing(a, forms, passage) else 0.0,
@@ -533,6 +522,28 @@ class Answerer:
             # "同年7月" belongs to whatever its own clause says happened.
             "span_clause_coverage": round(self._span_clause_coverage(choice, forms, evidence), 4) if typed else 0.0,
         }
+
+    def unsupported_terms(self, a: QuestionAnalysis, pool: list[Hit], choice: Choice) -> tuple[list[str], list[str]]:
+        """What the question pins down that the evidence does not hold:
+        (years, quoted terms and names; numbers).  Kept apart because they
+        differ in how surely they mean "not answered here": a year or a quoted
+        name rarely goes unrepeated in the evidence, while a number is often
+        the question's own arithmetic ("短11公里", "4倍")."""
+        # A date read off a section heading is judged by the sentence it dates.
+        evidence = choice.support[0] if choice.support else choice.candidate
+        context = squeeze(index_text(evidence.hit.passage))
+        absent = [c for c in a.years + a.quoted + a.numbers if squeeze(c) not in context]
+        numbers = [c for c in absent if c in a.numbers]
+        absent = [c for c in absent if c not in a.numbers]
+        # Places, people and organisations the question names but the corpus
+        # never mentions (杭州, 深圳前海): the question is about something else.
+        pool_text = "".join(index_text(h.passage) for h in pool)
+        names = list(a.unknown_names)
+        names += [w for w, flag in self.tokenizer.tagged_words(a.question)
+                  if flag in ("ns", "nr", "nt") and len(w) >= 2 and w not in pool_text
+                  and self.tokenizer.dictionary_tag(w) == flag  # not a guess of jieba's HMM
+                  and (flag != "nr" or (len(w) <= 3 and w[0] in CN_SURNAMES))]  # "拉开序幕" is tagged nr
+        return list(dict.fromkeys(absent + names)), numbers
 
     def _span_clause_coverage(self, choice: Choice, forms: dict[str, list[str]], evidence) -> float:
         # a date read off a heading has no clause of its own: the sentence it dates counts
@@ -633,7 +644,11 @@ class Answerer:
         return doc.metadata.get("short_title") or doc.title
 
     def compose(self, question: str, a: QuestionAnalysis, choice: Choice, hits: list[Hit], confidence: float,
-                debug: dict) -> Answer:
+                debug: dict, unsupported: Sequence[str] = ()) -> Answer:
+        """The answer: a lead with the short answer, the quotes it comes from
+        and their sources.  ``unsupported``: what the question names that the
+        evidence does not hold; the lead then says so instead of restating
+        the question (compose.unsupported_lead)."""
         cand, span = choice.candidate, choice.span
         verdict = None
         if a.qtype == "yesno":
@@ -658,6 +673,9 @@ class Answerer:
         lead = self.lead(a, short, span, verdict, secondary)
         if secondary:
             short = f"{short}，{secondary}"
+        if unsupported and verdict is None and not (span is not None and span.kind == "outline"):
+            lead = unsupported_lead(a.lang, unsupported, short)
+            debug["unsupported_terms"] = list(unsupported)
         sentences = {c.marker: c.text for c in citations}
         if not (span is not None and span.kind == "outline"):
             sentences[1] = cand.text

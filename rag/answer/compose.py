@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from ..analyze import QuestionAnalysis
+from ..analyze import QuestionAnalysis, type_table
 from ..errors import CitationError
 from ..schema import Citation, Document, Passage
 
@@ -30,6 +30,15 @@ def verify_citation(citation: Citation, doc: Document, passage: Passage) -> None
                                 f"[{citation.start}, {citation.end})")
     if i != len(citation.text) or not raw or raw[0] != citation.text[0] or raw[-1] != citation.text[-1]:
         raise CitationError(f"quote does not match the original text at offsets [{citation.start}, {citation.end})")
+
+
+def unsupported_lead(lang: str, terms: Sequence[str], short: str) -> str:
+    """The lead of an answer whose question names ``terms`` that the cited
+    passage does not hold: what is missing, then what the passage says
+    (``[unsupported]`` of rag/data/question_types.toml), never the question
+    restated as a fact."""
+    quoted = "、".join(f"“{t}”" for t in terms) if lang == "zh" else ", ".join(f"“{t}”" for t in terms)
+    return type_table().unsupported["zh" if lang == "zh" else "en"].format(terms=quoted, short=short)
 
 
 def natural_join(items: Sequence[str]) -> str:

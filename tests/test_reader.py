@@ -279,6 +279,16 @@ class TestConfidenceFeatures:
         assert flags("一站式服务中心的窗口比原来多了17个，现在有多少个？") == (0.0, 1.0)
         assert flags("2035年一站式服务中心有多少个窗口？") == (1.0, 0.0)
         assert flags("杭州市一站式服务中心是哪一年成立的？") == (1.0, 0.0)  # a place the corpus never names
+        # what is asked for ("什么东西": jieba's dictionary tags 东西 a place) is no premise
+        assert flags("园区靠什么东西推进一站式服务？") == (0.0, 0.0)
+
+    def test_a_name_is_held_when_the_names_inside_it_are(self, assistant):
+        """"土耳其政府" is held by a text that names 土耳其 (the rest is a
+        common noun); "杭州市" is not held by one that names 苏州市."""
+        answerer = assistant.state.answerer
+        assert answerer.named_by_parts("江苏省政府", "江苏省人民政府办公厅")
+        assert not answerer.named_by_parts("杭州市", "苏州市")
+        assert not answerer.named_by_parts("东西", "东方与西方")  # no name inside it
 
 
 class TestUnsupportedPremise:

@@ -38,6 +38,11 @@ from .boundaries import fit_to_question
 from .reading import combine, fits_question, read_evidence, reader_features
 
 
+# A noun right after a question word is what is asked for ("什么东西",
+# "哪个地方"), not something the question takes as given.
+_ASKED_NOUN = re.compile(r"(?:什么|哪个|哪些|哪一个|哪|何)$")
+
+
 class Answerer:
     def __init__(self, retriever: Retriever, config: Config, reader=None) -> None:
         self.retriever = retriever
@@ -538,12 +543,24 @@ class Answerer:
         # Places, people and organisations the question names but the corpus
         # never mentions (杭州, 深圳前海): the question is about something else.
         pool_text = "".join(index_text(h.passage) for h in pool)
-        names = list(a.unknown_names)
-        names += [w for w, flag in self.tokenizer.tagged_words(a.question)
-                  if flag in ("ns", "nr", "nt") and len(w) >= 2 and w not in pool_text
-                  and self.tokenizer.dictionary_tag(w) == flag  # not a guess of jieba's HMM
-                  and (flag != "nr" or (len(w) <= 3 and w[0] in CN_SURNAMES))]  # "拉开序幕" is tagged nr
+        names, at = list(a.unknown_names), 0
+        for w, flag in self.tokenizer.tagged_words(a.question):
+            at += len(w)
+            if flag in ("ns", "nr", "nt") and len(w) >= 2 and w not in pool_text \
+                    and self.tokenizer.dictionary_tag(w) == flag \
+                    and (flag != "nr" or (len(w) <= 3 and w[0] in CN_SURNAMES)) \
+                    and not _ASKED_NOUN.search(a.question, 0, at - len(w)) \
+                    and not self.named_by_parts(w, pool_text):
+                names.append(w)
         return list(dict.fromkeys(absent + names)), numbers
+
+    def named_by_parts(self, name: str, text: str) -> bool:
+        """Does ``text`` hold every name inside ``name`` ("土耳其" of
+        "土耳其政府"), when it has any: the rest is a common noun.  Jieba's
+        dictionary tags a guess (HMM) or a name plus a word as a name too."""
+        parts = [w for w in self.tokenizer.tokenize(name) if w != name and len(w) >= 2
+                 and self.tokenizer.dictionary_tag(w) in ("ns", "nr", "nt")]
+        return bool(parts) and all(w in text for w in parts)
 
     def _span_clause_coverage(self, choice: Choice, forms: dict[str, list[str]], evidence) -> float:
         # a date read off a heading has no clause of its own: the sentence it dates counts

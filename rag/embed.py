@@ -267,32 +267,31 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Question vectors; a question asked before comes from ``query_cache``."""
+        """Question vectors; a question asked before comes from ``query_cache``.
+
+        With the ONNX encoder every question is encoded in a run of its own:
+        int8 activations are quantized per run, padding included, so in a
+        batch a question's vector depended on the other questions (cosine down
+        to 0.993 against the same question alone, enough to reorder
+        passages), and `rag batch` / `rag eval` answered a little differently
+        from the app.  Alone, it is the same vector however it is asked, at
+        ~11 ms per question instead of ~7 (bench/results/bench.md)."""
         self.load()
         assert self.info is not None
         if not texts:
             return np.zeros((0, self.info.dimension), dtype=np.float32)
-        if len(texts) > 1:
-            # A batch neither reads nor fills the cache: int8 activations are
-            # quantized per run, so a question's vector depends a little on
-            # its batch, and answers must not depend on what was asked before
-            # (`rag batch --workers N` gives the same answers as one worker).
-            return self._encode_queries(texts)
-        vector = self.query_cache.get(texts[0])
-        if vector is None:
-            vector = self._encode_queries(texts)[0]
-            vector.flags.writeable = False  # shared through the cache
-            self.query_cache.put(texts[0], vector)
-        return vector[None, :]
-
-    def _encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        assert self.info is not None
-        if self._onnx is not None:
-            prompt = self.info.query_prompt
-            size = self.config.embed_batch_size
-            parts = [self._onnx.encode([prompt + t for t in texts[i:i + size]]) for i in range(0, len(texts), size)]
-            return np.vstack(parts)
-        return self._encode_st(texts, self.info.query_prompt)
+        vectors = {text: self.query_cache.get(text) for text in texts}
+        missing = [text for text, vector in vectors.items() if vector is None]
+        if missing:
+            if self._onnx is not None:
+                fresh = [self._onnx.encode([self.info.query_prompt + text])[0] for text in missing]
+            else:  # the float torch model: padding moves a vector by ~1e-6 only
+                fresh = list(self._encode_st(missing, self.info.query_prompt))
+            for text, vector in zip(missing, fresh):
+                vector.flags.writeable = False  # shared through the cache
+                self.query_cache.put(text, vector)
+                vectors[text] = vector
+        return np.vstack([vectors[text] for text in texts])
 
     def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         self.load()

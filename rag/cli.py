@@ -205,6 +205,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     summary = {k: manifest[k] for k in ("format_version", "created_at", "model", "settings", "counts", "documents",
                                          "dense_index", "skipped_files")}
     summary["stale_reasons"] = stale_reasons(config, manifest)
+    if config.reader_mode != "rules":
+        from .reader import export_status
+
+        summary["reader"] = export_status(config.model_cache_dir, config.reader_dir)
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     return 0
 

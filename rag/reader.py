@@ -514,6 +514,29 @@ def read_spec(directory: Path) -> tuple[ReaderSpec, dict]:
     return ReaderSpec.from_dict(meta["spec"]), meta
 
 
+def export_status(cache_root: Path, source: Path | None = None) -> dict:
+    """What this machine runs for the reader in ``source``, without preparing
+    it: the int8 export's agreement with the recorded spans depends on the
+    CPU's integer kernels (7-bit weights reproduced 19 of 20 on an AVX2-only
+    EPYC and 16 of 20 on an AVX-512 VNNI one, where plain int8 gave 19), so
+    which export answers, and with which scores, differs between machines."""
+    source = Path(source or packaged_dir())
+    try:
+        _, meta = read_spec(source)
+    except (OSError, ValueError, KeyError) as exc:
+        return {"source": str(source), "error": f"cannot read {SPEC_FILE}: {exc}"}
+    digest = str(meta.get("delta_sha256", ""))
+    target = Path(cache_root) / f"reader-v{EXPORT_VERSION}-{digest[:16]}"
+    status = {"source": str(source), "delta_sha256": digest, "export_dir": str(target)}
+    try:
+        status.update(prepared=True, **json.loads((target / "ready.json").read_text("utf-8")))
+    except FileNotFoundError:
+        status["prepared"] = False  # exported at the first question that needs it
+    except (OSError, ValueError, TypeError) as exc:
+        status.update(prepared=False, error=f"unreadable ready.json: {exc}")
+    return status
+
+
 def prepare(base_dir: Path, cache_root: Path, source: Path | None = None) -> Path:
     """The directory of the ready-to-run reader for the shipped delta: built
     once (combine, verify, export, quantize, check) and reused while the
@@ -588,9 +611,11 @@ def _export(base_dir: Path, source: Path, spec: ReaderSpec, meta: dict, work: Pa
     # 7-bit weights (reduce_range) first: CPUs without VNNI sum u8 x s8
     # products in saturating int16, so plain int8 gives other logits there
     # than on VNNI CPUs (on an AVX2-only EPYC: 18 and 16 of 20 recorded spans,
-    # where a VNNI one gave 20), while 7-bit weights never saturate and score
-    # alike on both (19 and 20 of 20 there), and the refusal and the
-    # combination are fitted on one set of scores. Plain int8 second.
+    # where a VNNI one gave 20), while 7-bit weights never saturate (19 and 20
+    # of 20 there). Plain int8 second. The choice is still the CPU's: the
+    # shipped reader's 7-bit export gave 19 of 20 on an AVX2-only EPYC and 16
+    # on an AVX-512 VNNI one (plain int8 19 there), so the two run different
+    # exports with slightly different scores; `rag info` says which.
     for reduce in (True, False):
         try:
             _quantize(float_file, work / INT8_FILE, reduce_range=reduce)

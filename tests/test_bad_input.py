@@ -448,6 +448,16 @@ def test_dangling_current_link(cli, index_copy):
     assert code == IndexNotFoundError.exit_code and "no index in" in err
 
 
+def test_info_reports_the_reader_export_or_leaves_it_out(cli, index_copy, monkeypatch, tmp_path):
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
+    code, out, err = cli("--index", str(index_copy), "info")
+    assert code == 0, err
+    reader = json.loads(out)["reader"]
+    assert reader["prepared"] is False and len(reader["delta_sha256"]) == 64
+    code, out, err = cli("--index", str(index_copy), "--set", "reader_mode=rules", "info")
+    assert code == 0 and "reader" not in json.loads(out), err
+
+
 def test_info_on_a_damaged_manifest(cli, index_copy):
     damage_other_version(current(index_copy))
     code, _, err = cli("--index", str(index_copy), "info")

@@ -732,3 +732,22 @@ def test_smoothing_keeps_the_float_function_and_evens_out_the_ffn_inputs():
     for a, b in zip(before, after):
         assert torch.allclose(a, b, atol=1e-3)
     assert spread_after < spread_before / 2
+
+
+def test_export_status_says_which_export_this_machine_runs(tmp_path):
+    from rag.reader import EXPORT_VERSION, export_status
+
+    _, meta = read_spec(packaged_dir())
+    status = export_status(tmp_path)
+    assert status["prepared"] is False and status["delta_sha256"] == meta["delta_sha256"]
+    target = tmp_path / f"reader-v{EXPORT_VERSION}-{meta['delta_sha256'][:16]}"
+    assert status["export_dir"] == str(target)
+    target.mkdir()
+    (target / "ready.json").write_text(json.dumps({"onnx": "reader.int8.onnx", "int8_agreeing": 19,
+                                                   "int8_reduce_range": False}))
+    status = export_status(tmp_path)
+    assert status["prepared"] is True and status["onnx"] == "reader.int8.onnx" and status["int8_agreeing"] == 19
+    (target / "ready.json").write_text("{not json")
+    status = export_status(tmp_path)
+    assert status["prepared"] is False and "unreadable ready.json" in status["error"]
+    assert "cannot read reader.json" in export_status(tmp_path, tmp_path / "no-reader")["error"]

@@ -499,3 +499,17 @@ def test_a_year_names_a_section_only_when_the_question_speaks_of_a_period(assist
     assert not any(p in (answer.short_answer or "") for p in outline_points), answer.short_answer
     answer = assistant.ask("1994到2001年那个阶段园区主要做了哪几件事？")
     assert all(p in answer.short_answer for p in outline_points), answer.short_answer
+
+
+def test_a_premise_swapped_for_its_alternative_is_missing():
+    from rag.answer.candidates import contrasted_terms
+
+    # tests/data/policy_doc: the 12000元 is for 高等职业教育, not 中等职业学校.
+    sentence = "各地在继续巩固落实好高等职业教育生均财政拨款水平达到12000元的基础上，根据发展需要和财力可能逐步提高拨款水平。"
+    asked = "中等职业学校生均财政拨款的具体标准是每生每年多少元？"
+    assert contrasted_terms(asked, sentence, sentence) == ["中等"]
+    assert contrasted_terms("高等职业教育生均财政拨款水平要达到多少元？", sentence, sentence) == []
+    # The passage naming the one asked elsewhere is enough: it may be about it.
+    assert contrasted_terms(asked, sentence, "改善中等职业学校基本办学条件。" + sentence) == []
+    # Both alternatives in one phrase (国内外) name the one asked too.
+    assert contrasted_terms("国外的经验是什么？", "借鉴国内外先进经验。", "借鉴国内外先进经验。") == []

@@ -31,7 +31,7 @@ from ..schema import BACK_MATTER, MASTHEAD, Answer, Citation, Document, Hit, Pas
 from ..text import (CN_NUM, CN_SURNAMES, cn_to_int, date_grain_wanted, is_number_term, speaks_of_another_time,
                     split_clauses, squeeze)
 from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHARS, SENTENCES_TRIED, TYPED, Choice,
-                         SentenceCandidate, synonyms)
+                         SentenceCandidate, contrasted_terms, synonyms)
 from .compose import CLAUSE_PUNCT, english_rendering, make_statement, quote_line, unsupported_lead, verify_citation
 from .confidence import METADATA_CONFIDENCE, confidence_model, sigmoid, weak_points
 from .boundaries import fit_to_question
@@ -552,6 +552,8 @@ class Answerer:
                     and not _ASKED_NOUN.search(a.question, 0, at - len(w)) \
                     and not self.named_by_parts(w, pool_text):
                 names.append(w)
+        # "中等职业学校…" answered from "高等职业教育…达到12000元": another of a set of alternatives.
+        absent += contrasted_terms(a.question, squeeze(evidence.text), context)
         return list(dict.fromkeys(absent + names)), numbers
 
     def named_by_parts(self, name: str, text: str) -> bool:

@@ -39,6 +39,28 @@ def synonyms() -> dict[str, list[str]]:
     return {k: list(v) for k, v in data["synonyms"].items()}
 
 
+@lru_cache(maxsize=1)
+def contrasts() -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
+    """Sets of alternative terms, each with the phrases that name all of them
+    at once (synonyms.toml, ``[contrasts]`` and ``[contrasts_joint]``)."""
+    data = tomllib.loads(resources.files("rag.data").joinpath("synonyms.toml").read_text("utf-8"))
+    joint = data.get("contrasts_joint", {})
+    return tuple((tuple(v), tuple(joint.get(k, ()))) for k, v in data.get("contrasts", {}).items())
+
+
+def contrasted_terms(question: str, sentence: str, context: str) -> list[str]:
+    """Terms of the question the evidence swaps for an alternative: the
+    question names one of a set, ``sentence`` names another and ``context``
+    (the passage) never the one asked, alone or in a phrase naming them all."""
+    found = []
+    for options, joint in contrasts():
+        asked = [t for t in options if t in question]
+        if asked and not any(t in context for t in asked + list(joint)) \
+                and any(t in sentence for t in options if t not in asked):
+            found += asked
+    return found
+
+
 @dataclass
 class SentenceCandidate:
     hit: Hit

@@ -280,12 +280,18 @@ def embedding_hash(state: dict) -> str:
 
 def build_torch_reader(base_dir: Path, layers: int):
     """The e5 encoder cut to its first ``layers`` layers plus a span head."""
-    import torch
     from transformers import BertModel
 
     bert = BertModel.from_pretrained(str(base_dir), add_pooling_layer=False, local_files_only=True)
     bert.encoder.layer = bert.encoder.layer[:layers]
     bert.config.num_hidden_layers = layers
+    return span_reader(bert)
+
+
+def span_reader(bert):
+    """A BERT-style encoder plus a linear start/end head (the names of its
+    weights are what a delta holds: ``delta_state``)."""
+    import torch
 
     class SpanReader(torch.nn.Module):
         def __init__(self, encoder):

@@ -71,6 +71,7 @@ class Feature:
     ids: list[int]
     start: int   # token index; 0 = no answer
     end: int
+    source: str = ""  # the question's data set (drcd / cmrc)
 
 
 # ------------------------------------------------------------------ features
@@ -109,7 +110,7 @@ def make_features(examples: list[MRCExample], tokenizer, spec: ReaderSpec, setti
         if span is None:
             counts["skipped"] += 1
         else:
-            feats.append(Feature(ids, *span))
+            feats.append(Feature(ids, *span, e.source))
             counts["positive"] += 1
         golds = [t for t, _ in e.answers]
         if rng.random() < settings.neg_own:
@@ -117,7 +118,7 @@ def make_features(examples: list[MRCExample], tokenizer, spec: ReaderSpec, setti
                       if (b <= start or a >= end) and not any(g in e.context[a:b] for g in golds)]
             if others:
                 a, b = rng.choice(others)
-                feats.append(Feature(_encode(tokenizer, spec, e.question, e.context[a:b])[0], 0, 0))
+                feats.append(Feature(_encode(tokenizer, spec, e.question, e.context[a:b])[0], 0, 0, e.source))
                 counts["neg_own"] += 1
         if rng.random() < settings.neg_other and len(pool) > 1:
             q = _bigrams(e.question)
@@ -125,7 +126,7 @@ def make_features(examples: list[MRCExample], tokenizer, spec: ReaderSpec, setti
             sample = [(art, t) for art, t in sample if art != e.article and not any(g in t for g in golds)]
             if sample:
                 best = max(sample, key=lambda p: len(q & _bigrams(p[1])))[1]
-                feats.append(Feature(_encode(tokenizer, spec, e.question, best)[0], 0, 0))
+                feats.append(Feature(_encode(tokenizer, spec, e.question, best)[0], 0, 0, e.source))
                 counts["neg_other"] += 1
     return feats, counts
 
@@ -204,6 +205,71 @@ def fixed_checks(model, tokenizer, spec: ReaderSpec, examples: list[MRCExample],
 
 
 # ------------------------------------------------------------------ training
+def special_ids(tokenizer) -> dict[str, int]:
+    return {"pad": tokenizer.token_to_id("<pad>"), "sep": tokenizer.token_to_id("</s>")}
+
+
+def fit(model, features_of_epoch, settings: TrainSettings, special: dict[str, int], rng: random.Random,
+        device: str = "cpu", out_dir: Path | None = None) -> tuple[float, int]:
+    """The training loop: AdamW on the layers and the span head (the
+    embeddings stay frozen), linear warm-up then decay, gradient clipping.
+    ``features_of_epoch(e)`` gives epoch ``e``'s features (the same list every
+    epoch, or freshly drawn windows).  Returns (seconds, steps)."""
+    import torch
+
+    model.to(device)
+    for p in model.encoder.embeddings.parameters():
+        p.requires_grad = False
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.dim() > 1]
+    no_decay = [p for p in trainable if p.dim() <= 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
+    steps_per_epoch = math.ceil(len(features_of_epoch(0)) / settings.batch_size)
+    total = max(1, int(steps_per_epoch * settings.epochs))
+    if settings.max_steps:
+        total = min(total, settings.max_steps)
+    warm = max(1, int(total * settings.warmup))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    log.info("training %d steps (%d features, batch %d, %d trainable parameters, %s)", total,
+             len(features_of_epoch(0)), settings.batch_size, sum(p.numel() for p in trainable), device)
+    step, epoch, t0, running = 0, 0, time.time(), 0.0
+    pad_id, sep_id = special["pad"], special["sep"]
+    model.train()
+    while step < total:
+        for batch in batches(features_of_epoch(epoch), settings.batch_size, rng):
+            if step >= total:
+                break
+            ids, mask, starts, ends = _tensors(batch, pad_id)
+            # Only text tokens and <s> (no answer) can be predicted.
+            allowed = mask.bool()
+            allowed[:, 1:] &= ids[:, 1:] != sep_id
+            first_text = torch.tensor([f.ids.index(sep_id) + 2 for f in batch])
+            positions = torch.arange(ids.shape[1])[None, :]
+            allowed &= (positions >= first_text[:, None]) | (positions == 0)
+            ids, mask, starts, ends, allowed = (t.to(device) for t in (ids, mask, starts, ends, allowed))
+            s, e = model(ids, mask)
+            s = s.masked_fill(~allowed, -1e4)
+            e = e.masked_fill(~allowed, -1e4)
+            loss = (torch.nn.functional.cross_entropy(s, starts) + torch.nn.functional.cross_entropy(e, ends)) / 2
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            step += 1
+            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+            if step % 20 == 0 or step == total:
+                log.info("step %d/%d loss %.3f (%.3f s/step)", step, total, running, (time.time() - t0) / step)
+            if out_dir is not None and settings.checkpoint_every and step % settings.checkpoint_every == 0 \
+                    and step < total:
+                _save_delta(model, Path(out_dir) / "checkpoint.safetensors")
+        epoch += 1
+    model.to("cpu")
+    return time.time() - t0, step
+
+
 def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settings: TrainSettings) -> dict:
     import torch
 
@@ -223,7 +289,6 @@ def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
     if settings.limit_eval:
         tune_ex = tune_ex[: settings.limit_eval]
     tokenizer = load_tokenizer(base_dir, spec)
-    pad_id = tokenizer.token_to_id("<pad>")
     feats, counts = make_features(train_ex, tokenizer, spec, settings, rng)
     log.info("features: %s", counts)
 
@@ -234,51 +299,7 @@ def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
         load_delta(model, Path(settings.init_delta))
         init = sha256_file(Path(settings.init_delta))
         log.info("continuing from %s (sha256 %s)", settings.init_delta, init)
-    for p in model.encoder.embeddings.parameters():
-        p.requires_grad = False
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trainable if p.dim() > 1]
-    no_decay = [p for p in trainable if p.dim() <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
-    steps_per_epoch = math.ceil(len(feats) / settings.batch_size)
-    total = max(1, int(steps_per_epoch * settings.epochs))
-    if settings.max_steps:
-        total = min(total, settings.max_steps)
-    warm = max(1, int(total * settings.warmup))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
-    log.info("training %d steps (%d features, batch %d, %d layers, %d trainable parameters)", total, len(feats),
-             settings.batch_size, spec.layers, sum(p.numel() for p in trainable))
-    step, t0, running = 0, time.time(), 0.0
-    model.train()
-    while step < total:
-        for batch in batches(feats, settings.batch_size, rng):
-            if step >= total:
-                break
-            ids, mask, starts, ends = _tensors(batch, pad_id)
-            s, e = model(ids, mask)
-            # Only text tokens and <s> (no answer) can be predicted.
-            allowed = mask.bool()
-            allowed[:, 1:] &= ids[:, 1:] != tokenizer.token_to_id("</s>")
-            first_text = torch.tensor([f.ids.index(tokenizer.token_to_id("</s>")) + 2 for f in batch])
-            positions = torch.arange(ids.shape[1])[None, :]
-            allowed &= (positions >= first_text[:, None]) | (positions == 0)
-            s = s.masked_fill(~allowed, -1e4)
-            e = e.masked_fill(~allowed, -1e4)
-            loss = (torch.nn.functional.cross_entropy(s, starts) + torch.nn.functional.cross_entropy(e, ends)) / 2
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
-            step += 1
-            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
-            if step % 20 == 0 or step == total:
-                log.info("step %d/%d loss %.3f (%.2f s/step)", step, total, running, (time.time() - t0) / step)
-            if settings.checkpoint_every and step % settings.checkpoint_every == 0 and step < total:
-                _save_delta(model, out_dir / "checkpoint.safetensors")
-    seconds = time.time() - t0
+    seconds, step = fit(model, lambda epoch: feats, settings, special_ids(tokenizer), rng, out_dir=out_dir)
     with torch.no_grad():  # evaluate and record checks with the weights as shipped (fp16)
         for tensor in delta_state(model).values():
             tensor.copy_(tensor.half().float())

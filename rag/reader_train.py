@@ -189,7 +189,7 @@ def evaluate(model, tokenizer, spec: ReaderSpec, examples: list[MRCExample]) -> 
     return {"questions": len(examples), "em": round(100 * em / n, 2), "f1": round(100 * f1 / n, 2)}
 
 
-def fixed_checks(model, tokenizer, spec: ReaderSpec, examples: list[MRCExample], n: int = 20) -> list[dict]:
+def fixed_checks(model, tokenizer, spec: ReaderSpec, examples: list[MRCExample], n: int = 120) -> list[dict]:
     """Inputs and the float model's spans, replayed by the exported int8 model
     at load time (``reader.prepare``)."""
     out = []

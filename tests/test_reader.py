@@ -801,3 +801,16 @@ def test_a_pack_trains_away_from_the_data_and_publishes_like_train_reader(tmp_pa
     packed4 = to_q4(v)
     assert packed4 is not None and packed4[0].size == 32 and np.array_equal(from_q4(*packed4, v.shape), v)
     assert to_q4(np.random.default_rng(0).normal(size=(2, 32)).astype(np.float32)) is None
+
+
+def test_the_int8_form_that_agrees_more_is_kept_and_a_broken_one_is_not():
+    from rag.reader import INT8_MIN_AGREEMENT, choose_int8
+
+    # The shipped reader's recorded checks: AVX2-only EPYC, then AVX-512 VNNI.
+    assert choose_int8({True: 19, False: 16}, 20) == (True, 19)
+    assert choose_int8({True: 16, False: 19}, 20) == (False, 19)
+    assert choose_int8({True: 18, False: 18}, 20) == (True, 18)  # a tie: 7-bit weights never saturate
+    assert choose_int8({True: 12}, 20) == (True, 12)             # plain int8 failed to quantize
+    assert choose_int8({}, 20) == (None, None) and choose_int8({True: 0}, 0) == (None, None)
+    # What is good enough: a reader whose int8 agrees on 113 of 120 passes, a saturating one (16 of 20) does not.
+    assert 113 >= INT8_MIN_AGREEMENT * 120 and 16 < INT8_MIN_AGREEMENT * 20

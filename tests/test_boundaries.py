@@ -145,3 +145,17 @@ def test_a_date_loses_a_trailing_edge_word(tok):
         assert fitted.text == sentence[fitted.start:fitted.end] == "2019年"
     a = analyze("哪一年基本不再从应届毕业生中招聘？", tok)
     assert fit_date(a, APPROVAL, date_span(APPROVAL, "2015年")).text.startswith("2015年")  # nothing to cut
+
+
+def test_a_question_asking_for_several_gets_the_whole_coordination(tok):
+    # The rules and the reader both picked one of the two lead agencies.
+    plural = analyze("全国8省的相对集中行政许可权改革是由哪些部门牵头的？", tok)
+    one = Span(*span_of(APPROVAL, "国务院法制办"), "国务院法制办", "entity", 1.0)
+    assert fit_to_question(plural, APPROVAL, one, tok).text == "中编办和国务院法制办"  # not "同年中编办…"
+    singular = analyze("全国8省的改革是由哪个部门牵头的？", tok)
+    assert fit_to_question(singular, APPROVAL, one, tok).text == "国务院法制办"
+    assert fit_to_question(plural, APPROVAL, one).text == "国务院法制办"  # no tokenizer: no widening
+    # "、" lists with an untagged (HMM) word; a verb ends the item.
+    listed = "获评国家工信部和江苏省政府颁发的奖项。"
+    part = Span(*span_of(listed, "江苏省政府"), "江苏省政府", "entity", 1.0)
+    assert fit_to_question(analyze("这个奖是哪些单位颁发的？", tok), listed, part, tok).text == "国家工信部和江苏省政府"

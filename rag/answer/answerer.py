@@ -201,7 +201,8 @@ class Answerer:
         contest: dict = {}
         choice = combine(a, choice, reading, self.config.reader_mode, contest)
         if choice is not None and choice.span is not None:
-            choice = dataclasses.replace(choice, span=fit_to_question(a, choice.candidate.text, choice.span))
+            choice = dataclasses.replace(choice, span=fit_to_question(
+                a, choice.candidate.text, choice.span, self.tokenizer))
         features = self.features(a, forms, pool, choice)
         features.update(reader_features(reading, choice, a))
         confidence = self.confidence(features)

@@ -39,6 +39,14 @@ class SpanFit:
     year_zh: re.Pattern
     year_en: re.Pattern
     full_date_zh: re.Pattern
+    several_zh: re.Pattern
+    several_en: re.Pattern
+    coordinators: frozenset[str]
+    item_tags: frozenset[str]
+
+    def asks_several(self, a: QuestionAnalysis) -> bool:
+        pattern = self.several_zh if a.lang == "zh" else self.several_en
+        return a.qtype == "list" or bool(pattern.search(a.question))
 
     def asks_year(self, a: QuestionAnalysis) -> bool:
         pattern = self.year_zh if a.lang == "zh" else self.year_en
@@ -53,7 +61,9 @@ def span_fit() -> SpanFit:
     data = tomllib.loads(resources.files("rag.data").joinpath("question_types.toml").read_text("utf-8"))["span_fit"]
     return SpanFit(tuple(sorted(data["strip_trailing"], key=len, reverse=True)),
                    tuple(sorted(data["strip_leading"], key=len, reverse=True)),
-                   re.compile(data["year_zh"]), re.compile(data["year_en"], re.I), re.compile(data["full_date_zh"]))
+                   re.compile(data["year_zh"]), re.compile(data["year_en"], re.I), re.compile(data["full_date_zh"]),
+                   re.compile(data["several_zh"]), re.compile(data["several_en"], re.I),
+                   frozenset(data["coordinators"]), frozenset(data["item_tags"]))
 
 
 def dictionary_words(text: str, tokenizer: ChineseTokenizer) -> list[tuple[int, int]]:
@@ -89,6 +99,49 @@ def whole_numbers(text: str, start: int, end: int) -> tuple[int, int]:
     while end < len(text) and _DIGIT.match(text[end - 1]) and _DIGIT.match(text[end]):
         end += 1
     return start, end
+
+
+# The longest item a coordination is widened by, in characters.
+MAX_COORDINATED_ITEM = 12
+
+
+def widen_to_coordination(text: str, start: int, end: int, tokenizer: ChineseTokenizer,
+                          fit: SpanFit | None = None) -> tuple[int, int]:
+    """[start, end) of ``text`` widened to the whole coordination it is an item
+    of ("国务院法制办" in "同年中编办和国务院法制办牵头" -> "中编办和国务院法制办"),
+    for a question that asks for several things.  An item is a run of nouns
+    and names (``item_tags``); the span itself must be whole words."""
+    fit = fit or span_fit()
+    words, pos = [], 0
+    for word, flag in tokenizer.tagged_words(text):
+        words.append((pos, pos + len(word), word, flag))
+        pos += len(word)
+    first = next((i for i, w in enumerate(words) if w[0] == start), None)
+    last = next((i for i, w in enumerate(words) if w[1] == end), None)
+    if first is None or last is None or last < first:
+        return start, end
+
+    def is_item_word(i: int) -> bool:
+        word, flag = words[i][2], words[i][3]
+        return (flag in fit.item_tags or tokenizer.dictionary_tag(word) is None) and _WORD_CHAR.match(word) is not None
+
+    # Leftwards: coordinator, then an item (a run of item words).
+    while first >= 2 and words[first - 1][2] in fit.coordinators and is_item_word(first - 2):
+        i = first - 2
+        while i - 1 >= 0 and is_item_word(i - 1) and words[first - 2][1] - words[i - 1][0] <= MAX_COORDINATED_ITEM:
+            i -= 1
+        if words[first - 2][1] - words[i][0] > MAX_COORDINATED_ITEM:
+            break
+        first = i
+    # Rightwards: the same.
+    while last + 2 < len(words) and words[last + 1][2] in fit.coordinators and is_item_word(last + 2):
+        j = last + 2
+        while j + 1 < len(words) and is_item_word(j + 1) and words[j + 1][1] - words[last + 2][0] <= MAX_COORDINATED_ITEM:
+            j += 1
+        if words[j][1] - words[last + 2][0] > MAX_COORDINATED_ITEM:
+            break
+        last = j
+    return words[first][0], words[last][1]
 
 
 def word_cuts(text: str, tokenizer: ChineseTokenizer) -> set[int]:
@@ -154,13 +207,22 @@ def whole_word(text: str, start: int, end: int, tokenizer: ChineseTokenizer) -> 
     return start, end
 
 
-def fit_to_question(a: QuestionAnalysis, sentence: str, span: Span) -> Span:
-    """Any short answer (the rules' or the reader's) with no number cut, and
-    a date fitted to the precision the question asks for.  Only verbatim
-    spans change (a resolved "同年7月" keeps its text)."""
+# Only a short answer naming one thing is widened to its coordination.
+MAX_WIDENED_SPAN = 20
+
+
+def fit_to_question(a: QuestionAnalysis, sentence: str, span: Span,
+                    tokenizer: ChineseTokenizer | None = None) -> Span:
+    """Any short answer (the rules' or the reader's) with no number cut, every
+    item of its coordination when the question asks for several things (with
+    a ``tokenizer``), and a date fitted to the precision the question asks
+    for.  Only verbatim spans change (a resolved "同年7月" keeps its text)."""
     if sentence[span.start:span.end] != span.text:
         return span
     start, end = whole_numbers(sentence, span.start, span.end)
+    if tokenizer is not None and a.qtype not in ("date", "number") and end - start <= MAX_WIDENED_SPAN \
+            and span_fit().asks_several(a):
+        start, end = widen_to_coordination(sentence, start, end, tokenizer)
     # A subtitle's dash or a list's separator at either edge is no part of
     # the answer ("——苏州工业园区…系列调研之一" -> "苏州工业园区…").
     lead = _EDGE_SEPARATORS.match(sentence, start, end)

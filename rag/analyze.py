@@ -64,6 +64,11 @@ def type_table() -> TypeTable:
     return TypeTable(tuple(types), data["refusal"], data["unsupported"])
 
 
+# "累计出到第几期": the running count since the first issue ("总第129期"), not
+# this year's number ("第14期").
+CUMULATIVE_ORDINAL = re.compile(r"累计|总共|一共|合计|总计|总第|创刊以来|从创刊|有史以来|通算|前后共")
+
+
 # --------------------------------------------------------------------------
 # What the answer is: head nouns and their categories (data, extend freely)
 # --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .analyze import HEAD_NOUN_CATEGORIES, ROLE_TITLES, QuestionAnalysis
+from .analyze import CUMULATIVE_ORDINAL, HEAD_NOUN_CATEGORIES, ROLE_TITLES, QuestionAnalysis
 from .text import (CJK_IDEOGRAPH, CN_NUM, DATE_PATTERNS, DURATION, QUANTITY_RE, TIME_UNITS, canonical_numbers, cn_to_int,
                    date_grain_wanted, gives_date_grain, holds_year, split_clauses)
 from .tokenize import ORG_SUFFIXES, ChineseTokenizer
@@ -232,8 +232,8 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
             continue
         if not re.search(r"\d", digits) and len(digits) == 1 and digits == "一" and unit in ("个", "项", "步", "张", "条", "批"):
             continue  # "一个", "一批" are mostly articles, not answers
-        if ev.sentence[end:end + 1] == "性":
-            continue  # "一次性" is an adverb, not a count
+        if ev.sentence[end:end + 1] == "性" and a.unit != unit:
+            continue  # "一次性" is an adverb, not a count (unless "分几次" asks for one)
         score = 1.0 + proximity(ev, start, end) + slot_fit(ev, a, start, end)
         exact_unit = bool(a.unit) and (unit == a.unit or unit.endswith(a.unit) or a.unit.endswith(unit)
                                        or a.unit == DURATION and unit in TIME_UNITS)
@@ -282,14 +282,45 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
         # but qualifiers that change the value (近, 超过, 约) stay.
         text = re.sub(r"^(?:达到|达|共计|共|累计)", "", text)
         spans.append(Span(start, end, text, f"number:{unit}", score))
-    return spans
+    return spans + quantity_pairs(ev, a, spans)
+
+
+# "原来要过几级审批，现在剩几级": two question words for the same unit.
+_PAIR_GAP = 12
+
+
+def asks_pair(a: QuestionAnalysis) -> bool:
+    """Two question words for the question's unit ("几级…几级")?"""
+    return bool(a.unit) and len(re.findall(rf"(?:几|多少)\s*{re.escape(a.unit)}", a.question)) >= 2
+
+
+def quantity_pairs(ev: Evidence, a: QuestionAnalysis, spans: list[Span]) -> list[Span]:
+    """A question with two question words for one unit ("原来几级，现在几级")
+    is answered by the stretch holding two such quantities in the order the
+    text gives them ("三级审批简化至二级")."""
+    if not asks_pair(a):
+        return []
+    exact = sorted((sp for sp in spans if sp.kind == f"number:{a.unit}"), key=lambda sp: sp.start)
+    pairs = []
+    for first, second in zip(exact, exact[1:]):
+        gap = ev.sentence[first.end:second.start]
+        if len(gap) <= _PAIR_GAP and not re.search(r"[。；;！？!?]", gap):
+            pairs.append(Span(first.start, second.end, ev.sentence[first.start:second.end], "number:pair",
+                              first.score + second.score))
+    return pairs
 
 
 def extract_ordinals(ev: Evidence, a: QuestionAnalysis, unit: str) -> list[Span]:
+    """"第N期" spans; the running count ("总第129期") when the question asks
+    for it ("累计…第几期"), the plain number otherwise."""
+    cumulative = bool(CUMULATIVE_ORDINAL.search(a.question))
     spans = []
-    for m in re.finditer(rf"第\s*([{CN_NUM}\d]+)\s*{re.escape(unit)}", ev.sentence):
-        spans.append(Span(m.start(), m.end(), re.sub(r"\s+", "", m.group(0)), "ordinal",
-                          1.0 + proximity(ev, *m.span())))
+    for m in re.finditer(rf"(总\s*)?第\s*([{CN_NUM}\d]+)\s*{re.escape(unit)}", ev.sentence):
+        running = m.group(1) is not None
+        start = m.start() if cumulative or not running else ev.sentence.index("第", m.start())
+        bonus = (1.0 if running else -1.0) if cumulative else (-0.5 if running else 0.0)
+        spans.append(Span(start, m.end(), re.sub(r"\s+", "", ev.sentence[start:m.end()]), "ordinal",
+                          1.0 + bonus + proximity(ev, start, m.end())))
     return spans
 
 

@@ -10,7 +10,8 @@ from rag.analyze import analyze, classify, rewrite_followup
 from rag.answer import english_rendering, make_statement, verify_citation
 from rag.errors import CitationError
 from rag.extract import (Evidence, extract_dates, extract_definitions, extract_entities, extract_fields,
-                         extract_lists, extract_modifier, extract_quantities, extract_slot, yes_no_verdict)
+                         extract_lists, extract_modifier, extract_ordinals, extract_quantities, extract_slot,
+                         yes_no_verdict)
 from rag.ingest import load_document
 from rag.text import squeeze
 from rag.tokenize import ChineseTokenizer
@@ -186,6 +187,20 @@ class TestExtractors:
         assert "285项" not in [s.text for s in extract_quantities(ev, a)]
         assert best(extract_quantities(ev, a)) == "122项"
 
+    def test_two_question_words_for_one_unit_get_both_quantities(self, tok):
+        sentence = "譬如“建设用地规划许可”业务全程在网办的基础上，推动流程再造，将三级审批简化至二级审批，提升数据流转质效；"
+        ev, a = evidence(sentence, "这项许可的审批层级从几级减到了几级？", tok)
+        assert best(extract_quantities(ev, a)) == "三级审批简化至二级"
+        ev, a = evidence(sentence, "这项许可现在要经过几级审批？", tok)
+        assert "三级审批简化至二级" not in [s.text for s in extract_quantities(ev, a)]
+
+    def test_once_answers_how_many_times_but_is_no_count_otherwise(self, tok):
+        sentence = "各部门将所有审批业务一次性授权给一站式中心，实现了“授权审批”全覆盖，85%的业务前台当场受理并办结。"
+        ev, a = evidence(sentence, "审批业务是分几次授权给中心的？", tok)
+        assert best(extract_quantities(ev, a)) == "一次"
+        ev, a = evidence(sentence, "授权了多少项审批业务？", tok)
+        assert "一次" not in [s.text for s in extract_quantities(ev, a)]
+
     @pytest.mark.parametrize("sentence, question, answer", [
         ("如今的一站式服务中心服务大厅达到97个窗口，共入驻公安、税务、消防等10个部门", "服务大厅有多少个窗口？", "97个"),
         ("受理各类业务285项，其中一站式受委托业务122项，每年办件量超过40万件。", "每年办件量有多少？", "超过40万件"),
@@ -296,6 +311,14 @@ class TestExtractors:
         ev, a = evidence("2015年9月国务院批复《苏州工业园区开展开放创新综合试验总体方案》，要求园区开展试点。",
                          "国务院2015年批复的是哪个文件？", tok)
         assert best(extract_entities(ev, a, tok)) == "《苏州工业园区开展开放创新综合试验总体方案》"
+
+    def test_an_issue_number_or_the_running_count(self, tok):
+        # the bundled report's masthead: this year's issue and the count since the first one
+        masthead = "第 14 期 (总第 129 期)"
+        ev, a = evidence(masthead, "这篇文章登在领导学刊第几期？", tok)
+        assert best(extract_ordinals(ev, a, "期")) == "第14期"
+        ev, a = evidence(masthead, "这本刊物从创刊算起，累计出到第几期了？", tok)
+        assert best(extract_ordinals(ev, a, "期")) == "总第129期"
 
     def test_wrong_kind_of_entity_is_not_an_answer(self, tok):
         ev, a = evidence("委托第三方专业机构对相对集中到审批局的业务的审批要件和审批标准进行梳理",

@@ -438,6 +438,12 @@ def test_a_count_question_gets_the_quantity_the_reader_scores_best():
     assert fits_count(years_q, "三十年") and not fits_count(years_q, "两国") and not fits_count(years_q, "1994年")
     assert counted(years_q, two, both, [text2]).text == "三十年"
     assert fits_count(analyze("园区的书记是谁？", tok), "中国")  # not a count question
+    # a share is no count of times; two question words for one unit want two quantities
+    times_q = analyze("审批业务是分几次授权给中心的？", tok)
+    assert not fits_count(times_q, "85%的业务前台当场受理并办结") and fits_count(times_q, "一次")
+    assert fits_count(analyze("前台办结的业务占百分之多少？", tok), "85%")
+    pair_q = analyze("审批层级从几级减到了几级？", tok)
+    assert not fits_count(pair_q, "二级") and fits_count(pair_q, "三级审批简化至二级")
 
 
 def test_a_text_scores_the_same_read_alone_or_with_others():

@@ -323,6 +323,12 @@ class Answerer:
         if a.qtype == "list" and "、" in a.question[: a.wh_span[0] if a.wh_span else len(a.question)]:
             return []  # "核心、起点和关键分别是什么": answered by the clauses naming each
         spans: list[Span] = []
+        if a.wh_span is None and a.secondary:
+            # "累计出到第几期": the ordinal is all that is asked.
+            spans += [sp for kind, unit in a.secondary if kind == "ordinal"
+                      for sp in extract_ordinals(ev, a, unit)]
+            if spans:
+                return spans
         for name in EXTRACTORS.get(a.qtype, ()):
             found = self._run_extractor(name, a, ev)
             if found and name in ("lists", "definitions", "modifier") and spans:
@@ -690,6 +696,8 @@ class Answerer:
             citations = [self.cite(cand, self.quote_span(cand, span), marker=1)]
             for extra in choice.support:
                 citations.append(self.cite(extra, self.quote_span(extra, None), marker=len(citations) + 1))
+        if secondary and (secondary in short or (span is not None and span.kind == "ordinal")):
+            secondary = None  # the short answer already is the ordinal asked ("第几期" alone)
         lead = self.lead(a, short, span, verdict, secondary)
         if secondary:
             short = f"{short}，{secondary}"
@@ -722,14 +730,9 @@ class Answerer:
     def secondary_answer(self, a: QuestionAnalysis, cand: SentenceCandidate) -> str | None:
         """Answer a second question word ("…的第几期") from the same passage."""
         passage = cand.hit.passage
-        for kind, unit in a.secondary:
-            if kind != "ordinal":
-                continue
-            for s, e in passage.sentences:
-                found = extract_ordinals(Evidence(passage.text[s:e], "", []), a, unit)
-                if found:
-                    return found[0].text
-        return None
+        found = [sp for kind, unit in a.secondary if kind == "ordinal" for s, e in passage.sentences
+                 for sp in extract_ordinals(Evidence(passage.text[s:e], "", []), a, unit)]
+        return max(found, key=lambda sp: sp.score).text if found else None
 
     def lead(self, a: QuestionAnalysis, short: str, span: Span | None, verdict: str | None,
              secondary: str | None = None) -> str:
@@ -746,7 +749,9 @@ class Answerer:
         items: tuple[str, ...] = ()
         if span is not None and span.items and span.kind != "outline":
             items = tuple(f"“{i}”" for i in span.items) if span.kind.startswith("list:quoted") else span.items
-        statement = make_statement(a, short, secondary, items) if a.qtype != "yesno" else ""
+        # (A pair of quantities answers two question words: no one place to put it.)
+        statement = make_statement(a, short, secondary, items) \
+            if a.qtype != "yesno" and not (span is not None and span.kind == "number:pair") else ""
         if secondary and not statement:
             fields["short"] = f"{short}，{secondary}"
         fields["statement"] = statement

@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Sequence
 
 from ..analyze import QuestionAnalysis, type_table
-from ..extract import Span, state_fit
+from ..extract import Span, asks_pair, state_fit
 from ..reader import SpanGuess
 from ..schema import Passage
 from ..text import (DURATION, QTY_QUALIFIERS, QUANTITY_RE, TIME_UNITS, date_grain_wanted, gives_date_grain, has_numeral,
@@ -131,6 +131,9 @@ def count_wanted(a: QuestionAnalysis) -> tuple[bool, str | None]:
     return wants, unit
 
 
+_SHARE_UNITS = ("%", "％", "个百分点")
+
+
 def fits_count(a: QuestionAnalysis, text: str) -> bool:
     """Could ``text`` answer the count the question asks for: it holds a
     numeral and, when the question names a unit ("how many years": 年), a
@@ -140,9 +143,14 @@ def fits_count(a: QuestionAnalysis, text: str) -> bool:
         return True
     if not has_numeral(text) or echoes_question(a, text):
         return False
+    found = quantity_spans(text)
+    if a.unit and a.unit not in _SHARE_UNITS and found and all(u in _SHARE_UNITS for _, _, u in found):
+        return False  # "分几次" is not answered by "85%"
+    if asks_pair(a) and len(found) < 2:
+        return False  # "原来几级，现在几级" wants both
     # 元 is any amount of money (万元, 亿元)
     return unit is None or any(u == unit or unit == "元" and u.endswith("元") or unit == DURATION and u in TIME_UNITS
-                               for _, _, u in quantity_spans(text))
+                               for _, _, u in found)
 
 
 def echoes_question(a: QuestionAnalysis, text: str) -> bool:

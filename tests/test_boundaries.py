@@ -159,3 +159,23 @@ def test_a_question_asking_for_several_gets_the_whole_coordination(tok):
     listed = "获评国家工信部和江苏省政府颁发的奖项。"
     part = Span(*span_of(listed, "江苏省政府"), "江苏省政府", "entity", 1.0)
     assert fit_to_question(analyze("这个奖是哪些单位颁发的？", tok), listed, part, tok).text == "国家工信部和江苏省政府"
+
+
+def test_a_which_question_gets_the_name_its_head_words_complete(tok):
+    subtitle = "——苏州工业园区推进政务服务效能改革系列调研之一"
+    name = Span(*span_of(subtitle, "苏州工业园区推进政务服务效能改革"), "苏州工业园区推进政务服务效能改革", "reader", 1.0)
+    series = analyze("本文属于哪个系列调研？", tok)
+    assert fit_to_question(series, subtitle, name, tok).text == "苏州工业园区推进政务服务效能改革系列调研"
+    assert fit_to_question(series, subtitle, name).text == name.text  # no tokenizer: unchanged
+    # A description ending in the head word, right after a quoted name, takes the name in.
+    hall = "初步实现各审批事项的物理集中，“进一门办事”的行政审批服务模式初现雏形。"
+    described = Span(*span_of(hall, "行政审批服务模式"), "行政审批服务模式", "reader", 1.0)
+    mode = analyze("大厅建成后形成了哪种服务模式？", tok)
+    assert fit_to_question(mode, hall, described, tok).text == "“进一门办事”的行政审批服务模式"
+    # The quoted name is what the question already says: nothing to take in.
+    echoed = analyze("“进一门办事”是哪种服务模式？", tok)
+    assert fit_to_question(echoed, hall, described, tok).text == "行政审批服务模式"
+    # A span that already names a thing of the kind asked is not extended ("…山" + "山顶").
+    peak = "湖泊位于汉拿山山顶。"
+    mountain = Span(*span_of(peak, "汉拿山"), "汉拿山", "reader", 1.0)
+    assert fit_to_question(analyze("湖泊位于哪一座山顶上？", tok), peak, mountain, tok).text == "汉拿山"

@@ -207,6 +207,49 @@ def whole_word(text: str, start: int, end: int, tokenizer: ChineseTokenizer) -> 
     return start, end
 
 
+# "哪个<head>": the head phrase is read up to here, in characters.
+MAX_HEAD_PHRASE = 8
+# The longest quoted name a span is widened to (“进一门办事”).
+MAX_QUOTED_NAME = 15
+_QUOTED_BEFORE = re.compile(rf"[“\"「]([^”\"」“]{{1,{MAX_QUOTED_NAME}}})[”\"」]的?$")
+
+
+def head_phrase_words(a: QuestionAnalysis, tokenizer: ChineseTokenizer) -> list[str]:
+    """The words of the phrase after "哪个/哪种" ("系列调研里的一篇" ->
+    系列, 调研, 里), up to the first function word or punctuation."""
+    head = re.split(r"[的之为是在和与有了呢吗？?，,。、\s]", a.question[a.head_start:a.head_start + MAX_HEAD_PHRASE], 1)[0]
+    return [w for w, _ in tokenizer.tagged_words(head)] if head else []
+
+
+def fit_to_head(a: QuestionAnalysis, sentence: str, start: int, end: int,
+                tokenizer: ChineseTokenizer) -> tuple[int, int]:
+    """[start, end) of ``sentence`` fitted to the head phrase of a "哪个<head>"
+    question.  A name the text goes on with the head words is the whole name
+    ("哪个系列调研": "…改革" + "系列调研之一" -> "…改革系列调研"); a span that is
+    only a description ending in a head word, right after a quoted name, takes
+    the name in ("哪种办事模式": “进一门办事”的 + "行政审批服务模式")."""
+    words = head_phrase_words(a, tokenizer)
+    if not words:
+        return start, end
+    cuts = word_cuts(sentence, tokenizer)
+    span = sentence[start:end]
+    # Longest run of leading head words the sentence continues the span with.
+    prefix = ""
+    for i in range(len(words), 0, -1):
+        candidate = "".join(words[:i])
+        # ("汉拿山" + "山顶": the span already names a thing of the kind asked.)
+        if len(candidate) >= 2 and sentence.startswith(candidate, end) and end + len(candidate) in cuts \
+                and not span.endswith(candidate) and not span.endswith(candidate[0]):
+            prefix = candidate
+            break
+    if prefix:
+        return start, end + len(prefix)
+    quoted = _QUOTED_BEFORE.search(sentence, 0, start)
+    if quoted and any(len(w) >= 2 and span.endswith(w) for w in words) and quoted.group(1) not in a.question:
+        return quoted.start(), end
+    return start, end
+
+
 # Only a short answer naming one thing is widened to its coordination.
 MAX_WIDENED_SPAN = 20
 
@@ -223,6 +266,8 @@ def fit_to_question(a: QuestionAnalysis, sentence: str, span: Span,
     if tokenizer is not None and a.qtype not in ("date", "number") and end - start <= MAX_WIDENED_SPAN \
             and span_fit().asks_several(a):
         start, end = widen_to_coordination(sentence, start, end, tokenizer)
+    if tokenizer is not None and a.wh_kind == "which" and a.head_start is not None:
+        start, end = fit_to_head(a, sentence, start, end, tokenizer)
     # A subtitle's dash or a list's separator at either edge is no part of
     # the answer ("——苏州工业园区…系列调研之一" -> "苏州工业园区…").
     lead = _EDGE_SEPARATORS.match(sentence, start, end)

@@ -464,7 +464,9 @@ DATE_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("ymd", re.compile(r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日")),
     ("ym", re.compile(r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月(?:份|底|初(?![步次期级])|中旬|上旬|下旬)?")),
     # "2020年初步建成" is 2020年 + 初步 ("initially"), not "early 2020".
-    ("y_part", re.compile(r"(?:19|20)\d{2}\s*年(?:底|初(?![步次期级])|末(?!期)|年底|年初|上半年|下半年|前后|以来|起)")),
+    # "1992年初春" is a season, not "early 1992" + 春.
+    ("y_part", re.compile(r"(?:19|20)\d{2}\s*年(?:[初早晚深暮仲孟]?[春夏秋冬](?:季|天|节)?|底|初(?![步次期级])|末(?!期)"
+                          r"|年底|年初|年中|上半年|下半年|前后|以来|起)")),
     ("year", re.compile(r"(?:19|20)\d{2}\s*年")),
     # The year that leads a quoted name dates it: “2019 中国地方政府竞争力‘智慧为民’十佳案例”.
     ("title_year", re.compile(rf"(?<=[“《「])(?:19|20)\d{{2}}(?=\s*[{CJK_IDEOGRAPH}])")),

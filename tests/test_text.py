@@ -147,6 +147,9 @@ class TestNumbersAndDates:
 
         assert kinds("1994年2月26日，中国和新加坡")["ymd"] == ["1994年2月26日"]
         assert kinds("园区在2002年底正式成立")["y_part"] == ["2002年底"]
+        # a season is part of the date, not "early 1992" and a stray 春
+        assert kinds("1992年初春无疑是一个重要节点")["y_part"] == ["1992年初春"]
+        assert kinds("2020年初步建成")["y_part"] == []
         assert kinds("2015年9月国务院批复")["ym"] == ["2015年9月"]
         assert kinds("学习借鉴改革阶段（1994-2001）")["period"] == ["1994-2001"]
         assert kinds("同年7月园区被确定")["relative"] == ["同年7月"]

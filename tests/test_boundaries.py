@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rag.analyze import analyze
-from rag.answer.boundaries import fit_date, fit_reader_span, fit_to_question, snap_to_words, strip_edge_words
+from rag.answer.boundaries import balance_brackets, fit_date, fit_reader_span, fit_to_question, snap_to_words, strip_edge_words
 from rag.extract import Span
 from rag.ingest import load_document
 from rag.tokenize import ChineseTokenizer
@@ -179,3 +179,19 @@ def test_a_which_question_gets_the_name_its_head_words_complete(tok):
     peak = "湖泊位于汉拿山山顶。"
     mountain = Span(*span_of(peak, "汉拿山"), "汉拿山", "reader", 1.0)
     assert fit_to_question(analyze("湖泊位于哪一座山顶上？", tok), peak, mountain, tok).text == "汉拿山"
+
+
+def test_a_short_answer_has_no_half_bracket_or_quote():
+    sentence = ("比如，园区的“一网通办”综合改革，先后被中组部列为“贯彻落实习近平新时代中国特色社会主义思想、"
+                "在改革发展稳定中攻坚克难案例”。")
+    # the other half follows closely: taken in
+    assert balance_brackets(sentence, *span_of(sentence, "“一网通办")) == span_of(sentence, "“一网通办”")
+    heading = "四、线上线下一体推进阶段（2019--）：以贯彻落实国家“深化放管服改革”要求为标志"
+    assert heading[slice(*balance_brackets(heading, *span_of(heading, "线上线下一体推进阶段（2019")))] \
+        == "线上线下一体推进阶段（2019--）"
+    # a quote just opened, its other half far off: the span ends before it
+    assert sentence[slice(*balance_brackets(sentence, *span_of(sentence, "先后被中组部列为“贯彻")))] == "先后被中组部列为"
+    # a closing half at the start goes; a whole quote stays
+    assert heading[slice(*balance_brackets(heading, *span_of(heading, "）：以贯彻落实国家")))] == "：以贯彻落实国家"
+    whole = span_of(heading, "“深化放管服改革”")
+    assert balance_brackets(heading, *whole) == whole

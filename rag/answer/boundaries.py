@@ -250,6 +250,36 @@ def fit_to_head(a: QuestionAnalysis, sentence: str, start: int, end: int,
     return start, end
 
 
+BRACKETS = {"「": "」", "『": "』", "“": "”", "《": "》", "（": "）", "(": ")", "【": "】", "〈": "〉", "‘": "’"}
+# How far a bracket's other half is looked for past the span's end.
+MAX_BRACKET_REACH = 6
+_SENTENCE_END = re.compile(r"[。！？!?；;]")
+
+
+def balance_brackets(text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) of ``text`` with no half bracket or quote: an opening one
+    gets its closing half when it follows closely ("解决「罗马问题" ->
+    "解决「罗马问题」"), else a span that just opened it ends before it
+    ("牡蒿（学名" -> "牡蒿"); a closing one at the start goes ("）是…")."""
+    for opener, closer in BRACKETS.items():
+        span = text[start:end]
+        if span.count(opener) > span.count(closer):
+            at = text.find(closer, end, end + MAX_BRACKET_REACH)
+            last_open = start + span.rfind(opener)
+            if at >= 0 and not _SENTENCE_END.search(text, end, at):
+                end = at + 1
+            elif last_open - start >= 2 and end - last_open <= MAX_BRACKET_REACH:
+                end = last_open  # a bracket just opened: the span ends before it
+        span = text[start:end]
+        if span.startswith(closer) and span.count(closer) > span.count(opener) and end - start > 2:
+            start += 1
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
 # Only a short answer naming one thing is widened to its coordination.
 MAX_WIDENED_SPAN = 20
 
@@ -266,8 +296,10 @@ def fit_to_question(a: QuestionAnalysis, sentence: str, span: Span,
     if tokenizer is not None and a.qtype not in ("date", "number") and end - start <= MAX_WIDENED_SPAN \
             and span_fit().asks_several(a):
         start, end = widen_to_coordination(sentence, start, end, tokenizer)
-    if tokenizer is not None and a.wh_kind == "which" and a.head_start is not None:
+    # (Not for several things: "哪两项国家试点" is answered by the items' names.)
+    if tokenizer is not None and a.wh_kind == "which" and a.head_start is not None and not span_fit().asks_several(a):
         start, end = fit_to_head(a, sentence, start, end, tokenizer)
+    start, end = balance_brackets(sentence, start, end)
     # A subtitle's dash or a list's separator at either edge is no part of
     # the answer ("——苏州工业园区…系列调研之一" -> "苏州工业园区…").
     lead = _EDGE_SEPARATORS.match(sentence, start, end)

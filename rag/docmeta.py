@@ -119,3 +119,18 @@ def find_printed(field: str, value: str, passages: list[Passage]) -> PrintedValu
 def metadata_value(doc: Document, field: str) -> str:
     value = doc.metadata.get(field, "") or (doc.title if field == "title" else "")
     return value.strip()
+
+
+_SUBTITLE_DASH = re.compile(r"\s*(?:——|—|--|──)\s*")
+_ASKS_SUBTITLE = re.compile(r"副标题|副题|subtitle", re.I)
+_ASKS_WHOLE_TITLE = re.compile(r"全称|完整|全名|full title", re.I)
+
+
+def title_part(title: str, question: str) -> str:
+    """The part of a title with a subtitle ("与时俱进的改革之路——苏州工业园区…
+    系列调研之一") that the question asks for: the main title, unless it asks
+    for the subtitle or the whole title."""
+    parts = _SUBTITLE_DASH.split(title, maxsplit=1)
+    if len(parts) < 2 or len(parts[0]) < 2 or len(parts[1]) < 2 or _ASKS_WHOLE_TITLE.search(question):
+        return title
+    return parts[1] if _ASKS_SUBTITLE.search(question) else parts[0]

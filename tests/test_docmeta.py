@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from rag.docmeta import asked_field, printed_forms
+from rag.docmeta import asked_field, printed_forms, title_part
 from tests.conftest import CORPUS, hash_assistant
 
 
@@ -60,6 +60,14 @@ def test_printed_forms_of_dates_and_publications():
     assert "领导学刊" in printed_forms("publication", "《领导学刊》2024年第14期（总第129期）")
 
 
+def test_a_title_question_gets_the_part_of_the_title_it_asks_for():
+    title = "与时俱进的改革之路——苏州工业园区推进政务服务效能改革系列调研之一"
+    assert title_part(title, "报告的标题是什么？") == "与时俱进的改革之路"
+    assert title_part(title, "报告的副标题是什么？") == "苏州工业园区推进政务服务效能改革系列调研之一"
+    assert title_part(title, "报告的完整标题是什么？") == title
+    assert title_part("关于深化职业教育改革的意见", "文件的标题是什么？") == "关于深化职业教育改革的意见"
+
+
 @pytest.fixture(scope="module")
 def meta_assistant(tmp_path_factory):
     return hash_assistant(tmp_path_factory.mktemp("meta-index"))
@@ -69,6 +77,7 @@ def meta_assistant(tmp_path_factory):
     ("报告的作者是谁？", "苏州太湖智库", "苏州太湖智库"),
     ("这篇报告发表在哪个刊物上？", "领导学刊", "领导学刊"),
     ("这份报告是什么时候发布的？", "2024年11月28日", "2024年11月28日"),
+    ("报告的标题是什么？", "与时俱进的改革之路", "与时俱进的改革之路"),  # the main title, not its subtitle
 ])
 def test_answered_from_metadata_and_cited_where_printed(meta_assistant, question, short, quoted):
     from rag.answer import verify_citation

@@ -19,7 +19,7 @@ from ..analyze import QuestionAnalysis, analyze, english_glossary, rewrite_follo
 from ..chunk import index_text
 from ..cache import LRUCache
 from ..config import Config
-from ..docmeta import asked_field, find_printed, metadata_value
+from ..docmeta import asked_field, find_printed, metadata_value, title_part
 from ..errors import InputError
 from ..extract import (Evidence, Span, extract_clauses, extract_dates, extract_definitions, extract_entities,
                        extract_fields, extract_lists, extract_modifier, extract_ordinals, extract_quantities,
@@ -404,6 +404,8 @@ class Answerer:
         if field is None:
             return None
         value = metadata_value(doc, field.field) if doc else ""
+        if field.field == "title":
+            value = title_part(value, a.question)
         if not value:
             return None
         printed = find_printed(field.field, value, [p for p in self.retriever.index.passages if p.doc_id == doc.doc_id])

@@ -182,7 +182,7 @@ class QuestionAnalysis:
 
 # Words that ask rather than say: never focus terms.
 QUESTION_WORDS = re.compile(r"哪|什么|多少|几|谁|怎|如何|为何|为什么|为啥|干嘛|吗|呢|是否|是不是|有没有|总的来说|请问|一下"
-                            r"|^多[高大快长少]?$|^叫$")
+                            r"|^多[高大快长少久远重深宽]?$|^叫$")
 
 
 def focus_terms(question: str, tokenizer: ChineseTokenizer) -> list[str]:

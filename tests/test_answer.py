@@ -122,6 +122,9 @@ class TestQuestionAnalysis:
         assert b.expected_count == 2 and b.head_noun == "局"
         c = analyze("全国开展相对集中行政许可权改革的8个省分别是哪几个？", tok)
         assert c.expected_count == 8
+        # "多久" asks; it is no word the evidence could hold
+        d = analyze("从提出借鉴新加坡经验到园区开发建设启动用了多久？", tok)
+        assert "多久" not in d.focus_terms and "新加坡" in d.focus_terms
 
     def test_follow_up_uses_the_previous_subject(self, tok):
         known = set(tok.settings.user_words)

@@ -124,7 +124,7 @@ class TestQuestionAnalysis:
         assert c.expected_count == 8
         # "多久" asks; it is no word the evidence could hold
         d = analyze("从提出借鉴新加坡经验到园区开发建设启动用了多久？", tok)
-        assert "多久" not in d.focus_terms and "新加坡" in d.focus_terms
+        assert "多久" not in d.focus_terms and "园区" in d.focus_terms
 
     def test_follow_up_uses_the_previous_subject(self, tok):
         known = set(tok.settings.user_words)

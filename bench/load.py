@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cap", type=float, default=180.0, help="seconds per level after which no request is sent")
     p.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for the app to start")
     p.add_argument("--quick", action="store_true", help="N = 1, 10 with 3 questions each; results not written")
-    p.add_argument("--out", default="load", help="results file stem under bench/results (default load)")
+    p.add_argument("--out", default="load", help="results file stem under bench/results (default load; a path or .md name is cut to its stem)")
     args = p.parse_args(argv)
     if args.quick:
         args.clients, args.questions = [1, 10], 3
@@ -319,8 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         result["target"] = {"clients": top["clients"], "p95_ms": TARGET_P95_MS, "met": met,
                             "detail": f"{top['errors']} errors, p95 {top['latency_ms']['p95']} ms"}
     if not args.quick:
-        write_reports(result, args.out)
-        print(f"wrote {RESULTS / (args.out + '.json')} and .md", file=sys.stderr)
+        # ("--out bench/results/load_x.md" means the stem load_x: the run is not lost to a path)
+        stem = Path(args.out).name.removesuffix(".md").removesuffix(".json")
+        write_reports(result, stem)
+        print(f"wrote {RESULTS / (stem + '.json')} and .md", file=sys.stderr)
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return 0 if all(lv["errors"] == 0 for lv in levels) else 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rag.analyze import analyze
-from rag.answer.boundaries import balance_brackets, fit_date, fit_reader_span, fit_to_question, snap_to_words, strip_edge_words
+from rag.answer.boundaries import balance_brackets, drop_asked_end, fit_date, fit_reader_span, fit_to_question, snap_to_words, strip_edge_words
 from rag.extract import Span
 from rag.ingest import load_document
 from rag.tokenize import ChineseTokenizer
@@ -195,3 +195,17 @@ def test_a_short_answer_has_no_half_bracket_or_quote():
     assert heading[slice(*balance_brackets(heading, *span_of(heading, "）：以贯彻落实国家")))] == "：以贯彻落实国家"
     whole = span_of(heading, "“深化放管服改革”")
     assert balance_brackets(heading, *whole) == whole
+
+
+def test_a_range_one_end_of_which_the_question_names_gives_the_other_end(tok):
+    heading = "一、学习借鉴改革阶段（1994-2001）：以园区开发建设全面启动为标志"
+    period = span_of(heading, "1994-2001")
+    until = analyze("学习借鉴改革阶段从1994年一直持续到哪一年？", tok)
+    assert heading[slice(*drop_asked_end(until, heading, *period))] == "2001"
+    since = analyze("学习借鉴改革阶段从哪一年开始，到2001年结束？", tok)
+    assert heading[slice(*drop_asked_end(since, heading, *period))] == "1994"
+    both = analyze("学习借鉴改革阶段是哪几年？", tok)
+    assert drop_asked_end(both, heading, *period) == period
+    # a unit carried by the right end counts for the left one ("6－9月": 6月)
+    rain = "降水量主要集中在6－9月之间。"
+    assert rain[slice(*drop_asked_end(analyze("降水主要集中在6月至哪个月？", tok), rain, *span_of(rain, "6－9月")))] == "9月"

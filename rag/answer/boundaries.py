@@ -250,6 +250,29 @@ def fit_to_head(a: QuestionAnalysis, sentence: str, start: int, end: int,
     return start, end
 
 
+_RANGE_SPAN = re.compile(r"(?P<left>[^-－—–~～至到]+?)\s*(?:-{1,2}|－|—{1,2}|–|~|～|至|到)\s*(?P<right>[^-－—–~～至到]+)")
+_UNIT_TAIL = re.compile(r"[^\d.]+$")
+
+
+def drop_asked_end(a: QuestionAnalysis, text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) of ``text``, a range one end of which the question names,
+    cut to the other end ("6月至哪一个月份" answered by "6－9月" -> "9月";
+    "是何时的…" with 2008年 in the question: "1998年-2008年" -> "1998年")."""
+    m = _RANGE_SPAN.fullmatch(text, start, end)
+    if not m:
+        return start, end
+    left, right = m.group("left"), m.group("right")
+    unit = _UNIT_TAIL.search(right)
+    left_named = left if _UNIT_TAIL.search(left) or not unit else left + unit.group(0)
+    question = re.sub(r"\s+", "", a.question)
+    if len(left_named) >= 2 and left_named in question and right not in question and _DIGIT.search(right):
+        return m.start("right"), m.end("right")
+    if len(right) >= 2 and right in question and left_named not in question and left_named == left \
+            and _DIGIT.search(left):
+        return m.start("left"), m.end("left")
+    return start, end
+
+
 BRACKETS = {"「": "」", "『": "』", "“": "”", "《": "》", "（": "）", "(": ")", "【": "】", "〈": "〉", "‘": "’"}
 # How far a bracket's other half is looked for past the span's end.
 MAX_BRACKET_REACH = 6
@@ -300,6 +323,7 @@ def fit_to_question(a: QuestionAnalysis, sentence: str, span: Span,
     if tokenizer is not None and a.wh_kind == "which" and a.head_start is not None and not span_fit().asks_several(a):
         start, end = fit_to_head(a, sentence, start, end, tokenizer)
     start, end = balance_brackets(sentence, start, end)
+    start, end = drop_asked_end(a, sentence, start, end)
     # A subtitle's dash or a list's separator at either edge is no part of
     # the answer ("——苏州工业园区…系列调研之一" -> "苏州工业园区…").
     lead = _EDGE_SEPARATORS.match(sentence, start, end)

@@ -209,3 +209,12 @@ def test_a_range_one_end_of_which_the_question_names_gives_the_other_end(tok):
     # a unit carried by the right end counts for the left one ("6－9月": 6月)
     rain = "降水量主要集中在6－9月之间。"
     assert rain[slice(*drop_asked_end(analyze("降水主要集中在6月至哪个月？", tok), rain, *span_of(rain, "6－9月")))] == "9月"
+
+
+def test_up_to_two_trailing_edge_words_go(tok):
+    text = "因园区开发建设全面启动之故而设立咨询窗口。"
+    span = span_of(text, "园区开发建设全面启动之故而")
+    assert text[slice(*strip_edge_words(text, *span, tokenizer=tok))] == "园区开发建设全面启动"
+    text = "这一做法是园区成立以来的第一次。"
+    span = span_of(text, "园区成立以来的")
+    assert text[slice(*strip_edge_words(text, *span, tokenizer=tok))] == "园区成立"

@@ -155,7 +155,7 @@ def word_cuts(text: str, tokenizer: ChineseTokenizer) -> set[int]:
 
 def strip_edge_words(text: str, start: int, end: int, fit: SpanFit | None = None,
                      tokenizer: ChineseTokenizer | None = None) -> tuple[int, int]:
-    """[start, end) without a leading or trailing edge word, when something
+    """[start, end) without a leading or (up to two) trailing edge words, when something
     of at least two characters is left and (with a ``tokenizer``) the edge
     word is a word of its own, not the end of one ("原则", "郑京和")."""
     fit = fit or span_fit()
@@ -164,11 +164,14 @@ def strip_edge_words(text: str, start: int, end: int, fit: SpanFit | None = None
     def alone(a: int, b: int) -> bool:
         return cuts is None or (a in cuts and b in cuts)
 
-    span = text[start:end]
-    for word in fit.strip_trailing:
-        if span.endswith(word) and len(span) - len(word) >= 2 and alone(end - len(word), end):
-            end -= len(word)
+    # Up to two trailing edge words ("撤离中国大陆之故而").
+    for _ in range(2):
+        span = text[start:end]
+        word = next((w for w in fit.strip_trailing
+                     if span.endswith(w) and len(span) - len(w) >= 2 and alone(end - len(w), end)), None)
+        if word is None:
             break
+        end -= len(word)
     span = text[start:end]
     for word in fit.strip_leading:
         if span.startswith(word) and len(span) - len(word) >= 2 and alone(start, start + len(word)):

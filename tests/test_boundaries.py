@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rag.analyze import analyze
-from rag.answer.boundaries import balance_brackets, drop_asked_end, fit_date, fit_reader_span, fit_to_question, snap_to_words, strip_edge_words
+from rag.answer.boundaries import balance_brackets, drop_asked_end, fit_date, range_bound, fit_reader_span, fit_to_question, snap_to_words, strip_edge_words
 from rag.extract import Span
 from rag.ingest import load_document
 from rag.tokenize import ChineseTokenizer
@@ -218,3 +218,11 @@ def test_up_to_two_trailing_edge_words_go(tok):
     text = "这一做法是园区成立以来的第一次。"
     span = span_of(text, "园区成立以来的")
     assert text[slice(*strip_edge_words(text, *span, tokenizer=tok))] == "园区成立"
+
+
+def test_a_range_gives_the_bound_the_question_asks_for(tok):
+    text = "无党籍人士须集齐5,000至7,000名选民推荐才可以参选。"
+    span = span_of(text, "集齐5,000至7,000名")
+    assert text[slice(*range_bound(analyze("最少要多少名选民推荐才可以参选？", tok), text, *span))] == "5,000"
+    assert text[slice(*range_bound(analyze("最多需要多少名选民推荐？", tok), text, *span))] == "7,000名"
+    assert range_bound(analyze("需要多少名选民推荐？", tok), text, *span) == span

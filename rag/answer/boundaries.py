@@ -276,6 +276,28 @@ def drop_asked_end(a: QuestionAnalysis, text: str, start: int, end: int) -> tupl
     return start, end
 
 
+_ASKS_LOWER = re.compile(r"最少|最小|至少|最低|下限|起码|(?i:\b(?:minimum|at least|lowest)\b)")
+_ASKS_UPPER = re.compile(r"最多|最大|至多|最高|上限|(?i:\b(?:maximum|at most|highest)\b)")
+_NUMBER_RUN = re.compile(r"[0-9０-９][0-9０-９,，.]*(?:[^\s\d,，.、；;。至到~～—–-]{0,3})?")
+
+
+def range_bound(a: QuestionAnalysis, text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) of ``text``, a range of numbers, cut to the bound the
+    question asks for ("最少要多少人推荐": "集齐5,000至7,000名" -> "5,000")."""
+    lower, upper = bool(_ASKS_LOWER.search(a.question)), bool(_ASKS_UPPER.search(a.question))
+    if lower == upper:
+        return start, end
+    m = _RANGE_SPAN.fullmatch(text, start, end)
+    if not m:
+        return start, end
+    side = "left" if lower else "right"
+    number = _NUMBER_RUN.search(text, m.start(side), m.end(side))
+    other = _NUMBER_RUN.search(text, m.start("right" if lower else "left"), m.end("right" if lower else "left"))
+    if number is None or other is None:
+        return start, end
+    return number.start(), min(number.end(), m.end(side))
+
+
 BRACKETS = {"「": "」", "『": "』", "“": "”", "《": "》", "（": "）", "(": ")", "【": "】", "〈": "〉", "‘": "’"}
 # How far a bracket's other half is looked for past the span's end.
 MAX_BRACKET_REACH = 6
@@ -327,6 +349,7 @@ def fit_to_question(a: QuestionAnalysis, sentence: str, span: Span,
         start, end = fit_to_head(a, sentence, start, end, tokenizer)
     start, end = balance_brackets(sentence, start, end)
     start, end = drop_asked_end(a, sentence, start, end)
+    start, end = range_bound(a, sentence, start, end)
     # A subtitle's dash or a list's separator at either edge is no part of
     # the answer ("——苏州工业园区…系列调研之一" -> "苏州工业园区…").
     lead = _EDGE_SEPARATORS.match(sentence, start, end)

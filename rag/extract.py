@@ -356,6 +356,11 @@ def _trim_items(items: list[str], tokenizer: ChineseTokenizer) -> list[str]:
         return "".join(w for w, _ in tagged)
 
     def trim_right(item: str) -> str:
+        # "减时限的三减改革": the list modifies the noun after 的; the item
+        # ends there when that leaves it as long as its siblings.
+        at = item.find("的")
+        if len(item) > target and at > 0 and shortest - 1 <= at <= target:
+            return item[:at]
         words = [w for w, _ in tokenizer.tagged_words(item)]
         while len(words) > 1 and (len("".join(words)) > target or words[-1] in _ITEM_TAIL_WORDS):
             words.pop()

@@ -227,6 +227,11 @@ class TestExtractors:
                          "地理要素数据在哪些业务系统里打通共享了", tok)
         assert max(extract_lists(ev, a, tok), key=lambda s: s.score).items == ("规划", "建设", "国土", "房产", "环保")
 
+    def test_the_last_item_ends_at_the_de_of_the_noun_the_list_modifies(self, tok):
+        ev, a = evidence("对于集中的行政许可事项，行政审批局大力推行减环节、减材料、减时限的三减改革，不断优化审批流程。",
+                         "行政审批局的三减改革减的是哪些？", tok)
+        assert max(extract_lists(ev, a, tok), key=lambda s: s.score).items == ("减环节", "减材料", "减时限")
+
     def test_a_comma_inside_a_quoted_name_does_not_separate_items(self, tok):
         ev, a = evidence("比如，园区的“一网通办”综合改革，先后被中组部列为“贯彻落实习近平新时代中国特色社会主义思想、"
                          "在改革发展稳定中攻坚克难案例”和“不忘初心、牢记使命”主题教学案例", "中组部把园区的一网通办收进了哪两类案例里？", tok)

@@ -173,6 +173,9 @@ class QuestionAnalysis:
     secondary: list[tuple[str, str]] = field(default_factory=list)  # e.g. ("ordinal", "期") for 第几期
     unknown_names: list[str] = field(default_factory=list)  # English names with no Chinese equivalent
     head_start: int | None = None  # where the head phrase after "哪个/哪两项" starts in the question
+    # Focus terms inside the cue that set the type ("定位" of "什么定位"): they
+    # say what form the answer takes, so the text need not contain them.
+    cue_terms: list[str] = field(default_factory=list)
     replace_span: tuple[int, int] | None = None  # what a statement replaces, when wider than wh_span
     asked: str = ""  # the question as asked, before resolve_question (what the reader was trained on)
 
@@ -201,6 +204,11 @@ def classify(question: str, lang: str, boundaries: set[int] | None = None) -> st
     """The highest-priority type whose cue matches.  With word ``boundaries``
     (Chinese), a cue must start on a word boundary, so that "目的" is not
     found inside "一个项目的"."""
+    return classify_cue(question, lang, boundaries)[0]
+
+
+def classify_cue(question: str, lang: str, boundaries: set[int] | None = None) -> tuple[str, str]:
+    """(type, the cue text that set it; "" for "other")."""
     text = unicodedata.normalize("NFKC", question).lower()
     text = "".join("数" if i in indefinite_ji(text) else ch for i, ch in enumerate(text))  # same offsets
     for qtype in type_table().types:
@@ -208,8 +216,8 @@ def classify(question: str, lang: str, boundaries: set[int] | None = None) -> st
         for pattern in cues:
             for m in pattern.finditer(text):
                 if boundaries is None or lang == "en" or m.start() in boundaries:
-                    return qtype.name
-    return "other"
+                    return qtype.name, m.group(0)
+    return "other", ""
 
 
 def word_boundaries(text: str, tokenizer: ChineseTokenizer) -> set[int]:
@@ -256,9 +264,11 @@ def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list
     q = resolve_question(question)
     # Markup is not language: "<img src=x onerror=…>" alone is not an English question.
     lang = detect_lang(_MARKUP.sub(" ", q))
-    qtype = classify(q, lang, word_boundaries(q, tokenizer) if lang == "zh" else None)
+    qtype, cue = classify_cue(q, lang, word_boundaries(q, tokenizer) if lang == "zh" else None)
     analysis = QuestionAnalysis(question=q, lang=lang, qtype=qtype, tokens=tokenizer.tokenize(q),
                                 focus_terms=focus_terms(q, tokenizer), asked=question.strip())
+    if lang == "zh" and cue:
+        analysis.cue_terms = [t for t in analysis.focus_terms if t in cue]
     analysis.years = _YEAR.findall(q)
     analysis.numbers = [n for n in _NUMBER.findall(unicodedata.normalize("NFKC", q)) if n not in analysis.years]
     analysis.quoted = _QUOTED.findall(q)

@@ -624,6 +624,11 @@ DEFINITION_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("change", re.compile(r"(?P<def>从(?:“[^”]{1,20}”|[^，。、]{1,12})(?:发展成|发展为|变成|转变为|升级为|成长为)"
                           r"(?:“[^”]{1,20}”|[^，。、]{1,12}))")),
     ("is", re.compile(rf"(?P<term>[{CJK_IDEOGRAPH}“”]{{1,10}})(?:则|就|也)?(?:是|即为)(?P<def>[^，。；]{{2,40}})")),
+    # "不断深化政务服务效能改革，是园区发展壮大如影随形的一条主线": a whole clause
+    # as the subject, set off by a comma (counted like "is": only when the
+    # clause names what the question asks about).
+    ("clause_is", re.compile(rf"(?<![^，；：])(?P<term>[{CJK_IDEOGRAPH}“”]{{2,24}})，(?:则|就|也|正|才)?(?:是|即为)"
+                             r"(?P<def>[^，。；]{2,40})")),
     ("principle", re.compile(r"按照“(?P<def>[^”]{2,30})”(?P<term>原则|要求|思路)")),
     # "大厅窗口只是“收发室”": a quoted word that likens or names it (only for
     # questions that ask so: _ASKS_LIKENESS).
@@ -658,13 +663,15 @@ def extract_definitions(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
             if term:
                 term_clean = term.strip("“”")
                 term_match = max((len(t) for t in terms if t and t in term_clean), default=0)
-                if name == "is" and not term_match:
+                if name in ("is", "clause_is") and not term_match:
                     continue  # a bare "A是B" only counts when A is what the question asks about
             score = 1.0 + 0.5 * min(term_match, 4) + proximity(ev, start, end)
-            if name == "is":
+            if name in ("is", "clause_is"):
                 score -= 0.5
             if name == "change" and _ASKS_CHANGE.search(a.question):
                 score += 2.0
+            if name == "as_role" and _ASKS_ROLE.search(a.question):
+                score += 1.5  # "作为…" is how a text states a role or 定位
             spans.append(Span(start, end, ev.sentence[start:end].rstrip("，,"), f"definition:{name}", score))
     # Several "A是B" clauses about the question's terms ("开放是…，创新是…") form one answer.
     is_spans = sorted((s for s in spans if s.kind == "definition:is"), key=lambda s: s.start)

@@ -124,6 +124,22 @@ def parse_jieba_dictionary(text: str) -> tuple[dict[str, int], int, dict[str, st
     return freq, total, tags
 
 
+# Characters that are words of their own (copula, particles, adverbs,
+# prepositions).  jieba's HMM glues two unknown single characters into one
+# word ("过程中是" -> 过程/中是, "还报给" -> 还报/给); a guessed two-character
+# word with one of these in it is split back into its characters.
+FUNCTION_CHARS = frozenset("是的了在中还也就又把被对向给和与及或而并从到着过为")
+
+
+def unglue(word: str, known: dict[str, int]) -> list[str]:
+    """``word`` split into characters when it is a two-character word jieba
+    guessed (not in its dictionary) with a function character in it."""
+    if len(word) == 2 and not known.get(word) and (word[0] in FUNCTION_CHARS or word[1] in FUNCTION_CHARS) \
+            and all("\u4e00" <= ch <= "\u9fff" for ch in word):
+        return list(word)
+    return [word]
+
+
 class ChineseTokenizer:
     """jieba with a user dictionary and stopwords; English words lower-cased.
 
@@ -171,7 +187,8 @@ class ChineseTokenizer:
         stopwords kept.  Used for question analysis."""
         self._ensure_ready()
         text = unicodedata.normalize("NFKC", text).lower()
-        return [w for w in self._jieba.cut(text, HMM=True) if _TOKEN_OK.search(w)]
+        known = self._jieba.FREQ
+        return [p for w in self._jieba.cut(text, HMM=True) for p in unglue(w, known) if _TOKEN_OK.search(p)]
 
     def tagged_words(self, text: str) -> list[tuple[str, str]]:
         """(word, part-of-speech) pairs in precise mode, on the text as given
@@ -181,7 +198,9 @@ class ChineseTokenizer:
 
     def _tag(self, text: str) -> tuple[tuple[str, str], ...]:
         self._ensure_ready()
-        return tuple((p.word, p.flag) for p in self._pos.cut(text, HMM=True))
+        known, tags = self._jieba.FREQ, self._pos.word_tag_tab
+        return tuple((part, p.flag if part == p.word else tags.get(part, "x"))
+                     for p in self._pos.cut(text, HMM=True) for part in unglue(p.word, known))
 
     def dictionary_tag(self, word: str) -> str | None:
         """The part of speech jieba's dictionary gives a word (None for words
@@ -196,7 +215,8 @@ class ChineseTokenizer:
         cut = self._jieba.cut_for_search(text, HMM=True) if self.settings.mode == "search" \
             else self._jieba.cut(text, HMM=True)
         tokens = []
-        for w in cut:
+        known = self._jieba.FREQ
+        for w in (p for w in cut for p in unglue(w, known)):
             w = w.strip()
             if not w or not _TOKEN_OK.search(w) or w in self.stopwords or w in EN_STOPWORDS \
                     or _QUESTION_TOKEN.search(w):

@@ -62,6 +62,11 @@ class TestQuestionAnalysis:
     def test_types(self, question, qtype):
         assert classify(question, "en" if question.isascii() else "zh") == qtype
 
+    def test_words_of_the_type_cue_are_known_as_such(self, tok):
+        # "定位" of "什么定位" says the answer is a role; the text need not say 定位
+        assert analyze("园区在国家层面是个什么定位？", tok).cue_terms == ["定位"]
+        assert analyze("园区在国家层面有什么试点？", tok).cue_terms == []
+
     def test_indefinite_ji_is_not_the_question_word(self, tok):
         a = analyze("除了几位市领导，这期稿子还报给了市里哪些部门和单位？", tok)
         assert (a.qtype, a.wh_kind, a.head_noun, a.unit) == ("list", "which", "部门", None)
@@ -285,6 +290,23 @@ class TestExtractors:
         assert best(extract_definitions(ev, a)) == "政务改革的协调中枢"
         ev, a = evidence(sentence, "审批局负责什么？", tok)  # no role asked: no role candidate
         assert all(s.kind != "definition:role" for s in extract_definitions(ev, a))
+
+    def test_a_clause_set_off_by_a_comma_is_what_is_defined(self, tok):
+        sentence = "不断深化政务服务效能改革，是园区发展壮大如影随形的一条主线。"
+        ev, a = evidence(sentence, "报告说深化政务服务效能改革，在园区成长过程中是个什么样的存在？", tok)
+        assert best(extract_definitions(ev, a)) == "园区发展壮大如影随形的一条主线"
+        # the clause must name what is asked: not an answer to another subject
+        ev, a = evidence(sentence, "一站式服务中心是个什么样的存在？", tok)
+        assert all(s.kind != "definition:clause_is" for s in extract_definitions(ev, a))
+
+    def test_a_role_is_stated_with_zuowei(self, tok):
+        sentence = "作为中国改革开放的试验田、中新两国政府合作的示范区，提升政务服务效能改革，园区一直在先行探路。"
+        role = next(s for s in extract_definitions(*evidence(sentence, "园区在国家层面是个什么定位？", tok))
+                    if s.kind == "definition:as_role")
+        plain = next(s for s in extract_definitions(*evidence(sentence, "园区在国家层面是什么？", tok))
+                     if s.kind == "definition:as_role")
+        assert role.text == "中国改革开放的试验田、中新两国政府合作的示范区"
+        assert role.score > plain.score
 
     def test_two_items_joined_without_a_comma(self, tok):
         """"哪两件事" is answered by "A及B" when the text has no 、-list of two;

@@ -116,3 +116,20 @@ def test_the_dictionary_parse_equals_jiebas_own():
     # a word listed after a longer word it prefixes keeps its own count
     assert parse_jieba_dictionary("苏州工业园区 5 nt\n苏州 7 ns\n")[0] == {"苏": 0, "苏州": 7, "苏州工": 0,
                                                                         "苏州工业": 0, "苏州工业园": 0, "苏州工业园区": 5}
+
+
+@pytest.mark.parametrize("text,words", [
+    # jieba's HMM guesses "中是" and "还报" as words; they are two words each
+    ("在园区成长过程中是个什么样的存在", ["过程", "中", "是"]),
+    ("这期稿子还报给了市里哪些部门", ["还", "报", "给"]),
+])
+def test_guessed_words_with_a_function_character_are_split(tokenizer, text, words):
+    got = tokenizer.words(text)
+    assert all(w in got for w in words)
+    assert "中是" not in got and "还报" not in got
+    # tagging keeps every character, so offsets still add up
+    assert "".join(w for w, _ in tokenizer.tagged_words(text)) == text
+
+
+def test_dictionary_words_with_a_function_character_stay_whole(tokenizer):
+    assert "在线" in tokenizer.words("企业可以在线办理")

@@ -30,8 +30,8 @@ from ..retrieve import Retriever
 from ..schema import BACK_MATTER, MASTHEAD, Answer, Citation, Document, Hit, Passage
 from ..text import (CN_NUM, CN_SURNAMES, cn_to_int, date_grain_wanted, is_number_term, speaks_of_another_time,
                     split_clauses, squeeze)
-from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHARS, SENTENCES_TRIED, TYPED, Choice,
-                         SentenceCandidate, contrasted_terms, synonyms)
+from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHARS, SENTENCES_TRIED, STAND_IN_PENALTY, TYPED,
+                         Choice, SentenceCandidate, contrasted_terms, synonyms)
 from .compose import CLAUSE_PUNCT, english_rendering, make_statement, quote_line, unsupported_lead, verify_citation
 from .confidence import METADATA_CONFIDENCE, confidence_model, sigmoid, weak_points
 from .boundaries import fit_to_question
@@ -333,6 +333,9 @@ class Answerer:
             found = self._run_extractor(name, a, ev)
             if found and name in ("lists", "definitions", "modifier") and spans:
                 continue  # a later, more general extractor only fills gaps
+            penalty = STAND_IN_PENALTY.get((a.qtype, name), 0.0)
+            if penalty:
+                found = [dataclasses.replace(sp, score=sp.score - penalty) for sp in found]
             spans += found
         if a.qtype == "entity" and a.secondary and not spans:
             return []
@@ -497,7 +500,9 @@ class Answerer:
         context = index_text(passage)
         critical, numbers = self.unsupported_terms(a, pool, choice)
         total = sum(self.term_weight(t) for t in forms) or 1.0
-        unknown = sum(self.term_weight(t) for t in forms if not self.in_corpus(t) and
+        # A word of the type's cue ("定位" of "什么定位") names the answer's
+        # form, not its content: the text need not use it.
+        unknown = sum(self.term_weight(t) for t in forms if not self.in_corpus(t) and t not in a.cue_terms and
                       not any(self.in_corpus(v) for v in forms[t][1:]))
         typed = choice.span is not None and not choice.fallback
         # Nouns of the question that the corpus never uses (常住人口, GDP, 周末)
@@ -506,7 +511,7 @@ class Answerer:
                  if flag[:1] in ("n", "t", "x", "e") or flag == "eng"}
         # (English words the glossary could not translate are a gap in the
         # glossary, not in the corpus: they are left to unknown_terms.)
-        missing_nouns = sum(self.term_weight(t) for t in forms if t in nouns and not t.isascii()
+        missing_nouns = sum(self.term_weight(t) for t in forms if t in nouns and not t.isascii() and t not in a.cue_terms
                             and not self.in_corpus(t) and not any(self.in_corpus(v) for v in forms[t][1:]))
         return {
             "passage_coverage": round(self.coverage(context, forms), 4),

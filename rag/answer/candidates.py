@@ -31,6 +31,13 @@ EXTRACTORS: dict[str, tuple[str, ...]] = {
     "summary": ("modifier",),
     "other": ("fields", "slot"),
 }
+# Extractors that only stand in for the type's own: their spans score this
+# much lower, so that a sentence that defines what was asked beats one that
+# merely lists something ("是个什么样的存在" -> "…是…的一条主线", not a list of
+# growth figures from the sentence after it).
+STAND_IN_PENALTY: dict[tuple[str, str], float] = {
+    ("definition", "lists"): 1.0,
+}
 
 
 @lru_cache(maxsize=1)

@@ -205,7 +205,9 @@ def collect_contests(assistant: Assistant, paths: Sequence[Path]) -> list[tuple[
     for row, answer in zip(rows, answers):
         contest = answer.debug.get("combine")
         if contest:
-            out.append((contest["features"], span_quality(row, contest["reader"]), span_quality(row, contest["rules"])))
+            # Judged as shown, fitted to the question (older records: as found).
+            out.append((contest["features"], span_quality(row, contest.get("reader_shown", contest["reader"])),
+                        span_quality(row, contest.get("rules_shown", contest["rules"]))))
     return out
 
 

@@ -370,6 +370,8 @@ def test_the_combination_follows_its_model(assistant, dev_set):
         assert 0.0 <= c["preference"] <= 1.0
         from_reader = a.debug["evidence"]["span_kind"] == "reader"
         assert from_reader == (c["preference"] > 0.5), (a.question, c)
+        # The contest records each side as it would be shown: the winner's is the short answer.
+        assert a.short_answer == (c["reader_shown"] if from_reader else c["rules_shown"]), (a.question, c)
 
 
 def test_decoded_spans_never_cross_a_sentence_end():

@@ -199,7 +199,17 @@ class Answerer:
                                 self.config.reader_window_chars or self.reader.spec.window_chars) \
             if self.reader is not None else None
         contest: dict = {}
+        rules_choice = choice
         choice = combine(a, choice, reading, self.config.reader_mode, contest)
+        if contest:
+            # What each side would show once fitted to the question: the
+            # combination is fitted on these (`rag fit-combine`), since two raw
+            # spans that fit to the same answer ("1994年9月3日" and "1994年" for
+            # 哪一年) teach nothing about which source is better.
+            contest["reader_shown"] = fit_to_question(a, reading.choice.candidate.text, reading.choice.span,
+                                                      self.tokenizer).text
+            contest["rules_shown"] = fit_to_question(a, rules_choice.candidate.text, rules_choice.span,
+                                                     self.tokenizer).text
         if choice is not None and choice.span is not None:
             choice = dataclasses.replace(choice, span=fit_to_question(
                 a, choice.candidate.text, choice.span, self.tokenizer))

@@ -361,10 +361,26 @@ def _trim_items(items: list[str], tokenizer: ChineseTokenizer) -> list[str]:
         at = item.find("的")
         if len(item) > target and at > 0 and shortest - 1 <= at <= target:
             return item[:at]
-        words = [w for w, _ in tokenizer.tagged_words(item)]
-        while len(words) > 1 and (len("".join(words)) > target or words[-1] in _ITEM_TAIL_WORDS):
-            words.pop()
-        return "".join(words)
+        tagged = tokenizer.tagged_words(item)
+        widest = max(len(x) for x in inner)
+        cut: tuple[str, str] | None = None  # the first word cut off, once any is
+        while len(tagged) > 1:
+            if len("".join(w for w, _ in tagged)) > target or tagged[-1][0] in _ITEM_TAIL_WORDS:
+                cut = tagged.pop()
+            # A verb the clause's predicate went on from (a particle, preposition
+            # or adverb was cut after it) is no part of the item
+            # ("土伦、尼斯、巴黎完成了学业" -> 巴黎, "便捷化加快向增值化拓展" -> 便捷化),
+            # as trim_left drops one before the first item.  A verb before the
+            # noun the list modifies ("人才招聘三个窗口") or ending the clause
+            # ("申请材料接收") is nominalised and stays; so does one in an item no
+            # longer than its siblings.
+            elif cut is not None and cut[1][:1] in ("u", "p", "d") and tagged[-1][1][:1] == "v" \
+                    and len("".join(w for w, _ in tagged[:-1])) >= shortest \
+                    and len("".join(w for w, _ in tagged)) > widest:
+                cut = tagged.pop()
+            else:
+                break
+        return "".join(w for w, _ in tagged)
 
     items[0] = trim_left(items[0])
     items[-1] = trim_right(items[-1])

@@ -237,6 +237,19 @@ class TestExtractors:
                          "行政审批局的三减改革减的是哪些？", tok)
         assert max(extract_lists(ev, a, tok), key=lambda s: s.score).items == ("减环节", "减材料", "减时限")
 
+    @pytest.mark.parametrize("sentence, question, items", [
+        # The predicate the last item ran into is cut, with its verb.
+        ("不断优化完善政务服务架构的同时，政务服务从标准化、规范化、便捷化加快向增值化拓展，不断在传统政务服务基础上，"
+         "整合政府、社会等各方资源。", "政务服务往增值化升级之前，已经在抓哪几个化？", ("标准化", "规范化", "便捷化")),
+        ("园区先后在北京、上海、深圳举办了招商推介会。", "园区在哪些城市举办了推介会？", ("北京", "上海", "深圳")),
+        # A verb before the noun the list modifies is part of the item.
+        ("1995年，园区开创国内先河，在三间临时办公室，针对落户企业分别设立了经发、规划和人才招聘三个咨询服务窗口。",
+         "园区最早设了哪几个咨询服务窗口？", ("经发", "规划", "人才招聘")),
+    ])
+    def test_the_last_item_loses_the_verb_of_the_predicate_it_ran_into(self, tok, sentence, question, items):
+        ev, a = evidence(sentence, question, tok)
+        assert max(extract_lists(ev, a, tok), key=lambda s: s.score).items == items
+
     def test_a_comma_inside_a_quoted_name_does_not_separate_items(self, tok):
         ev, a = evidence("比如，园区的“一网通办”综合改革，先后被中组部列为“贯彻落实习近平新时代中国特色社会主义思想、"
                          "在改革发展稳定中攻坚克难案例”和“不忘初心、牢记使命”主题教学案例", "中组部把园区的一网通办收进了哪两类案例里？", tok)

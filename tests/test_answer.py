@@ -42,6 +42,11 @@ class TestQuestionAnalysis:
         ("地理要素数据在哪些业务系统里打通共享了", "list"),
         ("建区级标准事项库是为了什么？", "reason"),
         ("放管服指什么？", "definition"),
+        ("相对集中行政许可权是指什么？", "definition"),
+        # "指的是 + question word": the question word sets the type
+        ("报告里的“领头雁”指的是谁？", "entity"),
+        ("这里说的“关键一年”指的是哪一年？", "date"),
+        ("文中的“试验田”是指哪个地方？", "entity"),
         ("编标准化手册时，每项审批材料是怎么把关的？", "process"),
         ("园区是不是全国第一个搞ISO质量管理体系的？", "yesno"),
         ("园区政务服务效能改革总的来说走了一条什么样的路？", "definition"),

@@ -26,6 +26,10 @@ class QuestionType:
     # (rag/answer/reading.py: combine): "reader" or "rules".
     reader: str = "rules"
     label_zh: str = ""  # the type's name on a Chinese page
+    # Nouns that suggest the type only when no type's question-word cue
+    # matched ("比例是?" is a number question, "哪一种米的比例最多" asks
+    # for an entity).
+    zh_weak: tuple[re.Pattern, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ def type_table() -> TypeTable:
         templates = {k: v for k, v in row.items() if k.startswith(("lead_", "fallback_"))}
         types.append(QuestionType(row["name"], int(row["priority"]), tuple(re.compile(p) for p in row["zh"]),
                                   tuple(re.compile(p, re.I) for p in row["en"]), templates,
-                                  row.get("reader", "rules"), row.get("label_zh", "")))
+                                  row.get("reader", "rules"), row.get("label_zh", ""),
+                                  tuple(re.compile(p) for p in row.get("zh_weak", ()))))
     types.sort(key=lambda t: -t.priority)
     return TypeTable(tuple(types), data["refusal"], data["unsupported"])
 
@@ -211,12 +216,13 @@ def classify_cue(question: str, lang: str, boundaries: set[int] | None = None) -
     """(type, the cue text that set it; "" for "other")."""
     text = unicodedata.normalize("NFKC", question).lower()
     text = "".join("数" if i in indefinite_ji(text) else ch for i, ch in enumerate(text))  # same offsets
-    for qtype in type_table().types:
-        cues = qtype.en if lang == "en" else qtype.zh
-        for pattern in cues:
-            for m in pattern.finditer(text):
-                if boundaries is None or lang == "en" or m.start() in boundaries:
-                    return qtype.name, m.group(0)
+    for weak in (False, True):
+        for qtype in type_table().types:
+            cues = () if lang == "en" and weak else qtype.en if lang == "en" else qtype.zh_weak if weak else qtype.zh
+            for pattern in cues:
+                for m in pattern.finditer(text):
+                    if boundaries is None or lang == "en" or m.start() in boundaries:
+                        return qtype.name, m.group(0)
     return "other", ""
 
 

@@ -47,6 +47,13 @@ class TestQuestionAnalysis:
         ("报告里的“领头雁”指的是谁？", "entity"),
         ("这里说的“关键一年”指的是哪一年？", "date"),
         ("文中的“试验田”是指哪个地方？", "entity"),
+        # Nouns such as 比例 / 原因 / 日期 set the type only when no question word does
+        ("园区哪个部门的办件数量最多？", "entity"),
+        ("当场办结业务占全部业务的比例是？", "number"),
+        ("成立行政审批局的目的是什么？", "reason"),
+        ("改革提速的原因和哪个自贸片区的设立有关？", "entity"),
+        ("这份调研报告的刊发日期是？", "date"),
+        ("报告的刊发日期是哪位编辑定的？", "entity"),
         ("编标准化手册时，每项审批材料是怎么把关的？", "process"),
         ("园区是不是全国第一个搞ISO质量管理体系的？", "yesno"),
         ("园区政务服务效能改革总的来说走了一条什么样的路？", "definition"),

@@ -54,6 +54,10 @@ class TestQuestionAnalysis:
         ("改革提速的原因和哪个自贸片区的设立有关？", "entity"),
         ("这份调研报告的刊发日期是？", "date"),
         ("报告的刊发日期是哪位编辑定的？", "entity"),
+        # "怎样的X" asks what kind of X, unless X is a way of doing
+        ("一站式服务中心是一个怎样的机构？", "definition"),
+        ("园区以怎样的方式推进相对集中行政许可权改革？", "process"),
+        ("园区怎样推进一网通办？", "process"),
         ("编标准化手册时，每项审批材料是怎么把关的？", "process"),
         ("园区是不是全国第一个搞ISO质量管理体系的？", "yesno"),
         ("园区政务服务效能改革总的来说走了一条什么样的路？", "definition"),

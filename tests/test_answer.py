@@ -70,6 +70,12 @@ class TestQuestionAnalysis:
         ("小平同志提出学新加坡，到真正在苏州落地，中间隔了多久？", "number"),
         ("How long does the on-the-job internship generally last?", "number"),
         ("How long ago was the park founded?", "date"),
+        # "what + plural noun" asks for several things; "what + address/phone" for a name
+        ("When the centre was set up, what functions did it perform for the approval items?", "list"),
+        ("What main reforms did the park carry out after 2019?", "list"),
+        ("What phone number is listed for the editor?", "entity"),
+        ("What postal address is printed at the bottom of the issue?", "entity"),
+        ("What role does the report say SIP has played?", "definition"),
         # "when" asks only where it starts a clause and a verb follows
         ("To be given priority when selecting training evaluation organizations, how many years of "
          "excellent training track record should an institution have?", "number"),
@@ -82,6 +88,9 @@ class TestQuestionAnalysis:
     def test_words_of_the_type_cue_are_known_as_such(self, tok):
         # "定位" of "什么定位" says the answer is a role; the text need not say 定位
         assert analyze("园区在国家层面是个什么定位？", tok).cue_terms == ["定位"]
+        # "(中间)隔了多久": the interval word names the answer's form
+        assert analyze("小平同志提出学新加坡，到真正在苏州落地，中间隔了多久？", tok).cue_terms == ["间隔"]
+        assert classify("两次改革相隔多少年？", "zh") == "number"
         assert analyze("园区在国家层面有什么试点？", tok).cue_terms == []
 
     def test_indefinite_ji_is_not_the_question_word(self, tok):

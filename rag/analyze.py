@@ -97,7 +97,7 @@ EN_UNITS = {"working days": "个工作日", "years": "年", "items": "项", "mat
 # Titles of people ("园区的书记是谁" must be answered by a 书记).
 ROLE_TITLES = ("书记", "副书记", "市长", "副市长", "主任", "主席", "局长", "处长", "主编", "编辑", "责任编辑", "总设计师")
 # Nouns after a question word that add nothing to the answer ("哪几件事").
-GENERIC_HEADS = ("事情", "事", "内容", "东西")
+GENERIC_HEADS = ("事情", "事项", "事", "内容", "东西")
 _HEAD_LOOKUP = sorted(((noun, cat) for cat, nouns in HEAD_NOUN_CATEGORIES.items() for noun in nouns),
                       key=lambda x: -len(x[0]))
 
@@ -107,7 +107,7 @@ WH_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("period", re.compile(r"从哪(?:一)?年到哪(?:一)?年|哪几年|起止(?:时间|年份)?")),
     ("date", re.compile(r"(?:在)?(?:哪一年|哪个年度|什么年度|哪年|何年|哪一天|哪天|何时|什么时候|什么时间|哪个月|几月份?|哪年哪月)")),
     ("quantity", re.compile(rf"(?:多少|几)(?P<unit>{MEASURE_WORDS_RE})?")),
-    ("which", re.compile(rf"(?:哪(?:一|几|[{CN_NUM}])?(?:个|家|位|本|份|部|项|条|种|类|所|座|间|些|件|方面|栋|幢|层|处|号)?|什么)"
+    ("which", re.compile(rf"(?:哪(?:一|几|[{CN_NUM}])?(?:个|家|位|本|份|部|项|条|种|类|所|座|间|些|件|方面|栋|幢|层|处|号|块|方|边|片)?|什么)"
                          rf"(?P<head>[{CJK_IDEOGRAPH}]{{0,6}})")),
     ("who", re.compile(r"谁")),
     ("where", re.compile(r"哪里|何处|什么地方")),
@@ -263,7 +263,8 @@ _EN_MONEY = re.compile(r"(?i)\bhow much (?:money|funding|capital|(?:did|does|do|
                        r"are|must|should|can|could)\b.{0,60}?\b(?:spend|spent|cost|invest|invested|pay|paid|fund|"
                        r"funded|budget|raise|raised)\b)")
 _MARKUP = re.compile(r"</?[A-Za-z][^<>]*>")
-_ORDINAL = re.compile(rf"第([{CN_NUM}\d]+)(?:个)?(?:阶段|部分|点|方面|章|节|时期|步)")
+# "第三阶段", "第一个改革阶段" (a few words may name what the stage is of).
+_ORDINAL = re.compile(rf"第([{CN_NUM}\d]+)(?:个)?[{CJK_IDEOGRAPH}]{{0,4}}?(?:阶段|部分|点|方面|章|节|时期|步)")
 
 
 def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list[str]] | None = None) -> QuestionAnalysis:
@@ -294,6 +295,11 @@ def analyze(question: str, tokenizer: ChineseTokenizer, glossary: dict[str, list
         analysis.focus_terms = list(dict.fromkeys(analysis.expanded_terms + latin + untranslated)) \
             or analysis.focus_terms
     _find_wh(analysis)
+    if analysis.replace_span:
+        # "哪两件事": the count and the generic noun name the answer's form, as a
+        # type cue does; the text need not use them.
+        asked = q[analysis.replace_span[0]:analysis.replace_span[1]]
+        analysis.cue_terms += [t for t in analysis.focus_terms if t in asked and t not in analysis.cue_terms]
     if qtype == "number" and analysis.wh_kind == "which" and lang == "zh":
         # "哪一种的比例…占了4倍以上": the question word asks which thing; 比例 is
         # only what the question says about it (a number cue, but no number is asked).

@@ -186,12 +186,34 @@ _ASKS_AFTER = re.compile(r"以后|之后|现在|如今|目前|只用|只剩|剩�
 _ASKS_BEFORE = re.compile(r"原来|原先|以前|之前|改革前|起初|最初|当初|本来|原本")
 
 
+# "从商事登记向工程建设项目…拓展": where something started and where it went.
+_FROM_TO = re.compile(rf"从(?P<before>[{CJK_IDEOGRAPH}“”A-Za-z0-9]{{2,20}}?)(?:逐步|进一步|不断|加快)?"
+                      rf"(?:向|到|转向|转到|扩展到|拓展到|延伸到|发展到|迈向)"
+                      rf"(?P<after>[{CJK_IDEOGRAPH}“”A-Za-z0-9、和及与]{{2,40}}?)"
+                      r"(?:等(?:领域|方面|行业|业务|部门)?)?(?:拓展|延伸|扩展|扩大|转变|转型|发展|迈进|拓宽|覆盖|[，,。；;]|$)")
+
+
+def extract_change(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
+    """The side of a "从X向Y" change that the question asks about:
+    "拓展之前，原本集中在哪一块" -> X, "后来拓展到了哪里" -> Y."""
+    before, after = _ASKS_BEFORE.search(a.question), _ASKS_AFTER.search(a.question)
+    if bool(before) == bool(after):
+        return []
+    side = "before" if before else "after"
+    spans = []
+    for m in _FROM_TO.finditer(ev.sentence):
+        start, end = m.span(side)
+        spans.append(Span(start, end, m.group(side), f"entity:change_{side}", 3.0 + proximity(ev, start, end)))
+    return spans
+
+
 def state_fit(sentence: str, start: int, question: str) -> float:
     """How well a span starting at ``start`` of ``sentence`` sits on the side
     of a transition ("…精简为…") that the question asks about: 1.5 on the
     asked side, -1.0 on the other, 0.0 when the sentence has no transition
     or the question names no side."""
-    marks = [m.end() for m in _TRANSITION.finditer(sentence)]
+    marks = sorted([m.end() for m in _TRANSITION.finditer(sentence)]
+                   + [m.start("after") for m in _FROM_TO.finditer(sentence)])
     if not marks:
         return 0.0
     after = start >= marks[0]
@@ -341,6 +363,12 @@ def _trim_items(items: list[str], tokenizer: ChineseTokenizer) -> list[str]:
     m = _LIST_END.search(items[-1])
     if m and m.start() > 0:
         items[-1] = items[-1][: m.start()]
+    at = items[-1].find("的")
+    if len(items) == 2 and 2 <= at <= 8 and len(items[-1]) - at > 2 and not items[0].endswith("的"):
+        # Two items have no sibling to measure by: "前台受理、前台办结的具有…
+        # 行政服务中心" — the pair modifies the noun after 的 and ends there
+        # (unless both are 的-modifiers: "庞大的、网路出版的MIT教材").
+        items[-1] = items[-1][:at]
     inner = items[1:-1] or [min(items, key=len)]
     target = max(len(x) for x in inner) + 2
 
@@ -349,7 +377,7 @@ def _trim_items(items: list[str], tokenizer: ChineseTokenizer) -> list[str]:
     def trim_left(item: str) -> str:
         tagged = tokenizer.tagged_words(item)
         while len(tagged) > 1 and (len("".join(w for w, _ in tagged)) > target or (
-                tagged[0][1][:1] in ("v", "p", "c", "u", "d")
+                tagged[0][1][:1] in ("v", "p", "c", "u", "d", "f")
                 and len("".join(w for w, _ in tagged[1:])) >= shortest
                 and len("".join(w for w, _ in tagged)) > max(len(x) for x in inner))):
             tagged.pop(0)
@@ -412,7 +440,11 @@ def _enumerations(clause: str) -> list[list[str]]:
             continue  # an enumeration has at least one 、 (“A”和“B” is handled separately)
         last = items[-1]
         conj = _CONJ.search(last)
-        if conj and 0 < conj.start() < len(last) - 1 and not _LIST_END.search(last[: conj.start()]):
+        # "个人、商务事项的服务与协调": a 和/与 shortly after the 的 the list
+        # modifies joins the nouns it modifies, not list items.
+        modified = last.rfind("的", 0, conj.start()) if conj else -1
+        if conj and 0 < conj.start() < len(last) - 1 and not _LIST_END.search(last[: conj.start()]) \
+                and not (modified > 0 and conj.start() - modified <= 4):
             items = items[:-1] + [last[: conj.start()], last[conj.end():]]
         if len(items) >= 2:
             out.append(items)
@@ -465,6 +497,46 @@ def extract_lists(ev: Evidence, a: QuestionAnalysis, tokenizer: ChineseTokenizer
     # 3. "哪两件事": two items joined by 和/及/与 without a 、 ("业务咨询及申请材料接收").
     if a.expected_count == 2:
         spans += _pairs(ev, a, tokenizer)
+    # 4. "干成了哪两件事": things done are clauses of one subject ("…实现A，并增设B").
+    if a.expected_count and a.head_start is not None and a.question[a.head_start:].startswith(_ACTION_HEADS):
+        spans += _coordinated_actions(ev, a)
+    return spans
+
+
+# Generic heads that ask for things done ("哪两件事", "哪几件事情"), not for things.
+_ACTION_HEADS = ("事情", "件事", "事")
+# A clause that goes on with the same subject: "，并增设…", "，同时…", "；还…".
+_COORDINATED = re.compile(r"[，,；;](?:并且|并|同时|还|又|也|此外)")
+
+
+def _coordinated_actions(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
+    """``expected_count`` clauses in a row, each after the first opened by a
+    coordinating adverb (并/同时/还…): one subject did several things.  The
+    first item starts after the last of the question's words in its clause
+    (the subject and time the question already names)."""
+    spans = []
+    n = a.expected_count or 0
+    for m in re.finditer(r"[^，,。；;：:]+", ev.sentence):
+        start, end, items = m.start(), m.end(), [m.group(0)]
+        while len(items) < n:
+            nxt = _COORDINATED.match(ev.sentence, end)
+            if not nxt:
+                break
+            clause = re.match(r"[^，,。；;：:]+", ev.sentence[nxt.end():])
+            if not clause:
+                break
+            items.append(clause.group(0))
+            end = nxt.end() + clause.end()
+        if len(items) != n:
+            continue
+        known = [e for s, e, _ in term_positions(items[0], ev.focus) if e < len(items[0]) - 2]
+        lead = max(known, default=0)
+        if lead == 0 or len(items[0]) - lead < 2:
+            continue  # the question's subject must be named in the first clause
+        first = items[0][lead:]
+        score = 1.2 + proximity(ev, start + lead, end) + 1.5
+        spans.append(Span(start + lead, end, ev.sentence[start + lead:end], "list:actions", score,
+                          tuple([first] + items[1:])))
     return spans
 
 

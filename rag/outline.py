@@ -113,3 +113,44 @@ class Outline:
         if best[0] >= 0.25 and (len(others) < 2 or best[0] > others[1]):
             return best[1]
         return None
+
+
+# Clause openers: a parallel clause starts a passage or follows one of these.
+_CLAUSE_BREAK = "，,。；;：:"
+_ITEM_END = re.compile(r"[，,。；;：:、（(]")
+# Filler between the verb and the question word ("是围绕哪几个方面", "主要聚焦哪些").
+_BEFORE_WH_FILLER = re.compile(r"(?:是|主要|分别|都|具体|重点|一共|共|先后)+$")
+
+
+def anchor_before_question_word(a: QuestionAnalysis, tagged_words: Callable[[str], list[tuple[str, str]]]) -> str:
+    """The verb or preposition the question puts right before its question
+    word ("是围绕哪几个方面展开的" -> 围绕), or ""."""
+    if a.lang != "zh" or not a.wh_span:
+        return ""
+    head = _BEFORE_WH_FILLER.sub("", a.question[: a.wh_span[0]])
+    words = tagged_words(head)
+    if not words:
+        return ""
+    word, flag = words[-1]
+    return word if len(word) >= 2 and flag[:1] in ("v", "p") else ""
+
+
+def parallel_items(anchor: str, passages: list[tuple[int, Passage]], count: int | None) -> list[OutlineItem] | None:
+    """"围绕A，…；围绕B，…；围绕C，…": the objects of ``anchor`` where it opens
+    a clause, over ``passages`` (rows of one section, in order), when it does
+    so at least twice (exactly ``count`` times when a count is asked)."""
+    items: list[OutlineItem] = []
+    for row, passage in passages:
+        text = passage.text
+        at = text.find(anchor)
+        while at >= 0:
+            if at == 0 or text[at - 1] in _CLAUSE_BREAK:
+                rest = text[at + len(anchor):]
+                end = _ITEM_END.search(rest)
+                obj = rest[: end.start() if end else len(rest)]
+                if 2 <= len(obj) <= 30:
+                    items.append(OutlineItem(anchor + obj, obj, row))
+            at = text.find(anchor, at + len(anchor))
+    if len(items) < 2 or (count and len(items) != count):
+        return None
+    return items

@@ -76,6 +76,10 @@ class TestQuestionAnalysis:
         ("What phone number is listed for the editor?", "entity"),
         ("What postal address is printed at the bottom of the issue?", "entity"),
         ("What role does the report say SIP has played?", "definition"),
+        # "how does … characterize / describe" asks what something is like, not how it was done
+        ("How does the report characterize the 2015-2018 phase of SIP's reform?", "definition"),
+        ("How did the park describe its one-stop service?", "definition"),
+        ("How did the park carry out the reform?", "process"),
         # "when" asks only where it starts a clause and a verb follows
         ("To be given priority when selecting training evaluation organizations, how many years of "
          "excellent training track record should an institution have?", "number"),
@@ -92,6 +96,12 @@ class TestQuestionAnalysis:
         assert analyze("小平同志提出学新加坡，到真正在苏州落地，中间隔了多久？", tok).cue_terms == ["间隔"]
         assert classify("两次改革相隔多少年？", "zh") == "number"
         assert analyze("园区在国家层面有什么试点？", tok).cue_terms == []
+        # "哪两件事": the count and the generic noun name the answer's form too
+        assert "两件事" in analyze("2005年一站式服务中心干成了哪两件事？", tok).cue_terms
+
+    def test_ordinal_of_a_named_stage(self, tok):
+        assert analyze("第一个改革阶段园区主要干了哪两件事？", tok).ordinal == 1
+        assert analyze("第三阶段有什么特点？", tok).ordinal == 3
 
     def test_indefinite_ji_is_not_the_question_word(self, tok):
         a = analyze("除了几位市领导，这期稿子还报给了市里哪些部门和单位？", tok)
@@ -275,6 +285,50 @@ class TestExtractors:
     def test_the_last_item_loses_the_verb_of_the_predicate_it_ran_into(self, tok, sentence, question, items):
         ev, a = evidence(sentence, question, tok)
         assert max(extract_lists(ev, a, tok), key=lambda s: s.score).items == items
+
+    @pytest.mark.parametrize("sentence, question, items", [
+        # Two items: the pair modifies the noun after the 的 of the last one.
+        ("园区一站式服务中心成为当时全国首家以授权模式实现前台受理、前台办结的具有行政审批职权功能的行政服务中心。",
+         "一站式服务中心以授权模式实现了哪两件事？", ("前台受理", "前台办结")),
+        # A 与 just after that 的 joins the nouns modified, not items.
+        ("中心统一对外办理许可登记备案业务，提供经济社会管理中部分个人、商务事项的服务与协调。",
+         "一站式中心还帮哪些事项做服务协调？", ("部分个人", "商务事项")),
+    ])
+    def test_two_items_end_at_the_de_of_the_noun_they_modify(self, tok, sentence, question, items):
+        ev, a = evidence(sentence, question, tok)
+        assert max(extract_lists(ev, a, tok), key=lambda s: s.score).items == items
+
+    def test_two_de_modifiers_of_one_noun_stay_whole(self, tok):
+        ev, a = evidence("MIT OpenCourseWare可以被视为一项庞大的、网路出版的MIT教材。", "MIT OpenCourseWare有哪些特点？", tok)
+        assert all(sp.items != ("庞大的", "网路出版") for sp in extract_lists(ev, a, tok))
+
+    def test_things_done_are_the_coordinated_clauses_of_one_subject(self, tok):
+        sentence = ("2005年一站式服务中心进一步在全国率先实现政务服务ISO质量管理体系建设，并增设社会事务处，"
+                    "一站式服务中心的服务对象，由原来主要面对企业进而向全社会拓展。")
+        ev, a = evidence(sentence, "2005年一站式服务中心干成了哪两件事？", tok)
+        top = max(extract_lists(ev, a, tok), key=lambda s: s.score)
+        assert top.kind == "list:actions"
+        assert top.items == ("进一步在全国率先实现政务服务ISO质量管理体系建设", "增设社会事务处")
+        # Three things asked, two clauses: no answer of that kind.
+        ev, a = evidence(sentence, "2005年一站式服务中心干成了哪三件事？", tok)
+        assert all(sp.kind != "list:actions" for sp in extract_lists(ev, a, tok))
+
+    @pytest.mark.parametrize("question, answer", [
+        ("政务服务领域往外拓展之前，原本主要集中在哪一块业务？", "商事登记"),
+        ("政务服务领域后来拓展到了哪些领域？", "工程建设项目、社会事务、公共资源和政务热线"),
+    ])
+    def test_the_side_of_a_change_the_question_asks_about(self, tok, question, answer):
+        from rag.extract import extract_change
+
+        ev, a = evidence("围绕为企业为民服务内容拓展，服务领域不断从商事登记向工程建设项目、社会事务、公共资源和政务热线等领域拓展；",
+                         question, tok)
+        assert best(extract_change(ev, a)) == answer
+
+    def test_no_side_asked_no_change_answer(self, tok):
+        from rag.extract import extract_change
+
+        ev, a = evidence("服务领域不断从商事登记向工程建设项目等领域拓展；", "服务领域是怎样拓展的？", tok)
+        assert extract_change(ev, a) == []
 
     def test_a_comma_inside_a_quoted_name_does_not_separate_items(self, tok):
         ev, a = evidence("比如，园区的“一网通办”综合改革，先后被中组部列为“贯彻落实习近平新时代中国特色社会主义思想、"
@@ -591,6 +645,30 @@ def test_a_year_names_a_section_only_when_the_question_speaks_of_a_period(assist
     assert not any(p in (answer.short_answer or "") for p in outline_points), answer.short_answer
     answer = assistant.ask("1994到2001年那个阶段园区主要做了哪几件事？")
     assert all(p in answer.short_answer for p in outline_points), answer.short_answer
+
+
+@pytest.mark.slow
+def test_parallel_clauses_answer_what_the_question_word_follows(assistant):
+    """"是围绕哪几个方面展开的" over "围绕A，…；围绕B，…；围绕C，…": the
+    objects of the repeated 围绕, each cited where it is written."""
+    answer = assistant.ask("2019年以后园区全面提速政务改革，是围绕哪几个方面展开的？")
+    assert not answer.refused
+    assert answer.short_answer == "行政审批流程提质提效、为企业为民服务内容拓展、政务服务效能改革深化"
+    assert [c.text for c in answer.citations] == ["围绕行政审批流程提质提效", "围绕为企业为民服务内容拓展",
+                                                  "围绕政务服务效能改革深化"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question", ["How does the report characterize the 2015–2018 phase of SIP's reform?",
+                                      "第三阶段的改革是怎样的？"])
+def test_a_named_phase_is_described_by_its_own_section(assistant, question):
+    """A question naming a phase by its years (or ordinal) is answered from
+    that phase's section; "How does the report characterize …" asks what
+    something is like, not how it was done."""
+    answer = assistant.ask(question)
+    assert not answer.refused
+    assert answer.qtype == "definition"
+    assert "2015-2018" in answer.citations[0].label()
 
 
 def test_a_premise_swapped_for_its_alternative_is_missing():

@@ -21,16 +21,17 @@ from ..cache import LRUCache
 from ..config import Config
 from ..docmeta import asked_field, find_printed, metadata_value, title_part
 from ..errors import InputError
-from ..extract import (Evidence, Span, extract_clauses, extract_dates, extract_definitions, extract_entities,
+from ..extract import (Evidence, Span, extract_change, extract_clauses, extract_dates, extract_definitions, extract_entities,
                        extract_fields, extract_lists, extract_modifier, extract_ordinals, extract_quantities,
                        extract_slot, yes_no_verdict)
 from ..lexicon import english_lexicon
-from ..outline import PERIOD, Outline
+from ..outline import LIST_ASKING, PERIOD, Outline, anchor_before_question_word, parallel_items
 from ..retrieve import Retriever
 from ..schema import BACK_MATTER, MASTHEAD, Answer, Citation, Document, Hit, Passage
 from ..text import (CN_NUM, CN_SURNAMES, cn_to_int, date_grain_wanted, is_number_term, speaks_of_another_time,
                     split_clauses, squeeze)
-from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHARS, SENTENCES_TRIED, STAND_IN_PENALTY, TYPED,
+from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, PARALLEL_SEARCH_DEPTH, QUOTE_MAX_CHARS,
+                         SENTENCES_TRIED, STAND_IN_PENALTY, TYPED,
                          Choice, SentenceCandidate, contrasted_terms, synonyms)
 from .compose import CLAUSE_PUNCT, english_rendering, make_statement, quote_line, unsupported_lead, verify_citation
 from .confidence import METADATA_CONFIDENCE, confidence_model, sigmoid, weak_points
@@ -192,7 +193,8 @@ class Answerer:
             debug = {"analysis": {k: v for k, v in a.to_dict().items() if k != "question"},
                      "features": {}, "resolved_question": a.question, "source": "document metadata"}
             return self.compose(question, a, meta, hits, METADATA_CONFIDENCE, debug)
-        choice = self.outline_choice(a, forms, pool, qvec) or self.choose(a, forms, candidates)
+        choice = self.parallel_choice(a, forms, pool, qvec) or self.outline_choice(a, forms, pool, qvec) \
+            or self.choose(a, forms, candidates)
         reading = read_evidence(self.reader, self.retriever.index.passages, a, candidates,
                                 self.config.reader_passages, self.tokenizer, self.config.reader_sure_margin,
                                 choice.candidate if choice is not None else None,
@@ -281,8 +283,15 @@ class Answerer:
         return out
 
     def heading_bonus(self, a: QuestionAnalysis, passage: Passage) -> float:
-        """"第三阶段" in a question points at the section numbered 三."""
-        if not a.ordinal or not passage.heading_path:
+        """"第三阶段" in a question points at the section numbered 三, and
+        "the 2015–2018 phase" at the section dated （2015-2018）."""
+        if not passage.heading_path:
+            return 0.0
+        if len(a.years) >= 2:
+            m = PERIOD.search(passage.heading_path[0])
+            if m and m.group(2) and (m.group(1), m.group(2)) == tuple(a.years[:2]):
+                return 0.6
+        if not a.ordinal:
             return 0.0
         for label in passage.heading_path[:1]:
             m = re.match(rf"([{CN_NUM}]+)、", label)
@@ -295,8 +304,42 @@ class Answerer:
         """Structure questions ("分成了哪几个阶段") answered by headings."""
         doc_ids = list(dict.fromkeys(h.passage.doc_id for h in pool))
         items = self.outline.match(a, lambda text: self.coverage(text, forms), doc_ids)
-        if not items:
+        return self.items_choice(items, forms, pool, qvec, "outline") if items else None
+
+    def parallel_choice(self, a: QuestionAnalysis, forms: dict[str, list[str]], pool: list[Hit],
+                        qvec: np.ndarray) -> Choice | None:
+        """"是围绕哪几个方面展开的" answered by the text's parallel clauses
+        "围绕A，…；围绕B，…": within the section of one of the best passages."""
+        if a.qtype not in ("list", "summary") or not LIST_ASKING.search(a.question):
             return None
+        anchor = anchor_before_question_word(a, self.tokenizer.tagged_words)
+        if not anchor:
+            return None
+        for hit in pool[:PARALLEL_SEARCH_DEPTH]:
+            if anchor not in hit.passage.text:
+                continue
+            items = parallel_items(anchor, self.section_rows(self.row_of_id[hit.passage.passage_id]),
+                                   a.expected_count)
+            if items:
+                return self.items_choice(items, forms, pool, qvec, "outline:parallel")
+        return None
+
+    def section_rows(self, row: int) -> list[tuple[int, Passage]]:
+        """The passages of ``row``'s top-level section, in order (a document's
+        passages are consecutive rows of the index)."""
+        passages = self.retriever.index.passages
+        key = (passages[row].doc_id, passages[row].heading_path[:1])
+        first, last = row, row
+        while first > 0 and (passages[first - 1].doc_id, passages[first - 1].heading_path[:1]) == key:
+            first -= 1
+        while last + 1 < len(passages) and (passages[last + 1].doc_id, passages[last + 1].heading_path[:1]) == key:
+            last += 1
+        return [(r, passages[r]) for r in range(first, last + 1)]
+
+    def items_choice(self, items: list, forms: dict[str, list[str]], pool: list[Hit], qvec: np.ndarray,
+                     kind: str) -> Choice | None:
+        """A choice whose short answer is several labelled items (headings,
+        parallel clauses), each cited where it is written."""
         index = self.retriever.index
         first = index.passages[items[0].row]
         start = first.text.find(items[0].label)
@@ -310,7 +353,7 @@ class Answerer:
         cand = SentenceCandidate(hit, items[0].row, sentence[0], sentence[1], text,
                                  self.coverage(index_text(first), forms), dense_sim, 1.0)
         local = start - sentence[0]
-        span = Span(local, local + len(items[0].label), "、".join(i.text for i in items), "outline", 6.0,
+        span = Span(local, local + len(items[0].label), "、".join(i.text for i in items), kind, 6.0,
                     tuple(i.text for i in items))
         return Choice(cand, span, 1.0, outline=tuple(items))
 
@@ -370,6 +413,8 @@ class Answerer:
             return extract_modifier(ev, a)
         if name == "fields":
             return extract_fields(ev, a)
+        if name == "change":
+            return extract_change(ev, a)
         if name == "slot":
             return extract_slot(ev, a, self.tokenizer)
         raise ValueError(f"unknown extractor {name}")
@@ -707,7 +752,7 @@ class Answerer:
                                          refusal_reason_zh="证据既不能证实也不能否定"))
         short = self.short_answer(a, cand, span, verdict)
         secondary = self.secondary_answer(a, cand) if a.secondary else None
-        if span is not None and span.kind == "outline":
+        if span is not None and span.kind.startswith("outline"):
             citations = self.outline_citations(choice.outline)
         else:
             citations = [self.cite(cand, self.quote_span(cand, span), marker=1)]
@@ -718,11 +763,11 @@ class Answerer:
         lead = self.lead(a, short, span, verdict, secondary)
         if secondary:
             short = f"{short}，{secondary}"
-        if unsupported and verdict is None and not (span is not None and span.kind == "outline"):
+        if unsupported and verdict is None and not (span is not None and span.kind.startswith("outline")):
             lead = unsupported_lead(a.lang, unsupported, short)
             debug["unsupported_terms"] = list(unsupported)
         sentences = {c.marker: c.text for c in citations}
-        if not (span is not None and span.kind == "outline"):
+        if not (span is not None and span.kind.startswith("outline")):
             sentences[1] = cand.text
             for i, extra in enumerate(choice.support, 2):
                 sentences[i] = extra.text
@@ -764,7 +809,7 @@ class Answerer:
         if a.lang == "en":
             return templates.get("lead_en", "**{short}**").format(**fields)
         items: tuple[str, ...] = ()
-        if span is not None and span.items and span.kind != "outline":
+        if span is not None and span.items and not span.kind.startswith("outline"):
             items = tuple(f"“{i}”" for i in span.items) if span.kind.startswith("list:quoted") else span.items
         # (A pair of quantities answers two question words: no one place to put it.)
         statement = make_statement(a, short, secondary, items) \

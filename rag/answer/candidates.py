@@ -14,6 +14,8 @@ from ..schema import Hit
 EVIDENCE_POOL = 10
 # How many of the best-scoring sentences the extractors try.
 SENTENCES_TRIED = 8
+# Parallel clauses ("围绕A，…；围绕B，…") are looked for in the sections of this many best passages.
+PARALLEL_SEARCH_DEPTH = 3
 QUOTE_MAX_CHARS = 120
 TYPED = ("date", "number", "entity", "list")
 # Verbs that carry no content of their own in questions.
@@ -25,7 +27,7 @@ GENERIC_VERBS = frozenset({"进行", "开展", "实现", "推进", "推动", "�
 EXTRACTORS: dict[str, tuple[str, ...]] = {
     "date": ("dates",),
     "number": ("quantities", "fields"),
-    "entity": ("fields", "entities", "slot"),
+    "entity": ("fields", "entities", "slot", "change"),
     "list": ("lists", "entities"),
     "definition": ("modifier", "definitions", "lists"),
     "summary": ("modifier",),
@@ -37,6 +39,8 @@ EXTRACTORS: dict[str, tuple[str, ...]] = {
 # growth figures from the sentence after it).
 STAND_IN_PENALTY: dict[tuple[str, str], float] = {
     ("definition", "lists"): 1.0,
+    # One name answers "哪些…" less well than a list in the same sentence.
+    ("list", "entities"): 1.0,
 }
 
 

@@ -375,6 +375,8 @@ def combine(a: QuestionAnalysis, rules: Choice | None, reading: Reading | None, 
     reader_side = state_fit(reading.choice.candidate.text, reading.choice.span.start, a.question)
     if rules_side * reader_side < 0:
         return rules if rules_side > 0 else reading.choice
+    if rules_side > 0 and reader_side == 0:
+        return rules  # the reader's span is from a sentence that names no change at all
     features = contest_features(a, rules, reading)
     preference = reader_preference(features)
     if record is not None:

@@ -58,6 +58,7 @@ class TestQuestionAnalysis:
         ("一站式服务中心是一个怎样的机构？", "definition"),
         ("园区以怎样的方式推进相对集中行政许可权改革？", "process"),
         ("园区怎样推进一网通办？", "process"),
+        ("东德政府是如何称呼柏林围墙的?", "entity"),   # 如何称呼 asks for a name
         ("申请人到何年纪才能独立办理？", "number"),  # 何年纪 is an age, not a year
         ("编标准化手册时，每项审批材料是怎么把关的？", "process"),
         ("园区是不是全国第一个搞ISO质量管理体系的？", "yesno"),

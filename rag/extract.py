@@ -190,7 +190,7 @@ _ASKS_BEFORE = re.compile(r"原来|原先|以前|之前|改革前|起初|最初|
 _FROM_TO = re.compile(rf"从(?P<before>[{CJK_IDEOGRAPH}“”A-Za-z0-9]{{2,20}}?)(?:逐步|进一步|不断|加快)?"
                       rf"(?:向|到|转向|转到|扩展到|拓展到|延伸到|发展到|迈向)"
                       rf"(?P<after>[{CJK_IDEOGRAPH}“”A-Za-z0-9、和及与]{{2,40}}?)"
-                      r"(?:等(?:领域|方面|行业|业务|部门)?)?(?:拓展|延伸|扩展|扩大|转变|转型|发展|迈进|拓宽|覆盖|[，,。；;]|$)")
+                      r"(?:等(?:领域|方面|行业|业务|部门)?)?(?P<verb>拓展|延伸|扩展|扩大|转变|转型|发展|迈进|拓宽|覆盖|[，,。；;]|$)")
 
 
 def extract_change(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
@@ -202,6 +202,12 @@ def extract_change(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
     side = "before" if before else "after"
     spans = []
     for m in _FROM_TO.finditer(ev.sentence):
+        # The change must be the one asked about: the question uses its verb
+        # ("拓展之前" for "从…向…拓展").  Without that, "从1789年到…" in a
+        # sentence about something else answered MRC train questions wrongly
+        # (1 right of 8 where it fired).
+        if len(m.group("verb")) < 2 or m.group("verb") not in a.question:
+            continue
         start, end = m.span(side)
         spans.append(Span(start, end, m.group(side), f"entity:change_{side}", 3.0 + proximity(ev, start, end)))
     return spans
@@ -213,7 +219,7 @@ def state_fit(sentence: str, start: int, question: str) -> float:
     asked side, -1.0 on the other, 0.0 when the sentence has no transition
     or the question names no side."""
     marks = sorted([m.end() for m in _TRANSITION.finditer(sentence)]
-                   + [m.start("after") for m in _FROM_TO.finditer(sentence)])
+                   + [m.start("after") for m in _FROM_TO.finditer(sentence) if len(m.group("verb")) >= 2])
     if not marks:
         return 0.0
     after = start >= marks[0]

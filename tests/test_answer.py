@@ -330,6 +330,9 @@ class TestExtractors:
 
         ev, a = evidence("服务领域不断从商事登记向工程建设项目等领域拓展；", "服务领域是怎样拓展的？", tok)
         assert extract_change(ev, a) == []
+        # Nor does a change the question does not speak of ("之前" alone, no 拓展).
+        ev, a = evidence("服务领域不断从商事登记向工程建设项目等领域拓展；", "人民币发行之前，当时是请谁题的字？", tok)
+        assert extract_change(ev, a) == []
 
     def test_a_comma_inside_a_quoted_name_does_not_separate_items(self, tok):
         ev, a = evidence("比如，园区的“一网通办”综合改革，先后被中组部列为“贯彻落实习近平新时代中国特色社会主义思想、"

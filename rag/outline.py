@@ -1,8 +1,10 @@
 """Questions about a report's structure, answered from its outline:
 "报告把改革分成了哪几个阶段？" lists the top-level section headings;
 "授权审批那个阶段主要做了哪几件事？" lists the points ("一是…二是…") of the
-section the question names.  Headings are verbatim text of their passages,
-so every item is cited like any other quote."""
+section the question names; "是围绕哪几个方面展开的" lists the objects of the
+parallel clauses "围绕A，…；围绕B，…" of one section (``parallel_items``).
+Headings and clauses are verbatim text of their passages, so every item is
+cited like any other quote."""
 from __future__ import annotations
 
 import re

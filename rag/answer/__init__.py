@@ -1,6 +1,8 @@
 """The answer stage, as its steps:
 
-* ``candidates`` — evidence sentences and the choice (sentence + span);
+* ``candidates`` — evidence sentences, the extractors each type runs and the
+  choice (sentence + span); structural answers (outline points, parallel
+  clauses) come from ``rag.outline``;
 * ``reading`` — the extractive reader over the best evidence, and whether it
   or the typed rules (``rag.extract``, ``rag.outline``) give the short answer;
 * ``confidence`` — the calibrated confidence and the refusal constants;

@@ -21,9 +21,9 @@ from ..cache import LRUCache
 from ..config import Config
 from ..docmeta import asked_field, find_printed, metadata_value, title_part
 from ..errors import InputError
-from ..extract import (Evidence, Span, extract_change, extract_clauses, extract_dates, extract_definitions, extract_entities,
-                       extract_fields, extract_lists, extract_modifier, extract_ordinals, extract_quantities,
-                       extract_slot, yes_no_verdict)
+from ..extract import (Evidence, Span, extract_change, extract_clauses, extract_dates, extract_definitions,
+                       extract_entities, extract_fields, extract_lists, extract_modifier, extract_ordinals,
+                       extract_quantities, extract_slot, yes_no_verdict)
 from ..lexicon import english_lexicon
 from ..outline import LIST_ASKING, PERIOD, Outline, anchor_before_question_word, parallel_items
 from ..retrieve import Retriever

@@ -1,8 +1,9 @@
 """The answer stage, as its steps:
 
-* ``candidates`` — evidence sentences, the extractors each type runs and the
-  choice (sentence + span); structural answers (outline points, parallel
-  clauses) come from ``rag.outline``;
+* ``evidence`` — the candidate sentences, ranked, and the answers read off a
+  document's layout (outline points, parallel clauses, metadata, section dates);
+* ``candidates`` — the shared dataclasses (SentenceCandidate, Choice) and the
+  extractors each question type runs;
 * ``reading`` — the extractive reader over the best evidence, and whether it
   or the typed rules (``rag.extract``, ``rag.outline``) give the short answer;
 * ``confidence`` — the calibrated confidence and the refusal constants;

@@ -150,26 +150,72 @@ def split_articles(examples: Sequence[MRCExample], seed: int = SPLIT_SEED, heldo
     return out
 
 
+# Files added after the split above was fixed (stop 42: CMRC 2018 train and a
+# DRCD train subset).  Each is split by article on its own, with the same seed,
+# so adding it moves no question of the files before it.  A DRCD article that
+# shares its title with a tune or held-out article of DRCD dev/test goes where
+# that article is (the same Wikipedia article, another paragraph).
+EXTRA_FILES = {"cmrc2018_train.json": "cmrc", "DRCD_train_subset.json": "drcd"}
+EXTRA_HELDOUT_SHARE = 0.10
+EXTRA_TUNE_SHARE = 0.05
+BASE_FILES = {"drcd": ["DRCD_dev.json", "DRCD_test.json"], "cmrc": ["cmrc2018_trial.json"]}
+
+
+def _load_file(mrc_dir: Path, name: str, source: str, provenance: dict) -> list[MRCExample]:
+    path = mrc_dir / name
+    got, stats = load_squad(path, source, convert=(source == "drcd"))
+    provenance["files"][name] = sha256_file(path)
+    provenance["conversion"][name] = stats
+    # Article ids are per file (DRCD dev and test number theirs independently).
+    return [MRCExample(e.qid, f"{e.article}@{name}", e.title, e.question, e.context, e.answers, e.source)
+            for e in got]
+
+
+def split_extra(examples: Sequence[MRCExample], placed_titles: dict[str, str], seed: int = SPLIT_SEED,
+                heldout_share: float = EXTRA_HELDOUT_SHARE,
+                tune_share: float = EXTRA_TUNE_SHARE) -> dict[str, list[MRCExample]]:
+    """The split of one later file: articles whose title already has a place
+    (``placed_titles``: title -> split) follow it; the rest are shuffled with
+    ``seed``, the first ``heldout_share`` held out, the next ``tune_share``
+    tune, the rest train."""
+    articles = sorted({e.article for e in examples})
+    random.Random(seed).shuffle(articles)
+    title_of = {e.article: e.title for e in examples}
+    n_held, n_tune = round(len(articles) * heldout_share), round(len(articles) * tune_share)
+    split_of = {}
+    for i, article in enumerate(articles):
+        split_of[article] = placed_titles.get(title_of[article]) or (
+            "heldout" if i < n_held else "tune" if i < n_held + n_tune else "train")
+    out: dict[str, list[MRCExample]] = {s: [] for s in SPLITS}
+    for e in examples:
+        out[split_of[e.article]].append(e)
+    return out
+
+
 def load_split(mrc_dir: Path) -> tuple[dict[str, list[MRCExample]], dict]:
     """DRCD dev + test (converted) and the CMRC trial set from ``mrc_dir``,
-    split; with the data files' SHA-256 and the conversion counts."""
+    split (``split_articles``); then each of ``EXTRA_FILES`` that is there,
+    split on its own (``split_extra``).  With the data files' SHA-256 and the
+    conversion counts."""
     mrc_dir = Path(mrc_dir)
-    files = {"drcd": ["DRCD_dev.json", "DRCD_test.json"], "cmrc": ["cmrc2018_trial.json"]}
     examples: list[MRCExample] = []
     provenance: dict = {"files": {}, "conversion": {}, "split_seed": SPLIT_SEED}
-    for source, names in files.items():
+    for source, names in BASE_FILES.items():
         for name in names:
-            path = mrc_dir / name
-            if not path.exists():
-                raise MRCDataError(f"{path} is missing (expected DRCD_dev.json, DRCD_test.json, cmrc2018_trial.json)")
-            got, stats = load_squad(path, source, convert=(source == "drcd"))
-            # DRCD dev and test number their articles independently.
-            got = [MRCExample(e.qid, f"{e.article}@{name}", e.title, e.question, e.context, e.answers, e.source)
-                   for e in got]
-            examples += got
-            provenance["files"][name] = sha256_file(path)
-            provenance["conversion"][name] = stats
-    return split_articles(examples, SPLIT_SEED), provenance
+            if not (mrc_dir / name).exists():
+                raise MRCDataError(f"{mrc_dir / name} is missing (expected DRCD_dev.json, DRCD_test.json, "
+                                   "cmrc2018_trial.json)")
+            examples += _load_file(mrc_dir, name, source, provenance)
+    split = split_articles(examples, SPLIT_SEED)
+    placed = {e.title: name for name in ("tune", "heldout") for e in split[name] if e.source == "drcd"}
+    for name, source in EXTRA_FILES.items():
+        if not (mrc_dir / name).exists():
+            continue
+        extra = split_extra(_load_file(mrc_dir, name, source, provenance),
+                            placed if source == "drcd" else {})
+        for part in SPLITS:
+            split[part] += extra[part]
+    return split, provenance
 
 
 def sha256_file(path: Path) -> str:

@@ -22,6 +22,7 @@ written atomically to ``--out`` (default: the packaged ``rag/data/reader``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -35,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .mrc import MRCExample, char_f1, exact_match, load_split
+from .mrc import BASE_FILES, MRCExample, char_f1, exact_match, load_split
+from .near_miss import ArticleTerms, make_near_miss
 from .reader import (DELTA_FILE, SPEC_FILE, ReaderSpec, build_torch_reader, decode, delta_state,
                      embedding_hash, encode_pairs, load_delta, load_tokenizer, packaged_dir, sha256_file, token_span,
                      windows)
@@ -64,6 +66,10 @@ class TrainSettings:
     # CMRC one. "" / 0 = from e5, every training question.
     init_delta: str = ""
     drcd_sample: int = 0
+    # Chance of a near-miss window (rag/near_miss.py: the question with its
+    # year, figure, name or measured quantity swapped, over the window that
+    # answered the original; target: no answer). 0 = none (readers before v2).
+    near_miss: float = 0.0
 
 
 @dataclass
@@ -94,7 +100,13 @@ def make_features(examples: list[MRCExample], tokenizer, spec: ReaderSpec, setti
         for a, b in windows(e.context, spec.window_chars):
             pool.append((e.article, e.context[a:b]))
     feats: list[Feature] = []
-    counts = {"positive": 0, "neg_own": 0, "neg_other": 0, "skipped": 0}
+    counts = {"positive": 0, "neg_own": 0, "neg_other": 0, "near_miss": 0, "skipped": 0}
+    terms: dict[str, ArticleTerms] = {}
+    if settings.near_miss:
+        by_article: dict[str, set[str]] = {}
+        for e in examples:
+            by_article.setdefault(e.article, set()).add(e.context)
+        terms = {article: ArticleTerms(texts) for article, texts in by_article.items()}
     for e in examples:
         text, start = e.answers[0]
         end = start + len(text)
@@ -113,6 +125,12 @@ def make_features(examples: list[MRCExample], tokenizer, spec: ReaderSpec, setti
             feats.append(Feature(ids, *span, e.source))
             counts["positive"] += 1
         golds = [t for t, _ in e.answers]
+        if settings.near_miss and span is not None and rng.random() < settings.near_miss:
+            miss = make_near_miss(e.question, e.context[a:b], terms[e.article], rng)
+            if miss is not None:
+                feats.append(Feature(_encode(tokenizer, spec, miss.question, e.context[a:b])[0], 0, 0, e.source))
+                counts["near_miss"] += 1
+                counts["near_miss:" + miss.kind] = counts.get("near_miss:" + miss.kind, 0) + 1
         if rng.random() < settings.neg_own:
             others = [(a, b) for a, b in spans
                       if (b <= start or a >= end) and not any(g in e.context[a:b] for g in golds)]
@@ -209,22 +227,89 @@ def special_ids(tokenizer) -> dict[str, int]:
     return {"pad": tokenizer.token_to_id("<pad>"), "sep": tokenizer.token_to_id("</s>")}
 
 
+CHECKPOINT_DIR = "checkpoint"
+
+
+def _save_checkpoint(directory: Path, model, optimizer, trainable_names: list[str], position: dict) -> None:
+    """Model, optimizer and data position, written atomically (safetensors +
+    JSON, no pickle): a run killed at any moment resumes from the last one."""
+    from safetensors.torch import save_file
+
+    state = {f"model.{k}": v.detach().float().contiguous() for k, v in delta_state(model).items()}
+    opt_steps = {}
+    for i, name in enumerate(trainable_names):
+        p_state = optimizer.state.get(_param(optimizer, i), {})
+        if p_state:
+            state[f"opt.{name}.exp_avg"] = p_state["exp_avg"].contiguous()
+            state[f"opt.{name}.exp_avg_sq"] = p_state["exp_avg_sq"].contiguous()
+            opt_steps[name] = float(p_state["step"])
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=directory.parent))
+    save_file(state, str(work / "state.safetensors"))
+    (work / "position.json").write_text(json.dumps({**position, "opt_steps": opt_steps}), "utf-8")
+    old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(work, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _param(optimizer, index: int):
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    return params[index]
+
+
+def _load_checkpoint(directory: Path, model, optimizer, trainable_names: list[str]) -> dict:
+    import torch
+    from safetensors.torch import load_file
+
+    state = load_file(str(directory / "state.safetensors"))
+    position = json.loads((directory / "position.json").read_text("utf-8"))
+    with torch.no_grad():
+        model_state = model.state_dict()
+        for k in delta_state(model):
+            model_state[k].copy_(state[f"model.{k}"])
+    for i, name in enumerate(trainable_names):
+        if f"opt.{name}.exp_avg" in state:
+            optimizer.state[_param(optimizer, i)] = {
+                "step": torch.tensor(position["opt_steps"][name]),
+                "exp_avg": state[f"opt.{name}.exp_avg"], "exp_avg_sq": state[f"opt.{name}.exp_avg_sq"]}
+    return position
+
+
+def _rng_state(rng: random.Random) -> list:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_rng_state(rng: random.Random, state: list) -> None:
+    rng.setstate((state[0], tuple(state[1]), state[2]))
+
+
 def fit(model, features_of_epoch, settings: TrainSettings, special: dict[str, int], rng: random.Random,
-        device: str = "cpu", out_dir: Path | None = None) -> tuple[float, int]:
+        device: str = "cpu", out_dir: Path | None = None, run_key: str = "") -> tuple[float, int]:
     """The training loop: AdamW on the layers and the span head (the
     embeddings stay frozen), linear warm-up then decay, gradient clipping.
     ``features_of_epoch(e)`` gives epoch ``e``'s features (the same list every
-    epoch, or freshly drawn windows).  Returns (seconds, steps)."""
+    epoch, or freshly drawn windows).  Returns (seconds, steps).
+
+    With ``out_dir``, every ``checkpoint_every`` steps the model, the optimizer
+    and the data position (epoch, batch, the batch order's random state) go to
+    ``out_dir/checkpoint``; a run started again with the same ``run_key`` (the
+    settings and data it was started with) resumes there."""
     import torch
 
     model.to(device)
     for p in model.encoder.embeddings.parameters():
         p.requires_grad = False
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trainable if p.dim() > 1]
-    no_decay = [p for p in trainable if p.dim() <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [(n, p) for n, p in named if p.dim() > 1]
+    no_decay = [(n, p) for n, p in named if p.dim() <= 1]
+    trainable = [p for _, p in decay + no_decay]
+    trainable_names = [n for n, _ in decay + no_decay]
+    optimizer = torch.optim.AdamW([{"params": [p for _, p in decay], "weight_decay": settings.weight_decay},
+                                   {"params": [p for _, p in no_decay], "weight_decay": 0.0}], lr=settings.lr)
     steps_per_epoch = math.ceil(len(features_of_epoch(0)) / settings.batch_size)
     total = max(1, int(steps_per_epoch * settings.epochs))
     if settings.max_steps:
@@ -232,13 +317,30 @@ def fit(model, features_of_epoch, settings: TrainSettings, special: dict[str, in
     warm = max(1, int(total * settings.warmup))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    step, epoch, skip, running = 0, 0, 0, 0.0
+    checkpoint = Path(out_dir) / CHECKPOINT_DIR if out_dir is not None else None
+    if checkpoint is not None and (checkpoint / "position.json").exists():
+        saved = json.loads((checkpoint / "position.json").read_text("utf-8"))
+        if saved.get("run_key") == run_key and saved.get("total") == total:
+            position = _load_checkpoint(checkpoint, model, optimizer, trainable_names)
+            step, epoch, skip, running = position["step"], position["epoch"], position["batch"], position["loss"]
+            _set_rng_state(rng, position["rng"])
+            for _ in range(step):
+                schedule.step()
+            torch.manual_seed(settings.seed + step)
+            log.info("resuming at step %d/%d (epoch %d, batch %d) from %s", step, total, epoch, skip, checkpoint)
+        else:
+            log.warning("%s is from another run (settings or data differ); starting afresh", checkpoint)
     log.info("training %d steps (%d features, batch %d, %d trainable parameters, %s)", total,
              len(features_of_epoch(0)), settings.batch_size, sum(p.numel() for p in trainable), device)
-    step, epoch, t0, running = 0, 0, time.time(), 0.0
+    t0, first_step = time.time(), step
     pad_id, sep_id = special["pad"], special["sep"]
     model.train()
     while step < total:
-        for batch in batches(features_of_epoch(epoch), settings.batch_size, rng):
+        epoch_rng = _rng_state(rng)  # the batch order of this epoch, for a resume
+        for b_index, batch in enumerate(batches(features_of_epoch(epoch), settings.batch_size, rng)):
+            if b_index < skip:
+                continue
             if step >= total:
                 break
             ids, mask, starts, ends = _tensors(batch, pad_id)
@@ -261,10 +363,14 @@ def fit(model, features_of_epoch, settings: TrainSettings, special: dict[str, in
             step += 1
             running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
             if step % 20 == 0 or step == total:
-                log.info("step %d/%d loss %.3f (%.3f s/step)", step, total, running, (time.time() - t0) / step)
-            if out_dir is not None and settings.checkpoint_every and step % settings.checkpoint_every == 0 \
+                log.info("step %d/%d loss %.3f (%.3f s/step)", step, total, running,
+                         (time.time() - t0) / max(1, step - first_step))
+            if checkpoint is not None and settings.checkpoint_every and step % settings.checkpoint_every == 0 \
                     and step < total:
-                _save_delta(model, Path(out_dir) / "checkpoint.safetensors")
+                _save_checkpoint(checkpoint, model, optimizer, trainable_names,
+                                 {"run_key": run_key, "total": total, "step": step, "epoch": epoch,
+                                  "batch": b_index + 1, "loss": running, "rng": epoch_rng})
+        skip = 0
         epoch += 1
     model.to("cpu")
     return time.time() - t0, step
@@ -280,10 +386,12 @@ def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
         torch.set_num_threads(settings.threads)
     split, provenance = load_split(mrc_dir)
     train_ex, tune_ex = split["train"], split["tune"]
-    if settings.drcd_sample:
-        drcd = [e for e in train_ex if e.source == "drcd"]
+    if settings.drcd_sample:  # a sample of the DRCD questions the init delta read; every newer one
+        def already_read(e: MRCExample) -> bool:
+            return e.source == "drcd" and e.article.rsplit("@", 1)[-1] in BASE_FILES["drcd"]
+        drcd = [e for e in train_ex if already_read(e)]
         keep = {e.qid for e in random.Random(settings.seed).sample(drcd, min(settings.drcd_sample, len(drcd)))}
-        train_ex = [e for e in train_ex if e.source != "drcd" or e.qid in keep]
+        train_ex = [e for e in train_ex if not already_read(e) or e.qid in keep]
     if settings.limit_train:
         train_ex = train_ex[: settings.limit_train]
     if settings.limit_eval:
@@ -299,7 +407,10 @@ def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
         load_delta(model, Path(settings.init_delta))
         init = sha256_file(Path(settings.init_delta))
         log.info("continuing from %s (sha256 %s)", settings.init_delta, init)
-    seconds, step = fit(model, lambda epoch: feats, settings, special_ids(tokenizer), rng, out_dir=out_dir)
+    run_key = hashlib.sha256(json.dumps([asdict(settings), asdict(spec), provenance["files"], counts],
+                                        sort_keys=True).encode()).hexdigest()
+    seconds, step = fit(model, lambda epoch: feats, settings, special_ids(tokenizer), rng, out_dir=out_dir,
+                        run_key=run_key)
     with torch.no_grad():  # evaluate and record checks with the weights as shipped (fp16)
         for tensor in delta_state(model).values():
             tensor.copy_(tensor.half().float())
@@ -387,6 +498,7 @@ def publish(model, meta: dict, out_dir: Path) -> None:
             shutil.copy(card, work / "MODEL_CARD.md")
         for extra in ("checkpoint.safetensors",):
             (out_dir / extra).unlink(missing_ok=True)
+        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
         if out_dir.exists():
             old = out_dir.with_name(out_dir.name + ".old")
             shutil.rmtree(old, ignore_errors=True)

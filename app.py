@@ -44,12 +44,12 @@ from gradio.components.chatbot import ChatbotDataMessages, TextMessage  # noqa: 
 from gradio.data_classes import GradioModel, GradioRootModel  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
-from rag.assistant import Assistant, clean_text, validate_question  # noqa: E402
+from rag.serve.assistant import Assistant, clean_text, validate_question  # noqa: E402
 from rag.config import Config  # noqa: E402
-from rag.service import Service, ShuttingDown, StartupProbes, routes  # noqa: E402
+from rag.serve.service import Service, ShuttingDown, StartupProbes, routes  # noqa: E402
 from rag.errors import InputError, RagError  # noqa: E402
-from rag.feedback import append_feedback, feedback_record  # noqa: E402
-from rag.present import (answer_html, conversation_markdown, debug_html, markdown_literal,  # noqa: E402
+from rag.serve.feedback import append_feedback, feedback_record  # noqa: E402
+from rag.serve.present import (answer_html, conversation_markdown, debug_html, markdown_literal,  # noqa: E402
                          passage_context, sources_html)
 
 log = logging.getLogger("app")

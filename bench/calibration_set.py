@@ -2,7 +2,7 @@
 (``rag calibrate``) on more than the one bundled report:
 
 * corpus: the bundled report plus every paragraph of the MRC *tune* split
-  (rag/mrc.py), one file each;
+  (rag/models/mrc.py), one file each;
 * questions: the tune split's questions (answerable; judged by the short
   answer's character F1, ``"match": "short"``) and as many questions about
   articles of the *train* split, whose paragraphs are not in this corpus
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.mrc import load_split  # noqa: E402
+from rag.models.mrc import load_split  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from reader import write_corpus  # noqa: E402

@@ -62,7 +62,7 @@ def run(out: Path, work: Path, mrc_dir: Path, mrc_limit: int) -> dict:
     if mrc_dir.exists():
         from reader import write_corpus  # bench/reader.py: one file per paragraph
 
-        from rag.mrc import load_split
+        from rag.models.mrc import load_split
         split, _ = load_split(mrc_dir)
         mrc = work / "mrc"
         write_corpus(split["heldout"][: mrc_limit or None], mrc)

@@ -21,12 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.build import build_index  # noqa: E402
+from rag.index.build import build_index  # noqa: E402
 from rag.config import Config  # noqa: E402
-from rag.embed import Embedder  # noqa: E402
-from rag.kb import add_files, remove_documents  # noqa: E402
-from rag.mrc import load_split  # noqa: E402
-from rag.store import IndexStore  # noqa: E402
+from rag.models.embed import Embedder  # noqa: E402
+from rag.index.kb import add_files, remove_documents  # noqa: E402
+from rag.models.mrc import load_split  # noqa: E402
+from rag.index.local import IndexStore  # noqa: E402
 
 
 def write_documents(examples, corpus: Path, n: int, extra: Path) -> int:

@@ -45,7 +45,7 @@ def hybrid_ranking(search, query_vector: np.ndarray, tokens: Sequence[str], dept
     """Milvus's hybrid_search over the same two fields and depths, RRF ranker."""
     import pymilvus
 
-    from rag.store_milvus import query_sparse
+    from rag.index.milvus import query_sparse
 
     dense_params: dict[str, Any] = {"metric_type": "IP"}
     reqs = [pymilvus.AnnSearchRequest([np.asarray(query_vector, np.float32).tolist()], "vector", dense_params, depth)]
@@ -115,10 +115,10 @@ def compare(search, vectors: np.ndarray, questions: Sequence[str], token_lists: 
 
 # ---------------------------------------------------------------- hybrid
 def run_hybrid(args) -> dict[str, Any]:
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
     from rag.config import Config
-    from rag.evaluate import evidence_in, load_qa
-    from rag.store import copy_knowledge_base
+    from rag.eval.evaluate import evidence_in, load_qa
+    from rag.index.local import copy_knowledge_base
 
     config = Config.from_env(index_dir=Path(args.index_dir), corpus_dir=Path(args.corpus))
     local = Assistant.open(config, rebuild="never")
@@ -161,8 +161,8 @@ def synthetic_artifacts(n: int, per_doc: int = 100):
     """An IndexArtifacts of ``n`` synthetic passages (``per_doc`` to a
     document), tokenized with the product's tokenizer."""
     from rag.schema import Document, Passage
-    from rag.sparse import BM25Index
-    from rag.store import IndexArtifacts
+    from rag.index.sparse import BM25Index
+    from rag.index.local import IndexArtifacts
     from rag.tokenize import ChineseTokenizer, TokenizerSettings, domain_terms
 
     t = time.perf_counter()
@@ -217,9 +217,9 @@ def timed(fn, items) -> list[float]:
 
 
 def run_scale(args) -> dict[str, Any]:
-    from rag import dense
-    from rag.evaluate import load_qa
-    from rag.store_milvus import MilvusStore
+    from rag.index import dense
+    from rag.eval.evaluate import load_qa
+    from rag.index.milvus import MilvusStore
     from rag.tokenize import ChineseTokenizer
 
     n = args.passages

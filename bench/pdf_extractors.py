@@ -5,7 +5,7 @@ indented paragraphs, WenQuanYi Zen Hei) and printed to PDF by headless
 Chromium with a running header and a "- N -" page-number footer: line wraps
 inside sentences, page breaks mid-sentence, full-width punctuation.  Each
 library's page texts then go through the same pipeline as ingestion
-(``rag.formats.remove_running_lines`` → ``join_pages`` →
+(``rag.ingest.formats.remove_running_lines`` → ``join_pages`` →
 ``rag.text.clean_extracted_text``) and are compared with the source text.
 
     .venv/bin/python bench/pdf_extractors.py            # writes bench/results/pdf_extractors.md
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.formats import join_pages, remove_running_lines  # noqa: E402
+from rag.ingest.formats import join_pages, remove_running_lines  # noqa: E402
 from rag.text import clean_extracted_text, match_heading, split_paragraphs, split_sentences, squeeze  # noqa: E402
 
 REPORT = ROOT / "corpus" / "suzhou_sip_reform_2024.txt"
@@ -187,7 +187,7 @@ def main() -> None:
             "extraction; *extra chars*: raw non-space characters beyond the source (the running header and page "
             "numbers account for the expected surplus); *line breaks inside sentences*: raw newlines not after "
             "sentence-ending punctuation (line wraps, which cleaning removes).",
-            "", "Chosen for `rag/formats.py`: **pypdfium2** — the three recover the same text on these PDFs, "
+            "", "Chosen for `rag/ingest/formats.py`: **pypdfium2** — the three recover the same text on these PDFs, "
             "pypdfium2 was the fastest in every run (timings are noisy on this shared 2-core machine), and it reports a password-protected file as such."]
     args.out.write_text("\n".join(out) + "\n", encoding="utf-8")
     print("\n".join(out))

@@ -1,5 +1,5 @@
 """Short-answer quality on the reading-comprehension split (DRCD + CMRC, see
-rag/mrc.py), rules only vs reader vs combined, in two modes:
+rag/models/mrc.py), rules only vs reader vs combined, in two modes:
 
 * reading comprehension ("rc"): every paragraph of the split is one corpus
   file; each question is answered with its evidence limited to its own
@@ -8,7 +8,7 @@ rag/mrc.py), rules only vs reader vs combined, in two modes:
   ``python -m rag batch`` over all of it (retrieval included).
 
 ``short_answer`` is scored with the benchmarks' exact match and character F1
-(``rag.mrc``); a refusal scores 0.
+(``rag.models.mrc``); a refusal scores 0.
 
     .venv/bin/python bench/reader.py --split tune [--modes rules reader combined] [--rc-only] [--limit N]
     .venv/bin/python bench/reader.py --split heldout --out bench/results/reader.md
@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.mrc import char_f1, exact_match, load_split  # noqa: E402
+from rag.models.mrc import char_f1, exact_match, load_split  # noqa: E402
 
 MODES = ("rules", "reader", "combined")
 
@@ -79,7 +79,7 @@ def env_for(work: Path, mode: str) -> dict[str, str]:
 
 
 def run_rc(work: Path, rows: list[dict], mode: str) -> tuple[dict, float]:
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
     from rag.config import Config
     from rag.errors import InputError
 
@@ -118,7 +118,7 @@ def fit_rank_penalty(work: Path, rows: list[dict], grid=(0.0, 0.5, 1.0, 2.0, 3.0
     """Open-book F1 of the reader's pick across passages for each rank
     penalty (answer_many's READER_RANK_PENALTY), from one pass that keeps
     every passage's spans (refusals ignored: this is about which span)."""
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
     from rag.config import Config
 
     assistant = Assistant.open(Config.from_env(env_for(work, "reader")), rebuild="never")

@@ -45,7 +45,7 @@ def questions() -> list[str]:
 
 def reader_runs(repeats: int = 20) -> list[dict]:
     from rag.config import Config
-    from rag.reader import Reader, load_reader
+    from rag.models.reader import Reader, load_reader
 
     base = load_reader(Config())
     text = (ROOT / "corpus" / "suzhou_sip_reform_2024.txt").read_text("utf-8")
@@ -71,7 +71,7 @@ def reader_runs(repeats: int = 20) -> list[dict]:
 
 
 def passages_read(sure_margin: float) -> dict:
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
     from rag.config import Config
 
     assistant = Assistant.open(Config.from_env(reader_sure_margin=sure_margin))
@@ -93,9 +93,9 @@ def session_variants(repeats: int = 2) -> list[dict]:
 
     import onnxruntime as ort
 
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
     from rag.config import Config
-    from rag.reader import load_reader, session_options
+    from rag.models.reader import load_reader, session_options
 
     config = Config.from_env(inference_cache_size=0)
     assistant = Assistant.open(config)

@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.assistant import Assistant  # noqa: E402
+from rag.serve.assistant import Assistant  # noqa: E402
 from rag.config import Config  # noqa: E402
-from rag.evaluate import evidence_in, load_qa  # noqa: E402
+from rag.eval.evaluate import evidence_in, load_qa  # noqa: E402
 
 MODES = ("dense", "bm25", "hybrid")
 

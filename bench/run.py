@@ -5,10 +5,10 @@ on the same machine in one run; and a scale run on synthetic corpora.
     python bench/run.py --quick               # fewer repetitions (smoke test)
     python bench/run.py --scale 100000 1000000   # synthetic scale run -> bench/results/scale.{json,md}
 
-Systems (quality scored with rag.evaluate on tests/data/dev_qa.jsonl, and on
+Systems (quality scored with rag.eval.evaluate on tests/data/dev_qa.jsonl, and on
 heldout_qa.jsonl for reference):
 
-* product      - rag.assistant.Assistant: hybrid retrieval, typed extraction,
+* product      - rag.serve.assistant.Assistant: hybrid retrieval, typed extraction,
                  templates, citations, refusal.
 * dense-top    - the same passages and the same embedding model in FAISS;
                  the answer is the text of the top passage (no refusal).
@@ -125,7 +125,7 @@ def loadavg() -> float:
 
 
 def pct(values: Sequence[float], q: float) -> float | None:
-    from rag.evaluate import percentile
+    from rag.eval.evaluate import percentile
 
     v = percentile(values, q)
     return None if v is None else round(v, 3)
@@ -181,13 +181,13 @@ class Product:
 
     @staticmethod
     def build(config, embedder) -> None:
-        from rag.build import build_index
+        from rag.index.build import build_index
 
         build_index(config, embedder, force=True)
 
     @classmethod
     def load(cls, config, embedder=None) -> "Product":
-        from rag.assistant import Assistant
+        from rag.serve.assistant import Assistant
 
         return cls(Assistant.open(config, rebuild="never", embedder=embedder))
 
@@ -220,9 +220,9 @@ class DenseTop:
 
     @classmethod
     def build(cls, config, embedder) -> "DenseTop":
-        from rag import dense
-        from rag.chunk import chunk_document, index_text
-        from rag.ingest import load_corpus
+        from rag.index import dense
+        from rag.ingest.chunk import chunk_document, index_text
+        from rag.ingest.corpus import load_corpus
 
         corpus = load_corpus(config.corpus_dir)
         passages = [p for doc in corpus.documents for p in chunk_document(doc, config.passage_max_chars)]
@@ -231,7 +231,7 @@ class DenseTop:
         return cls(embedder, index, [p.passage_id for p in passages], [p.text for p in passages])
 
     def save(self, directory: Path) -> None:
-        from rag import dense
+        from rag.index import dense
 
         directory.mkdir(parents=True, exist_ok=True)
         dense.save(self.index, directory / "dense.faiss")
@@ -240,8 +240,8 @@ class DenseTop:
 
     @classmethod
     def load(cls, config, directory: Path, embedder=None) -> "DenseTop":
-        from rag import dense
-        from rag.embed import Embedder
+        from rag.index import dense
+        from rag.models.embed import Embedder
 
         embedder = (embedder or Embedder(config)).load()
         data = json.loads((directory / "passages.json").read_text(encoding="utf-8"))
@@ -249,7 +249,7 @@ class DenseTop:
         return cls(embedder, index, data["ids"], data["texts"])
 
     def answer_many(self, questions: Sequence[str], k: int = EVAL_K) -> list[dict[str, Any]]:
-        from rag import dense
+        from rag.index import dense
 
         vectors = self.embedder.encode_queries(list(questions))
         scores, rows = dense.search(self.index, vectors, k)
@@ -272,8 +272,8 @@ class BM25Top:
 
     @classmethod
     def build(cls, config, embedder=None) -> "BM25Top":
-        from rag.ingest import load_corpus
-        from rag.sparse import BM25Index
+        from rag.ingest.corpus import load_corpus
+        from rag.index.sparse import BM25Index
         from rag.tokenize import ChineseTokenizer
 
         corpus = load_corpus(config.corpus_dir)
@@ -296,7 +296,7 @@ class BM25Top:
 
     @classmethod
     def load(cls, config, directory: Path, embedder=None) -> "BM25Top":
-        from rag.sparse import BM25Index
+        from rag.index.sparse import BM25Index
         from rag.tokenize import ChineseTokenizer, TokenizerSettings
 
         data = json.loads((directory / "chunks.json").read_text(encoding="utf-8"))
@@ -342,7 +342,7 @@ def throughput(system, questions: Sequence[str], repeats: int) -> float:
 
 
 def quality(system, qa: list[dict[str, Any]]) -> dict[str, Any]:
-    from rag.evaluate import evaluate
+    from rag.eval.evaluate import evaluate
 
     rows = system.rows(system.answer_many([q["question"] for q in qa], EVAL_K), [q["id"] for q in qa])
     result = evaluate(qa, rows)
@@ -356,7 +356,7 @@ def stage_profile(assistant, questions: Sequence[str], passes: int = 2) -> dict[
     the question, BM25 (tokenize + score all rows), FAISS search, the whole
     ask; the rest is question analysis + sentence ranking + extraction +
     composing the answer."""
-    from rag import dense
+    from rag.index import dense
 
     r = assistant.state.retriever
     stages: dict[str, list[float]] = {"embed_question": [], "bm25": [], "faiss": [], "retrieve_total": [],
@@ -391,7 +391,7 @@ def child_cold(args: dict[str, Any]) -> dict[str, Any]:
     if args.get("threads"):
         _set_threads(int(args["threads"]))
     from rag.config import Config
-    from rag.embed import Embedder  # noqa: F401  (what the CLI imports first)
+    from rag.models.embed import Embedder  # noqa: F401  (what the CLI imports first)
 
     config = Config.from_env(index_dir=index_dir)
     t_imports = time.time()
@@ -468,7 +468,7 @@ def cold_start(system: str, index_dir: Path, artifacts: Path, questions: list[st
 # the main benchmark
 # --------------------------------------------------------------------------
 def run_bench(quick: bool, out_dir: Path) -> dict[str, Any]:
-    from rag.embed import Embedder
+    from rag.models.embed import Embedder
 
     passes = 1 if quick else 3
     build_repeats = 1 if quick else 2
@@ -587,7 +587,7 @@ def bench_markdown(r: dict[str, Any]) -> str:
         f"{m['sentence_transformers']}. Run {r['started']} – {r['finished']}; load average before/after each "
         "system is in bench.json (the machine is shared).", "",
         f"Latency and throughput over {r['questions']['latency_and_throughput']} questions (dev + held-out); "
-        f"quality on the dev set ({r['questions']['quality_dev']} questions) with rag.evaluate, top_k={EVAL_K}.", "",
+        f"quality on the dev set ({r['questions']['quality_dev']} questions) with rag.eval.evaluate, top_k={EVAL_K}.", "",
         "| metric | product | dense-top | bm25-top250 | product / dense | product / bm25 |",
         "|---|---|---|---|---|---|",
     ]
@@ -730,7 +730,7 @@ def child_faiss(args: dict[str, Any]) -> dict[str, Any]:
     import faiss
     import numpy as np
 
-    from rag import dense
+    from rag.index import dense
 
     n, kind, dist = int(args["n"]), args["kind"], args.get("dist", "latent32")
     t = time.perf_counter()
@@ -817,7 +817,7 @@ def child_bm25(args: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from rag.retrieve import top_rows
-    from rag.sparse import BM25Index
+    from rag.index.sparse import BM25Index
     from rag.tokenize import ChineseTokenizer, TokenizerSettings, domain_terms
 
     n, tok_max = int(args["n"]), int(args.get("tokenize_max", TOKENIZE_MAX))
@@ -870,7 +870,7 @@ def child_bm25(args: dict[str, Any]) -> dict[str, Any]:
 
 def run_scale(sizes: Sequence[int], out_dir: Path, kinds: Sequence[str] | None, tokenize_max: int,
               dist: str = "latent32", bm25: bool = True) -> dict[str, Any]:
-    from rag import dense
+    from rag.index import dense
     from rag.config import Config
 
     exact_max = Config().exact_search_max
@@ -922,7 +922,7 @@ def scale_markdown(r: dict[str, Any]) -> str:
              "≤ 250 characters) tokenized with the product's jieba tokenizer; above the tokenized count the "
              "remaining passages are recombined from tokenized ones (stated per row); search = tokenize the "
              "123 dev + held-out questions, score all rows, take the top 30.", "",
-             f"Automatic rule (rag/dense.py `choose_kind`): exact `IndexFlatIP` up to exact_search_max = "
+             f"Automatic rule (rag/index/dense.py `choose_kind`): exact `IndexFlatIP` up to exact_search_max = "
              f"{r['exact_search_max']:,} vectors, HNSW up to {r['hnsw_max']:,}, IVF-Flat above.", "",
              "| n | index | chosen by rule | build (s) | search p50 / p95 (ms), default threads | "
              "search p50 / p95 (ms), 1 thread | recall@10 | index size (MiB) | peak RSS (MiB) |",

@@ -45,7 +45,7 @@ def questions(n: int, seed: int = 1) -> list[str]:
 
 
 def soak_library(qs: list[str], reader_mode: str, every: int) -> list[tuple[int, float, float]]:
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
     from rag.config import Config
 
     assistant = Assistant.open(Config.from_env(reader_mode=reader_mode))

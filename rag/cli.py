@@ -28,8 +28,8 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
-from .config import Config
-from .errors import RagError
+from rag.config import Config
+from rag.errors import RagError
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -51,7 +51,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _open(config: Config, args: argparse.Namespace):
-    from .assistant import Assistant
+    from rag.serve.assistant import Assistant
 
     return Assistant.open(config, rebuild="never" if getattr(args, "no_rebuild", False) else "auto")
 
@@ -85,8 +85,8 @@ def print_build_summary(manifest: dict, path: Path | str, out=None) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .build import build_index
-    from .store import open_store
+    from rag.index.build import build_index
+    from rag.index.local import open_store
 
     config = _config(args)
     path = build_index(config, force=not args.if_stale, incremental=not args.full, progress=_progress(args))
@@ -98,9 +98,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from .errors import CorpusError
-    from .kb import add_files
-    from .store import open_store
+    from rag.errors import CorpusError
+    from rag.index.kb import add_files
+    from rag.index.local import open_store
 
     config = _config(args)
     result = add_files(config, [Path(p) for p in args.paths], progress=_progress(args))
@@ -122,8 +122,8 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from .kb import remove_documents
-    from .store import open_store
+    from rag.index.kb import remove_documents
+    from rag.index.local import open_store
 
     config = _config(args)
     result = remove_documents(config, args.doc_ids, progress=_progress(args))
@@ -135,7 +135,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_copy(args: argparse.Namespace) -> int:
     """rag export --to STORE / rag import --from STORE: the configured store is the other end."""
-    from .store import copy_knowledge_base, open_store
+    from rag.index.local import copy_knowledge_base, open_store
 
     config = _config(args)
     source, target = (config.store, args.to) if args.command == "export" else (args.source, config.store)
@@ -149,14 +149,14 @@ def cmd_copy(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .kb import list_documents
+    from rag.index.kb import list_documents
 
     config = _config(args)
     records = list_documents(config)
     if args.json:
         print(json.dumps([r.to_dict() for r in records], ensure_ascii=False, indent=2))
         return 0
-    from .evaluate import text_table
+    from rag.eval.evaluate import text_table
 
     rows = [[r.doc_id, r.title[:30], r.author or r.publisher, r.date, r.format, r.pages or "", r.passages,
              r.added_at[:16].replace("T", " ")] for r in records]
@@ -197,8 +197,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .build import stale_reasons
-    from .store import open_store
+    from rag.index.build import stale_reasons
+    from rag.index.local import open_store
 
     config = _config(args)
     manifest = open_store(config).read_manifest()
@@ -206,7 +206,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                                          "dense_index", "skipped_files")}
     summary["stale_reasons"] = stale_reasons(config, manifest)
     if config.reader_mode != "rules":
-        from .reader import export_status
+        from rag.models.reader import export_status
 
         summary["reader"] = export_status(config.model_cache_dir, config.reader_dir)
     print(json.dumps(summary, ensure_ascii=False, indent=2))
@@ -214,7 +214,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import run_batch
+    from rag.serve.batch import run_batch
 
     assistant = _open(_config(args), args)
     summary = run_batch(assistant, Path(args.questions), Path(args.output), top_k=args.k,
@@ -226,7 +226,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import run_eval
+    from rag.eval.evaluate import run_eval
 
     config = _config(args)
     return run_eval(config, Path(args.qa), answers=Path(args.answers) if args.answers else None,
@@ -235,7 +235,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import run_calibration
+    from rag.eval.calibrate import run_calibration
 
     config = _config(args)
     assistant = _open(config, args)
@@ -247,7 +247,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_fit_combine(args: argparse.Namespace) -> int:
-    from .calibrate import run_combine_fit
+    from rag.eval.calibrate import run_combine_fit
 
     config = _config(args)
     groups = [(_open(config, args), [Path(p) for p in args.qa])]
@@ -258,13 +258,13 @@ def cmd_fit_combine(args: argparse.Namespace) -> int:
 
 
 def cmd_train_reader(args: argparse.Namespace) -> int:
-    from .reader_train import main as train_main
+    from rag.models.train_reader import main as train_main
 
     return train_main(args.extra)
 
 
 def cmd_feedback_export(args: argparse.Namespace) -> int:
-    from .feedback import export_questions
+    from rag.serve.feedback import export_questions
 
     feedback = Path(args.feedback) if args.feedback else _config(args).feedback_path
     summary = export_questions(feedback, Path(args.out))
@@ -396,7 +396,7 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "train-reader":  # its options belong to rag.reader_train
+    if extra and args.command != "train-reader":  # its options belong to rag.models.train_reader
         parser.error("unrecognized arguments: " + " ".join(extra))
     args.extra = extra
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

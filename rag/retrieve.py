@@ -10,13 +10,13 @@ from typing import Sequence
 
 import numpy as np
 
-from . import dense
-from .config import Config
-from .embed import Embedder
-from .schema import Hit, Passage
-from .sparse import BM25Index
-from .store import LoadedIndex
-from .tokenize import ChineseTokenizer
+from rag.index import dense
+from rag.config import Config
+from rag.models.embed import Embedder
+from rag.schema import Hit, Passage
+from rag.index.sparse import BM25Index
+from rag.index.local import LoadedIndex
+from rag.tokenize import ChineseTokenizer
 
 
 def top_rows(scores: np.ndarray, k: int, positive_only: bool = False) -> list[int]:
@@ -119,7 +119,7 @@ class Retriever:
 
     def _rank_remote(self, question: str, query_vector: np.ndarray, tokens: list[str] | None,
                      rows: Sequence[int] | None) -> RankedLists:
-        """Both rankings from Milvus (rag.store_milvus); the BM25 scores of
+        """Both rankings from Milvus (rag.index.milvus); the BM25 scores of
         rows outside the BM25 list are fetched in ``fuse`` when needed."""
         remote, depth = self.index.remote, self.config.candidate_k
         tokens = tokens if tokens is not None else self.tokenizer.tokenize(question)

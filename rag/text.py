@@ -8,7 +8,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from .schema import Repair
+from rag.schema import Repair
 
 # --------------------------------------------------------------------------
 # Character classes

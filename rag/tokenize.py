@@ -16,9 +16,9 @@ from typing import Iterable
 import jieba
 import jieba.posseg
 
-from .cache import LRUCache
-from .schema import Document
-from .text import CJK_IDEOGRAPH
+from rag.cache import LRUCache
+from rag.schema import Document
+from rag.text import CJK_IDEOGRAPH
 
 jieba.setLogLevel(logging.WARNING)
 

@@ -52,7 +52,7 @@ def real_config(tmp_path_factory) -> Config:
 
 @pytest.fixture(scope="session")
 def assistant(real_config: Config):
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
 
     return Assistant.open(real_config)
 
@@ -86,7 +86,7 @@ def serve_app(assistant, feedback_path=None, kb_edits=False, **launch_kwargs):
 
         scratch = tempfile.TemporaryDirectory(prefix="policy-qa-feedback-")  # removed when the app closes
         feedback_path = Path(scratch.name) / "feedback.jsonl"
-    from rag.service import Service
+    from rag.serve.service import Service
 
     # requests are logged to a temporary file, never the project's logs/
     service = Service(assistant, Path(feedback_path).parent / "requests.jsonl")
@@ -103,7 +103,7 @@ def serve_app(assistant, feedback_path=None, kb_edits=False, **launch_kwargs):
 
 def hash_assistant(index_dir: Path, corpus_dir: Path = CORPUS):
     """An Assistant over ``corpus_dir`` with the hash embedder (no model)."""
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
     from tests.fakes import HashEmbedder
 
     config = Config(corpus_dir=corpus_dir, index_dir=index_dir, model="test-hash")
@@ -121,7 +121,7 @@ def hash_assistant(index_dir: Path, corpus_dir: Path = CORPUS):
 CLI_SCRIPT = f"""
 import os, resource, signal, sys, time
 sys.path.insert(0, {str(PROJECT_ROOT)!r})
-import rag.assistant, rag.build, rag.store
+import rag.serve.assistant, rag.index.build, rag.index.local
 from rag import cli
 from tests.fakes import HashEmbedder
 
@@ -137,22 +137,22 @@ class TestEmbedder(HashEmbedder):
         return super().encode_passages(texts, progress)
 
 
-rag.assistant.Embedder = rag.build.Embedder = lambda config: TestEmbedder()
+rag.serve.assistant.Embedder = rag.index.build.Embedder = lambda config: TestEmbedder()
 slow_batch = float(os.environ.get("RAG_TEST_SLOW_BATCH", "0"))
 if slow_batch:
-    answer_many = rag.assistant.Assistant.ask_many
+    answer_many = rag.serve.assistant.Assistant.ask_many
     def ask_many(self, *args, **kwargs):
         time.sleep(slow_batch)
         return answer_many(self, *args, **kwargs)
-    rag.assistant.Assistant.ask_many = ask_many
+    rag.serve.assistant.Assistant.ask_many = ask_many
 slow_save = float(os.environ.get("RAG_TEST_SLOW_SAVE", "0"))
 if slow_save:
-    save = rag.store.dense.save
+    save = rag.index.local.dense.save
     def slow(index, path):
         print("writing", flush=True)
         time.sleep(slow_save)
         save(index, path)
-    rag.store.dense.save = slow
+    rag.index.local.dense.save = slow
 limit = int(os.environ.get("RAG_TEST_FILE_SIZE_LIMIT", "0"))
 if limit:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

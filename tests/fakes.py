@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embed import ModelInfo
+from rag.models.embed import ModelInfo
 
 DIM = 64
 

@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from rag.analyze import analyze, classify, rewrite_followup
+from rag.answer.analyze import analyze, classify, rewrite_followup
 from rag.answer import english_rendering, make_statement, verify_citation
 from rag.errors import CitationError
-from rag.extract import (Evidence, extract_dates, extract_definitions, extract_entities, extract_fields,
+from rag.answer.extract import (Evidence, extract_dates, extract_definitions, extract_entities, extract_fields,
                          extract_lists, extract_modifier, extract_ordinals, extract_quantities, extract_slot,
                          yes_no_verdict)
-from rag.ingest import load_document
+from rag.ingest.corpus import load_document
 from rag.text import squeeze
 from rag.tokenize import ChineseTokenizer
 from tests.conftest import REPORT
@@ -319,14 +319,14 @@ class TestExtractors:
         ("政务服务领域后来拓展到了哪些领域？", "工程建设项目、社会事务、公共资源和政务热线"),
     ])
     def test_the_side_of_a_change_the_question_asks_about(self, tok, question, answer):
-        from rag.extract import extract_change
+        from rag.answer.extract import extract_change
 
         ev, a = evidence("围绕为企业为民服务内容拓展，服务领域不断从商事登记向工程建设项目、社会事务、公共资源和政务热线等领域拓展；",
                          question, tok)
         assert best(extract_change(ev, a)) == answer
 
     def test_no_side_asked_no_change_answer(self, tok):
-        from rag.extract import extract_change
+        from rag.answer.extract import extract_change
 
         ev, a = evidence("服务领域不断从商事登记向工程建设项目等领域拓展；", "服务领域是怎样拓展的？", tok)
         assert extract_change(ev, a) == []
@@ -576,7 +576,7 @@ class TestAnswersEndToEnd:
     def test_a_batch_answered_side_by_side_equals_one_by_one(self, assistant, dev_set):
         """answer_many answers a batch's questions on several threads: same
         answers, in the questions' order, as answering them one after another."""
-        from rag.analyze import analyze, rewrite_followup
+        from rag.answer.analyze import analyze, rewrite_followup
 
         answerer = assistant.state.answerer
         questions = [r["question"] for r in dev_set]

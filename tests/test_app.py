@@ -1,6 +1,6 @@
 """The Gradio app (app.py) through a real gradio_client.Client: /ask, /search,
 /batch and /chat on the bundled report, errors, escaping, concurrency; plus
-the presentation helpers (rag/present.py) it renders with."""
+the presentation helpers (rag/serve/present.py) it renders with."""
 from __future__ import annotations
 
 import re
@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import serve_app
 
-from rag.present import answer_markdown, highlight_quote, markdown_literal, sources_html
+from rag.serve.present import answer_markdown, highlight_quote, markdown_literal, sources_html
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # app.py lives at the repository root

@@ -21,13 +21,13 @@ import faiss
 import numpy as np
 import pytest
 
-from rag.assistant import Assistant, clean_text, validate_question, validate_top_k
-from rag.batch import read_questions, run_batch
-from rag.build import build_index
+from rag.serve.assistant import Assistant, clean_text, validate_question, validate_top_k
+from rag.serve.batch import read_questions, run_batch
+from rag.index.build import build_index
 from rag.errors import (ConfigError, CorpusError, IndexCorruptError, IndexNotFoundError, IndexStaleError,
                         InputError, RagError, WriteError)
-from rag.present import answer_markdown, debug_html, markdown_literal, sources_html
-from rag.store import IndexStore, sha256_file
+from rag.serve.present import answer_markdown, debug_html, markdown_literal, sources_html
+from rag.index.local import IndexStore, sha256_file
 from tests.conftest import CORPUS, cli_command, hash_assistant, serve_app
 from tests.fakes import HashEmbedder
 
@@ -54,12 +54,12 @@ def index_copy(lib, tmp_path) -> Path:
 def cli(monkeypatch, capsys):
     """Run ``python -m rag ...`` in process with the hash embedder; returns
     (exit code, stdout, stderr) and checks that no traceback was printed."""
-    import rag.assistant
-    import rag.build
+    import rag.serve.assistant
+    import rag.index.build
     from rag import cli as cli_module
 
-    monkeypatch.setattr(rag.assistant, "Embedder", lambda config: HashEmbedder())
-    monkeypatch.setattr(rag.build, "Embedder", lambda config: HashEmbedder())
+    monkeypatch.setattr(rag.serve.assistant, "Embedder", lambda config: HashEmbedder())
+    monkeypatch.setattr(rag.index.build, "Embedder", lambda config: HashEmbedder())
 
     def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
@@ -497,9 +497,9 @@ def test_unusable_corpus_file_is_skipped_with_its_reason(cli, tmp_path, name, co
 
 
 def test_huge_corpus_file_is_skipped_without_reading_it_into_memory(cli, tmp_path, monkeypatch):
-    import rag.ingest
+    import rag.ingest.corpus
 
-    monkeypatch.setattr(rag.ingest, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(rag.ingest.corpus, "MAX_FILE_BYTES", 1000)
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     good_report(corpus)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import HashEmbedder
-from rag.assistant import Assistant
-from rag.batch import OUTPUT_KEYS, completed_ids, read_questions, run_batch
+from rag.serve.assistant import Assistant
+from rag.serve.batch import OUTPUT_KEYS, completed_ids, read_questions, run_batch
 from rag.config import PROJECT_ROOT, Config
 from rag.errors import InputError
 
@@ -299,7 +299,7 @@ def test_a_worker_that_cannot_open_the_index_fails_the_batch_instead_of_hanging(
     the worker's error must reach the batch as the error it is."""
     import functools
 
-    from rag.batch import _answer_chunk_in_worker, _worker_pool
+    from rag.serve.batch import _answer_chunk_in_worker, _worker_pool
     from rag.errors import IndexNotFoundError
 
     config = Config(corpus_dir=PROJECT_ROOT / "corpus", index_dir=tmp_path / "no-index", model="test-hash")
@@ -323,7 +323,7 @@ def test_bad_worker_count(assistant, tmp_path, workers):
 
 
 def test_worker_count_is_chosen_by_file_size_and_cores(monkeypatch, assistant, tmp_path):
-    from rag import batch
+    from rag.serve import batch
 
     monkeypatch.setattr(batch.os, "cpu_count", lambda: 16)
     assert batch.auto_workers(50) == 1  # a worker's start-up costs more than it saves

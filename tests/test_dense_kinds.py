@@ -1,11 +1,11 @@
-"""rag/dense.py: the index-kind rule, and every kind building, saving,
+"""rag/index/dense.py: the index-kind rule, and every kind building, saving,
 loading, searching and reconstructing rows."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rag import dense
+from rag.index import dense
 from rag.errors import IndexCorruptError
 
 

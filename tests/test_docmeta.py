@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from rag.docmeta import asked_field, printed_forms, title_part
+from rag.answer.docmeta import asked_field, printed_forms, title_part
 from tests.conftest import CORPUS, hash_assistant
 
 
@@ -122,7 +122,7 @@ def test_evidence_can_be_limited_to_chosen_documents(tmp_path):
 
 
 def test_a_document_number_is_read_from_the_masthead():
-    from rag.ingest import guess_document_number
+    from rag.ingest.corpus import guess_document_number
 
     assert guess_document_number("国务院关于印发国家职业教育改革实施方案的通知\n\n国发〔2019〕4号\n\n各省、自治区") == "国发〔2019〕4号"
     assert guess_document_number("与时俱进的改革之路\n\n2024年第14期（总第129期）") is None

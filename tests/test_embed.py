@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from rag.config import Config
-from rag.embed import Embedder, resolve_model_path
-from rag.onnx_export import INT8_FILE, MIN_INT8_COSINE, ONNX_FILE, ONNX_SUBDIR
+from rag.models.embed import Embedder, resolve_model_path
+from rag.models.onnx import INT8_FILE, MIN_INT8_COSINE, ONNX_FILE, ONNX_SUBDIR
 
 from .conftest import DATA, load_jsonl
 

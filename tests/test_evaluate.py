@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag import evaluate as ev
-from rag.evaluate import (Ratio, answer_matches, citation_correct, contains, coverage, evaluate, evidence_ranks,
+from rag.eval import evaluate as ev
+from rag.eval.evaluate import (Ratio, answer_matches, citation_correct, contains, coverage, evaluate, evidence_ranks,
                           gold_present, hit_at, lcs_length, norm, percentile, reciprocal_rank, span_matches)
 
 DATA = Path(__file__).parent / "data"
@@ -351,7 +351,7 @@ def test_run_eval_answers_now_with_fake_embedder(fake_config, tmp_path, capsys):
     at a time) and the answers are kept in the report directory."""
     from tests.fakes import HashEmbedder
 
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
 
     assistant = Assistant.open(fake_config, embedder=HashEmbedder())
     report = tmp_path / "report"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.assistant import Assistant
-from rag.build import build_index
+from rag.serve.assistant import Assistant
+from rag.index.build import build_index
 from rag.errors import WriteError
-from rag.store import IndexStore
+from rag.index.local import IndexStore
 from tests.conftest import cli_command
 from tests.fakes import HashEmbedder
 
@@ -30,8 +30,8 @@ BUILD_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from pathlib import Path
     from rag.config import Config
-    from rag.build import build_index
-    import rag.store as store
+    from rag.index.build import build_index
+    import rag.index.local as store
     from tests.fakes import HashEmbedder
 
     pause = float(sys.argv[3])
@@ -246,20 +246,20 @@ def disk_full(*args, **kwargs):
 
 @pytest.mark.parametrize("stage", ["writing arrays", "switching current"])
 def test_disk_full_on_publish_keeps_the_previous_index_serving(built, monkeypatch, capsys, stage):
-    import rag.build
-    import rag.store
+    import rag.index.build
+    import rag.index.local
     from rag import cli
 
     before = IndexStore(built.index_dir).current.resolve()
     serving = Assistant.open(built, embedder=HashEmbedder())
     if stage == "writing arrays":
-        monkeypatch.setattr(rag.store.np, "save", disk_full)
+        monkeypatch.setattr(rag.index.local.np, "save", disk_full)
     else:
-        monkeypatch.setattr(rag.store.os, "symlink", disk_full)
+        monkeypatch.setattr(rag.index.local.os, "symlink", disk_full)
     with pytest.raises(WriteError, match="No space left on device.*previous index.*unchanged"):
         build_index(built, HashEmbedder())
     assert_previous_index_in_place(built, before)
-    monkeypatch.setattr(rag.build, "Embedder", lambda config: HashEmbedder())
+    monkeypatch.setattr(rag.index.build, "Embedder", lambda config: HashEmbedder())
     code = cli.main(["--set", "model=test-hash", "--index", str(built.index_dir), "--corpus", str(built.corpus_dir),
                      "build"])
     err = capsys.readouterr().err

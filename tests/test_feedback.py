@@ -1,5 +1,5 @@
-"""Feedback lines (rag/feedback.py) and their export to a labelled question
-file that `rag eval` reads (rag.evaluate.load_qa)."""
+"""Feedback lines (rag/serve/feedback.py) and their export to a labelled question
+file that `rag eval` reads (rag.eval.evaluate.load_qa)."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import pytest
 
 from rag.config import Config
 from rag.errors import InputError
-from rag.evaluate import load_qa
-from rag.feedback import append_feedback, export_questions, feedback_record, read_feedback
+from rag.eval.evaluate import load_qa
+from rag.serve.feedback import append_feedback, export_questions, feedback_record, read_feedback
 
 
 def answer(question, short, refused=False, confidence=0.9):

@@ -1,4 +1,4 @@
-"""Document formats (rag/formats.py) through ingestion, chunking and answering.
+"""Document formats (rag/ingest/formats.py) through ingestion, chunking and answering.
 
 Fixtures in tests/data/formats/ (made by make_fixtures.py there): report.pdf is
 the bundled report printed by headless Chromium (3 pages, running header
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunk import chunk_document
+from rag.ingest.chunk import chunk_document
 from rag.errors import CorpusError
-from rag.formats import NO_TEXT_LAYER, Extracted, extract, remove_running_lines, sniff_format
-from rag.ingest import load_corpus, load_document
+from rag.ingest.formats import NO_TEXT_LAYER, Extracted, extract, remove_running_lines, sniff_format
+from rag.ingest.corpus import load_corpus, load_document
 from rag.schema import Citation, Document
-from rag.store import document_from_dict, document_to_dict
+from rag.index.local import document_from_dict, document_to_dict
 from rag.text import clean_extracted_text, squeeze
 from tests.conftest import REPORT, hash_assistant
 
@@ -242,7 +242,7 @@ def test_the_bundled_report_as_pdf_and_docx_answers_like_the_text(tmp_path, assi
     import docx
 
     from rag.answer import verify_citation
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
     from tests.conftest import CORPUS, REPORT
 
     meta = CORPUS / "suzhou_sip_reform_2024.meta.json"
@@ -281,12 +281,12 @@ def test_the_bundled_report_as_pdf_and_docx_answers_like_the_text(tmp_path, assi
 def test_an_extractor_failure_skips_that_file_only(tmp_path, monkeypatch):
     """A library error inside one extractor (a missing optional module, a bug
     on a strange file) is that file's refusal, with the reason; the rest loads."""
-    import rag.formats
+    import rag.ingest.formats
 
     def broken(data, name):
         raise ImportError("lxml.html.clean module is now a separate project lxml_html_clean")
 
-    monkeypatch.setattr(rag.formats, "extract_html", broken)
+    monkeypatch.setattr(rag.ingest.formats, "extract_html", broken)
     shutil.copy(FORMATS / "news.html", tmp_path / "news.html")
     (tmp_path / "note.txt").write_text("园区一站式服务中心成立于2002年底。\n", encoding="utf-8")
     corpus = load_corpus(tmp_path)

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from rag.chunk import chunk_document, index_text
+from rag.ingest.chunk import chunk_document, index_text
 from rag.errors import CorpusError
-from rag.ingest import load_corpus, load_document
+from rag.ingest.corpus import load_corpus, load_document
 from rag.schema import BACK_MATTER, BODY, MASTHEAD
 from rag.text import squeeze
 from tests.conftest import REPORT
@@ -121,7 +121,7 @@ def test_bad_metadata_sidecar_is_reported(tmp_path):
 
 
 def test_huge_file_is_refused(tmp_path, monkeypatch):
-    import rag.ingest as ingest
+    import rag.ingest.corpus as ingest
 
     monkeypatch.setattr(ingest, "MAX_FILE_BYTES", 100)
     (tmp_path / "big.txt").write_text("很长的报告。" * 100, encoding="utf-8")

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rag.ingest
-from rag.assistant import Assistant
-from rag.build import build_index
+import rag.ingest.corpus
+from rag.serve.assistant import Assistant
+from rag.index.build import build_index
 from rag.errors import CorpusError, InputError
-from rag.formats import ZIP_MAX_UNCOMPRESSED, check_zip_sizes, extract
-from rag.kb import add_files, list_documents, remove_documents
+from rag.ingest.formats import ZIP_MAX_UNCOMPRESSED, check_zip_sizes, extract
+from rag.index.kb import add_files, list_documents, remove_documents
 from rag.schema import DocumentRecord
-from rag.store import open_store
+from rag.index.local import open_store
 from tests.conftest import DATA, cli_command
 from tests.fakes import HashEmbedder, hash_vectors
 
@@ -258,7 +258,7 @@ class TestIncremental:
 
 
 def _index_text(p):
-    from rag.chunk import index_text
+    from rag.ingest.chunk import index_text
 
     return index_text(p)
 
@@ -298,7 +298,7 @@ class TestBadFiles:
 
     def test_file_over_the_size_cap(self, kb, tmp_path, monkeypatch):
         config, embedder = kb
-        monkeypatch.setattr(rag.ingest, "MAX_FILE_BYTES", 1000)
+        monkeypatch.setattr(rag.ingest.corpus, "MAX_FILE_BYTES", 1000)
         big = tmp_path / "big.txt"
         big.write_text("政策" * 1000, encoding="utf-8")
         result = add_files(config, [big], embedder)
@@ -427,13 +427,13 @@ class TestUploads:
         ("a\x00b\nc.md", "abc.md"), ("x" * 300 + ".txt", "x" * 116 + ".txt"),
     ])
     def test_safe_upload_name(self, given, safe):
-        from rag.kb import safe_upload_name
+        from rag.index.kb import safe_upload_name
 
         assert safe_upload_name(given) == safe
         assert "/" not in safe_upload_name(given) and not safe_upload_name(given).startswith(".")
 
     def test_the_name_never_decides_the_type(self, kb, tmp_path):
-        from rag.kb import add_uploads
+        from rag.index.kb import add_uploads
 
         config, embedder = kb
         pdf = tmp_path / "tmp1"
@@ -447,7 +447,7 @@ class TestUploads:
         assert records["报告"].format == "pdf" and records["报告"].pages == 3
 
     def test_refusals_duplicates_and_no_silent_overwrite(self, kb, tmp_path):
-        from rag.kb import add_uploads
+        from rag.index.kb import add_uploads
 
         config, embedder = kb
         before, records = current(config), list_documents(config)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.assistant import Assistant
+from rag.serve.assistant import Assistant
 from rag.config import Config
 from tests.conftest import CORPUS, DATA, serve_app
 from tests.fakes import HashEmbedder

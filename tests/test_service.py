@@ -73,7 +73,7 @@ class TestConfigFile:
 @pytest.mark.slow
 def test_answering_caches_stay_within_their_limits(real_config):
     """Many distinct questions fill the caches up to their sizes, never beyond."""
-    from rag.assistant import Assistant
+    from rag.serve.assistant import Assistant
 
     assistant = Assistant.open(real_config.replace(term_cache_size=50, tag_cache_size=40, reader_mode="rules"))
     answerer = assistant.state.answerer
@@ -93,7 +93,7 @@ class TestService:
     def _service(self, tmp_path, log_questions=False):
         from types import SimpleNamespace
 
-        from rag.service import Service
+        from rag.serve.service import Service
 
         state = SimpleNamespace(index=SimpleNamespace(path=tmp_path / "20261201-abc", documents={"a": 1, "b": 2},
                                                       passages=[1, 2, 3]),
@@ -144,7 +144,7 @@ class TestService:
         assert "审批局" in (tmp_path / "with" / "logs" / "requests.jsonl").read_text(encoding="utf-8")
 
     def test_stopping_waits_for_requests_in_flight_and_refuses_new_ones(self, tmp_path):
-        from rag.service import ShuttingDown
+        from rag.serve.service import ShuttingDown
 
         service = self._service(tmp_path)
         started, release, finished = threading.Event(), threading.Event(), []
@@ -173,8 +173,8 @@ class TestService:
     def test_readiness_asks_the_knowledge_base_store(self, tmp_path, monkeypatch):
         from types import SimpleNamespace
 
-        import rag.service
-        from rag.store_milvus import KnowledgeBaseUnavailable
+        import rag.serve.service
+        from rag.index.milvus import KnowledgeBaseUnavailable
 
         service = self._service(tmp_path)
         assert service.readiness()[0] is True          # a stand-in without a store
@@ -186,7 +186,7 @@ class TestService:
             return answer["build"]
 
         service.assistant.store = SimpleNamespace(current_build=current_build, describe=lambda: "Milvus db:19530")
-        monkeypatch.setattr(rag.service, "STORE_CHECK_SECONDS", 0.0)
+        monkeypatch.setattr(rag.serve.service, "STORE_CHECK_SECONDS", 0.0)
         assert service.readiness() == (True, service.readiness()[1])
         answer["build"] = KnowledgeBaseUnavailable("cannot reach Milvus at db:19530")
         ready, body = service.readiness()
@@ -195,7 +195,7 @@ class TestService:
         ready, body = service.readiness()
         assert not ready and body["problems"] == ["no published knowledge base in Milvus db:19530"]
         # Checked at most every STORE_CHECK_SECONDS: a probe storm does not load the store.
-        monkeypatch.setattr(rag.service, "STORE_CHECK_SECONDS", 60.0)
+        monkeypatch.setattr(rag.serve.service, "STORE_CHECK_SECONDS", 60.0)
         answer["build"] = "20261201-abc"
         assert service.readiness()[0] is False
 
@@ -240,14 +240,14 @@ def test_probes_and_metrics_are_served_next_to_the_app(assistant):
 APP_SCRIPT = """
 import sys, time
 sys.path.insert(0, {root!r})
-import rag.assistant, rag.build
+import rag.serve.assistant, rag.index.build
 from tests.fakes import HashEmbedder
-rag.assistant.Embedder = rag.build.Embedder = lambda config: HashEmbedder()
-ask_many = rag.assistant.Assistant.ask_many
+rag.serve.assistant.Embedder = rag.index.build.Embedder = lambda config: HashEmbedder()
+ask_many = rag.serve.assistant.Assistant.ask_many
 def slow(self, *args, **kwargs):  # every question takes a second: a burst stays in flight
     time.sleep(1.0)
     return ask_many(self, *args, **kwargs)
-rag.assistant.Assistant.ask_many = slow
+rag.serve.assistant.Assistant.ask_many = slow
 import app
 sys.exit(app.main(sys.argv[1:]))
 """
@@ -317,14 +317,14 @@ def test_sigterm_finishes_the_questions_in_flight_and_exits_0(tmp_path):
 STARTUP_SCRIPT = """
 import sys, time
 sys.path.insert(0, {root!r})
-import rag.assistant, rag.build
+import rag.serve.assistant, rag.index.build
 from tests.fakes import HashEmbedder
-rag.assistant.Embedder = rag.build.Embedder = lambda config: HashEmbedder()
-build = rag.assistant.build_index
+rag.serve.assistant.Embedder = rag.index.build.Embedder = lambda config: HashEmbedder()
+build = rag.serve.assistant.build_index
 def slow_build(*args, **kwargs):  # the first build takes a while
     time.sleep(4)
     return build(*args, **kwargs)
-rag.assistant.build_index = slow_build
+rag.serve.assistant.build_index = slow_build
 import app
 sys.exit(app.main(sys.argv[1:]))
 """

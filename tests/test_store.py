@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.assistant import Assistant
-from rag.build import build_index, stale_reasons
+from rag.serve.assistant import Assistant
+from rag.index.build import build_index, stale_reasons
 from rag.errors import IndexCorruptError, IndexNotFoundError, IndexStaleError
-from rag.store import FORMAT_VERSION, IndexStore
+from rag.index.local import FORMAT_VERSION, IndexStore
 from tests.fakes import HashEmbedder
 
 
@@ -107,7 +107,7 @@ def test_damaged_index_gives_a_clear_error_and_can_be_rebuilt(built, damage):
 def test_checksums_skipped_for_huge_files_still_catch_row_mismatch(built, monkeypatch):
     """Passages that disagree with the FAISS row count are refused even when
     the files are too big to hash."""
-    import rag.store as store
+    import rag.index.local as store
 
     monkeypatch.setattr(store, "HASHED_MAX_BYTES", 0)
     directory = current_dir(built)
@@ -123,7 +123,7 @@ def test_checksums_skipped_for_huge_files_still_catch_row_mismatch(built, monkey
 
 def test_a_crash_mid_build_leaves_the_previous_index_usable(built, monkeypatch):
     before = current_dir(built)
-    import rag.store as store
+    import rag.index.local as store
 
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")

@@ -22,10 +22,10 @@ import pytest
 
 pytest.importorskip("pymilvus")
 
-from rag.assistant import Assistant  # noqa: E402
+from rag.serve.assistant import Assistant  # noqa: E402
 from rag.errors import ConfigError, IndexNotFoundError  # noqa: E402
-from rag.store import copy_knowledge_base, open_store  # noqa: E402
-from rag.store_milvus import KnowledgeBaseUnavailable  # noqa: E402
+from rag.index.local import copy_knowledge_base, open_store  # noqa: E402
+from rag.index.milvus import KnowledgeBaseUnavailable  # noqa: E402
 from tests.conftest import cli_command  # noqa: E402
 from tests.fakes import HashEmbedder  # noqa: E402
 
@@ -114,7 +114,7 @@ def test_a_copy_failing_before_the_switch_leaves_the_previous_collection_serving
     """A copy (or build) that dies after writing its new collections but
     before moving the alias: the previous build keeps serving.  (In-process,
     an exception at the switch; the SIGKILL version is below.)"""
-    from rag.store_milvus import MilvusStore
+    from rag.index.milvus import MilvusStore
 
     lite = f"milvus://{tmp_path}/kb.db"
     copy_knowledge_base(local_kb, "local", lite)
@@ -140,7 +140,7 @@ def test_a_build_waits_for_indexes_still_building_and_reports_one_that_failed(lo
     is) is asked again until it is done; one whose index build failed stops
     the copy with the server's reason, and the previous build keeps serving."""
     from rag.errors import RagError
-    from rag.store_milvus import MilvusStore
+    from rag.index.milvus import MilvusStore
 
     lite = f"milvus://{tmp_path}/kb.db"
     call = MilvusStore.call
@@ -175,8 +175,8 @@ COPY_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from pathlib import Path
     from rag.config import Config
-    from rag.store import copy_knowledge_base
-    from rag.store_milvus import MilvusStore
+    from rag.index.local import copy_knowledge_base
+    from rag.index.milvus import MilvusStore
 
     pause = float(sys.argv[3])
     call = MilvusStore.call

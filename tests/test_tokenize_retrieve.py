@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.ingest import load_document
+from rag.ingest.corpus import load_document
 from rag.retrieve import reciprocal_rank_fusion, top_rows
 from rag.text import squeeze
 from rag.tokenize import ChineseTokenizer, harvest_terms

@@ -5,12 +5,12 @@
 * ``candidates`` — the shared dataclasses (SentenceCandidate, Choice) and the
   extractors each question type runs;
 * ``reading`` — the extractive reader over the best evidence, and whether it
-  or the typed rules (``rag.extract``, ``rag.outline``) give the short answer;
+  or the typed rules (``rag.answer.extract``, ``rag.answer.outline``) give the short answer;
 * ``confidence`` — the calibrated confidence and the refusal constants;
 * ``compose`` — statements, English renderings, citation verification;
 * ``answerer`` — the Answerer, which runs one question through them.
 """
-from .answerer import Answerer
-from .compose import english_rendering, make_statement, natural_join, verify_citation
+from rag.answer.answerer import Answerer
+from rag.answer.compose import english_rendering, make_statement, natural_join, verify_citation
 
 __all__ = ["Answerer", "english_rendering", "make_statement", "natural_join", "verify_citation"]

@@ -1,7 +1,7 @@
 """The Answerer: one question through the answer stage's steps —
-analysis (``rag.analyze``), evidence sentences and structural answers
+analysis (``rag.answer.analyze``), evidence sentences and structural answers
 (``evidence``), typed candidates and the rules' choice (``candidates``,
-``rag.extract``), the reader (``reading``), confidence and refusal
+``rag.answer.extract``), the reader (``reading``), confidence and refusal
 (``confidence``), and the composed, cited text (``compose``)."""
 from __future__ import annotations
 
@@ -15,26 +15,26 @@ from typing import Sequence
 
 import numpy as np
 
-from ..analyze import QuestionAnalysis, analyze, english_glossary, rewrite_followup, type_table
-from ..chunk import index_text
-from ..cache import LRUCache
-from ..config import Config
-from ..errors import InputError
-from ..extract import (Evidence, Span, extract_change, extract_clauses, extract_dates, extract_definitions,
+from rag.answer.analyze import QuestionAnalysis, analyze, english_glossary, rewrite_followup, type_table
+from rag.ingest.chunk import index_text
+from rag.cache import LRUCache
+from rag.config import Config
+from rag.errors import InputError
+from rag.answer.extract import (Evidence, Span, extract_change, extract_clauses, extract_dates, extract_definitions,
                        extract_entities, extract_fields, extract_lists, extract_modifier, extract_ordinals,
                        extract_quantities, extract_slot, yes_no_verdict)
-from ..lexicon import english_lexicon
-from ..outline import Outline
-from ..retrieve import Retriever
-from ..schema import BACK_MATTER, MASTHEAD, Answer, Citation, Document, Hit, Passage
-from ..text import CN_SURNAMES, is_number_term, speaks_of_another_time, split_clauses, squeeze
-from .candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHARS, SENTENCES_TRIED, STAND_IN_PENALTY,
+from rag.answer.lexicon import english_lexicon
+from rag.answer.outline import Outline
+from rag.retrieve import Retriever
+from rag.schema import BACK_MATTER, MASTHEAD, Answer, Citation, Document, Hit, Passage
+from rag.text import CN_SURNAMES, is_number_term, speaks_of_another_time, split_clauses, squeeze
+from rag.answer.candidates import (EVIDENCE_POOL, EXTRACTORS, GENERIC_VERBS, QUOTE_MAX_CHARS, SENTENCES_TRIED, STAND_IN_PENALTY,
                          TYPED, Choice, SentenceCandidate, contrasted_terms, synonyms)
-from .compose import CLAUSE_PUNCT, english_rendering, make_statement, quote_line, unsupported_lead, verify_citation
-from .confidence import METADATA_CONFIDENCE, confidence_model, sigmoid, weak_points
-from .boundaries import fit_to_question
-from .evidence import EvidenceFinder
-from .reading import combine, fits_question, read_evidence, reader_features
+from rag.answer.compose import CLAUSE_PUNCT, english_rendering, make_statement, quote_line, unsupported_lead, verify_citation
+from rag.answer.confidence import METADATA_CONFIDENCE, confidence_model, sigmoid, weak_points
+from rag.answer.boundaries import fit_to_question
+from rag.answer.evidence import EvidenceFinder
+from rag.answer.reading import combine, fits_question, read_evidence, reader_features
 
 
 # A noun right after a question word is what is asked for ("什么东西",
@@ -46,7 +46,7 @@ class Answerer:
     def __init__(self, retriever: Retriever, config: Config, reader=None) -> None:
         self.retriever = retriever
         self.config = config
-        self.reader = reader  # rag.reader.Reader, or None (rules only)
+        self.reader = reader  # rag.models.reader.Reader, or None (rules only)
         self.tokenizer = retriever.tokenizer
         index = retriever.index
         self.documents: dict[str, Document] = index.documents
@@ -105,7 +105,7 @@ class Answerer:
 
     def translate_english(self, a: QuestionAnalysis) -> QuestionAnalysis:
         """English words the glossary lacks stand for the Chinese words this
-        corpus uses for them (rag/lexicon.py): the best one becomes the focus
+        corpus uses for them (rag/answer/lexicon.py): the best one becomes the focus
         term, the others count as finding it, all of them search BM25.  Words
         with none stay untranslated focus terms (coverage says they are not
         found)."""

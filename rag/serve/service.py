@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from .schema import Answer
+from rag.schema import Answer
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import InputError
+from rag.errors import InputError
 
 __all__ = ["VERDICTS", "feedback_record", "append_feedback", "read_feedback", "export_questions", "ExportSummary"]
 

@@ -12,10 +12,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .analyze import CUMULATIVE_ORDINAL, HEAD_NOUN_CATEGORIES, ROLE_TITLES, QuestionAnalysis
-from .text import (CJK_IDEOGRAPH, CN_NUM, DATE_PATTERNS, DURATION, QUANTITY_RE, TIME_UNITS, canonical_numbers, cn_to_int,
+from rag.answer.analyze import CUMULATIVE_ORDINAL, HEAD_NOUN_CATEGORIES, ROLE_TITLES, QuestionAnalysis
+from rag.text import (CJK_IDEOGRAPH, CN_NUM, DATE_PATTERNS, DURATION, QUANTITY_RE, TIME_UNITS, canonical_numbers, cn_to_int,
                    date_grain_wanted, gives_date_grain, holds_year, split_clauses)
-from .tokenize import ORG_SUFFIXES, ChineseTokenizer
+from rag.tokenize import ORG_SUFFIXES, ChineseTokenizer
 
 
 @dataclass(frozen=True)

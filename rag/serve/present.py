@@ -22,9 +22,9 @@ import html
 import re
 from typing import Any, Mapping, Sequence
 
-from .analyze import type_table
-from .answer.confidence import weak_points
-from .schema import BACK_MATTER, BODY, MASTHEAD
+from rag.answer.analyze import type_table
+from rag.answer.confidence import weak_points
+from rag.schema import BACK_MATTER, BODY, MASTHEAD
 
 BOILERPLATE = (MASTHEAD, BACK_MATTER)
 

@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from . import dense
-from .errors import ConfigError, IndexCorruptError, IndexNotFoundError, IndexStaleError, RagError, WriteError
-from .schema import Document, Passage
-from .sparse import BM25Index
-from .tokenize import TokenizerSettings
+from rag.index import dense
+from rag.errors import ConfigError, IndexCorruptError, IndexNotFoundError, IndexStaleError, RagError, WriteError
+from rag.schema import Document, Passage
+from rag.index.sparse import BM25Index
+from rag.tokenize import TokenizerSettings
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class LoadedIndex:
     sentence_vectors: np.ndarray
     sentence_rows: np.ndarray
     bm25: BM25Index
-    # The Milvus backend's searches (rag.store_milvus.MilvusSearch); None: FAISS and bm25s in memory.
+    # The Milvus backend's searches (rag.index.milvus.MilvusSearch); None: FAISS and bm25s in memory.
     remote: Any = None
 
     @property
@@ -300,7 +300,7 @@ def open_store(config: Any, store: str | None = None) -> Any:
     value = config.store if store is None else store
     if (value or "local") == "local":
         return IndexStore(config.index_dir)
-    from .store_milvus import MilvusStore
+    from rag.index.milvus import MilvusStore
 
     return MilvusStore(value, config.milvus_collection, config.milvus_timeout_s, config.milvus_bm25,
                        lock_dir=config.index_dir)
@@ -313,7 +313,7 @@ def copy_knowledge_base(config: Any, source: str, target: str) -> dict[str, Any]
     it publishes a build (a new directory or collection, then an atomic
     switch), so a copy killed half-way leaves the target's previous build
     serving.  Returns the target's manifest."""
-    from .embed import file_lock
+    from rag.models.embed import file_lock
 
     if (source or "local") == (target or "local"):
         raise ConfigError(f"source and target are the same store ({source or 'local'})")

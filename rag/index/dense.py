@@ -28,7 +28,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .errors import IndexCorruptError
+from rag.errors import IndexCorruptError
 
 EXACT = "flat_ip"
 HNSW = "hnsw_ip"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import InputError, RagError, WriteError
+from rag.errors import InputError, RagError, WriteError
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ def _open_worker(config) -> None:
     worker, which fails the same way, forever, and the batch hangs: so the
     error is kept and raised by the worker's first task instead."""
     global _WORKER_ASSISTANT, _WORKER_OPEN_ERROR
-    from .assistant import Assistant
+    from rag.serve.assistant import Assistant
 
     logging.getLogger().setLevel(logging.WARNING)
     try:
@@ -353,7 +353,7 @@ def run_batch(assistant, questions: Path, output: Path, top_k: int | None = None
     (``auto_workers``)."""
     from tqdm import tqdm
 
-    from .assistant import validate_top_k
+    from rag.serve.assistant import validate_top_k
 
     questions, output = Path(questions), Path(output)
     config = getattr(assistant, "config", None)

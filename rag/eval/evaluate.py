@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .errors import InputError
-from .text import canonical_numbers, normalize
+from rag.errors import InputError
+from rag.text import canonical_numbers, normalize
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +417,7 @@ def evaluate(qa_rows: Sequence[Mapping[str, Any]], answer_rows: Sequence[Mapping
 # --------------------------------------------------------------------------
 def load_qa(path: Path) -> list[dict[str, Any]]:
     """Read a labelled QA set (JSONL); malformed lines are reported and skipped."""
-    from .batch import read_questions
+    from rag.serve.batch import read_questions
 
     parsed = read_questions(Path(path))
     for problem in parsed.problems:
@@ -746,8 +746,8 @@ def write_report(result: EvalResult, report_dir: Path, qa_path: Path, source: st
 def answer_now(config, qa_path: Path, output: Path, top_k: int, assistant=None) -> dict[str, Any]:
     """Answer the QA file with the assistant, one question at a time so that
     latency_ms is each question's own time, into ``output`` (batch schema)."""
-    from .assistant import Assistant
-    from .batch import run_batch
+    from rag.serve.assistant import Assistant
+    from rag.serve.batch import run_batch
 
     assistant = assistant or Assistant.open(config)
     return run_batch(assistant, qa_path, output, top_k=top_k, batch_size=1, progress=sys.stderr.isatty(),
@@ -757,7 +757,7 @@ def answer_now(config, qa_path: Path, output: Path, top_k: int, assistant=None) 
 def index_passage_texts(config) -> dict[str, str] | None:
     """passage_id -> text from the built index, for citations outside ``passages``."""
     try:
-        from .store import IndexStore, open_store, read_jsonl
+        from rag.index.local import IndexStore, open_store, read_jsonl
 
         store = open_store(config)
         if not isinstance(store, IndexStore):

@@ -10,16 +10,16 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from .build import build_index, stale_reasons
-from .config import Config
-from .embed import Embedder
-from .errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, InputError
-from .schema import Answer, DocumentRecord, Hit
-from .store import LoadedIndex, open_store
-from .tokenize import ChineseTokenizer
+from rag.index.build import build_index, stale_reasons
+from rag.config import Config
+from rag.models.embed import Embedder
+from rag.errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, InputError
+from rag.schema import Answer, DocumentRecord, Hit
+from rag.index.local import LoadedIndex, open_store
+from rag.tokenize import ChineseTokenizer
 
 if TYPE_CHECKING:
-    from .kb import UpdateResult
+    from rag.index.kb import UpdateResult
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,8 @@ class Assistant:
         return assistant
 
     def _load(self) -> None:
-        from .answer import Answerer
-        from .retrieve import Retriever
+        from rag.answer import Answerer
+        from rag.retrieve import Retriever
 
         t0 = time.perf_counter()
         index = self.store.load()
@@ -185,8 +185,8 @@ class Assistant:
         """The extractive reader (prepared once per process), or None: with
         ``reader_mode=rules``, or when it cannot be prepared (logged; the
         typed rules still answer)."""
-        from .errors import ModelError
-        from .reader import load_reader
+        from rag.errors import ModelError
+        from rag.models.reader import load_reader
 
         try:
             return load_reader(self.config)
@@ -219,15 +219,15 @@ class Assistant:
             self.refresh()
 
     def list_documents(self) -> list[DocumentRecord]:
-        """The documents of the loaded index (see :mod:`rag.kb` to change them)."""
+        """The documents of the loaded index (see :mod:`rag.index.kb` to change them)."""
         self._maybe_refresh()
         return [DocumentRecord.from_manifest(d) for d in self.index.manifest.get("documents", [])]
 
     def add_uploads(self, uploads: Sequence[tuple[str, str]], progress: bool = False) -> "UpdateResult":
         """Add uploaded files ((temporary path, name given) pairs, see
-        :func:`rag.kb.add_uploads`) and answer from the updated index at once.
+        :func:`rag.index.kb.add_uploads`) and answer from the updated index at once.
         Edits are serialised; questions keep being answered meanwhile."""
-        from .kb import add_uploads
+        from rag.index.kb import add_uploads
 
         with self._edit_lock:
             result = add_uploads(self.config, uploads, self.embedder, progress=progress)
@@ -235,9 +235,9 @@ class Assistant:
         return result
 
     def remove_documents(self, doc_ids: Sequence[str], progress: bool = False) -> "UpdateResult":
-        """Remove documents (:func:`rag.kb.remove_documents`) and answer from
+        """Remove documents (:func:`rag.index.kb.remove_documents`) and answer from
         the updated index at once."""
-        from .kb import remove_documents
+        from rag.index.kb import remove_documents
 
         with self._edit_lock:
             result = remove_documents(self.config, list(doc_ids), self.embedder, progress=progress)

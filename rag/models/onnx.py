@@ -142,7 +142,7 @@ def quantize(model_dir: Path) -> Path:
 
 def _agreement(model_dir: Path, reference: Path, candidate: Path) -> float:
     """Smallest cosine between two ONNX encoders over VERIFY_TEXTS (both prompts)."""
-    from .embed import OnnxEncoder
+    from rag.models.embed import OnnxEncoder
 
     ref, got = OnnxEncoder(model_dir, reference), OnnxEncoder(model_dir, candidate)
     texts = [p + t for p in ("query: ", "passage: ", "") for t in VERIFY_TEXTS]
@@ -166,7 +166,7 @@ def _publish(target: Path, write: Callable[[str], float]) -> float:
 
 
 def _verify(model, onnx_file: Path, model_dir: Path) -> float:
-    from .embed import OnnxEncoder
+    from rag.models.embed import OnnxEncoder
 
     encoder = OnnxEncoder(model_dir, onnx_file)
     prompts = getattr(model, "prompts", {}) or {}

@@ -3,7 +3,7 @@ Traditional -> Simplified conversion with re-checked answer offsets, the fixed
 seeded train / tune / held-out split, and the benchmarks' own metrics
 (exact match and character F1 after removing punctuation and whitespace).
 
-Used by the reader's training script (``rag/reader_train.py``) and by the
+Used by the reader's training script (``rag/models/train_reader.py``) and by the
 reading-comprehension benchmark (``bench/reader.py``).  Data: DRCD
 (CC BY-SA 3.0, Delta Electronics) and the CMRC 2018 trial set (CC BY-SA 4.0,
 HFL) — see ``rag/data/reader/MODEL_CARD.md``.
@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .errors import RagError
+from rag.errors import RagError
 
 
 class MRCDataError(RagError):

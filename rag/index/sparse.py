@@ -8,7 +8,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from .errors import IndexCorruptError
+from rag.errors import IndexCorruptError
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 

@@ -5,7 +5,7 @@ Builds are incremental when the current build was made with the same model,
 settings and pipeline code: documents whose file and sidecar bytes are
 unchanged (sha256) keep their passages and vectors, only the others are
 embedded; BM25 is rebuilt from every passage's tokens.  Every build is still
-published as a new build directory (see :mod:`rag.store`)."""
+published as a new build directory (see :mod:`rag.index.local`)."""
 from __future__ import annotations
 
 import hashlib
@@ -17,16 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, dense
-from .chunk import chunk_document, index_text
-from .config import Config
-from .embed import Embedder, file_lock, model_description
-from .errors import ConfigError, WriteError
-from .ingest import CORPUS_SUFFIXES, corpus_files, load_corpus
-from .sparse import BM25Index
-from .schema import Document, Passage
-from .store import FORMAT_VERSION, IndexArtifacts, IndexStore, LoadedIndex, open_store, sha256_file
-from .tokenize import ChineseTokenizer
+from rag import __version__
+from rag.index import dense
+from rag.ingest.chunk import chunk_document, index_text
+from rag.config import Config
+from rag.models.embed import Embedder, file_lock, model_description
+from rag.errors import ConfigError, WriteError
+from rag.ingest.corpus import CORPUS_SUFFIXES, corpus_files, load_corpus
+from rag.index.sparse import BM25Index
+from rag.schema import Document, Passage
+from rag.index.local import FORMAT_VERSION, IndexArtifacts, IndexStore, LoadedIndex, open_store, sha256_file
+from rag.tokenize import ChineseTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,14 @@ log = logging.getLogger(__name__)
 PIPELINE_VERSION = 1
 # The code and data that decide what passages and tokens a corpus produces:
 # an index built by another version of them is stale.
-PIPELINE_SOURCES = ("text.py", "formats.py", "ingest.py", "chunk.py", "tokenize.py", "data/stopwords_zh.txt",
-                    "data/domain_terms.txt")
+# Paths are relative to the rag package (they follow the modules when these move).
+PIPELINE_SOURCES = ("text.py", "ingest/formats.py", "ingest/corpus.py", "ingest/chunk.py", "tokenize.py",
+                    "data/stopwords_zh.txt", "data/domain_terms.txt")
 
 
 def pipeline_fingerprint() -> str:
     h = hashlib.sha256(f"pipeline={PIPELINE_VERSION}".encode())
-    package = Path(__file__).parent
+    package = Path(__file__).resolve().parents[1]
     for name in PIPELINE_SOURCES:
         h.update(name.encode() + b"\0" + (package / name).read_bytes())
     return h.hexdigest()[:16]

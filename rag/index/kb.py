@@ -1,6 +1,6 @@
 """The knowledge base as a set of documents: list, add, replace and remove
 them.  Files live in the corpus directory (the source of truth); every change
-is followed by an incremental build (:func:`rag.build.build_index`), which
+is followed by an incremental build (:func:`rag.index.build.build_index`), which
 embeds only new or changed documents and publishes atomically.  A crash
 between copying a file and publishing leaves the previous index serving; the
 next build picks the file up.
@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .config import Config
-from .errors import CorpusError, InputError
-from .formats import sniff_format
-from .ingest import (CORPUS_SUFFIXES, corpus_files, doc_id_for, file_sha256, load_document, sidecar_path,
+from rag.config import Config
+from rag.errors import CorpusError, InputError
+from rag.ingest.formats import sniff_format
+from rag.ingest.corpus import (CORPUS_SUFFIXES, corpus_files, doc_id_for, file_sha256, load_document, sidecar_path,
                      sidecar_sha256)
-from .schema import DocumentRecord
-from .store import open_store
+from rag.schema import DocumentRecord
+from rag.index.local import open_store
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +106,14 @@ def add_files(config: Config, paths: Sequence[Path | str], embedder=None, progre
     """Copy document files (or the document files of directories) into the
     corpus and update the index incrementally.
 
-    Each file is read first (:func:`rag.ingest.load_document`): one the
+    Each file is read first (:func:`rag.ingest.corpus.load_document`): one the
     formats module refuses is reported with its reason and not copied, the
     others are still added.  A file whose content is already stored (under any
     name) is not copied again (``duplicate``; ``unchanged`` under its own
     name); a file with the name of a stored one replaces it (with
     ``replace=False`` it is refused instead).  A sidecar ``<name>.meta.json``
     next to a file is copied with it."""
-    from .build import build_index
+    from rag.index.build import build_index
 
     corpus = Path(config.corpus_dir)
     existing = corpus_files(corpus)  # also checks the corpus directory exists
@@ -173,7 +173,7 @@ def add_files(config: Config, paths: Sequence[Path | str], embedder=None, progre
     return result
 
 
-# The corpus suffix for each format rag.formats sniffs from the content.
+# The corpus suffix for each format rag.ingest.formats sniffs from the content.
 FORMAT_SUFFIXES = {"pdf": (".pdf",), "docx": (".docx",), "html": (".html", ".htm"), "markdown": (".md",),
                    "text": (".txt",)}
 MAX_NAME_CHARS = 120
@@ -200,7 +200,7 @@ def add_uploads(config: Config, uploads: Sequence[tuple[Path | str, str]], embed
                 progress: bool = False) -> UpdateResult:
     """Add uploaded files: ``uploads`` are (temporary file, name the user
     gave it) pairs.  The name is made safe (:func:`safe_upload_name`) and
-    never decides the type: the content is sniffed (:func:`rag.formats.sniff_format`)
+    never decides the type: the content is sniffed (:func:`rag.ingest.formats.sniff_format`)
     and the suffix set to match it (``报告`` holding a PDF is stored as
     ``报告.pdf``; an executable named ``.pdf`` is refused).  A file over
     ``config.upload_max_bytes`` is refused before it is read.  Unlike
@@ -247,7 +247,7 @@ def remove_documents(config: Config, doc_ids: Sequence[str], embedder=None,
     """Delete the documents' corpus files (and sidecars) and update the index.
     Every id is checked before anything is deleted: an unknown id is an
     InputError (exit code 2) naming the known ones' command."""
-    from .build import build_index
+    from rag.index.build import build_index
 
     files = {doc_id_for(p): p for p in corpus_files(Path(config.corpus_dir))}
     unknown = [d for d in doc_ids if d not in files]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .schema import BACK_MATTER, BODY, MASTHEAD, Document, Passage
-from .text import is_back_matter, looks_like_running_text, match_heading, split_paragraphs, split_sentences
+from rag.schema import BACK_MATTER, BODY, MASTHEAD, Document, Passage
+from rag.text import is_back_matter, looks_like_running_text, match_heading, split_paragraphs, split_sentences
 
 # Words added to the *indexed* text (never to the passage text) of the
 # non-body kinds, so questions such as "登在哪本刊物" can find the masthead.

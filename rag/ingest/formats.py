@@ -28,8 +28,8 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .errors import CorpusError
-from .text import match_heading
+from rag.errors import CorpusError
+from rag.text import match_heading
 
 log = logging.getLogger(__name__)
 

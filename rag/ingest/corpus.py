@@ -1,7 +1,7 @@
 """Ingestion: read the corpus directory into cleaned :class:`Document` objects.
 
 Every ``.txt`` / ``.md`` / ``.pdf`` / ``.docx`` / ``.html`` file in the corpus
-directory is a document; :mod:`rag.formats` reads it by its content.  Its
+directory is a document; :mod:`rag.ingest.formats` reads it by its content.  Its
 metadata: the format, page count, file name and sha256, the file's own
 properties (title, author, date), overridden by an optional sidecar
 ``<name>.meta.json`` (title, source, publication, date, ...).  Files that
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import CorpusError
-from .formats import decode_bytes, extract  # noqa: F401  (decode_bytes: re-exported, it used to live here)
-from .schema import Document
-from .text import clean_extracted_text
+from rag.errors import CorpusError
+from rag.ingest.formats import decode_bytes, extract  # noqa: F401  (decode_bytes: re-exported, it used to live here)
+from rag.schema import Document
+from rag.text import clean_extracted_text
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Sequence
 
-from .text import CJK_IDEOGRAPH, CN_NUM, DURATION, MEASURE_WORDS_RE, cn_to_int, detect_lang
-from .tokenize import EN_STOPWORDS, ChineseTokenizer
+from rag.text import CJK_IDEOGRAPH, CN_NUM, DURATION, MEASURE_WORDS_RE, cn_to_int, detect_lang
+from rag.tokenize import EN_STOPWORDS, ChineseTokenizer
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Train the reader on another machine (a GPU) from one self-contained pack.
 
-``python -m rag.reader_pack build``  (here)  data → features → ``pack.npz`` + ``pack.json``
-``python -m rag.reader_pack train``  (there) pack → one or more training runs → the best delta
-``python -m rag.reader_pack assemble`` (here) that delta → checked and published like ``train-reader``'s
+``python -m rag.models.reader_pack build``  (here)  data → features → ``pack.npz`` + ``pack.json``
+``python -m rag.models.reader_pack train``  (there) pack → one or more training runs → the best delta
+``python -m rag.models.reader_pack assemble`` (here) that delta → checked and published like ``train-reader``'s
 
 Why a pack: the machine with the GPU has torch but neither the MRC data, nor
 OpenCC, nor the 470 MB converted e5 model, and what travels there is small.
@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .mrc import char_f1, exact_match, load_split
-from .reader import DELTA_FILE, ReaderSpec, decode, delta_state, encode_pairs, load_tokenizer, sha256_file, windows
-from .reader_train import Feature, TrainSettings, fit, make_features, special_ids
+from rag.models.mrc import char_f1, exact_match, load_split
+from rag.models.reader import DELTA_FILE, ReaderSpec, decode, delta_state, encode_pairs, load_tokenizer, sha256_file, windows
+from rag.models.train_reader import Feature, TrainSettings, fit, make_features, special_ids
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def build(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
         arrays[f"e{epoch}_cmrc"] = np.array([f.source == "cmrc" for f in feats], np.uint8)
     width = max((b.ids.shape[1] for b in tune_rows), default=1)
     if not tune_rows:  # a tiny sample may have no tune article
-        from .reader import Batch
+        from rag.models.reader import Batch
         tune_rows = [Batch(np.zeros((0, 1), np.int64), np.zeros((0, 1), np.int64), np.zeros((0, 1, 2), np.int64),
                            np.zeros((0, 1), bool))]
 
@@ -143,7 +143,7 @@ def build(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
             weights[name] = {"shape": list(v.shape), "form": "q4"}
     config = json.loads((Path(base_dir) / "config.json").read_text("utf-8"))
     config.update(vocab_size=len(vocab), num_hidden_layers=spec.layers)
-    from .reader import build_torch_reader, embedding_hash
+    from rag.models.reader import build_torch_reader, embedding_hash
     meta = {
         "version": PACK_VERSION, "spec": asdict(spec), "settings": asdict(settings), "epochs": epochs,
         "data": provenance, "features": counts, "config": config, "weights": weights,
@@ -179,7 +179,7 @@ def pack_model(meta: dict, arrays: dict, seed: int):
     import torch
     from transformers import BertConfig, BertModel
 
-    from .reader import span_reader
+    from rag.models.reader import span_reader
 
     torch.manual_seed(seed)  # the head's initial weights
     bert = BertModel(BertConfig.from_dict(meta["config"]), add_pooling_layer=False)
@@ -218,7 +218,7 @@ def evaluate_pack(model, meta: dict, arrays: dict, device: str = "cpu") -> dict:
     once, the best span by margin (as ``reader_train.predict``)."""
     import torch
 
-    from .reader import Batch
+    from rag.models.reader import Batch
 
     spec = ReaderSpec.from_dict(meta["spec"])
     model.eval().to(device)
@@ -254,7 +254,7 @@ def train_runs(pack_dir: Path, runs: list[dict], out_dir: Path, device: str = "c
     import torch
     from safetensors.torch import save_file
 
-    from .reader import load_delta
+    from rag.models.reader import load_delta
 
     meta, arrays = load_pack(pack_dir)
     base = TrainSettings(**meta["settings"])
@@ -312,8 +312,8 @@ def assemble(pack_dir: Path, runs_dir: Path, mrc_dir: Path, base_dir: Path, out_
     import torch
     from safetensors.torch import load_file
 
-    from .reader import build_torch_reader, embedding_hash
-    from .reader_train import evaluate, fixed_checks, publish
+    from rag.models.reader import build_torch_reader, embedding_hash
+    from rag.models.train_reader import evaluate, fixed_checks, publish
 
     meta = json.loads((Path(pack_dir) / "pack.json").read_text("utf-8"))
     summary = json.loads((Path(runs_dir) / "runs.json").read_text("utf-8"))
@@ -352,7 +352,7 @@ def assemble(pack_dir: Path, runs_dir: Path, mrc_dir: Path, base_dir: Path, out_
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rag.reader_pack", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m rag.models.reader_pack", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="verb", required=True)
     b = sub.add_parser("build", help="make the pack (here: needs the MRC data and the converted e5)")
     b.add_argument("--mrc-dir", type=Path, default=Path("../shared/data/mrc"))
@@ -381,8 +381,8 @@ def main(argv: list[str] | None = None) -> int:
                              args.budget_s)
         print(json.dumps([(r["name"], r["tune"]) for r in summary["runs"]], ensure_ascii=False))
         return 0
-    from .config import Config
-    from .embed import resolve_model_path
+    from rag.config import Config
+    from rag.models.embed import resolve_model_path
 
     base = Path(resolve_model_path(Config.from_env()))
     if args.verb == "build":

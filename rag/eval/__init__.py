@@ -1,0 +1,1 @@
+"""Evaluation: scoring answers against gold sets, reports, calibration and fitting."""

@@ -1,0 +1,1 @@
+"""Reading documents: file formats, the corpus folder, passages."""

@@ -1,0 +1,1 @@
+"""The learned models: the e5 embedding encoder and its exports, the extractive reader, its training data and training."""

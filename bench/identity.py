@@ -36,7 +36,7 @@ def _run(args: list[str], env: dict) -> None:
 
 
 def _answer_set(name: str, questions: Path, corpus: Path, work: Path, out: Path) -> int:
-    env = dict(os.environ, RAG_CORPUS_DIR=str(corpus), RAG_INDEX_DIR=str(work / f"index-{corpus.name}"))
+    env = dict(os.environ, RAG_CORPUS_DIR=str(corpus), RAG_INDEX_DIR=str(work / f"index-{corpus.parent.name}-{corpus.name}"))
     _run(["build", "--if-stale", "--quiet"], env)
     raw = work / f"{name}.raw.jsonl"
     _run(["batch", str(questions), "-o", str(raw), "--overwrite", "--quiet"], env)
@@ -48,18 +48,22 @@ def _answer_set(name: str, questions: Path, corpus: Path, work: Path, out: Path)
     return len(rows)
 
 
-def run(out: Path, work: Path, mrc_dir: Path, mrc_limit: int) -> dict:
+def run(out: Path, work: Path, mrc_dir: Path, mrc_limit: int, sets: list[str]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
     for name in REPORT_SETS:
-        counts[name] = _answer_set(name, ROOT / "tests/data" / f"{name}_qa.jsonl", ROOT / "corpus", work, out)
+        if name in sets:
+            counts[name] = _answer_set(name, ROOT / "tests/data" / f"{name}_qa.jsonl", ROOT / "corpus", work, out)
     policy = work / "policy_corpus"
-    if not policy.exists():
-        shutil.copytree(ROOT / "corpus", policy)
-        for f in (ROOT / "tests/data/policy_doc").iterdir():
-            shutil.copy(f, policy / f.name)
-    counts["policy"] = _answer_set("policy", ROOT / "tests/data/policy_qa.jsonl", policy, work, out)
-    if mrc_dir.exists():
+    if "policy" in sets:
+        if not policy.exists():
+            shutil.copytree(ROOT / "corpus", policy)
+            for f in (ROOT / "tests/data/policy_doc").iterdir():
+                shutil.copy(f, policy / f.name)
+        counts["policy"] = _answer_set("policy", ROOT / "tests/data/policy_qa.jsonl", policy, work, out)
+    if "mrc_heldout" in sets:
+        if not mrc_dir.exists():
+            raise SystemExit(f"{mrc_dir} is missing: pass --mrc-dir, or leave mrc_heldout out of --sets")
         from reader import write_corpus  # bench/reader.py: one file per paragraph
 
         from rag.models.mrc import load_split
@@ -70,9 +74,9 @@ def run(out: Path, work: Path, mrc_dir: Path, mrc_limit: int) -> dict:
     return counts
 
 
-def compare(new: Path, old: Path) -> dict:
+def compare(new: Path, old: Path, sets: list[str]) -> dict:
     report = {}
-    for path in sorted(old.glob("*.jsonl")):
+    for path in sorted(p for p in old.glob("*.jsonl") if p.stem in sets):
         before = path.read_text("utf-8").splitlines()
         after_path = new / path.name
         after = after_path.read_text("utf-8").splitlines() if after_path.exists() else []
@@ -89,14 +93,16 @@ def main() -> int:
     p.add_argument("--work", type=Path, help="folder for the knowledge bases (default: temporary)")
     p.add_argument("--mrc-dir", type=Path, default=ROOT.parent / "shared" / "data" / "mrc")
     p.add_argument("--mrc-limit", type=int, default=0, help="first N held-out MRC questions only")
+    p.add_argument("--sets", nargs="+", default=[*REPORT_SETS, "policy", "mrc_heldout"],
+                   help="which sets to answer (default: all)")
     p.add_argument("--compare-only", action="store_true")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT / "bench"))
     if not args.compare_only:
         work = args.work or Path(tempfile.mkdtemp(prefix="identity-"))
-        print(json.dumps(run(args.out, work, args.mrc_dir, args.mrc_limit)))
+        print(json.dumps(run(args.out, work, args.mrc_dir, args.mrc_limit, args.sets)))
     if args.against:
-        report = compare(args.out, args.against)
+        report = compare(args.out, args.against, args.sets)
         print(json.dumps(report, ensure_ascii=False, indent=1))
         return 0 if all(r["identical"] == r["questions"] for r in report.values()) else 1
     return 0

@@ -49,7 +49,7 @@ def hybrid_ranking(search, query_vector: np.ndarray, tokens: Sequence[str], dept
 
     dense_params: dict[str, Any] = {"metric_type": "IP"}
     reqs = [pymilvus.AnnSearchRequest([np.asarray(query_vector, np.float32).tolist()], "vector", dense_params, depth)]
-    q = query_sparse(search.bm25, tokens)
+    q = query_sparse(search.bm25_index, tokens)
     if q:
         reqs.append(pymilvus.AnnSearchRequest([q], "bm25", {"metric_type": "IP"}, depth))
     res = search.store.call("hybrid_search", search.collection, reqs=reqs, ranker=pymilvus.RRFRanker(rrf_k),
@@ -118,7 +118,7 @@ def run_hybrid(args) -> dict[str, Any]:
     from rag.serve.assistant import Assistant
     from rag.config import Config
     from rag.eval.evaluate import evidence_in, load_qa
-    from rag.index.local import copy_knowledge_base
+    from rag.index.stores import copy_knowledge_base
 
     config = Config.from_env(index_dir=Path(args.index_dir), corpus_dir=Path(args.corpus))
     local = Assistant.open(config, rebuild="never")
@@ -147,7 +147,7 @@ def run_hybrid(args) -> dict[str, Any]:
         copy_knowledge_base(config, "local", lite)
         export_s = time.perf_counter() - t
         on_milvus = Assistant.open(config.replace(store=lite), rebuild="never", embedder=local.embedder)
-        search = on_milvus.index.remote
+        search = on_milvus.index.search
         result = compare(search, vectors, questions, token_lists, config.candidate_k, config.rrf_k,
                          gold_rows=gold_rows)
     result.update(passages=len(local.index.passages), documents=len(local.index.documents),
@@ -162,7 +162,7 @@ def synthetic_artifacts(n: int, per_doc: int = 100):
     document), tokenized with the product's tokenizer."""
     from rag.schema import Document, Passage
     from rag.index.sparse import BM25Index
-    from rag.index.local import IndexArtifacts
+    from rag.index.base import IndexArtifacts
     from rag.tokenize import ChineseTokenizer, TokenizerSettings, domain_terms
 
     t = time.perf_counter()
@@ -257,7 +257,7 @@ def run_scale(args) -> dict[str, Any]:
         out["load_s"] = round(time.perf_counter() - t, 1)
         out["rss_after_load_mib"] = round(rss_mb(), 1)
         out["rss_growth_mib"] = round(rss_mb() - rss0, 1)
-        search = index.remote
+        search = index.search
         depth = 30
         for v in query_vectors[:5]:  # warm-up
             search.dense_search(v, depth)

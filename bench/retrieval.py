@@ -34,7 +34,7 @@ def measure(assistant: Assistant, rows: list[dict]) -> dict[str, dict[str, float
     for mode in MODES:
         ranks = []
         for r, ranked, v in zip(rows, lists, vectors):
-            hits = retriever.fuse(ranked, 10, mode, v)
+            hits = retriever.fuse(ranked, 10, mode)
             rank = next((h.rank for h in hits if evidence_in(r["evidence"], h.passage.text)), None)
             ranks.append(rank)
         n = len(ranks)

@@ -306,7 +306,7 @@ class BM25Top:
         return cls(tokenizer, bm25, data["ids"], data["texts"])
 
     def answer_many(self, questions: Sequence[str], k: int = EVAL_K) -> list[dict[str, Any]]:
-        from rag.retrieve import top_rows
+        from rag.index.base import top_rows
 
         out = []
         for q in questions:
@@ -816,7 +816,7 @@ def synthetic_texts(m: int, seed: int = 3) -> list[str]:
 def child_bm25(args: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    from rag.retrieve import top_rows
+    from rag.index.base import top_rows
     from rag.index.sparse import BM25Index
     from rag.tokenize import ChineseTokenizer, TokenizerSettings, domain_terms
 

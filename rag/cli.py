@@ -86,7 +86,7 @@ def print_build_summary(manifest: dict, path: Path | str, out=None) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from rag.index.build import build_index
-    from rag.index.local import open_store
+    from rag.index.stores import open_store
 
     config = _config(args)
     path = build_index(config, force=not args.if_stale, incremental=not args.full, progress=_progress(args))
@@ -100,7 +100,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_add(args: argparse.Namespace) -> int:
     from rag.errors import CorpusError
     from rag.index.kb import add_files
-    from rag.index.local import open_store
+    from rag.index.stores import open_store
 
     config = _config(args)
     result = add_files(config, [Path(p) for p in args.paths], progress=_progress(args))
@@ -123,7 +123,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     from rag.index.kb import remove_documents
-    from rag.index.local import open_store
+    from rag.index.stores import open_store
 
     config = _config(args)
     result = remove_documents(config, args.doc_ids, progress=_progress(args))
@@ -135,7 +135,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_copy(args: argparse.Namespace) -> int:
     """rag export --to STORE / rag import --from STORE: the configured store is the other end."""
-    from rag.index.local import copy_knowledge_base, open_store
+    from rag.index.stores import copy_knowledge_base, open_store
 
     config = _config(args)
     source, target = (config.store, args.to) if args.command == "export" else (args.source, config.store)
@@ -198,7 +198,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from rag.index.build import stale_reasons
-    from rag.index.local import open_store
+    from rag.index.stores import open_store
 
     config = _config(args)
     manifest = open_store(config).read_manifest()

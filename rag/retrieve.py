@@ -10,27 +10,12 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.index import dense
 from rag.config import Config
 from rag.models.embed import Embedder
 from rag.schema import Hit, Passage
 from rag.index.sparse import BM25Index
-from rag.index.local import LoadedIndex
+from rag.index.base import LoadedIndex, Ranking
 from rag.tokenize import ChineseTokenizer
-
-
-def top_rows(scores: np.ndarray, k: int, positive_only: bool = False) -> list[int]:
-    """Row ids of the k highest scores, best first (ties by row id for
-    stable output)."""
-    if positive_only:
-        candidates = np.flatnonzero(scores > 0)
-    else:
-        candidates = np.arange(len(scores))
-    if len(candidates) == 0:
-        return []
-    k = min(k, len(candidates))
-    part = candidates[np.argpartition(-scores[candidates], k - 1)[:k]] if k < len(candidates) else candidates
-    return sorted(part.tolist(), key=lambda r: (-float(scores[r]), r))
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[float], k: int) -> dict[int, float]:
@@ -44,39 +29,23 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[
     return fused
 
 
+# How many passages answering reads at least: its evidence pool.
+EVIDENCE_POOL = 10
+
+
 @dataclass
 class RankedLists:
     """The raw material of one search, kept for debugging and answer scoring."""
 
-    dense_rows: list[int]
-    dense_scores: dict[int, float]
-    bm25_rows: list[int]
-    bm25_scores: np.ndarray
-
-
-class _RemoteScores:
-    """BM25 scores by row for a Milvus search: the rows of the BM25 list,
-    others fetched on demand (a filtered search), 0 outside ``rows``."""
-
-    def __init__(self, known: dict[int, float], remote, question: str, tokens: list[str],
-                 rows: Sequence[int] | None) -> None:
-        self.known, self.remote, self.question, self.tokens = known, remote, question, tokens
-        self.allowed = None if rows is None else set(rows)
-
-    def fetch(self, rows: Sequence[int]) -> None:
-        wanted = [int(r) for r in rows if int(r) not in self.known
-                  and (self.allowed is None or int(r) in self.allowed)]
-        if wanted:
-            self.known.update(self.remote.bm25_scores(self.question, self.tokens, wanted))
-
-    def __getitem__(self, row: int) -> float:
-        row = int(row)
-        if row not in self.known:
-            self.fetch([row])
-        return self.known.get(row, 0.0)
+    dense: Ranking
+    bm25: Ranking
 
 
 class Retriever:
+    """Hybrid search over one knowledge base, whichever store holds it: the
+    store's search backend (``index.search``) gives a dense and a BM25
+    ranking; they are fused here."""
+
     MODES = ("hybrid", "dense", "bm25")
 
     def __init__(self, index: LoadedIndex, embedder: Embedder, tokenizer: ChineseTokenizer, config: Config):
@@ -99,66 +68,40 @@ class Retriever:
         tokens (e.g. expanded with synonyms); ``rows`` limits the search to
         those passages (e.g. the passages of chosen documents)."""
         depth = self.config.candidate_k
-        if self.index.remote is not None:
-            return self._rank_remote(question, query_vector, tokens, rows)
-        bm25_scores = self.bm25.scores(tokens if tokens is not None else self.tokenizer.tokenize(question))
-        if rows is None:
-            d_scores, d_ids = dense.search(self.index.faiss_index, query_vector[None, :], depth)
-            dense_rows = [int(r) for r in d_ids[0] if r >= 0]
-            dense_scores = {int(r): float(s) for r, s in zip(d_ids[0], d_scores[0]) if r >= 0}
-        else:
-            rows = np.asarray(sorted(set(int(r) for r in rows)), dtype=np.int64)
-            sims = dense.vectors_of(self.index.faiss_index, rows.tolist()) @ query_vector if len(rows) else np.zeros(0)
-            dense_scores = {int(r): float(s) for r, s in zip(rows, sims)}
-            dense_rows = [int(rows[i]) for i in top_rows(sims, depth)]
-            keep = np.zeros(len(bm25_scores), dtype=bool)
-            keep[rows] = True
-            bm25_scores = np.where(keep, bm25_scores, 0.0)
-        bm25_rows = top_rows(bm25_scores, depth, positive_only=True)
-        return RankedLists(dense_rows, dense_scores, bm25_rows, bm25_scores)
-
-    def _rank_remote(self, question: str, query_vector: np.ndarray, tokens: list[str] | None,
-                     rows: Sequence[int] | None) -> RankedLists:
-        """Both rankings from Milvus (rag.index.milvus); the BM25 scores of
-        rows outside the BM25 list are fetched in ``fuse`` when needed."""
-        remote, depth = self.index.remote, self.config.candidate_k
         tokens = tokens if tokens is not None else self.tokenizer.tokenize(question)
         if rows is not None:
             rows = sorted(set(int(r) for r in rows))
-        dense_hits = remote.dense_search(query_vector, depth, rows)
-        bm25_hits = remote.bm25_search(question, tokens, depth, rows)
-        return RankedLists([r for r, _ in dense_hits], dict(dense_hits), [r for r, _ in bm25_hits],
-                           _RemoteScores(dict(bm25_hits), remote, question, tokens, rows))
+        search = self.index.search
+        return RankedLists(search.dense(query_vector, depth, rows), search.bm25(question, tokens, depth, rows))
 
-    def fuse(self, lists: RankedLists, top_k: int, mode: str = "hybrid",
-             query_vector: np.ndarray | None = None) -> list[Hit]:
+    def fuse(self, lists: RankedLists, top_k: int, mode: str = "hybrid") -> list[Hit]:
         if mode not in self.MODES:
             raise ValueError(f"mode must be one of {self.MODES}")
+        dense_scores, bm25_scores = lists.dense.scores, lists.bm25.scores
         if mode == "dense":
-            order = [(r, lists.dense_scores[r]) for r in lists.dense_rows]
+            order = [(r, dense_scores[r]) for r in lists.dense.rows]
         elif mode == "bm25":
-            order = [(r, float(lists.bm25_scores[r])) for r in lists.bm25_rows]
+            order = [(r, bm25_scores[r]) for r in lists.bm25.rows]
         else:
-            fused = reciprocal_rank_fusion([lists.dense_rows, lists.bm25_rows],
+            fused = reciprocal_rank_fusion([lists.dense.rows, lists.bm25.rows],
                                            [self.config.dense_weight, self.config.bm25_weight], self.config.rrf_k)
             order = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
         order = order[:top_k]
-        dense_rank = {r: i for i, r in enumerate(lists.dense_rows, 1)}
-        bm25_rank = {r: i for i, r in enumerate(lists.bm25_rows, 1)}
-        missing = [r for r, _ in order if r not in lists.dense_scores]
-        if missing and query_vector is not None:
-            if self.index.remote is not None:
-                lists.dense_scores.update(self.index.remote.dense_scores(query_vector, missing))
-            else:
-                for r, v in zip(missing, dense.vectors_of(self.index.faiss_index, missing)):
-                    lists.dense_scores[r] = float(v @ query_vector)
-        if isinstance(lists.bm25_scores, _RemoteScores):
-            lists.bm25_scores.fetch([r for r, _ in order])
+        dense_rank = {r: i for i, r in enumerate(lists.dense.rows, 1)}
+        bm25_rank = {r: i for i, r in enumerate(lists.bm25.rows, 1)}
+        shown = [r for r, _ in order]
+        dense_scores.fetch(shown)  # one request each for a remote store
+        bm25_scores.fetch(shown)
         return [
-            Hit(passage=self.passages[r], rank=i, score=float(s), dense_score=lists.dense_scores.get(r),
-                dense_rank=dense_rank.get(r), bm25_score=float(lists.bm25_scores[r]), bm25_rank=bm25_rank.get(r))
+            Hit(passage=self.passages[r], rank=i, score=float(s), dense_score=dense_scores[r],
+                dense_rank=dense_rank.get(r), bm25_score=bm25_scores[r], bm25_rank=bm25_rank.get(r))
             for i, (r, s) in enumerate(order, 1)
         ]
+
+    def evidence_pool(self, question: str, query_vector: np.ndarray, tokens: list[str] | None = None,
+                      rows: Sequence[int] | None = None, at_least: int = 0) -> list[Hit]:
+        """The passages answering reads (hybrid, at least ``EVIDENCE_POOL``)."""
+        return self.fuse(self.rank(question, query_vector, tokens, rows), max(at_least, EVIDENCE_POOL))
 
     def search(self, question: str, top_k: int, mode: str = "hybrid") -> list[Hit]:
         return self.search_many([question], top_k, mode)[0]
@@ -167,4 +110,4 @@ class Retriever:
                     query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
         if query_vectors is None:
             query_vectors = self.embedder.encode_queries(list(questions))
-        return [self.fuse(self.rank(q, v), top_k, mode, v) for q, v in zip(questions, query_vectors)]
+        return [self.fuse(self.rank(q, v), top_k, mode) for q, v in zip(questions, query_vectors)]

@@ -9,9 +9,14 @@ import pytest
 from rag.answer.analyze import analyze, classify, rewrite_followup
 from rag.answer import english_rendering, make_statement, verify_citation
 from rag.errors import CitationError
-from rag.answer.extract import (Evidence, extract_dates, extract_definitions, extract_entities, extract_fields,
-                         extract_lists, extract_modifier, extract_ordinals, extract_quantities, extract_slot,
-                         yes_no_verdict)
+from rag.answer.rules.base import Evidence
+from rag.answer.rules.dates import extract_dates
+from rag.answer.rules.definitions import extract_definitions, extract_modifier
+from rag.answer.rules.entities import extract_entities
+from rag.answer.rules.fields import extract_fields, extract_slot
+from rag.answer.rules.lists import extract_lists
+from rag.answer.rules.quantities import extract_ordinals, extract_quantities
+from rag.answer.rules.yesno import yes_no_verdict
 from rag.ingest.corpus import load_document
 from rag.text import squeeze
 from rag.tokenize import ChineseTokenizer
@@ -319,14 +324,14 @@ class TestExtractors:
         ("政务服务领域后来拓展到了哪些领域？", "工程建设项目、社会事务、公共资源和政务热线"),
     ])
     def test_the_side_of_a_change_the_question_asks_about(self, tok, question, answer):
-        from rag.answer.extract import extract_change
+        from rag.answer.rules.quantities import extract_change
 
         ev, a = evidence("围绕为企业为民服务内容拓展，服务领域不断从商事登记向工程建设项目、社会事务、公共资源和政务热线等领域拓展；",
                          question, tok)
         assert best(extract_change(ev, a)) == answer
 
     def test_no_side_asked_no_change_answer(self, tok):
-        from rag.answer.extract import extract_change
+        from rag.answer.rules.quantities import extract_change
 
         ev, a = evidence("服务领域不断从商事登记向工程建设项目等领域拓展；", "服务领域是怎样拓展的？", tok)
         assert extract_change(ev, a) == []
@@ -582,7 +587,7 @@ class TestAnswersEndToEnd:
         questions = [r["question"] for r in dev_set]
         together = answerer.answer_many(questions, 5)
         resolved = [rewrite_followup(q, (), answerer.tokenizer, answerer.known_terms) for q in questions]
-        analyses = [answerer.translate_english(analyze(q, answerer.tokenizer, answerer.glossary)) for q in resolved]
+        analyses = [answerer.terms.translate_english(analyze(q, answerer.tokenizer, answerer.glossary)) for q in resolved]
         vectors = answerer.retriever.embedder.encode_queries(resolved)
         one_by_one = [answerer.answer_one(q, a, v, 5) for q, a, v in zip(questions, analyses, vectors)]
         assert [a.question for a in together] == questions

@@ -27,7 +27,8 @@ from rag.index.build import build_index
 from rag.errors import (ConfigError, CorpusError, IndexCorruptError, IndexNotFoundError, IndexStaleError,
                         InputError, RagError, WriteError)
 from rag.serve.present import answer_markdown, debug_html, markdown_literal, sources_html
-from rag.index.local import IndexStore, sha256_file
+from rag.files import sha256_file
+from rag.index.local import IndexStore
 from tests.conftest import CORPUS, cli_command, hash_assistant, serve_app
 from tests.fakes import HashEmbedder
 

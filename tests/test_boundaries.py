@@ -5,7 +5,7 @@ import pytest
 
 from rag.answer.analyze import analyze
 from rag.answer.boundaries import balance_brackets, drop_asked_end, fit_date, range_bound, fit_reader_span, fit_to_question, snap_to_words, strip_edge_words
-from rag.answer.extract import Span
+from rag.answer.rules.base import Span
 from rag.ingest.corpus import load_document
 from rag.tokenize import ChineseTokenizer
 from tests.conftest import REPORT

@@ -17,7 +17,7 @@ from rag.errors import CorpusError
 from rag.ingest.formats import NO_TEXT_LAYER, Extracted, extract, remove_running_lines, sniff_format
 from rag.ingest.corpus import load_corpus, load_document
 from rag.schema import Citation, Document
-from rag.index.local import document_from_dict, document_to_dict
+from rag.index.base import document_from_dict, document_to_dict
 from rag.text import clean_extracted_text, squeeze
 from tests.conftest import REPORT, hash_assistant
 

@@ -22,7 +22,7 @@ from rag.errors import CorpusError, InputError
 from rag.ingest.formats import ZIP_MAX_UNCOMPRESSED, check_zip_sizes, extract
 from rag.index.kb import add_files, list_documents, remove_documents
 from rag.schema import DocumentRecord
-from rag.index.local import open_store
+from rag.index.stores import open_store
 from tests.conftest import DATA, cli_command
 from tests.fakes import HashEmbedder, hash_vectors
 
@@ -75,9 +75,7 @@ def local_only(config) -> None:
 
 
 def passage_vectors(config, index) -> np.ndarray:
-    if index.remote is None:
-        return index.faiss_index.reconstruct_n(0, index.faiss_index.ntotal)
-    return open_store(config).passage_vectors(index.remote.collection, range(len(index.passages)))
+    return np.asarray(index.search.passage_vectors()).reshape(len(index.passages), -1)
 
 
 def passages_by_doc(config) -> dict[str, list[str]]:

@@ -99,11 +99,11 @@ def test_translated_words_count_as_found_and_names_are_not_missing(policy_kb):
     answerer = policy_kb().state.answerer
     from rag.answer.analyze import analyze
 
-    a = answerer.translate_english(analyze("When did the State Council issue the plan on teachers' training?",
+    a = answerer.terms.translate_english(analyze("When did the State Council issue the plan on teachers' training?",
                                            answerer.tokenizer, {}))
     assert "国务院" in a.focus_terms and "国务院" in a.expanded_terms
     assert not a.unknown_names  # "State Council" has a word in the corpus
     assert "state" not in a.untranslated and "council" not in a.untranslated
-    forms = answerer.expand(a.focus_terms, a.variants)
+    forms = answerer.terms.expand(a.focus_terms, a.variants)
     teacher = next(t for t in a.focus_terms if t in ("教师", "老师"))
     assert set(forms[teacher]) <= {"教师", "老师", "师"} and dataclasses.is_dataclass(a)

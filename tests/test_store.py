@@ -12,7 +12,8 @@ import pytest
 from rag.serve.assistant import Assistant
 from rag.index.build import build_index, stale_reasons
 from rag.errors import IndexCorruptError, IndexNotFoundError, IndexStaleError
-from rag.index.local import FORMAT_VERSION, IndexStore
+from rag.index.base import FORMAT_VERSION
+from rag.index.local import IndexStore
 from tests.fakes import HashEmbedder
 
 

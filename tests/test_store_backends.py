@@ -24,7 +24,8 @@ pytest.importorskip("pymilvus")
 
 from rag.serve.assistant import Assistant  # noqa: E402
 from rag.errors import ConfigError, IndexNotFoundError  # noqa: E402
-from rag.index.local import copy_knowledge_base, open_store  # noqa: E402
+from rag.index.stores import copy_knowledge_base, open_store  # noqa: E402
+from rag.index.milvus import MilvusSearch  # noqa: E402
 from rag.index.milvus import KnowledgeBaseUnavailable  # noqa: E402
 from tests.conftest import cli_command  # noqa: E402
 from tests.fakes import HashEmbedder  # noqa: E402
@@ -50,7 +51,7 @@ def test_export_to_milvus_and_back_answers_the_same(local_kb, tmp_path):
     local = Assistant.open(local_kb, embedder=HashEmbedder())
     assert manifest["counts"]["passages"] == len(local.index.passages)
     on_milvus = Assistant.open(local_kb.replace(store=lite), rebuild="never", embedder=HashEmbedder())
-    assert on_milvus.index.remote is not None
+    assert isinstance(on_milvus.index.search, MilvusSearch)
     expected = answers_of(local, QUESTIONS)
     assert answers_of(on_milvus, QUESTIONS) == expected
     for q in QUESTIONS[:3]:  # the same ranked passages, with both scores
@@ -83,7 +84,7 @@ def test_milvus_failing_mid_question_is_a_clear_error(local_kb, tmp_path):
     copy_knowledge_base(local_kb, "local", lite)
     assistant = Assistant.open(local_kb.replace(store=lite), rebuild="never", embedder=HashEmbedder())
     assert not assistant.ask(QUESTIONS[0]).refused
-    store = assistant.index.remote.store
+    store = assistant.index.search.store
 
     def down(*args, **kwargs):
         raise TimeoutError("deadline exceeded")
@@ -175,7 +176,7 @@ COPY_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from pathlib import Path
     from rag.config import Config
-    from rag.index.local import copy_knowledge_base
+    from rag.index.stores import copy_knowledge_base
     from rag.index.milvus import MilvusStore
 
     pause = float(sys.argv[3])

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from rag.ingest.corpus import load_document
-from rag.retrieve import reciprocal_rank_fusion, top_rows
+from rag.index.base import top_rows
+from rag.retrieve import reciprocal_rank_fusion
 from rag.text import squeeze
 from rag.tokenize import ChineseTokenizer, harvest_terms
 from tests.conftest import REPORT

@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import resources
 
 from rag.answer.analyze import QuestionAnalysis
-from rag.answer.extract import Span
+from rag.answer.rules.base import Span
 from rag.tokenize import ChineseTokenizer
 
 # A word boundary is only moved this far: jieba's HMM can glue an unknown

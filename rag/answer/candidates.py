@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from rag.answer.extract import Span
+from rag.answer.rules.base import Span
 from rag.schema import Hit
 
-# How many retrieved passages evidence selection looks at, at least.
-EVIDENCE_POOL = 10
 # How many of the best-scoring sentences the extractors try.
 SENTENCES_TRIED = 8
 # Parallel clauses ("围绕A，…；围绕B，…") are looked for in the sections of this many best passages.
@@ -21,29 +19,6 @@ TYPED = ("date", "number", "entity", "list")
 # Verbs that carry no content of their own in questions.
 GENERIC_VERBS = frozenset({"进行", "开展", "实现", "推进", "推动", "提供", "成为", "作为", "属于", "包括", "发展", "建设",
                            "开始", "需要", "可以", "能够", "应该", "通过", "采取", "提出"})
-# Which extractors answer which question type, in order of preference.
-# Types not listed (reason, process, other...) are answered with the clauses
-# of the best sentence that carry the question's terms.
-EXTRACTORS: dict[str, tuple[str, ...]] = {
-    "date": ("dates",),
-    "number": ("quantities", "fields"),
-    "entity": ("fields", "entities", "slot", "change"),
-    "list": ("lists", "entities"),
-    "definition": ("modifier", "definitions", "lists"),
-    "summary": ("modifier",),
-    "other": ("fields", "slot"),
-}
-# Extractors that only stand in for the type's own: their spans score this
-# much lower, so that a sentence that defines what was asked beats one that
-# merely lists something ("是个什么样的存在" -> "…是…的一条主线", not a list of
-# growth figures from the sentence after it).
-STAND_IN_PENALTY: dict[tuple[str, str], float] = {
-    ("definition", "lists"): 1.0,
-    # One name answers "哪些…" less well than a list in the same sentence.
-    ("list", "entities"): 1.0,
-}
-
-
 @lru_cache(maxsize=1)
 def synonyms() -> dict[str, list[str]]:
     data = tomllib.loads(resources.files("rag.data").joinpath("synonyms.toml").read_text("utf-8"))

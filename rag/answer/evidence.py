@@ -13,7 +13,7 @@ import numpy as np
 from rag.answer.analyze import QuestionAnalysis
 from rag.ingest.chunk import index_text
 from rag.answer.docmeta import asked_field, find_printed, metadata_value, title_part
-from rag.answer.extract import Span
+from rag.answer.rules.base import Span
 from rag.answer.outline import LIST_ASKING, PERIOD, Outline, anchor_before_question_word, parallel_items
 from rag.schema import Document, Hit, Passage
 from rag.text import CN_NUM, cn_to_int, date_grain_wanted, squeeze

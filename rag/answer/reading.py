@@ -14,7 +14,8 @@ from importlib import resources
 from typing import Sequence
 
 from rag.answer.analyze import QuestionAnalysis, type_table
-from rag.answer.extract import Span, asks_pair, state_fit
+from rag.answer.rules.base import Span
+from rag.answer.rules.quantities import asks_pair, state_fit
 from rag.models.reader import SpanGuess
 from rag.schema import Passage
 from rag.text import (DURATION, QTY_QUALIFIERS, QUANTITY_RE, TIME_UNITS, date_grain_wanted, gives_date_grain, has_numeral,

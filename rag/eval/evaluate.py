@@ -757,7 +757,9 @@ def answer_now(config, qa_path: Path, output: Path, top_k: int, assistant=None) 
 def index_passage_texts(config) -> dict[str, str] | None:
     """passage_id -> text from the built index, for citations outside ``passages``."""
     try:
-        from rag.index.local import IndexStore, open_store, read_jsonl
+        from rag.files import read_jsonl
+        from rag.index.local import IndexStore
+        from rag.index.stores import open_store
 
         store = open_store(config)
         if not isinstance(store, IndexStore):

@@ -18,15 +18,17 @@ from typing import Any
 import numpy as np
 
 from rag import __version__
-from rag.index import dense
 from rag.ingest.chunk import chunk_document, index_text
 from rag.config import Config
-from rag.models.embed import Embedder, file_lock, model_description
+from rag.files import file_lock, sha256_file
+from rag.models.embed import Embedder, model_description
 from rag.errors import ConfigError, WriteError
 from rag.ingest.corpus import CORPUS_SUFFIXES, corpus_files, load_corpus
 from rag.index.sparse import BM25Index
 from rag.schema import Document, Passage
-from rag.index.local import FORMAT_VERSION, IndexArtifacts, IndexStore, LoadedIndex, open_store, sha256_file
+from rag.index.base import FORMAT_VERSION, IndexArtifacts, LoadedIndex
+from rag.index.local import IndexStore
+from rag.index.stores import open_store
 from rag.tokenize import ChineseTokenizer
 
 log = logging.getLogger(__name__)
@@ -119,11 +121,7 @@ def load_previous(config: Config, embedder: Embedder, store: Any) -> Previous | 
             log.info("full rebuild: the index was built with another embedding model")
             return None
         index = store.load()
-        if index.remote is None:
-            vectors = dense.all_vectors(index.faiss_index)
-        else:
-            vectors = store.passage_vectors(index.remote.collection, range(len(index.passages)))
-            vectors = vectors.reshape(len(index.passages), embedder.dimension)
+        vectors = index.search.passage_vectors().reshape(len(index.passages), embedder.dimension)
     except Exception as exc:  # a damaged or unreadable build is rebuilt, not reused
         log.info("full rebuild: the current index cannot be reused (%s)", exc)
         return None

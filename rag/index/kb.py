@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from rag.config import Config
+from rag.files import sha256_file
 from rag.errors import CorpusError, InputError
 from rag.ingest.formats import sniff_format
-from rag.ingest.corpus import (CORPUS_SUFFIXES, corpus_files, doc_id_for, file_sha256, load_document, sidecar_path,
+from rag.ingest.corpus import (CORPUS_SUFFIXES, corpus_files, doc_id_for, load_document, sidecar_path,
                      sidecar_sha256)
 from rag.schema import DocumentRecord
-from rag.index.local import open_store
+from rag.index.stores import open_store
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def add_files(config: Config, paths: Sequence[Path | str], embedder=None, progre
     by_hash: dict[str, Path] = {}
     for p in existing:
         with contextlib.suppress(OSError):
-            by_hash.setdefault(file_sha256(p), p)
+            by_hash.setdefault(sha256_file(p), p)
     ids = {doc_id_for(p): p for p in existing}
     result = UpdateResult()
     for src, problem in _expand(paths):

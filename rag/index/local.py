@@ -22,110 +22,69 @@ readers never see a half-written index.  Builds take an exclusive lock."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from rag.errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, RagError, WriteError
+from rag.files import read_jsonl, sha256_file, write_jsonl
 from rag.index import dense
-from rag.errors import ConfigError, IndexCorruptError, IndexNotFoundError, IndexStaleError, RagError, WriteError
-from rag.schema import Document, Passage
+from rag.index.base import (FORMAT_VERSION, REBUILD_HINT, ArrayScores, IndexArtifacts, LazyScores, LoadedIndex, Ranking,
+                            check_references, document_from_dict, document_to_dict, top_rows)
 from rag.index.sparse import BM25Index
+from rag.schema import Passage
 from rag.tokenize import TokenizerSettings
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 CURRENT = "current"
 BUILDS = "builds"
 MANIFEST = "manifest.json"
 HASHED_MAX_BYTES = 512 * 1024 * 1024  # files above this are size-checked only
 KEEP_PREVIOUS_BUILDS = 1
-REBUILD_HINT = "rebuild with: python -m rag build"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+class LocalSearch:
+    """Searches of a build held in memory: FAISS for the dense side, bm25s
+    for BM25 (see :class:`rag.index.base.SearchBackend`)."""
 
+    def __init__(self, faiss_index: Any, bm25: BM25Index) -> None:
+        self.faiss_index = faiss_index
+        self.bm25_index = bm25
 
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    def _dense_scores(self, query_vector: np.ndarray) -> Callable[[list[int]], dict[int, float]]:
+        def compute(rows: list[int]) -> dict[int, float]:
+            return {r: float(v @ query_vector) for r, v in zip(rows, dense.vectors_of(self.faiss_index, rows))}
+        return compute
 
+    def dense(self, query_vector: np.ndarray, depth: int, rows: Sequence[int] | None = None) -> Ranking:
+        if rows is None:
+            d_scores, d_ids = dense.search(self.faiss_index, query_vector[None, :], depth)
+            known = {int(r): float(s) for r, s in zip(d_ids[0], d_scores[0]) if r >= 0}
+            return Ranking([int(r) for r in d_ids[0] if r >= 0], LazyScores(known, self._dense_scores(query_vector)))
+        rows = np.asarray(sorted(set(int(r) for r in rows)), dtype=np.int64)
+        sims = dense.vectors_of(self.faiss_index, rows.tolist()) @ query_vector if len(rows) else np.zeros(0)
+        known = {int(r): float(s) for r, s in zip(rows, sims)}
+        return Ranking([int(rows[i]) for i in top_rows(sims, depth)],
+                       LazyScores(known, self._dense_scores(query_vector), rows.tolist()))
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise IndexCorruptError(f"{path.name} line {n} is not valid JSON ({exc.msg}); "
-                                            "rebuild with: python -m rag build") from exc
-    return rows
+    def bm25(self, question: str, tokens: Sequence[str], depth: int, rows: Sequence[int] | None = None) -> Ranking:
+        scores = self.bm25_index.scores(list(tokens))
+        if rows is not None:
+            keep = np.zeros(len(scores), dtype=bool)
+            keep[np.asarray(sorted(set(int(r) for r in rows)), dtype=np.int64)] = True
+            scores = np.where(keep, scores, 0.0)
+        return Ranking(top_rows(scores, depth, positive_only=True), ArrayScores(scores))
 
-
-def document_to_dict(doc: Document) -> dict[str, Any]:
-    return {"doc_id": doc.doc_id, "path": doc.path, "title": doc.title, "metadata": doc.metadata,
-            "raw_text": doc.raw_text, "offsets": doc.offsets, "page_starts": list(doc.page_starts)}
-
-
-def document_from_dict(d: dict[str, Any]) -> Document:
-    raw, offsets = d["raw_text"], [int(o) for o in d["offsets"]]
-    if offsets and (min(offsets) < 0 or max(offsets) >= len(raw)):
-        raise IndexCorruptError(f"document {d.get('doc_id')} has offsets outside its text; rebuild the index")
-    text = "".join(raw[o] for o in offsets)
-    return Document(doc_id=d["doc_id"], path=d["path"], title=d["title"], raw_text=raw, text=text,
-                    offsets=offsets, metadata=dict(d.get("metadata", {})),
-                    page_starts=tuple(int(p) for p in d.get("page_starts", ())))
-
-
-@dataclass
-class IndexArtifacts:
-    """Everything a build produces, in memory."""
-
-    documents: list[Document]
-    passages: list[Passage]
-    tokenizer: TokenizerSettings
-    passage_vectors: np.ndarray
-    sentence_vectors: np.ndarray
-    sentence_rows: np.ndarray  # [S, 3] int32: passage row, start, end (in passage text)
-    bm25: BM25Index
-    manifest: dict[str, Any]
-
-
-@dataclass
-class LoadedIndex:
-    path: Path
-    manifest: dict[str, Any]
-    documents: dict[str, Document]
-    passages: list[Passage]
-    tokenizer: TokenizerSettings
-    faiss_index: Any
-    sentence_vectors: np.ndarray
-    sentence_rows: np.ndarray
-    bm25: BM25Index
-    # The Milvus backend's searches (rag.index.milvus.MilvusSearch); None: FAISS and bm25s in memory.
-    remote: Any = None
-
-    @property
-    def build_id(self) -> str:
-        """Which build this is (a build directory's or Milvus collection's name)."""
-        return self.path.name
+    def passage_vectors(self) -> np.ndarray:
+        return dense.all_vectors(self.faiss_index)
 
 
 class IndexStore:
@@ -261,8 +220,8 @@ class IndexStore:
                 raise IndexCorruptError(f"index file {rel} does not match its checksum in the manifest "
                                         "(truncated or edited); rebuild with: python -m rag build")
         counts = manifest["counts"]
-        passages = [Passage.from_dict(d) for d in read_jsonl(directory / "passages.jsonl")]
-        documents = {d.doc_id: d for d in map(document_from_dict, read_jsonl(directory / "documents.jsonl"))}
+        passages = [Passage.from_dict(d) for d in read_jsonl(directory / "passages.jsonl", IndexCorruptError, "; " + REBUILD_HINT)]
+        documents = {d.doc_id: d for d in map(document_from_dict, read_jsonl(directory / "documents.jsonl", IndexCorruptError, "; " + REBUILD_HINT))}
         if len(passages) != counts["passages"] or len(documents) != counts["documents"]:
             raise IndexCorruptError(
                 f"index has {len(passages)} passages and {len(documents)} documents, the manifest says "
@@ -278,9 +237,9 @@ class IndexStore:
         if sentence_vectors.shape[0] != counts["sentences"] or sentence_rows.shape != (counts["sentences"], 3) \
                 or sentence_vectors.ndim != 2 or sentence_vectors.shape[1] != manifest["model"]["dimension"]:
             raise IndexCorruptError("sentence arrays disagree with the manifest; rebuild with: python -m rag build")
-        _check_references(documents, passages, sentence_rows)
+        check_references(documents, passages, sentence_rows)
         bm25 = BM25Index.load(directory / "bm25", counts["passages"])
-        return LoadedIndex(directory, manifest, documents, passages, tokenizer, faiss_index,
+        return LoadedIndex(directory, manifest, documents, passages, tokenizer, LocalSearch(faiss_index, bm25),
                            sentence_vectors, sentence_rows, bm25)
 
 
@@ -289,41 +248,8 @@ class IndexStore:
         index = self.load()
         manifest = {k: v for k, v in index.manifest.items() if k not in ("files", "dense_index", "milvus")}
         return IndexArtifacts(list(index.documents.values()), index.passages, index.tokenizer,
-                              dense.all_vectors(index.faiss_index), index.sentence_vectors, index.sentence_rows,
+                              index.search.passage_vectors(), index.sentence_vectors, index.sentence_rows,
                               index.bm25, manifest)
-
-
-def open_store(config: Any, store: str | None = None) -> Any:
-    """The knowledge base store ``config.store`` (or ``store``) names: an
-    :class:`IndexStore` for ``"local"``, else a Milvus store (pymilvus is
-    imported only then)."""
-    value = config.store if store is None else store
-    if (value or "local") == "local":
-        return IndexStore(config.index_dir)
-    from rag.index.milvus import MilvusStore
-
-    return MilvusStore(value, config.milvus_collection, config.milvus_timeout_s, config.milvus_bm25,
-                       lock_dir=config.index_dir)
-
-
-def copy_knowledge_base(config: Any, source: str, target: str) -> dict[str, Any]:
-    """Copy the current build of store ``source`` into store ``target``
-    (``"local"`` is ``config.index_dir``): documents, passages, vectors and
-    BM25 as they are, nothing re-embedded.  The target publishes it the way
-    it publishes a build (a new directory or collection, then an atomic
-    switch), so a copy killed half-way leaves the target's previous build
-    serving.  Returns the target's manifest."""
-    from rag.models.embed import file_lock
-
-    if (source or "local") == (target or "local"):
-        raise ConfigError(f"source and target are the same store ({source or 'local'})")
-    src, dst = open_store(config, source), open_store(config, target)
-    if not src.exists():
-        raise IndexNotFoundError(f"nothing to copy: {src.describe()} holds no knowledge base")
-    artifacts = src.load_artifacts()
-    with file_lock(dst.lock_path):
-        dst.publish(artifacts)
-    return dst.read_manifest()
 
 
 def _manifest_problem(manifest: dict[str, Any]) -> str | None:
@@ -348,22 +274,6 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
                 or not isinstance(meta.get("sha256"), str):
             return f"has no size and checksum for {rel!r}"
     return None
-
-
-def _check_references(documents: dict[str, Document], passages: list[Passage], sentence_rows: np.ndarray) -> None:
-    """Every passage points into a known document and every sentence into a
-    known passage (cheap; catches files that agree in size but not in content)."""
-    for p in passages:
-        doc = documents.get(p.doc_id)
-        if doc is None or not 0 <= p.start <= p.end <= len(doc.raw_text):
-            raise IndexCorruptError(f"passage {p.passage_id} points outside the documents in the index; "
-                                    f"{REBUILD_HINT}")
-    if len(sentence_rows):
-        rows, starts, ends = sentence_rows[:, 0], sentence_rows[:, 1], sentence_rows[:, 2]
-        lengths = np.array([len(p.text) for p in passages], dtype=np.int64)
-        if rows.min() < 0 or rows.max() >= len(passages) or (starts < 0).any() or (ends < starts).any() \
-                or (ends > lengths[rows]).any():
-            raise IndexCorruptError(f"sentence rows point outside the passages in the index; {REBUILD_HINT}")
 
 
 def _fsync_file(path: Path) -> None:

@@ -59,8 +59,8 @@ from rag.index import dense
 from rag.errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, RagError
 from rag.schema import Passage
 from rag.index.sparse import BM25Index
-from rag.index.local import (FORMAT_VERSION, IndexArtifacts, LoadedIndex, _check_references, document_from_dict,
-                    document_to_dict)
+from rag.index.base import (FORMAT_VERSION, IndexArtifacts, LazyScores, LoadedIndex, Ranking, check_references,
+                            document_from_dict, document_to_dict)
 from rag.tokenize import TokenizerSettings
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class MilvusSearch:
                  dense_kind: str) -> None:
         self.store = store
         self.collection = passages_collection
-        self.bm25 = bm25
+        self.bm25_index = bm25
         self.bm25_mode = bm25_mode
         self.dense_kind = dense_kind
 
@@ -183,7 +183,7 @@ class MilvusSearch:
                     rows: Sequence[int] | None = None) -> list[tuple[int, float]]:
         if self.bm25_mode == "native":
             return self._search([question], "bm25_native", k, rows, {"metric_type": "BM25"})
-        q = query_sparse(self.bm25, tokens)
+        q = query_sparse(self.bm25_index, tokens)
         if not q:
             return []
         return [(r, s) for r, s in self._search([q], "bm25", k, rows, {"metric_type": "IP"}) if s > 0]
@@ -192,6 +192,19 @@ class MilvusSearch:
         """BM25 scores of the given rows (0 where no token matches)."""
         found = dict(self.bm25_search(question, tokens, len(rows), rows)) if len(rows) else {}
         return {int(r): found.get(int(r), 0.0) for r in rows}
+
+    # The search interface retrieval speaks (rag.index.base.SearchBackend).
+    def dense(self, query_vector: np.ndarray, depth: int, rows: Sequence[int] | None = None) -> Ranking:
+        hits = self.dense_search(query_vector, depth, rows)
+        return Ranking([r for r, _ in hits], LazyScores(dict(hits), lambda wanted: self.dense_scores(query_vector, wanted)))
+
+    def bm25(self, question: str, tokens: Sequence[str], depth: int, rows: Sequence[int] | None = None) -> Ranking:
+        hits = self.bm25_search(question, tokens, depth, rows)
+        return Ranking([r for r, _ in hits],
+                       LazyScores(dict(hits), lambda wanted: self.bm25_scores(question, tokens, wanted), rows))
+
+    def passage_vectors(self) -> np.ndarray:
+        return self.store.passage_vectors(self.collection, range(self.bm25_index.rows))
 
 
 class MilvusStore:
@@ -457,10 +470,10 @@ class MilvusStore:
                                     f"documents and {len(sentence_rows)} sentences; its manifest says "
                                     f"{counts['passages']}, {counts['documents']} and {counts['sentences']}; "
                                     "rebuild with: python -m rag build")
-        _check_references(documents, passages, sentence_rows)
+        check_references(documents, passages, sentence_rows)
         search = MilvusSearch(self, f"{build}_passages", bm25, self.bm25_mode, manifest.get("dense_index", dense.EXACT))
-        return LoadedIndex(Path(blobs_coll), manifest, documents, passages, tokenizer, None, sentence_vectors,
-                           sentence_rows, bm25, remote=search)
+        return LoadedIndex(Path(blobs_coll), manifest, documents, passages, tokenizer, search, sentence_vectors,
+                           sentence_rows, bm25)
 
     def _bm25_from_blobs(self, blobs: dict[str, str], rows: int) -> BM25Index:
         files = json.loads(blobs["bm25"])
@@ -472,7 +485,7 @@ class MilvusStore:
     def load_artifacts(self) -> IndexArtifacts:
         """The current build as artifacts (for export into another store)."""
         index = self.load()
-        vectors = self.passage_vectors(index.remote.collection, range(len(index.passages)))
+        vectors = index.search.passage_vectors()
         vectors = vectors.reshape(len(index.passages), index.manifest["model"]["dimension"])
         manifest = {k: v for k, v in index.manifest.items() if k not in ("files", "dense_index", "milvus")}
         return IndexArtifacts(list(index.documents.values()), index.passages, index.tokenizer, vectors,

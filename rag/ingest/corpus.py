@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from rag.errors import CorpusError
+from rag.files import sha256_file
 from rag.ingest.formats import decode_bytes, extract  # noqa: F401  (decode_bytes: re-exported, it used to live here)
 from rag.schema import Document
 from rag.text import clean_extracted_text
@@ -84,12 +85,6 @@ def sidecar_sha256(path: Path) -> str | None:
     return hashlib.sha256(sidecar.read_bytes()).hexdigest() if sidecar.exists() else None
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_metadata(path: Path) -> dict[str, str]:
@@ -172,7 +167,7 @@ def load_corpus(corpus_dir: Path, reuse: Reuse | None = None, progress: bool = F
         try:
             doc = None
             if reuse is not None and path.stat().st_size <= MAX_FILE_BYTES:
-                doc = reuse(path.name, file_sha256(path), sidecar_sha256(path))
+                doc = reuse(path.name, sha256_file(path), sidecar_sha256(path))
             reused = doc is not None
             if doc is None:
                 doc = load_document(path)

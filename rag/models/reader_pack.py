@@ -33,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.files import sha256_file
 from rag.models.mrc import char_f1, exact_match, load_split
-from rag.models.reader import DELTA_FILE, ReaderSpec, decode, delta_state, encode_pairs, load_tokenizer, sha256_file, windows
+from rag.models.reader import ReaderSpec, decode, delta_state, encode_pairs, load_tokenizer, windows
 from rag.models.train_reader import Feature, TrainSettings, fit, make_features, special_ids
 
 log = logging.getLogger(__name__)

@@ -36,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.files import replace_dir, sha256_file, staging_dir
 from rag.models.mrc import BASE_FILES, MRCExample, char_f1, exact_match, load_split
 from rag.models.near_miss import ArticleTerms, make_near_miss
 from rag.models.reader import (DELTA_FILE, SPEC_FILE, ReaderSpec, build_torch_reader, decode, delta_state,
-                     embedding_hash, encode_pairs, load_delta, load_tokenizer, packaged_dir, sha256_file, token_span,
+                     embedding_hash, encode_pairs, load_delta, load_tokenizer, packaged_dir, token_span,
                      windows)
 
 log = logging.getLogger(__name__)
@@ -243,16 +244,9 @@ def _save_checkpoint(directory: Path, model, optimizer, trainable_names: list[st
             state[f"opt.{name}.exp_avg"] = p_state["exp_avg"].contiguous()
             state[f"opt.{name}.exp_avg_sq"] = p_state["exp_avg_sq"].contiguous()
             opt_steps[name] = float(p_state["step"])
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=directory.parent))
-    save_file(state, str(work / "state.safetensors"))
-    (work / "position.json").write_text(json.dumps({**position, "opt_steps": opt_steps}), "utf-8")
-    old = directory.with_name(directory.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(work, directory)
-    shutil.rmtree(old, ignore_errors=True)
+    with staging_dir(directory, ".ckpt-") as work:
+        save_file(state, str(work / "state.safetensors"))
+        (work / "position.json").write_text(json.dumps({**position, "opt_steps": opt_steps}), "utf-8")
 
 
 def _param(optimizer, index: int):
@@ -499,14 +493,7 @@ def publish(model, meta: dict, out_dir: Path) -> None:
         for extra in ("checkpoint.safetensors",):
             (out_dir / extra).unlink(missing_ok=True)
         shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
-        if out_dir.exists():
-            old = out_dir.with_name(out_dir.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(work, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(work, out_dir)
+        replace_dir(work, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

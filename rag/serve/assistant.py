@@ -15,7 +15,8 @@ from rag.config import Config
 from rag.models.embed import Embedder
 from rag.errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, InputError
 from rag.schema import Answer, DocumentRecord, Hit
-from rag.index.local import LoadedIndex, open_store
+from rag.index.base import LoadedIndex
+from rag.index.stores import open_store
 from rag.tokenize import ChineseTokenizer
 
 if TYPE_CHECKING:

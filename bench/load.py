@@ -42,7 +42,7 @@ TARGET_P95_MS = 1500
 
 # -------------------------------------------------------------- measuring
 def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (as rag.eval.evaluate)."""
+    """Linear interpolation between closest ranks (as rag.eval.metrics)."""
     if not values:
         return None
     s = sorted(values)

@@ -117,7 +117,8 @@ def compare(search, vectors: np.ndarray, questions: Sequence[str], token_lists: 
 def run_hybrid(args) -> dict[str, Any]:
     from rag.serve.assistant import Assistant
     from rag.config import Config
-    from rag.eval.evaluate import evidence_in, load_qa
+    from rag.eval.metrics import evidence_in
+    from rag.eval.run import load_qa
     from rag.index.stores import copy_knowledge_base
 
     config = Config.from_env(index_dir=Path(args.index_dir), corpus_dir=Path(args.corpus))
@@ -218,7 +219,7 @@ def timed(fn, items) -> list[float]:
 
 def run_scale(args) -> dict[str, Any]:
     from rag.index import dense
-    from rag.eval.evaluate import load_qa
+    from rag.eval.run import load_qa
     from rag.index.milvus import MilvusStore
     from rag.tokenize import ChineseTokenizer
 

@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT))
 from rag.serve.assistant import Assistant  # noqa: E402
 from rag.config import Config  # noqa: E402
 from rag.models.embed import Embedder  # noqa: E402
-from rag.eval.evaluate import answer_now, evaluate, index_passage_texts, load_answers, load_qa  # noqa: E402
+from rag.eval.metrics import evaluate
+from rag.eval.run import answer_now, index_passage_texts, load_answers, load_qa# noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETS = ["dev_qa", "heldout_qa", "test_qa"]

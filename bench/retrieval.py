@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from rag.serve.assistant import Assistant  # noqa: E402
 from rag.config import Config  # noqa: E402
-from rag.eval.evaluate import evidence_in, load_qa  # noqa: E402
+from rag.eval.metrics import evidence_in
+from rag.eval.run import load_qa# noqa: E402
 
 MODES = ("dense", "bm25", "hybrid")
 

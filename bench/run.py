@@ -5,7 +5,7 @@ on the same machine in one run; and a scale run on synthetic corpora.
     python bench/run.py --quick               # fewer repetitions (smoke test)
     python bench/run.py --scale 100000 1000000   # synthetic scale run -> bench/results/scale.{json,md}
 
-Systems (quality scored with rag.eval.evaluate on tests/data/dev_qa.jsonl, and on
+Systems (quality scored with rag.eval.metrics on tests/data/dev_qa.jsonl, and on
 heldout_qa.jsonl for reference):
 
 * product      - rag.serve.assistant.Assistant: hybrid retrieval, typed extraction,
@@ -125,7 +125,7 @@ def loadavg() -> float:
 
 
 def pct(values: Sequence[float], q: float) -> float | None:
-    from rag.eval.evaluate import percentile
+    from rag.eval.metrics import percentile
 
     v = percentile(values, q)
     return None if v is None else round(v, 3)
@@ -342,7 +342,7 @@ def throughput(system, questions: Sequence[str], repeats: int) -> float:
 
 
 def quality(system, qa: list[dict[str, Any]]) -> dict[str, Any]:
-    from rag.eval.evaluate import evaluate
+    from rag.eval.metrics import evaluate
 
     rows = system.rows(system.answer_many([q["question"] for q in qa], EVAL_K), [q["id"] for q in qa])
     result = evaluate(qa, rows)
@@ -587,7 +587,7 @@ def bench_markdown(r: dict[str, Any]) -> str:
         f"{m['sentence_transformers']}. Run {r['started']} – {r['finished']}; load average before/after each "
         "system is in bench.json (the machine is shared).", "",
         f"Latency and throughput over {r['questions']['latency_and_throughput']} questions (dev + held-out); "
-        f"quality on the dev set ({r['questions']['quality_dev']} questions) with rag.eval.evaluate, top_k={EVAL_K}.", "",
+        f"quality on the dev set ({r['questions']['quality_dev']} questions) with rag.eval.metrics, top_k={EVAL_K}.", "",
         "| metric | product | dense-top | bm25-top250 | product / dense | product / bm25 |",
         "|---|---|---|---|---|---|",
     ]

@@ -156,7 +156,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in records], ensure_ascii=False, indent=2))
         return 0
-    from rag.eval.evaluate import text_table
+    from rag.eval.report import text_table
 
     rows = [[r.doc_id, r.title[:30], r.author or r.publisher, r.date, r.format, r.pages or "", r.passages,
              r.added_at[:16].replace("T", " ")] for r in records]
@@ -226,7 +226,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rag.eval.evaluate import run_eval
+    from rag.eval.run import run_eval
 
     config = _config(args)
     return run_eval(config, Path(args.qa), answers=Path(args.answers) if args.answers else None,

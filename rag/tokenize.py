@@ -10,12 +10,12 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Iterable
 
 import jieba
 import jieba.posseg
 
+from rag.data import load_text
 from rag.cache import LRUCache
 from rag.schema import Document
 from rag.text import CJK_IDEOGRAPH
@@ -42,7 +42,7 @@ EN_STOPWORDS = frozenset(
 
 
 def _data_lines(name: str) -> list[str]:
-    text = resources.files("rag.data").joinpath(name).read_text(encoding="utf-8")
+    text = load_text(name)
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 

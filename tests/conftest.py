@@ -74,11 +74,7 @@ def serve_app(assistant, feedback_path=None, kb_edits=False, **launch_kwargs):
     tests serve the repository's own corpus, which must never change); None
     lets launch() decide from the address (on for loopback) — only over a
     copy of the corpus."""
-    import sys
-
-    if str(PROJECT_ROOT) not in sys.path:  # app.py lives at the repository root
-        sys.path.insert(0, str(PROJECT_ROOT))
-    import app
+    from rag.serve import ui as app
 
     scratch = None
     if feedback_path is None:

@@ -4,7 +4,6 @@ the presentation helpers (rag/serve/present.py) it renders with."""
 from __future__ import annotations
 
 import re
-import sys
 import threading
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from tests.conftest import serve_app
 from rag.serve.present import answer_markdown, highlight_quote, markdown_literal, sources_html
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # app.py lives at the repository root
-    sys.path.insert(0, str(ROOT))
 
 pytestmark = pytest.mark.slow
 
@@ -249,7 +246,7 @@ def test_sources_html_for_refusal_lists_nearest_passages_escaped():
 
 
 def test_main_defaults_to_localhost(monkeypatch):
-    import app
+    from rag.serve import ui as app
 
     monkeypatch.delenv("RAG_HOST", raising=False)
     monkeypatch.setenv("RAG_PORT", "7999")

@@ -14,7 +14,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import faiss
@@ -23,13 +22,12 @@ import pytest
 
 from rag.serve.assistant import Assistant, clean_text, validate_question, validate_top_k
 from rag.serve.batch import read_questions, run_batch
-from rag.index.build import build_index
 from rag.errors import (ConfigError, CorpusError, IndexCorruptError, IndexNotFoundError, IndexStaleError,
                         InputError, RagError, WriteError)
 from rag.serve.present import answer_markdown, debug_html, markdown_literal, sources_html
 from rag.files import sha256_file
 from rag.index.local import IndexStore
-from tests.conftest import CORPUS, cli_command, hash_assistant, serve_app
+from tests.conftest import cli_command, hash_assistant, serve_app
 from tests.fakes import HashEmbedder
 
 GOOD = "一站式服务中心是哪一年成立的？"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,8 +23,6 @@ import pytest
 from tests.conftest import serve_app
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # app.py lives at the repository root
-    sys.path.insert(0, str(ROOT))
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

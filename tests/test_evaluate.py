@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.eval import evaluate as ev
-from rag.eval.evaluate import (Ratio, answer_matches, citation_correct, contains, coverage, evaluate, evidence_ranks,
-                          gold_present, hit_at, lcs_length, norm, percentile, reciprocal_rank, span_matches)
+from rag.eval import metrics, run as eval_run
+from rag.eval.metrics import Ratio, answer_matches, citation_correct, contains, coverage, evaluate, evidence_ranks, gold_present, hit_at, lcs_length, norm, percentile, reciprocal_rank, span_matches
 
 DATA = Path(__file__).parent / "data"
 
@@ -269,7 +268,7 @@ class TestHandmadeRun:
         assert result.by_lang["en"]["answer_accuracy"] == Ratio(0, 1)
 
     def test_gold_only_in_a_citation_label_does_not_count(self):
-        item = ev.score_item(qa("x", ["1994-2001"], [], "date"),
+        item = metrics.score_item(qa("x", ["1994-2001"], [], "date"),
                              answer("x", "是这一阶段。\n\n来源：\n[1] 《报告》 · 一、学习借鉴改革阶段（1994-2001） · 第3段",
                                     cite="p"))
         assert not item.correct
@@ -299,7 +298,7 @@ def handmade_files(tmp_path: Path) -> tuple[Path, Path, Path]:
 def test_run_eval_with_answers_report_and_compare(fake_config, handmade_files, tmp_path, capsys):
     qa_path, answers, other = handmade_files
     report = tmp_path / "report"
-    assert ev.run_eval(fake_config, qa_path, answers=answers, report_dir=report, compare=other) == 0
+    assert eval_run.run_eval(fake_config, qa_path, answers=answers, report_dir=report, compare=other) == 0
     out = capsys.readouterr().out
     assert "answer accuracy (strict" in out and "0.333 (2/6)" in out
     assert "answer accuracy (lenient" in out and "0.500 (3/6)" in out
@@ -331,17 +330,17 @@ def test_eval_bad_files(fake_config, tmp_path, handmade_files):
 
     qa_path, _, _ = handmade_files
     with pytest.raises(InputError, match="does not exist"):
-        ev.run_eval(fake_config, qa_path, answers=tmp_path / "nope.jsonl")
+        eval_run.run_eval(fake_config, qa_path, answers=tmp_path / "nope.jsonl")
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
     with pytest.raises(InputError, match="empty"):
-        ev.run_eval(fake_config, empty, answers=tmp_path / "nope.jsonl")
+        eval_run.run_eval(fake_config, empty, answers=tmp_path / "nope.jsonl")
 
 
 def test_torn_answers_line_is_skipped(tmp_path, capsys):
     path = tmp_path / "a.jsonl"
     path.write_text(json.dumps(answer("a1")) + "\n" + '{"id": "a2", "answ', encoding="utf-8")
-    rows = ev.load_answers(path)
+    rows = eval_run.load_answers(path)
     assert [r["id"] for r in rows] == ["a1"]
     assert "line 2" in capsys.readouterr().err
 
@@ -355,7 +354,7 @@ def test_run_eval_answers_now_with_fake_embedder(fake_config, tmp_path, capsys):
 
     assistant = Assistant.open(fake_config, embedder=HashEmbedder())
     report = tmp_path / "report"
-    assert ev.run_eval(fake_config, DATA / "dev_qa.jsonl", report_dir=report, assistant=assistant) == 0
+    assert eval_run.run_eval(fake_config, DATA / "dev_qa.jsonl", report_dir=report, assistant=assistant) == 0
     rows = [json.loads(line) for line in (report / "answers.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 31
     assert all(len(r["passages"]) >= 10 for r in rows)

@@ -1,5 +1,5 @@
 """Feedback lines (rag/serve/feedback.py) and their export to a labelled question
-file that `rag eval` reads (rag.eval.evaluate.load_qa)."""
+file that `rag eval` reads (rag.eval.metrics.load_qa)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import pytest
 
 from rag.config import Config
 from rag.errors import InputError
-from rag.eval.evaluate import load_qa
+from rag.eval.run import load_qa
 from rag.serve.feedback import append_feedback, export_questions, feedback_record, read_feedback
 
 

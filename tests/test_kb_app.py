@@ -7,7 +7,6 @@ with the hash embedder (no model): the plumbing, not the answers' quality."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,6 @@ from tests.fakes import HashEmbedder
 from tests.test_kb import zip_bomb
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # app.py lives at the repository root
-    sys.path.insert(0, str(ROOT))
 
 FORMATS = DATA / "formats"
 TIMEOUT = 120
@@ -203,7 +200,7 @@ def test_edits_refused_when_not_allowed(kb_assistant, tmp_path):
 
 
 def test_edits_follow_the_address():
-    import app
+    from rag.serve import ui as app
 
     config = Config()
     assert app.kb_edits_allowed("127.0.0.1", config) and app.kb_edits_allowed("::1", config)

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import inspect
-import io
 import json
 import logging
 import marshal
@@ -181,6 +180,7 @@ def forbidden_paths(assistant) -> list[str]:
     return [
         "/etc/passwd", "%2Fetc%2Fpasswd", "../../../../../../etc/passwd", "..%2F..%2F..%2F..%2Fetc%2Fpasswd",
         "/proc/self/environ", "~/.bashrc", "app.py", str(PROJECT_ROOT / "app.py"), "rag/config.py",
+        "rag/serve/ui.py", str(PROJECT_ROOT / "rag/serve/ui.py"),
         str(report), "corpus/" + report.name, str(index_file), str(assistant.config.index_dir / "current"),
     ]
 
@@ -291,7 +291,7 @@ def test_uploads_are_capped(served):
 
 # -------------------------------------------------------- listening address
 def test_loopback_by_default(monkeypatch):
-    import app
+    from rag.serve import ui as app
 
     monkeypatch.delenv("RAG_HOST", raising=False)
     assert app.parse_args([]).host == "127.0.0.1" == app.DEFAULT_HOST
@@ -316,7 +316,7 @@ def outward_address() -> str | None:
 
 
 def test_launch_defaults_bind_loopback_only(tmp_path, caplog):
-    import app
+    from rag.serve import ui as app
 
     assistant = hash_assistant(tmp_path / "index")
     demo = app.build_app(assistant)
@@ -382,7 +382,7 @@ def test_answer_html_escapes_documents_and_users(payload):
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_knowledge_base_html_escapes_file_names_and_reasons(payload):
     """The 知识库 tab's upload summary shows file names and refusal reasons as text."""
-    import app
+    from rag.serve import ui as app
     from rag.index.kb import FileOutcome
 
     outcomes = [FileOutcome(f"/tmp/{payload}.pdf", status, "d", payload)

@@ -248,7 +248,7 @@ def slow(self, *args, **kwargs):  # every question takes a second: a burst stays
     time.sleep(1.0)
     return ask_many(self, *args, **kwargs)
 rag.serve.assistant.Assistant.ask_many = slow
-import app
+from rag.serve import ui as app
 sys.exit(app.main(sys.argv[1:]))
 """
 
@@ -325,7 +325,7 @@ def slow_build(*args, **kwargs):  # the first build takes a while
     time.sleep(4)
     return build(*args, **kwargs)
 rag.serve.assistant.build_index = slow_build
-import app
+from rag.serve import ui as app
 sys.exit(app.main(sys.argv[1:]))
 """
 

@@ -4,13 +4,12 @@ what kind of thing the answer is (unit, head noun, how many items)."""
 from __future__ import annotations
 
 import re
-import tomllib
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Sequence
 
+from rag.data import load_table
 from rag.text import CJK_IDEOGRAPH, CN_NUM, DURATION, MEASURE_WORDS_RE, cn_to_int, detect_lang
 from rag.tokenize import EN_STOPWORDS, ChineseTokenizer
 
@@ -54,7 +53,7 @@ class TypeTable:
 
 @lru_cache(maxsize=1)
 def type_table() -> TypeTable:
-    data = tomllib.loads(resources.files("rag.data").joinpath("question_types.toml").read_text("utf-8"))
+    data = load_table("question_types.toml")
     types = []
     for row in data["types"]:
         if row.get("reader", "rules") not in ("reader", "rules"):
@@ -415,7 +414,7 @@ def expand_english(question: str, glossary: dict[str, list[str]]) -> tuple[list[
 
 @lru_cache(maxsize=1)
 def english_glossary() -> dict[str, list[str]]:
-    data = tomllib.loads(resources.files("rag.data").joinpath("glossary_en_zh.toml").read_text("utf-8"))
+    data = load_table("glossary_en_zh.toml")
     return {k.lower(): list(v) for k, v in data["terms"].items()}
 
 

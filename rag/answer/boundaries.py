@@ -7,11 +7,10 @@ precision of date the question asks for ("哪一年" -> the year of a full date;
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
+from rag.data import load_table
 from rag.answer.analyze import QuestionAnalysis
 from rag.answer.rules.base import Span
 from rag.tokenize import ChineseTokenizer
@@ -58,7 +57,7 @@ class SpanFit:
 
 @lru_cache(maxsize=1)
 def span_fit() -> SpanFit:
-    data = tomllib.loads(resources.files("rag.data").joinpath("question_types.toml").read_text("utf-8"))["span_fit"]
+    data = load_table("question_types.toml")["span_fit"]
     return SpanFit(tuple(sorted(data["strip_trailing"], key=len, reverse=True)),
                    tuple(sorted(data["strip_leading"], key=len, reverse=True)),
                    re.compile(data["year_zh"]), re.compile(data["year_en"], re.I), re.compile(data["full_date_zh"]),

@@ -2,11 +2,10 @@
 choice (sentence + span) it settles on, shared by every step."""
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
+from rag.data import load_table
 from rag.answer.rules.base import Span
 from rag.schema import Hit
 
@@ -21,7 +20,7 @@ GENERIC_VERBS = frozenset({"进行", "开展", "实现", "推进", "推动", "�
                            "开始", "需要", "可以", "能够", "应该", "通过", "采取", "提出"})
 @lru_cache(maxsize=1)
 def synonyms() -> dict[str, list[str]]:
-    data = tomllib.loads(resources.files("rag.data").joinpath("synonyms.toml").read_text("utf-8"))
+    data = load_table("synonyms.toml")
     return {k: list(v) for k, v in data["synonyms"].items()}
 
 
@@ -29,7 +28,7 @@ def synonyms() -> dict[str, list[str]]:
 def contrasts() -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
     """Sets of alternative terms, each with the phrases that name all of them
     at once (synonyms.toml, ``[contrasts]`` and ``[contrasts_joint]``)."""
-    data = tomllib.loads(resources.files("rag.data").joinpath("synonyms.toml").read_text("utf-8"))
+    data = load_table("synonyms.toml")
     joint = data.get("contrasts_joint", {})
     return tuple((tuple(v), tuple(joint.get(k, ()))) for k, v in data.get("contrasts", {}).items())
 

@@ -6,11 +6,10 @@ calibrated logistic model over them (rag/data/confidence.toml, fitted by
 from __future__ import annotations
 
 import math
-import tomllib
 import re
 from functools import lru_cache
-from importlib import resources
 
+from rag.data import load_table
 from rag.answer.analyze import QuestionAnalysis, type_table
 from rag.answer.candidates import GENERIC_VERBS, TYPED, Choice, contrasted_terms
 from rag.answer.reading import fits_question
@@ -41,7 +40,7 @@ def sigmoid(x: float) -> float:
 @lru_cache(maxsize=1)
 def confidence_model() -> tuple[dict[str, float], float, float]:
     """(weights, bias, calibrated threshold)."""
-    data = tomllib.loads(resources.files("rag.data").joinpath("confidence.toml").read_text("utf-8"))
+    data = load_table("confidence.toml")
     return {k: float(v) for k, v in data["weights"].items()}, float(data["bias"]), float(data.get("threshold", 0.5))
 
 

@@ -7,11 +7,10 @@ Which questions count, and which metadata field each asks for, is data:
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
+from rag.data import load_table
 from rag.schema import MASTHEAD, Document, Passage
 
 
@@ -41,7 +40,7 @@ class PrintedValue:
 
 @lru_cache(maxsize=1)
 def field_table() -> FieldTable:
-    data = tomllib.loads(resources.files("rag.data").joinpath("question_types.toml").read_text("utf-8"))
+    data = load_table("question_types.toml")
     table = data["document_fields"]
     fields = tuple(DocumentField(f["field"], tuple(re.compile(p) for p in f["zh"]),
                                  tuple(re.compile(p, re.I) for p in f["en"]), bool(f.get("by_title", False)))

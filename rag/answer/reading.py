@@ -6,13 +6,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import tomllib
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Sequence
 
+from rag.data import load_table
 from rag.answer.analyze import QuestionAnalysis, type_table
 from rag.answer.rules.base import Span
 from rag.answer.rules.quantities import asks_pair, state_fit
@@ -331,7 +330,7 @@ def contest_features(a: QuestionAnalysis, rules: Choice, reading: Reading) -> di
 def combine_model() -> tuple[dict[str, float], float]:
     """(weights, bias) of P(the reader's span is the better answer), fitted
     by ``python -m rag fit-combine`` (rag/data/combine.toml)."""
-    data = tomllib.loads(resources.files("rag.data").joinpath("combine.toml").read_text("utf-8"))
+    data = load_table("combine.toml")
     return {k: float(v) for k, v in data["weights"].items()}, float(data["bias"])
 
 

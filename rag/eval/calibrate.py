@@ -11,12 +11,12 @@ outcomes (answered correctly, or refused when unanswerable).
 from __future__ import annotations
 
 import math
-from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from rag.data import data_path
 from rag.serve.assistant import Assistant
 from rag.serve.batch import read_questions
 
@@ -81,9 +81,9 @@ def choose_threshold(scores: np.ndarray, answerable: np.ndarray, correct: np.nda
 
 
 def lenient_correct(row: dict, text: str, citations: Sequence[dict] = (), short: str = "") -> bool:
-    """Would this answer count as correct (lenient rule of rag.eval.evaluate, or
+    """Would this answer count as correct (lenient rule of rag.eval.metrics, or
     the short answer's character F1 for rows marked "match": "short")?"""
-    from rag.eval.evaluate import answer_matches, strip_citation_labels
+    from rag.eval.metrics import answer_matches, strip_citation_labels
     from rag.models.mrc import char_f1
 
     if not row.get("answerable", True) or not row.get("answers"):
@@ -154,7 +154,7 @@ def run_calibration(assistant: Assistant, paths: Sequence[Path], write: bool = F
         if ok and not ans:
             print(f"  answered although unanswerable: {r.get('id')} {s_:.3f} {r['question']}")
     if write:
-        path = Path(str(resources.files("rag.data").joinpath("confidence.toml")))
+        path = data_path("confidence.toml")
         lines = ["# Confidence = sigmoid(bias + sum(weight * feature)); features from rag/answer/answerer.py",
                  "# (Answerer.features).  Written by `python -m rag calibrate " + " ".join(map(str, paths))
                  + "".join(f" --with-kb {a.config.corpus_dir.parent} {' '.join(map(str, p))}" for a, p in others)
@@ -182,8 +182,8 @@ COMBINE_SIGNS = {"gap": +1}  # the further below its own best the reader puts th
 def span_quality(row: dict, short: str) -> float:
     """How good a short answer is against the row's golds: character F1 for
     reading-comprehension rows ("match": "short"), else 1/0 span correctness
-    (rag.eval.evaluate.span_matches)."""
-    from rag.eval.evaluate import span_matches
+    (rag.eval.metrics.span_matches)."""
+    from rag.eval.metrics import span_matches
     from rag.models.mrc import char_f1
 
     if row.get("match") == "short":
@@ -249,7 +249,7 @@ def run_combine_fit(groups: Sequence[tuple[Assistant, Sequence[Path]]], write: b
               f"best possible {sum(max(r, u) for _, r, u in contests):.1f})")
     print("weights: " + ", ".join(f"{n}={w:+.3f}" for n, w in zip(names, weights)) + f", bias={bias:+.3f}")
     if write:
-        path = Path(str(resources.files("rag.data").joinpath("combine.toml")))
+        path = data_path("combine.toml")
         first = groups[0]
         lines = ["# P(the reader's span is the better short answer) = sigmoid(bias + sum(weight * feature)),",
                  "# features from rag/answer/reading.py (contest_features).  Written by `python -m rag fit-combine "

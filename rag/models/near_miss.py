@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import random
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Iterable, Sequence
 
 _YEAR = re.compile(r"(?<![0-9０-９])(1[0-9]{3}|20[0-9]{2})(?=年)")
 _NUMBER = re.compile(r"(?<![0-9０-９.])[0-9]+(?:\.[0-9]+)?(?![0-9０-９年])")
+
+from rag.data import load_table
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class NearMiss:
 
 @lru_cache(maxsize=1)
 def table() -> dict:
-    return tomllib.loads(resources.files("rag.data").joinpath("near_miss.toml").read_text("utf-8"))
+    return load_table("near_miss.toml")
 
 
 def _tag(text: str) -> list[tuple[str, str]]:

@@ -28,12 +28,12 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from rag.data import data_path
 from rag.cache import LRUCache
 from rag.errors import ModelError
 from rag.files import file_lock, replace_dir, sha256_file
@@ -265,7 +265,7 @@ def trim(text: str, start: int, end: int) -> tuple[int, int]:
 
 # ------------------------------------------------------------- the weights
 def packaged_dir() -> Path:
-    return Path(str(resources.files("rag.data").joinpath("reader")))
+    return data_path("reader")
 
 
 

@@ -1,0 +1,836 @@
+"""The Gradio chat UI and API, a thin layer over the assistant
+(``rag.serve.assistant``); started by ``app.py``:
+
+    .venv/bin/python app.py [--host 127.0.0.1] [--port 7860] [--index DIR] [--corpus DIR]
+
+The index is loaded once at start (built first when missing or stale).  The
+same app serves the browser UI and a Gradio API (see ``README.md``):
+
+- ``/ask``    (question: str, top_k: int) -> Answer.to_dict()
+- ``/search`` (question: str, top_k: int) -> [Hit.to_dict(), ...]
+- ``/batch``  (questions: list[str], top_k: int) -> [Answer.to_dict(), ...]
+- ``/chat``   (question, chat messages, top_k, doc_ids) -> (textbox, chat messages, sources HTML, debug HTML)
+- ``/documents`` () -> [DocumentRecord.to_dict(), ...]
+- ``/add_documents`` (files) -> {"message", "outcomes", "documents"}
+- ``/remove_documents`` (doc_ids: list[str]) -> {"message", "removed", "documents"}
+
+The page is Chinese: tabs 对话 (the chat; each answer with linked ``[n]``
+markers, a confidence badge, its own source cards and 👍 / 👎; optionally
+limited to chosen documents), 来源 (the selected answer's sources), 知识库
+(the document table, upload, delete with confirmation) and 设置 / 调试
+(top_k, retrieval scores).  Uploading and deleting are on when the app
+listens on a loopback address, elsewhere only with ``--allow-kb-edits``
+(``Config.allow_kb_edits``).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import html
+import ipaddress
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, Literal, Sequence
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
+
+import gradio as gr  # noqa: E402
+from gradio.components.chatbot import ChatbotDataMessages, TextMessage  # noqa: E402
+from gradio.data_classes import GradioModel, GradioRootModel  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+
+from rag.serve.assistant import Assistant, clean_text, validate_question  # noqa: E402
+from rag.config import Config  # noqa: E402
+from rag.serve.service import Service, ShuttingDown, StartupProbes, routes  # noqa: E402
+from rag.errors import InputError, RagError  # noqa: E402
+from rag.serve.feedback import append_feedback, feedback_record  # noqa: E402
+from rag.serve.present import (answer_html, conversation_markdown, debug_html, markdown_literal,  # noqa: E402
+                         passage_context, sources_html)
+
+log = logging.getLogger("app")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+# After the last answer is computed, time for Gradio to send it to its client.
+SHUTDOWN_FLUSH_SECONDS = 1.0
+DEFAULT_CONCURRENCY = 2  # questions answered in parallel; see launch()
+QUEUE_MAX_SIZE = 256     # requests waiting beyond this are refused ("queue is full")
+QUEUE_STATUS_SECONDS = 5
+QUEUE_ANALYTICS_EVERY = 256
+MAX_BATCH = 200          # questions per /batch call
+MAX_HISTORY = 8          # previous questions passed to the assistant for follow-ups
+UI_MAX_TOP_K = 10
+# Gradio's upload route exists on every app: while uploading documents is
+# off, cap what a caller can put into Gradio's temporary directory; while it
+# is on, the cap is Config.upload_max_bytes.
+MAX_UPLOAD = "64kb"
+KB_FILE_TYPES = [".pdf", ".docx", ".html", ".htm", ".md", ".txt"]
+KB_COLUMNS = ["id", "标题", "作者/发布者", "日期", "页数", "段落数", "加入时间"]
+KB_EDITS_OFF = ("此服务器上不能上传或删除文档：应用监听在非本机地址，管理员未开启知识库编辑（--allow-kb-edits）。"
+                "(Uploading and deleting documents is off: the app listens on a non-loopback address and "
+                "--allow-kb-edits was not given.)")
+OUTCOME_ZH = {"added": "已加入", "replaced": "已更新", "unchanged": "已在知识库中", "duplicate": "已在知识库中",
+              "refused": "未加入"}
+
+EXAMPLES = [
+    "一站式服务中心是哪一年成立的？",
+    "园区最早的咨询窗口提供哪些方面的服务？",
+    "放管服具体指什么？",
+    "When did the State Council approve the overall plan for the open innovation pilot?",
+]
+
+EMPTY_PROMPT = "请输入一个问题，例如：“一站式服务中心是哪一年成立的？”"
+INTERNAL_ERROR = "抱歉，处理这个问题时出错了（内部错误，已记录在服务器日志中）。请稍后再试或换个问法。"
+SOURCES_PLACEHOLDER = '<div class="sources src-summary">提问后，这里列出回答引用的段落，引文以高亮标出。</div>'
+DEBUG_PLACEHOLDER = '<div class="debug">提问后，这里显示每个检索段落的向量、BM25 和融合排名，以及置信度和拒答原因。</div>'
+
+CSS = """
+.src-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px;
+  margin: 8px 0; background: var(--background-fill-secondary); scroll-margin-top: 12px; }
+.src-card.src-hl { outline: 3px solid #d46b08; background: #fff7e6; }
+.src-uncited { opacity: 0.85; border-style: dashed; }
+.src-head { font-weight: 600; }
+.src-marker { color: var(--color-accent); margin-right: 4px; }
+.src-path, .doc-meta { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 2px 0 6px; }
+.src-text, .doc-text { line-height: 1.7; }
+.sources mark, .doc-text mark { background: #ffe58f; color: #1f1f1f; padding: 0 1px; }
+.src-scores, .src-summary { font-size: 0.8em; color: var(--body-text-color-subdued); margin-top: 4px; }
+.doc-view { margin-top: 6px; }
+.doc-view summary, .ans-src summary { cursor: pointer; color: var(--color-accent); }
+.doc-text { max-height: 320px; overflow: auto; padding: 6px; border-left: 3px solid var(--border-color-primary); }
+.doc-passage { background: var(--background-fill-primary); }
+a.cite { text-decoration: none; font-weight: 600; padding: 0 2px; }
+.badge { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 0.85em; font-weight: 600; }
+.badge-high { background: #d9f7be; color: #135200; }
+.badge-medium { background: #fff1b8; color: #613400; }
+.badge-low { background: #ffd8bf; color: #871400; }
+.badge-why { font-size: 0.85em; color: var(--body-text-color-subdued); }
+#debug .dbg-wrap { max-width: 100%; overflow-x: auto; }
+#debug .dbg-table { font-size: 0.85em; border-collapse: collapse; width: 100%; min-width: 640px; }
+#debug .dbg-table th, #debug .dbg-table td { border: 1px solid var(--border-color-primary); padding: 2px 6px;
+  text-align: left; vertical-align: top; }
+#debug .dbg-facts { margin: 0 0 8px 1.2em; }
+#debug, #sources { max-width: 100%; overflow-x: hidden; }
+.examples button { white-space: normal; text-align: left; height: auto; }
+footer { flex-wrap: wrap; }
+"""
+
+# Page scripts (run once on load).  A click on an answer's [n] opens that
+# answer's source list, scrolls its card into view and highlights it.
+JS = """
+() => {
+  document.addEventListener('click', (event) => {
+    const link = event.target.closest ? event.target.closest('a.cite') : null;
+    if (!link) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const anchor = document.getElementById((link.getAttribute('href') || '').slice(1));
+    if (!anchor) return;
+    const list = anchor.closest('details');
+    if (list) list.open = true;
+    const card = anchor.closest('.src-card') || anchor;
+    document.querySelectorAll('.src-card.src-hl').forEach((c) => c.classList.remove('src-hl'));
+    card.classList.add('src-hl');
+    card.scrollIntoView({block: 'center'});
+  }, true);
+}
+"""
+# After an answer: its first line at the top of the view (a long answer is read
+# from its start, on a phone too), not the bottom of the chat.
+SCROLL_TO_ANSWER_JS = """
+() => {
+  setTimeout(() => {
+    const bots = document.querySelectorAll('#chat [data-testid="bot"]');
+    if (bots.length) bots[bots.length - 1].scrollIntoView({block: 'start'});
+  }, 150);
+}
+"""
+
+# Gradio's own screen-reader announcement of a finished event has no Chinese
+# translation (it would read "common.complete").
+I18N = {"common.complete": "完成"}
+
+# System fonts only: the default theme would fetch web fonts from the internet.
+THEME = gr.themes.Soft(
+    font=["PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "system-ui", "sans-serif"],
+    font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"],
+).set(
+    # WCAG AA (4.5:1) on the light backgrounds: the Soft theme's indigo-500
+    # accents (4.3:1) and gray-400 secondary text (2.4:1) are too light.
+    color_accent="*primary_700",
+    block_label_text_color="*primary_700",
+    block_title_text_color="*primary_700",
+    body_text_color_subdued="*neutral_600",
+    button_primary_background_fill="*primary_600",
+    button_primary_background_fill_hover="*primary_700",
+    button_primary_border_color="*primary_600",
+)
+
+
+# ------------------------------------------------------------------ helpers
+@contextlib.contextmanager
+def _api_errors(endpoint: str) -> Iterator[None]:
+    """Turn errors into a clear gr.Error for the caller; log them here."""
+    try:
+        yield
+    except ShuttingDown as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    except InputError as exc:
+        log.info("%s: rejected input: %s", endpoint, exc)
+        # gr.Error messages are rendered as HTML in the UI: escape (they may quote the input).
+        raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
+    except RagError as exc:
+        log.error("%s: %s", endpoint, exc)
+        raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
+    except gr.Error:
+        raise
+    except Exception:
+        log.exception("%s: unexpected error", endpoint)
+        raise gr.Error("internal error while answering; see the server log (服务器内部错误，详见日志)",
+                       print_exception=False) from None
+
+
+class _TextChatMessage(GradioModel):
+    role: Literal["user", "assistant"]
+    content: list[TextMessage]
+    metadata: dict | None = None
+    options: list | None = None
+
+
+class _TextChatMessages(GradioRootModel):
+    root: list[_TextChatMessage]
+
+
+def _checked_chat_messages(chatbot: gr.Chatbot) -> gr.Chatbot:
+    """Check the chat messages sent to ``/chat`` here: user and assistant
+    turns with text only (no files, no components), and a malformed list gets
+    a clear error instead of Gradio's generic one.  Done on the instance (a
+    subclass would make Gradio write an app.pyi stub next to this file)."""
+    gradio_preprocess = chatbot.preprocess
+    schema = _TextChatMessages.model_json_schema()
+    schema["additional_description"] = schema.pop("description", None)
+
+    def preprocess(payload: Any) -> list:
+        if payload is None:
+            return []
+        try:
+            text_only = _TextChatMessages.model_validate(payload)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(x) for x in error["loc"]) or "the list"
+            raise gr.Error(html.escape(
+                f"对话记录格式不对 (chat messages must be a list of {{\"role\": \"user\" or \"assistant\", "
+                f"\"content\": [{{\"type\": \"text\", \"text\": ...}}]}} objects, text only; the problem is at "
+                f"{where}: {error['msg']}).", quote=False), print_exception=False) from None
+        return gradio_preprocess(ChatbotDataMessages.model_validate(text_only.model_dump()))
+
+    chatbot.data_model = None  # Gradio's own validation would fail first, with a generic message
+    chatbot.preprocess = preprocess
+    chatbot.api_info = lambda: schema
+    return chatbot
+
+
+def _checked_top_k(slider: gr.Slider) -> gr.Slider:
+    """A clear error for a top_k sent to ``/chat`` that is not a number or
+    is out of range (Gradio's Slider fails with a TypeError on a string)."""
+    gradio_preprocess = slider.preprocess
+
+    def preprocess(payload: Any) -> float:
+        if payload is None or payload == "":
+            payload = slider.value
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)) or payload != payload:
+            raise gr.Error(html.escape(f"检索段落数 top_k 必须是 {slider.minimum:g} 到 {slider.maximum:g} 之间的数字。"
+                                       f"(top_k must be a number from {slider.minimum:g} to {slider.maximum:g}, "
+                                       f"got {str(payload)[:50]!r}.)", quote=False), print_exception=False)
+        if not slider.minimum <= payload <= slider.maximum:
+            raise gr.Error(f"检索段落数 top_k 必须在 {slider.minimum:g} 到 {slider.maximum:g} 之间。"
+                           f"(top_k must be between {slider.minimum:g} and {slider.maximum:g}, got {payload}.)",
+                           print_exception=False)
+        return gradio_preprocess(payload)
+
+    slider.preprocess = preprocess
+    return slider
+
+
+def _titles(assistant: Assistant) -> dict[str, str]:
+    return {doc_id: assistant.document_title(doc_id) for doc_id in assistant.index.documents}
+
+
+def kb_edits_allowed(host: str, config: Config) -> bool:
+    """Uploading and deleting documents: on for a loopback address, elsewhere
+    only when the operator turned it on (``allow_kb_edits``)."""
+    return _is_loopback(host) or config.allow_kb_edits
+
+
+def _document_rows(records) -> list[list]:
+    """The 知识库 table: one row per DocumentRecord (plain values; the
+    dataframe shows them as text)."""
+    rows = []
+    for r in records:
+        who = " / ".join(x for x in (r.author, r.publisher) if x)
+        added = r.added_at.replace("T", " ")[:16]
+        rows.append([r.doc_id, r.title, who, r.date, "" if r.pages is None else r.pages, r.passages, added])
+    return rows
+
+
+def _document_choices(records) -> list[tuple[str, str]]:
+    return [(f"{r.title}（{r.doc_id}）" if r.title != r.doc_id else r.doc_id, r.doc_id) for r in records]
+
+
+def _outcome_summary(outcomes) -> tuple[str, str]:
+    """(plain text, escaped HTML) summary of an upload, one line per file."""
+    lines = []
+    for o in outcomes:
+        name = Path(o.path).name or o.path
+        head = OUTCOME_ZH.get(o.status, o.status)
+        if o.status == "duplicate":
+            lines.append(f"{head}：{name}（与文档 {o.doc_id} 内容相同，未重复保存）")
+        elif o.status == "unchanged":
+            lines.append(f"{head}：{name}（文档 {o.doc_id}，内容未变）")
+        elif o.status == "refused":
+            lines.append(f"{head}：{name} — {o.reason}")
+        else:
+            lines.append(f"{head}：{name}（文档 {o.doc_id}）")
+    text = "\n".join(lines) if lines else "没有收到文件。"
+    body = "".join(f'<li class="kb-{html.escape(o.status)}">{html.escape(line)}</li>'
+                   for o, line in zip(outcomes, lines)) or f"<li>{html.escape(text)}</li>"
+    return text, f'<ul class="kb-outcomes">{body}</ul>'
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# --------------------------------------------------------------------- app
+def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
+              service: Service | None = None, kb_edits: bool | None = None) -> gr.Blocks:
+    """The UI and the named API endpoints over one loaded assistant; 👍 / 👎
+    go to ``feedback_path`` (default: the assistant's ``Config.feedback_path``).
+    Every answering endpoint is counted by ``service`` (metrics, request log,
+    graceful stop; default: one logging to ``Config.request_log_path``), which
+    ``launch`` also serves as /healthz, /readyz and /metrics.  ``kb_edits``:
+    whether documents can be uploaded and deleted; None lets ``launch``
+    decide from the address it listens on (:func:`kb_edits_allowed`)."""
+    if service is None:
+        service = Service(assistant, assistant.config.request_log_path, assistant.config.request_log_questions)
+    policy = {"kb_edits": kb_edits, "config": assistant.config}
+    # ------------------------------------------------------- API endpoints
+    def ask(question: str, top_k: int = assistant.config.top_k, doc_ids: list[str] | None = None) -> dict:
+        """Answer one question: the answer (Markdown), short answer, confidence, citations and passages.
+        doc_ids (optional) limits the evidence to those documents (see /documents)."""
+        with _api_errors("/ask"), service.track("ask") as answered:
+            t0 = time.perf_counter()
+            answer = assistant.ask(question, top_k, doc_ids=doc_ids)
+            answered.append(answer)
+            log.info("/ask %.0f ms refused=%s confidence=%.2f", (time.perf_counter() - t0) * 1000,
+                     answer.refused, answer.confidence)
+            return answer.to_dict()
+
+    def search(question: str, top_k: int = assistant.config.top_k) -> list[dict]:
+        """Retrieve passages (hybrid dense + BM25), ranked, with each side's score and rank."""
+        with _api_errors("/search"), service.track("search"):
+            return [hit.to_dict() for hit in assistant.search(question, top_k)]
+
+    def batch(questions: list[str], top_k: int = assistant.config.top_k) -> list[dict]:
+        """Answer up to 200 questions; the answers come back in the same order."""
+        with _api_errors("/batch"), service.track("batch") as answered:
+            if not isinstance(questions, (list, tuple)):
+                raise InputError(f"questions 必须是字符串列表。(questions must be a list of strings, "
+                                 f"got {type(questions).__name__}.)")
+            if len(questions) > MAX_BATCH:
+                raise InputError(f"一次最多 {MAX_BATCH} 个问题，收到 {len(questions)} 个；请分批提交。"
+                                 f"(At most {MAX_BATCH} questions per call, got {len(questions)}.)")
+            for i, q in enumerate(questions, 1):
+                try:
+                    validate_question(q, assistant.config.max_question_chars)
+                except InputError as exc:
+                    raise InputError(f"第 {i} 个问题 (question {i}): {exc}") from None
+            t0 = time.perf_counter()
+            answers = assistant.ask_many(list(questions), top_k)
+            answered.extend(answers)
+            log.info("/batch %d questions in %.0f ms", len(answers), (time.perf_counter() - t0) * 1000)
+            return [a.to_dict() for a in answers]
+
+    # ---------------------------------------------------- knowledge base
+    def edits_allowed() -> None:
+        if not policy["kb_edits"]:
+            raise gr.Error(KB_EDITS_OFF, print_exception=False)
+
+    def documents() -> list[dict]:
+        """The documents of the knowledge base: doc_id, title, author, publisher, date, source_file, format,
+        pages, content_sha256, passages, sentences, added_at."""
+        with _api_errors("/documents"):
+            return [r.to_dict() for r in assistant.list_documents()]
+
+    def add_paths(files: list | None, progress: bool = False):
+        uploads = [(str(f), Path(str(f)).name) for f in (files or [])]
+        if not uploads:
+            raise InputError("请先选择要上传的文件。(No file was uploaded.)")
+        result = assistant.add_uploads(uploads, progress=progress)
+        log.info("knowledge base: %s", ", ".join(f"{o.status} {Path(o.path).name}" for o in result.outcomes))
+        return result
+
+    def add_documents(files: list | None) -> dict:
+        """Add uploaded files (PDF, DOCX, HTML, Markdown, text; type read from the content) to the knowledge base."""
+        with _api_errors("/add_documents"):
+            edits_allowed()
+            result = add_paths(files)
+            text, _ = _outcome_summary(result.outcomes)
+            return {"message": text,
+                    "outcomes": [{"file": Path(o.path).name, "status": o.status, "doc_id": o.doc_id,
+                                  "reason": o.reason} for o in result.outcomes],
+                    "documents": [r.to_dict() for r in assistant.list_documents()]}
+
+    def remove_documents(doc_ids: list[str]) -> dict:
+        """Remove documents by id (see /documents); the index is updated at once."""
+        with _api_errors("/remove_documents"):
+            edits_allowed()
+            if isinstance(doc_ids, str):
+                doc_ids = [doc_ids]
+            if not isinstance(doc_ids, list) or not doc_ids or not all(isinstance(d, str) for d in doc_ids):
+                raise InputError("doc_ids 必须是非空的文档 id 列表。(doc_ids must be a non-empty list of document ids.)")
+            result = assistant.remove_documents(doc_ids)
+            removed = [o.doc_id for o in result.outcomes]
+            log.info("knowledge base: removed %s", ", ".join(removed))
+            return {"message": "已删除：" + "、".join(removed), "removed": removed,
+                    "documents": [r.to_dict() for r in assistant.list_documents()]}
+
+    def kb_views(status: str | None = None):
+        """(table, delete choices, chat filter choices, intro) after a change, or on load."""
+        records = assistant.list_documents()
+        choices = _document_choices(records)
+        return (_document_rows(records), gr.update(choices=choices, value=[]),
+                gr.update(choices=choices), _intro([r.title for r in records]))
+
+    def kb_load():
+        edits = bool(policy["kb_edits"])
+        note = ("" if edits else f'<div class="kb-off">{html.escape(KB_EDITS_OFF.split("(")[0])}</div>')
+        return (*kb_views(), gr.update(visible=edits), gr.update(visible=edits), note)
+
+    def ui_add(files: list | None, progress=gr.Progress(track_tqdm=True)):
+        try:
+            edits_allowed()
+            progress(0, desc="正在读取文件并建立索引……")
+            result = add_paths(files, progress=True)
+            _, shown = _outcome_summary(result.outcomes)
+        except gr.Error as exc:
+            shown = f'<div class="kb-error">{html.escape(str(exc.message))}</div>'
+            return shown, *[gr.skip()] * 4, gr.skip()
+        except (InputError, RagError) as exc:
+            shown = f'<div class="kb-error">{html.escape(str(exc))}</div>'
+            return shown, *[gr.skip()] * 4, gr.skip()
+        except Exception:
+            log.exception("knowledge base: upload failed")
+            return f'<div class="kb-error">{html.escape(INTERNAL_ERROR)}</div>', *[gr.skip()] * 4, gr.skip()
+        return shown, *kb_views(), None
+
+    def ui_delete_ask(selected: list | None):
+        selected = [d for d in (selected or []) if isinstance(d, str)]
+        if not selected:
+            return gr.update(visible=False), "", '<div class="kb-error">请先在上面选择要删除的文档。</div>'
+        titles = "、".join(f"《{assistant.document_title(d)}》" for d in selected)
+        return (gr.update(visible=True),
+                f'<div class="kb-confirm-text">确定要删除 {html.escape(titles)} 吗？删除后只能重新上传恢复。</div>', "")
+
+    def ui_delete_confirm(selected: list | None):
+        selected = [d for d in (selected or []) if isinstance(d, str)]
+        try:
+            edits_allowed()
+            if not selected:
+                raise InputError("请先选择要删除的文档。")
+            result = assistant.remove_documents(selected)
+        except gr.Error as exc:
+            return gr.update(visible=False), f'<div class="kb-error">{html.escape(str(exc.message))}</div>', \
+                *[gr.skip()] * 4
+        except (InputError, RagError) as exc:
+            return gr.update(visible=False), f'<div class="kb-error">{html.escape(str(exc))}</div>', \
+                *[gr.skip()] * 4
+        except Exception:
+            log.exception("knowledge base: delete failed")
+            return gr.update(visible=False), f'<div class="kb-error">{html.escape(INTERNAL_ERROR)}</div>', \
+                *[gr.skip()] * 4
+        removed = [o.doc_id for o in result.outcomes]
+        log.info("knowledge base: removed %s", ", ".join(removed))
+        return (gr.update(visible=False), f'<div class="kb-done">{html.escape("已删除：" + "、".join(removed))}</div>',
+                *kb_views())
+
+    # -------------------------------------------------------------- chat
+    feedback_file = Path(feedback_path or assistant.config.feedback_path)
+
+    def contexts(answer) -> dict[str, tuple[str, str]]:
+        """The text around every passage the answer shows, for the document view."""
+        out = {}
+        for hit in answer.hits:
+            p = hit.passage
+            doc = assistant.index.documents.get(p.doc_id)
+            if doc is not None:
+                out[p.passage_id] = passage_context(doc.text, p.clean_start, p.clean_end)
+        return out
+
+    def chat(question: str, messages: list | None, top_k: float, asked: list | None, turns: list | None = None,
+             doc_ids: list | None = None):
+        """One chat turn: returns (textbox value, messages, sources HTML, debug HTML, asked questions, turns).
+        ``doc_ids``: answer from these documents only (empty: all)."""
+        messages = list(messages or [])
+        asked = list(asked or [])
+        turns = list(turns or [])
+        # NUL, control characters and lone surrogates never reach the chat,
+        # the logs or the JSON sent back
+        text = clean_text(question) if isinstance(question, str) else ""
+        try:
+            cleaned = validate_question(text, assistant.config.max_question_chars)
+        except InputError as exc:
+            log.info("/chat: rejected input: %s", exc)
+            if not text.strip():
+                messages.append({"role": "assistant", "content": markdown_literal(EMPTY_PROMPT)})
+                return "", messages, SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, asked, turns
+            messages.append({"role": "user", "content": markdown_literal(_preview(text))})
+            messages.append({"role": "assistant", "content": markdown_literal(str(exc))})
+            # keep the text in the box, to be shortened
+            return text, messages, SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, asked, turns
+        messages.append({"role": "user", "content": markdown_literal(cleaned)})
+        try:
+            t0 = time.perf_counter()
+            with service.track("chat") as answered:
+                answer = assistant.ask(cleaned, top_k, history=asked[-MAX_HISTORY:], doc_ids=doc_ids or None)
+                answered.append(answer)
+            log.info("/chat %.0f ms refused=%s confidence=%.2f history=%d", (time.perf_counter() - t0) * 1000,
+                     answer.refused, answer.confidence, len(asked))
+            data = answer.to_dict()
+            titles = _titles(assistant)
+            around = contexts(answer)
+            turn = len(turns) + 1
+            reply = answer_html(data, answer.debug, turn, titles, around)
+            panel = (f'<div class="src-summary">第 {turn} 个回答的来源（问题：{html.escape(_preview(cleaned, 40))}）</div>'
+                     + sources_html(data, titles, contexts=around))
+            shown = panel, debug_html(data, answer.debug)
+        except ShuttingDown as exc:
+            messages.append({"role": "assistant", "content": markdown_literal(str(exc))})
+            return text, messages, SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, asked, turns
+        except InputError as exc:  # e.g. a top_k out of range sent through the API
+            log.info("/chat: rejected input: %s", exc)
+            messages.append({"role": "assistant", "content": markdown_literal(str(exc))})
+            return text, messages, SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, asked, turns
+        except Exception:
+            log.exception("/chat: unexpected error")
+            messages.append({"role": "assistant", "content": markdown_literal(INTERNAL_ERROR)})
+            return text, messages, SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, asked, turns
+        messages.append({"role": "assistant", "content": reply})
+        turns.append({"message": len(messages) - 1, "answer": data, "sources": shown[0], "debug": shown[1]})
+        return "", messages, *shown, (asked + [cleaned])[-MAX_HISTORY:], turns
+
+    def turn_of(turns: list | None, message_index: Any) -> dict | None:
+        if isinstance(message_index, (list, tuple)):
+            message_index = message_index[0]
+        return next((t for t in turns or [] if t["message"] == message_index), None)
+
+    def select(turns: list | None, evt: gr.SelectData):
+        """Selecting an answer shows its sources and debug view."""
+        t = turn_of(turns, evt.index)
+        if t is None:
+            return gr.skip(), gr.skip()
+        return t["sources"], t["debug"]
+
+    def feedback(turns: list | None, comment: str, evt: gr.LikeData):
+        """👍 / 👎 on an answer: one line in the feedback file."""
+        t = turn_of(turns, evt.index)
+        if t is None:
+            return gr.skip(), "这条消息不是回答，无法评价。"
+        if evt.liked is True or evt.liked is False:
+            verdict = "up" if evt.liked else "down"
+        else:  # the same thumb clicked again: the rating was withdrawn; nothing is written
+            return gr.skip(), "已取消评价。"
+        try:
+            append_feedback(feedback_file, feedback_record(t["answer"], verdict, comment if isinstance(comment, str)
+                                                           else ""))
+        except OSError:
+            log.exception("cannot write feedback to %s", feedback_file)
+            return gr.skip(), "反馈未能保存（服务器无法写入反馈文件，已记录在日志中）。"
+        log.info("feedback %s on %r", verdict, t["answer"].get("question", "")[:40])
+        return "", ("已记录：有帮助，谢谢！" if verdict == "up" else "已记录：没有帮助。谢谢指正！")
+
+    def export(turns: list | None):
+        """The conversation as a Markdown file (for the download button)."""
+        if not turns:
+            return None
+        folder = Path(tempfile.gettempdir()) / "policy-qa-exports" / uuid.uuid4().hex
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "对话记录.md"
+        path.write_text(conversation_markdown([t["answer"] for t in turns], list(_titles(assistant).values())),
+                        encoding="utf-8")
+        return str(path)
+
+    def clear():
+        return [], [], SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, "", [], None
+
+    # ------------------------------------------------------------ layout
+    records = assistant.list_documents()
+    choices = _document_choices(records)
+    with gr.Blocks(title="政策问答") as demo:
+        intro = gr.Markdown(_intro(list(_titles(assistant).values())), elem_id="intro")
+        asked = gr.State([])
+        turns = gr.State([])
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("对话", id="tab-chat", elem_id="tab-chat"):
+                chatbot = gr.Chatbot(label="对话", show_label=False, elem_id="chat", height="62vh", latex_delimiters=[],
+                                     sanitize_html=True, render_markdown=True, allow_tags=False, autoscroll=False,
+                                     feedback_options=("Like", "Dislike"), buttons=["copy"], layout="bubble",
+                                     placeholder="在下方输入问题；可以追问，例如先问“一站式服务中心是哪一年成立的？”"
+                                                 "再问“那它有几个窗口？”")
+                doc_filter = gr.Dropdown(choices=choices, value=[], multiselect=True, allow_custom_value=True,
+                                         label="只在这些文档中查找（不选＝全部文档）", elem_id="doc-filter")
+                with gr.Row(equal_height=True):
+                    question = gr.Textbox(label="问题", show_label=False, elem_id="question", scale=5, lines=1,
+                                          max_lines=4, placeholder="输入问题，按回车发送")
+                    send = gr.Button("发送", variant="primary", elem_id="send", scale=1, min_width=72)
+                with gr.Row(equal_height=True):
+                    clear_btn = gr.Button("清空对话", elem_id="clear", size="sm", min_width=80)
+                    download = gr.DownloadButton("导出对话（Markdown）", elem_id="export", size="sm", min_width=120)
+                comment = gr.Textbox(label="反馈说明（可选：先写在这里，再点回答下方的“赞”或“踩”）", elem_id="comment",
+                                     lines=1, max_lines=3, max_length=1000)
+                status = gr.Markdown("", elem_id="feedback-status")
+                gr.Markdown("**示例问题**（点击即提问）")
+                with gr.Column(elem_classes=["examples"]):
+                    example_buttons = [gr.Button(ex, size="sm", elem_classes=["example"] + (
+                        ["example-en"] if ex.isascii() else [])) for ex in EXAMPLES]
+            with gr.Tab("来源", id="tab-sources", elem_id="tab-sources"):
+                gr.Markdown("最近一个回答（或在对话中点选的回答）引用的段落；每个回答下方也可展开自己的来源。")
+                sources = gr.HTML(SOURCES_PLACEHOLDER, label="来源", elem_id="sources", js_on_load=None)
+            with gr.Tab("知识库", id="tab-kb", elem_id="tab-kb"):
+                kb_note = gr.HTML("", elem_id="kb-note")
+                kb_table = gr.Dataframe(_document_rows(records), headers=KB_COLUMNS, interactive=False, wrap=True,
+                                        label="知识库中的文档", elem_id="kb-table")
+                cap_mib = assistant.config.upload_max_bytes / 2**20
+                with gr.Column(visible=bool(kb_edits), elem_id="kb-upload-box") as kb_upload_box:
+                    kb_files = gr.File(file_count="multiple", file_types=KB_FILE_TYPES, type="filepath",
+                                       label=f"上传文档（PDF、DOCX、HTML、Markdown、TXT；每个不超过 {cap_mib:g} MiB；"
+                                             "类型按文件内容判断）", elem_id="kb-files")
+                    kb_add = gr.Button("加入知识库", variant="primary", elem_id="kb-add")
+                kb_status = gr.HTML("", elem_id="kb-status")
+                with gr.Column(visible=bool(kb_edits), elem_id="kb-delete-box") as kb_delete_box:
+                    kb_selected = gr.Dropdown(choices=choices, value=[], multiselect=True, allow_custom_value=True,
+                                              label="选择要删除的文档", elem_id="kb-delete-select")
+                    kb_delete = gr.Button("删除所选文档", variant="secondary", elem_id="kb-delete")
+                    with gr.Column(visible=False, elem_id="kb-confirm-box") as kb_confirm_box:
+                        kb_confirm_text = gr.HTML("", elem_id="kb-confirm-text")
+                        with gr.Row():
+                            kb_confirm = gr.Button("确认删除", variant="stop", elem_id="kb-delete-confirm")
+                            kb_cancel = gr.Button("取消", elem_id="kb-delete-cancel")
+                kb_api_files = gr.File(file_count="multiple", type="filepath", visible=False)
+                kb_api_result = gr.JSON(visible=False)
+                kb_api_trigger = gr.Button(visible=False)
+            with gr.Tab("设置 / 调试", id="tab-settings", elem_id="tab-settings"):
+                top_k = gr.Slider(1, UI_MAX_TOP_K, value=min(assistant.config.top_k, UI_MAX_TOP_K), step=1,
+                                  label="检索段落数（top_k）", elem_id="top-k")
+                gr.Markdown("**检索调试**：每个检索段落的向量、BM25 和融合排名与得分，以及问题类型、置信度和拒答原因。")
+                debug = gr.HTML(DEBUG_PLACEHOLDER, label="检索调试", elem_id="debug", js_on_load=None)
+
+        _checked_chat_messages(chatbot)
+        _checked_top_k(top_k)
+        chat_io = dict(fn=chat, inputs=[question, chatbot, top_k, asked, turns, doc_filter],
+                       outputs=[question, chatbot, sources, debug, asked, turns])
+        after = dict(fn=export, inputs=[turns], outputs=[download], api_visibility="private")
+        question.submit(**chat_io, api_name="chat",
+                        api_description="One chat turn (follow-ups use this session's earlier questions): returns "
+                                        "the textbox value, the chat messages, sources HTML and debug HTML.",
+                        ).then(**after).then(None, js=SCROLL_TO_ANSWER_JS, api_visibility="private")
+        send.click(**chat_io, api_visibility="private").then(**after).then(
+            None, js=SCROLL_TO_ANSWER_JS, api_visibility="private")
+        for button in example_buttons:
+            button.click(**dict(chat_io, inputs=[button, chatbot, top_k, asked, turns, doc_filter]),
+                         api_visibility="private").then(**after).then(
+                None, js=SCROLL_TO_ANSWER_JS, api_visibility="private")
+        clear_outputs = [chatbot, asked, sources, debug, question, turns, download]
+        clear_btn.click(clear, None, clear_outputs, api_visibility="private")
+        chatbot.clear(clear, None, clear_outputs, api_visibility="private")
+        chatbot.select(select, [turns], [sources, debug], api_visibility="private")
+        chatbot.like(feedback, [turns, comment], [comment, status], api_visibility="private")
+
+        # 知识库: the table and choices follow changes made in other sessions (on load)
+        kb_outputs = [kb_table, kb_selected, doc_filter, intro]
+        demo.load(kb_load, None, [*kb_outputs, kb_upload_box, kb_delete_box, kb_note], api_visibility="private")
+        kb_add.click(ui_add, [kb_files], [kb_status, *kb_outputs, kb_files], api_visibility="private",
+                     concurrency_limit=1, concurrency_id="kb-edit")
+        kb_delete.click(ui_delete_ask, [kb_selected], [kb_confirm_box, kb_confirm_text, kb_status],
+                        api_visibility="private")
+        kb_cancel.click(lambda: (gr.update(visible=False), ""), None, [kb_confirm_box, kb_status],
+                        api_visibility="private")
+        kb_confirm.click(ui_delete_confirm, [kb_selected], [kb_confirm_box, kb_status, *kb_outputs],
+                         api_visibility="private", concurrency_limit=1, concurrency_id="kb-edit")
+        # /add_documents takes files through a (hidden) File component, so that
+        # Gradio accepts only files uploaded to it, never a path named by the caller.
+        kb_api_trigger.click(add_documents, [kb_api_files], [kb_api_result], api_name="add_documents",
+                             api_description="Add uploaded files (gradio_client.handle_file) to the knowledge base: "
+                                             "returns message, outcomes (file, status, doc_id, reason) and documents.",
+                             concurrency_limit=1, concurrency_id="kb-edit")
+
+        gr.api(ask, api_name="ask")
+        gr.api(search, api_name="search")
+        gr.api(batch, api_name="batch")
+        gr.api(documents, api_name="documents")
+        gr.api(remove_documents, api_name="remove_documents", concurrency_limit=1, concurrency_id="kb-edit")
+    demo.service = service  # launch() serves its probes and metrics
+    demo.kb_policy = policy  # launch() decides kb_edits from the address when it is None
+    return demo
+
+
+def _intro(titles: list[str]) -> str:
+    return ("## 政策问答\n"
+            "基于报告原文回答，每句引文都标注出处（点击 [1] 查看来源）；报告中没有答案时会如实说明。"
+            + (f"知识库：{'、'.join('《' + markdown_literal(t) + '》' for t in titles)}" if titles else ""))
+
+
+def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
+           concurrency: int = DEFAULT_CONCURRENCY,
+           prevent_thread_lock: bool = False, quiet: bool = False):
+    """Enable the queue and start serving; returns Gradio's (app, local_url, share_url)."""
+    # The model and index are shared and Assistant.ask is thread-safe; more
+    # parallel requests than CPU cores only make each of them slower
+    # (bench/load.py: 2 beats 1 and 3 on 2 cores).
+    # Two Gradio defaults cost more than answering under load (bench/results/load.md):
+    # after every request the queue re-summarises all of its last 10,000 events
+    # with pandas (2-8 ms each): every QUEUE_ANALYTICS_EVERY events is enough;
+    # and "auto" status updates send every waiting client its queue position
+    # after every request (50 waiting clients: 50 messages per answer):
+    # every QUEUE_STATUS_SECONDS instead.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(QUEUE_ANALYTICS_EVERY))
+    demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE,
+               status_update_rate=QUEUE_STATUS_SECONDS)
+    # No file is served beyond Gradio's own assets: no allowed_paths, and the
+    # environment's GRADIO_ALLOWED_PATHS (which Gradio would otherwise use) is ignored.
+    if os.environ.pop("GRADIO_ALLOWED_PATHS", None):
+        log.warning("ignoring GRADIO_ALLOWED_PATHS: this app serves no files from disk")
+    # Uploading and deleting documents: decided from the address unless the
+    # app was built with an explicit choice.
+    policy = getattr(demo, "kb_policy", None)
+    max_upload: str | int = MAX_UPLOAD
+    if policy is not None:
+        if policy["kb_edits"] is None:
+            policy["kb_edits"] = kb_edits_allowed(host, policy["config"])
+        if policy["kb_edits"]:
+            max_upload = policy["config"].upload_max_bytes
+            if not _is_loopback(host):
+                log.warning("uploading and deleting documents is on for %s (allow_kb_edits)", host)
+    # /healthz, /readyz and /metrics on the same server, ahead of Gradio's routes.
+    service = getattr(demo, "service", None)
+    app_kwargs = {"routes": list(routes(service))} if service is not None else {}
+    return demo.launch(server_name=host, server_port=port, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
+                       app_kwargs=app_kwargs,
+                       show_error=False, theme=THEME, css=CSS, js=JS, footer_links=["api"], ssr_mode=False,
+                       i18n=gr.I18n(**{"zh-CN": I18N, "zh": I18N}),
+                       max_file_size=max_upload)
+
+
+# -------------------------------------------------------------------- main
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    p = argparse.ArgumentParser(description="政策问答: chat UI and Gradio API over the report index.")
+    p.add_argument("--host", default=env.get("RAG_HOST", DEFAULT_HOST),
+                   help="address to listen on (default 127.0.0.1, or env RAG_HOST); "
+                        "other addresses, e.g. 0.0.0.0, expose the app to the network")
+    p.add_argument("--port", type=int, default=env.get("RAG_PORT", str(DEFAULT_PORT)),
+                   help="port (default 7860, or env RAG_PORT)")
+    p.add_argument("--index", help="index directory (default: Config, env RAG_INDEX_DIR)")
+    p.add_argument("--corpus", help="corpus directory (default: Config, env RAG_CORPUS_DIR)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a Config setting (repeatable)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="TOML file of Config settings (or env RAG_CONFIG); env and --set override it")
+    p.add_argument("--rebuild", choices=("auto", "never", "always"), default="auto",
+                   help="build the index when missing or stale (auto, default), never, or always")
+    p.add_argument("--allow-kb-edits", action="store_true", default=None,
+                   help="allow uploading and deleting documents (the 知识库 tab, /add_documents, /remove_documents) "
+                        "on a non-loopback --host; on loopback they are always on (or Config allow_kb_edits)")
+    p.add_argument("--concurrency", type=int, default=env.get("RAG_CONCURRENCY", str(DEFAULT_CONCURRENCY)),
+                   help="questions answered in parallel (default 2, or env RAG_CONCURRENCY)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        overrides: dict[str, Any] = {}
+        for item in args.set or []:
+            if "=" not in item:
+                raise RagError(f"--set expects name=value, got {item!r}")
+            key, value = item.split("=", 1)
+            overrides[key.strip()] = value.strip()
+        if args.index:
+            overrides["index_dir"] = args.index
+        if args.corpus:
+            overrides["corpus_dir"] = args.corpus
+        if args.allow_kb_edits:
+            overrides["allow_kb_edits"] = True
+        if args.concurrency < 1:
+            raise RagError("--concurrency must be at least 1")
+        config = Config.from_env(config_file=args.config, **overrides)
+        if config.query_threads == 0:
+            # answers run in parallel: one encoder thread per core each, not
+            # every core each (bench/results/load.md)
+            config = config.replace(query_threads=max(1, (os.cpu_count() or 1) // args.concurrency))
+        # Until the app listens, probes answer "not ready" (index loading or
+        # being built for the first time) on the same address.
+        with StartupProbes(args.host, args.port) as probes:
+            probes.state = f"loading or building the index in {config.index_dir}"
+            assistant = Assistant.open(config, rebuild=args.rebuild)
+    except RagError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    t = assistant.timings
+    if "build_s" in t:
+        log.info("index built in %.1f s and loaded in %.1f s (%d passages) from %s", t["build_s"],
+                 t.get("load_s", 0.0), len(assistant.index.passages), config.corpus_dir)
+    else:
+        log.info("index loaded in %.1f s (%d passages, %s)", t.get("load_s", 0.0), len(assistant.index.passages),
+                 assistant.index.path)
+    if not _is_loopback(args.host):
+        log.warning("listening on %s: the app is reachable from other machines", args.host)
+    demo = build_app(assistant)
+    try:
+        launch(demo, args.host, args.port, concurrency=args.concurrency, prevent_thread_lock=True)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s (choose another port with --port)", args.host, args.port, exc)
+        return 1
+    log.info("ready in %.1f s: http://%s:%d/ (API: /ask /search /batch /chat /documents%s)",
+             time.perf_counter() - t0, args.host, args.port,
+             " /add_documents /remove_documents" if demo.kb_policy["kb_edits"] else "; uploading and deleting "
+             "documents is off on this address (--allow-kb-edits)")
+    def terminate(signum, frame):
+        raise KeyboardInterrupt  # leave block_thread in the main thread; the drain runs below
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # Take no new questions, let those being answered finish (bounded),
+        # give their responses a moment to reach the clients, then stop.
+        log.info("stopping: waiting up to %.0f s for questions in flight", config.shutdown_wait_seconds)
+        drained = demo.service.stop_accepting(config.shutdown_wait_seconds)
+        time.sleep(SHUTDOWN_FLUSH_SECONDS)
+        if not drained:
+            log.warning("stopping with questions still in flight after %.0f s", config.shutdown_wait_seconds)
+        demo.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

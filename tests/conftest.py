@@ -16,6 +16,17 @@ CORPUS = PROJECT_ROOT / "corpus"
 REPORT = CORPUS / "suzhou_sip_reform_2024.txt"
 
 
+# Fixtures that load the real embedding model and build the real index: a
+# test that uses one is slow, whether or not it says so.
+REAL_INDEX_FIXTURES = frozenset({"real_config", "assistant"})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if REAL_INDEX_FIXTURES & set(getattr(item, "fixturenames", ())) and "slow" not in item.keywords:
+            item.add_marker(pytest.mark.slow)
+
+
 def load_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 

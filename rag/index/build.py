@@ -161,6 +161,83 @@ def _record(doc: Document, passages: int, sentences: int, added_at: str, repairs
             "passages": passages, "sentences": sentences, "added_at": added_at, "repairs": repairs}
 
 
+@dataclass
+class Chunked:
+    """The corpus cut into passages, with where each came from."""
+
+    passages: list[Passage]
+    old_rows: list[int | None]   # the previous build's row of each passage (None: new)
+    records: list[dict[str, Any]]
+    reused_docs: list[str]
+
+
+def chunk_corpus(config: Config, documents: list[Document], previous: Previous | None, now: str,
+                 progress: bool = False) -> Chunked:
+    """Passages of every document: an unchanged document keeps the previous
+    build's passages, the others are chunked."""
+    from tqdm.auto import tqdm
+
+    out = Chunked([], [], [], [])
+    for doc in tqdm(documents, desc="chunk", unit="doc", disable=not progress, leave=False):
+        prev_record = previous.records.get(doc.path) if previous else None
+        reused = previous is not None and prev_record is not None and previous.index.documents.get(doc.doc_id) is doc
+        if reused:
+            rows = [i for i in previous_rows_of(previous, doc.doc_id)]
+            doc_passages = [previous.index.passages[i] for i in rows]
+            out.old_rows.extend(rows)
+            out.reused_docs.append(doc.doc_id)
+        else:
+            doc_passages = chunk_document(doc, config.passage_max_chars)
+            out.old_rows.extend([None] * len(doc_passages))
+        out.passages.extend(doc_passages)
+        added_at = prev_record.get("added_at", now) if reused and prev_record else now
+        repairs = int(prev_record.get("repairs", 0)) if reused and prev_record else len(doc.repairs)
+        out.records.append(_record(doc, len(doc_passages), sum(len(p.sentences) for p in doc_passages), added_at,
+                                   repairs))
+    return out
+
+
+def passage_vectors_of(embedder: Embedder, texts: list[str], old_rows: list[int | None], previous: Previous | None,
+                       progress: bool = False) -> tuple[np.ndarray, list[int]]:
+    """Passage vectors: copied rows for reused passages, the encoder for the
+    rest.  Returns the vectors and the rows that were embedded."""
+    new_rows = [i for i, r in enumerate(old_rows) if r is None]
+    vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    if previous is not None and len(new_rows) < len(texts):
+        kept = [i for i, r in enumerate(old_rows) if r is not None]
+        vectors[kept] = previous.passage_vectors[[old_rows[i] for i in kept]]
+    vectors[new_rows] = _embed(embedder, [texts[i] for i in new_rows], "passages", progress)
+    return vectors, new_rows
+
+
+def sentence_vectors_of(embedder: Embedder, passages: list[Passage], old_rows: list[int | None],
+                        previous: Previous | None, progress: bool = False
+                        ) -> tuple[list[tuple[int, int, int]], np.ndarray, int, int]:
+    """Every sentence's (passage row, start, end) and vector, copied from the
+    previous build where its passage was reused.  Returns rows, vectors and
+    how many were copied and embedded."""
+    rows: list[tuple[int, int, int]] = []
+    copy_from: list[tuple[int, int]] = []  # (new sentence row, previous sentence row)
+    to_embed: list[int] = []
+    for i, p in enumerate(passages):
+        old = old_rows[i]
+        previous_sentences = previous.sentence_rows_of.get(old, []) if previous is not None and old is not None \
+            else []
+        for j, (a, b) in enumerate(p.sentences):
+            if old is not None and j < len(previous_sentences):
+                copy_from.append((len(rows), previous_sentences[j]))
+            else:
+                to_embed.append(len(rows))
+            rows.append((i, a, b))
+    vectors = np.zeros((len(rows), embedder.dimension), dtype=np.float32)
+    if copy_from:
+        new_idx, old_idx = zip(*copy_from)
+        vectors[list(new_idx)] = previous.index.sentence_vectors[list(old_idx)]  # type: ignore[union-attr]
+    vectors[to_embed] = _embed(embedder, [passages[rows[k][0]].text[rows[k][1]:rows[k][2]] for k in to_embed],
+                               "sentences", progress)
+    return rows, vectors, len(copy_from), len(to_embed)
+
+
 def build_artifacts(config: Config, embedder: Embedder, previous: Previous | None = None,
                     progress: bool = False) -> IndexArtifacts:
     """Ingest, chunk, tokenize and embed the corpus.  With ``previous``,
@@ -175,25 +252,8 @@ def build_artifacts(config: Config, embedder: Embedder, previous: Previous | Non
     corpus = load_corpus(config.corpus_dir, reuse=previous.reusable if previous else None, progress=progress)
     t_ingest = time.perf_counter()
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    passages: list[Passage] = []
-    old_rows: list[int | None] = []  # previous build's row of each passage (None: new)
-    records, reused_docs = [], []
-    for doc in tqdm(corpus.documents, desc="chunk", unit="doc", disable=not progress, leave=False):
-        prev_record = previous.records.get(doc.path) if previous else None
-        reused = previous is not None and prev_record is not None and previous.index.documents.get(doc.doc_id) is doc
-        if reused:
-            rows = [i for i in previous_rows_of(previous, doc.doc_id)]
-            doc_passages = [previous.index.passages[i] for i in rows]
-            old_rows.extend(rows)
-            reused_docs.append(doc.doc_id)
-        else:
-            doc_passages = chunk_document(doc, config.passage_max_chars)
-            old_rows.extend([None] * len(doc_passages))
-        passages.extend(doc_passages)
-        added_at = prev_record.get("added_at", now) if reused and prev_record else now
-        repairs = int(prev_record.get("repairs", 0)) if reused and prev_record else len(doc.repairs)
-        records.append(_record(doc, len(doc_passages), sum(len(p.sentences) for p in doc_passages), added_at,
-                               repairs))
+    chunked = chunk_corpus(config, corpus.documents, previous, now, progress)
+    passages = chunked.passages
     t_chunk = time.perf_counter()
     tokenizer = ChineseTokenizer.for_documents(corpus.documents)
     texts = [index_text(p) for p in passages]
@@ -201,36 +261,10 @@ def build_artifacts(config: Config, embedder: Embedder, previous: Previous | Non
                                                   leave=False)]
     bm25 = BM25Index.build(tokens, config.bm25_k1, config.bm25_b)
     t_bm25 = time.perf_counter()
-
-    # Passage vectors: copied rows for reused passages, the encoder for the rest.
-    dim = embedder.dimension
-    new_rows = [i for i, r in enumerate(old_rows) if r is None]
-    passage_vectors = np.zeros((len(passages), dim), dtype=np.float32)
-    if previous is not None and len(new_rows) < len(passages):
-        kept = [i for i, r in enumerate(old_rows) if r is not None]
-        passage_vectors[kept] = previous.passage_vectors[[old_rows[i] for i in kept]]
-    passage_vectors[new_rows] = _embed(embedder, [texts[i] for i in new_rows], "passages", progress)
+    passage_vectors, new_rows = passage_vectors_of(embedder, texts, chunked.old_rows, previous, progress)
     t_passages = time.perf_counter()
-    # Sentence vectors likewise.
-    rows: list[tuple[int, int, int]] = []
-    copy_from: list[tuple[int, int]] = []  # (new sentence row, previous sentence row)
-    to_embed: list[int] = []
-    for i, p in enumerate(passages):
-        old = old_rows[i]
-        previous_sentences = previous.sentence_rows_of.get(old, []) if previous is not None and old is not None \
-            else []
-        for j, (a, b) in enumerate(p.sentences):
-            if old is not None and j < len(previous_sentences):
-                copy_from.append((len(rows), previous_sentences[j]))
-            else:
-                to_embed.append(len(rows))
-            rows.append((i, a, b))
-    sentence_vectors = np.zeros((len(rows), dim), dtype=np.float32)
-    if copy_from:
-        new_idx, old_idx = zip(*copy_from)
-        sentence_vectors[list(new_idx)] = previous.index.sentence_vectors[list(old_idx)]  # type: ignore[union-attr]
-    sentence_vectors[to_embed] = _embed(embedder, [passages[rows[k][0]].text[rows[k][1]:rows[k][2]]
-                                                   for k in to_embed], "sentences", progress)
+    rows, sentence_vectors, sentences_copied, sentences_embedded = sentence_vectors_of(
+        embedder, passages, chunked.old_rows, previous, progress)
     t_embed = time.perf_counter()
 
     previous_ids = set(previous.index.documents) if previous is not None else set()
@@ -247,24 +281,24 @@ def build_artifacts(config: Config, embedder: Embedder, previous: Previous | Non
         "corpus_fingerprint": fingerprint,
         "corpus_content_hash": corpus.content_hash(),
         "counts": {"documents": len(corpus.documents), "passages": len(passages), "sentences": len(rows)},
-        "documents": records,
+        "documents": chunked.records,
         "skipped_files": [{"path": s.path, "reason": s.reason, **({"duplicate_of": s.duplicate_of}
                                                                    if s.duplicate_of else {})}
                           for s in corpus.skipped],
         "update": {
             "mode": "incremental" if previous is not None else "full",
-            "reused_documents": len(reused_docs),
-            "embedded_documents": sorted(current_ids - set(reused_docs)),
+            "reused_documents": len(chunked.reused_docs),
+            "embedded_documents": sorted(current_ids - set(chunked.reused_docs)),
             "removed_documents": sorted(previous_ids - current_ids),
         },
         "embedding": {
             "device": getattr(embedder, "device", "cpu"), "batch_size": config.embed_batch_size,
-            "passages_embedded": len(new_rows), "sentences_embedded": len(to_embed),
-            "passages_reused": len(passages) - len(new_rows), "sentences_reused": len(copy_from),
+            "passages_embedded": len(new_rows), "sentences_embedded": sentences_embedded,
+            "passages_reused": len(passages) - len(new_rows), "sentences_reused": sentences_copied,
             "seconds": round(embed_seconds, 3),
             "passages_per_s": round(len(new_rows) / (t_passages - t_bm25), 1) if new_rows else None,
-            "texts_per_s": round((len(new_rows) + len(to_embed)) / embed_seconds, 1)
-            if new_rows or to_embed else None,
+            "texts_per_s": round((len(new_rows) + sentences_embedded) / embed_seconds, 1)
+            if new_rows or sentences_embedded else None,
         },
         "timings_s": {"ingest": round(t_ingest - t0, 3), "chunk": round(t_chunk - t_ingest, 3),
                       "bm25": round(t_bm25 - t_chunk, 3), "embed_passages": round(t_passages - t_bm25, 3),

@@ -13,7 +13,7 @@ from tests.conftest import serve_app
 
 from rag.serve.present import answer_markdown, highlight_quote, markdown_literal, sources_html
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 

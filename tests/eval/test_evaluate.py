@@ -10,7 +10,7 @@ import pytest
 from rag.eval import metrics, run as eval_run
 from rag.eval.metrics import Ratio, answer_matches, citation_correct, contains, coverage, evaluate, evidence_ranks, gold_present, hit_at, lcs_length, norm, percentile, reciprocal_rank, span_matches
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 # --------------------------------------------------------------- helpers

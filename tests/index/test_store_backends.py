@@ -192,7 +192,7 @@ COPY_SCRIPT = textwrap.dedent("""
     config = Config(corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]), model="test-hash")
     copy_knowledge_base(config, "local", sys.argv[4])
     print("done", flush=True)
-""").format(root=str(Path(__file__).resolve().parents[1]))
+""").format(root=str(Path(__file__).resolve().parents[2]))
 
 
 def start_copy(config, lite: str, pause: float) -> subprocess.Popen:

@@ -14,7 +14,7 @@ from rag.errors import ModelError
 from rag.models.mrc import char_f1, exact_match, load_split, load_squad, mrc_normalize, split_articles
 from rag.models.reader import ReaderSpec, SpanGuess, decode, encode_pairs, packaged_dir, read_spec, token_span, trim, windows
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 SAMPLE = DATA / "mrc_sample"
 
 
@@ -480,7 +480,7 @@ def test_a_run_on_two_threads_scores_exactly_as_on_one():
     assert (one.session.get_session_options().intra_op_num_threads,
             two.session.get_session_options().intra_op_num_threads) == (1, 2)
     question = "园区的一站式服务中心是哪一年成立的？"
-    text = (Path(__file__).resolve().parents[1] / "corpus" / "suzhou_sip_reform_2024.txt").read_text("utf-8")[2000:2200]
+    text = (Path(__file__).resolve().parents[2] / "corpus" / "suzhou_sip_reform_2024.txt").read_text("utf-8")[2000:2200]
     a, b = one.logits(question, [text]), two.logits(question, [text])
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 

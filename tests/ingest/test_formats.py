@@ -21,7 +21,7 @@ from rag.index.base import document_from_dict, document_to_dict
 from rag.text import clean_extracted_text, squeeze
 from tests.conftest import REPORT, hash_assistant
 
-FORMATS = Path(__file__).parent / "data" / "formats"
+FORMATS = Path(__file__).resolve().parents[1] / "data" / "formats"
 PDF, DOCX, HTML = FORMATS / "report.pdf", FORMATS / "report.docx", FORMATS / "news.html"
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import serve_app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

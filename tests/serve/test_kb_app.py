@@ -17,7 +17,7 @@ from tests.conftest import CORPUS, DATA, serve_app
 from tests.fakes import HashEmbedder
 from tests.test_kb import zip_bomb
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 FORMATS = DATA / "formats"
 TIMEOUT = 120

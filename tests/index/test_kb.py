@@ -71,7 +71,7 @@ def current(config) -> str | None:
 def local_only(config) -> None:
     if config.store != "local":
         pytest.skip("milvus-lite opens a database file from one process only; the Milvus backend's kill test "
-                    "is tests/test_store_backends.py")
+                    "is tests/index/test_store_backends.py")
 
 
 def passage_vectors(config, index) -> np.ndarray:

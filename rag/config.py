@@ -36,6 +36,9 @@ class Config:
     passage_max_chars: int = 200
     # Retrieval: each side returns this many candidates before fusion.
     candidate_k: int = 30
+    # Passages returned: by a search, its hits; with an answer, the passages
+    # shown as its sources (answering itself reads a larger evidence pool,
+    # rag.retrieve.EVIDENCE_POOL).  Checked by serve.assistant.validate_top_k.
     top_k: int = 5
     rrf_k: int = 10
     dense_weight: float = 1.0

@@ -93,6 +93,11 @@ def _continues(prev: str, nxt: str) -> bool:
         return False
     if not looks_like_running_text(prev):
         return False
+    # A numbered heading on its own ("二、……和政策取向", its 、 looks like
+    # clause punctuation) ends where its line ends: never a page break.
+    heading = match_heading(prev)
+    if heading is not None and heading.body_starts >= len(prev.strip()):
+        return False
     return match_heading(nxt) is None and not is_back_matter(nxt)
 
 

@@ -189,3 +189,36 @@ def test_a_clause_of_the_time_of_writing_is_not_about_an_earlier_year():
     # a question about plans is not answered by what was done
     assert speaks_of_another_time("园区明年打算推出哪些政务服务新改革？", "实现一网通办、全程网办，简化流程、优化服务")
     assert not speaks_of_another_time("职业教育今后要做成什么样？", "到2022年，职业院校教学条件基本达标")
+
+
+def test_a_numbered_heading_line_is_never_joined_with_the_paragraph_after_it():
+    """Plain text: a heading on its own line with a blank line after it (from
+    the 2024 report on the national economic and social development plan).
+    Its 、 is numbering, not clause punctuation: the blank line is a paragraph
+    break, not a page break inside a sentence."""
+    from rag.text import clean_extracted_text, match_heading, split_paragraphs
+
+    raw = ("二、2024年经济社会发展总体要求和政策取向\n\n"
+           "今年是中华人民共和国成立75周年，是实现“十四五”规划目标任务的关键一年。\n\n"
+           "（一）总体要求\n\n坚持以习近平新时代中国特色社会主义思想为指导。\n")
+    text = clean_extracted_text(raw).text
+    paragraphs = [text[a:b] for a, b in split_paragraphs(text)]
+    assert paragraphs[0] == "二、2024年经济社会发展总体要求和政策取向"
+    assert match_heading(paragraphs[0]).label == "二、2024年经济社会发展总体要求和政策取向"
+    assert paragraphs[1].startswith("今年是中华人民共和国成立75周年")
+    # A sentence that really does run on across a page break is still joined.
+    broken = clean_extracted_text("园区在2002年底正式成立了一站式服务中心，作为管委会下设的独立\n\n机构，统一对外办理。\n").text
+    assert broken == "园区在2002年底正式成立了一站式服务中心，作为管委会下设的独立机构，统一对外办理。"
+
+
+def test_citations_under_a_plain_text_heading_show_the_heading_as_written(tmp_path):
+    from rag.ingest.chunk import chunk_document
+    from rag.ingest.corpus import load_document
+
+    path = tmp_path / "plan.txt"
+    path.write_text("关于2024年国民经济和社会发展计划执行情况的报告\n\n二、2024年经济社会发展总体要求和政策取向\n\n"
+                    "今年是中华人民共和国成立75周年，是实现“十四五”规划目标任务的关键一年。\n", "utf-8")
+    passages = chunk_document(load_document(path), 200)
+    body = next(p for p in passages if "75周年" in p.text)
+    assert body.heading_path == ("二、2024年经济社会发展总体要求和政策取向",)
+    assert body.text.startswith("今年是")

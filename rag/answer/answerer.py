@@ -53,10 +53,11 @@ class Answerer:
         """Size and hit counts of every cache answering uses (for /metrics)."""
         return {c.name: c.stats() for c in (self.terms.idf_cache, self.terms.in_corpus_cache, self.tokenizer.tag_cache)}
 
-    def answer_many(self, questions: Sequence[str], top_k: int,
+    def answer_many(self, questions: Sequence[str], shown: int,
                     histories: Sequence[Sequence[str]] | None = None,
                     doc_ids: Sequence[str] | None = None) -> list[Answer]:
-        """Answers in order; ``doc_ids`` limits the evidence to those documents."""
+        """Answers in order, each with ``shown`` passages as its sources;
+        ``doc_ids`` limits the evidence to those documents."""
         t0 = time.perf_counter()
         rows = self.rows_of_documents(doc_ids) if doc_ids is not None else None
         histories = histories or [()] * len(questions)
@@ -71,9 +72,9 @@ class Answerer:
         jobs = list(zip(questions, analyses, vectors))
         if workers > 1:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="answer") as pool:
-                answers = list(pool.map(lambda job: self.answer_one(*job, top_k, rows), jobs))
+                answers = list(pool.map(lambda job: self.answer_one(*job, shown, rows), jobs))
         else:
-            answers = [self.answer_one(*job, top_k, rows) for job in jobs]
+            answers = [self.answer_one(*job, shown, rows) for job in jobs]
         elapsed = (time.perf_counter() - t0) * 1000 / max(len(questions), 1)
         for ans in answers:
             ans.debug["latency_ms"] = round(elapsed, 2)
@@ -86,13 +87,13 @@ class Answerer:
             raise InputError(f"unknown document id(s): {', '.join(sorted(unknown))} (see: python -m rag info)")
         return [r for r, p in enumerate(self.retriever.index.passages) if p.doc_id in wanted]
 
-    def answer_one(self, question: str, a: QuestionAnalysis, qvec: np.ndarray, top_k: int,
+    def answer_one(self, question: str, a: QuestionAnalysis, qvec: np.ndarray, shown: int,
                    rows: Sequence[int] | None = None) -> Answer:
         forms = self.terms.expand(a.focus_terms, a.variants)
         tokens = a.tokens + [t for term in a.focus_terms for t in self.terms.synonyms.get(term, [])]
         pool = self.retriever.evidence_pool(
-            question if a.lang == "zh" else question + " " + " ".join(a.expanded_terms), qvec, tokens, rows, top_k)
-        hits = pool[:top_k]
+            question if a.lang == "zh" else question + " " + " ".join(a.expanded_terms), qvec, tokens, rows, shown)
+        hits = pool[:shown]  # the sources shown (Config.top_k)
         candidates = self.evidence.rank_sentences(a, forms, pool, qvec)
         meta = self.evidence.metadata_choice(a, pool)
         if meta is not None:

@@ -44,6 +44,16 @@ def confidence_model() -> tuple[dict[str, float], float, float]:
     return {k: float(v) for k, v in data["weights"].items()}, float(data["bias"]), float(data.get("threshold", 0.5))
 
 
+@lru_cache(maxsize=1)
+def confidence_bands() -> tuple[tuple[float, str, str], ...]:
+    """(lower bound, level, 高/中/低) of each confidence band, highest first
+    (rag/data/confidence.toml [bands]: chosen so that 高 keeps the answers
+    right at the precision its model card states)."""
+    bands = load_table("confidence.toml").get("bands", {})
+    return ((float(bands.get("high", 0.8)), "high", "高"), (float(bands.get("medium", 0.6)), "medium", "中"),
+            (0.0, "low", "低"))
+
+
 def weak_points(features: dict[str, float], qtype: str = "", qtype_zh: str = "") -> list[tuple[str, str]]:
     """What lowers the confidence in an answer, as (Chinese, English) lines,
     from its features (``Answer.debug["features"]``); [] when nothing stands out."""

@@ -326,10 +326,81 @@ def summarize(items: Sequence[ItemScore], ks: Sequence[int] = HIT_KS) -> "Ordere
     out["false_refusal_rate"] = _ratio(i.refused for i in ans)
     typed = [i for i in ans if i.predicted_qtype is not None]
     out["qtype_agreement"] = _ratio(i.predicted_qtype == i.qtype for i in typed)
+    kept = kept_answers(items)
+    for level, ratio in band_precision(kept).items():
+        out[f"precision_{level}"] = ratio
+    coverage = coverage_at_accuracy(kept, len(items))
+    out["coverage_at_95"] = Ratio(round(coverage * len(items)), len(items)) if coverage is not None else Ratio(0, 0)
+    ece = expected_calibration_error(kept)
+    out["ece"] = Ratio(ece * len(kept), len(kept)) if ece is not None else Ratio(0, 0)
     latencies = [i.latency_ms for i in items if i.latency_ms is not None]
     out["latency_p50_ms"] = percentile(latencies, 50)
     out["latency_p95_ms"] = percentile(latencies, 95)
     out["missing"] = sum(1 for i in items if not i.present)
+    return out
+
+
+# ------------------------------------------------------------ selective QA
+# Whether a kept answer is right: answerable questions by the strict rule,
+# unanswerable ones never (an answer to them is wrong whatever it says).
+SELECTIVE_TARGET = 0.95
+RELIABILITY_BINS = 10
+
+
+def kept_answers(items: Sequence[ItemScore]) -> list[tuple[float, bool]]:
+    """(confidence, right) of every answer given, most confident first."""
+    kept = [(float(i.confidence), bool(i.answerable and i.correct)) for i in items
+            if i.present and not i.refused and i.confidence is not None]
+    return sorted(kept, key=lambda cr: -cr[0])
+
+
+def coverage_at_accuracy(kept: Sequence[tuple[float, bool]], questions: int,
+                         target: float = SELECTIVE_TARGET) -> float | None:
+    """Selective QA (El-Yaniv & Wiener 2010): the largest share of the
+    questions answered when only the most confident answers are kept, as many
+    as keep ``target`` of them right.  Cut only between distinct confidences
+    (answers of equal confidence are kept or dropped together)."""
+    if not questions:
+        return None
+    best, right = 0, 0
+    for n, (conf, ok) in enumerate(kept, 1):
+        right += ok
+        if (n == len(kept) or kept[n][0] < conf) and right / n >= target:
+            best = n
+    return best / questions
+
+
+def expected_calibration_error(kept: Sequence[tuple[float, bool]], bins: int = RELIABILITY_BINS) -> float | None:
+    """ECE over the answers given: the bin-weighted |accuracy - confidence|
+    over equal-width confidence bins (Guo et al. 2017)."""
+    if not kept:
+        return None
+    return sum(n * abs(acc - conf) for _, _, n, conf, acc in reliability(kept, bins)) / len(kept)
+
+
+def reliability(kept: Sequence[tuple[float, bool]], bins: int = RELIABILITY_BINS
+                ) -> list[tuple[float, float, int, float, float]]:
+    """The reliability diagram's rows: (low, high, answers, mean confidence,
+    accuracy) of each non-empty equal-width confidence bin."""
+    rows = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(c, ok) for c, ok in kept if lo <= c < hi or (b == bins - 1 and c == 1.0)]
+        if inside:
+            rows.append((lo, hi, len(inside), sum(c for c, _ in inside) / len(inside),
+                         sum(ok for _, ok in inside) / len(inside)))
+    return rows
+
+
+def band_precision(kept: Sequence[tuple[float, bool]]) -> "OrderedDict[str, Ratio]":
+    """Share of the answers right in each confidence band (高 / 中 / 低)."""
+    from rag.answer.confidence import confidence_bands
+
+    out: OrderedDict[str, Ratio] = OrderedDict()
+    bands = confidence_bands()
+    for i, (floor, level, _) in enumerate(bands):
+        ceiling = bands[i - 1][0] if i else float("inf")
+        out[level] = _ratio(ok for c, ok in kept if floor <= c < ceiling)
     return out
 
 

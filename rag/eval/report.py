@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rag.eval.metrics import EvalResult, HIT_KS, ItemScore, Ratio, type_key
+from rag.eval.metrics import HIT_KS, EvalResult, ItemScore, Ratio, kept_answers, reliability, type_key
 
 
 REPORT_FILE = "report.md"
@@ -30,6 +30,11 @@ OVERALL_LABELS = OrderedDict([
     ("refusal_recall", "refusal recall (unanswerable refused)"),
     ("false_refusal_rate", "false-refusal rate (answerable refused)"),
     ("qtype_agreement", "question-type agreement"),
+    ("precision_high", "answers right, confidence band 高"),
+    ("precision_medium", "answers right, confidence band 中"),
+    ("precision_low", "answers right, confidence band 低 (answered)"),
+    ("coverage_at_95", "coverage at 95 % accuracy (share of questions kept)"),
+    ("ece", "expected calibration error (answers given, 10 bins)"),
     ("latency_p50_ms", "latency p50 (ms)"),
     ("latency_p95_ms", "latency p95 (ms)"),
 ])
@@ -271,7 +276,13 @@ def write_report(result: EvalResult, report_dir: Path, qa_path: Path, source: st
              "span = span accuracy, hit@k / MRR = gold evidence among the ranked passages, cite = citation "
              "precision, fref = false-refusal rate, refrec = refusal recall.  For the *unanswerable* row only "
              "refrec applies.", "",
-             f"![per-type accuracy and hit@k]({chart.name})", ""]
+             f"![per-type accuracy and hit@k]({chart.name})", "",
+             "## Reliability (answers given, by confidence)", "",
+             md_table(["confidence", "answers", "mean confidence", "right"],
+                      [[f"{lo:.1f}–{hi:.1f}", str(n), f"{conf:.3f}", f"{acc:.3f}"]
+                       for lo, hi, n, conf, acc in reliability(kept_answers(result.items))]), "",
+             "Right = strict answer accuracy; an answer to an unanswerable question is wrong.  A calibrated "
+             "confidence has *right* close to *mean confidence* in every row.", ""]
     if result.extra_ids:
         lines += [f"Answers for ids not in the QA set (ignored): {', '.join(result.extra_ids[:20])}", ""]
     if comparison is not None:

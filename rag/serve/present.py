@@ -23,7 +23,7 @@ import re
 from typing import Any, Mapping, Sequence
 
 from rag.answer.analyze import type_table
-from rag.answer.confidence import weak_points
+from rag.answer.confidence import confidence_bands, weak_points
 from rag.schema import BACK_MATTER, BODY, MASTHEAD
 
 BOILERPLATE = (MASTHEAD, BACK_MATTER)
@@ -240,16 +240,13 @@ def sources_html(answer: Mapping[str, Any], titles: Mapping[str, str] | None = N
 
 
 # ------------------------------------------------------------- confidence
-# Badge levels over the calibrated confidence (answers below the refusal
-# threshold, ~0.43, are refused and shown as 低).
-LEVELS = ((0.8, "high", "高"), (0.6, "medium", "中"), (0.0, "low", "低"))
-
-
 def confidence_level(confidence: float | None, refused: bool = False) -> tuple[str, str]:
     """("high" | "medium" | "low", 高 | 中 | 低); a refusal is always low."""
     if refused or confidence is None:
         return "low", "低"
-    for floor, level, zh in LEVELS:
+    # Bands over the calibrated confidence (rag/data/confidence.toml); answers
+    # below the refusal threshold are refused and shown as 低.
+    for floor, level, zh in confidence_bands():
         if confidence >= floor:
             return level, zh
     return "low", "低"

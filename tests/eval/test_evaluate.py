@@ -361,3 +361,34 @@ def test_run_eval_answers_now_with_fake_embedder(fake_config, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "evidence hit@10" in out and "n/a" not in out.split("evidence hit@10")[1].splitlines()[0]
     assert (report / "report.md").exists() and (report / "eval_chart.png").exists()
+
+
+class TestSelectiveQA:
+    """Coverage at 95 % accuracy, calibration error and band precision, from
+    (confidence, right) pairs."""
+
+    def test_coverage_keeps_the_most_confident_answers_while_95_percent_are_right(self):
+        kept = [(0.99, True)] * 19 + [(0.9, False)] + [(0.8, True)] * 20 + [(0.5, False)] * 10
+        # top 19: 100 %; top 20: 95 %; top 40: 39/40 = 97.5 %; top 50: 78 %.
+        assert metrics.coverage_at_accuracy(kept, questions=100) == 0.40
+        assert metrics.coverage_at_accuracy([(0.9, False)], questions=10) == 0.0
+        # answers of equal confidence go together: 2 of 3 at 0.7 right is 67 %, not a cut after the first
+        assert metrics.coverage_at_accuracy([(0.7, True), (0.7, False), (0.7, True)], questions=3) == 0.0
+
+    def test_calibration_error_is_zero_when_confidence_matches_accuracy(self):
+        calibrated = [(0.75, True)] * 3 + [(0.75, False)]
+        assert metrics.expected_calibration_error(calibrated) == pytest.approx(0.0)
+        overconfident = [(0.95, True), (0.95, False)]
+        assert metrics.expected_calibration_error(overconfident) == pytest.approx(0.45)
+        rows = metrics.reliability(calibrated + overconfident)
+        assert [(n, round(acc, 2)) for _, _, n, _, acc in rows] == [(4, 0.75), (2, 0.5)]
+
+    def test_band_precision_counts_each_band_apart(self, monkeypatch):
+        import rag.answer.confidence
+
+        monkeypatch.setattr(rag.answer.confidence, "confidence_bands",
+                            lambda: ((0.8, "high", "高"), (0.6, "medium", "中"), (0.0, "low", "低")))
+        bands = metrics.band_precision([(0.97, True), (0.9, False), (0.7, True), (0.5, False)])
+        assert (bands["high"].num, bands["high"].den) == (1, 2)
+        assert (bands["medium"].num, bands["medium"].den) == (1, 1)
+        assert (bands["low"].num, bands["low"].den) == (0, 1)

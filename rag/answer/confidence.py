@@ -10,6 +10,7 @@ import re
 from functools import lru_cache
 
 from rag.data import load_table
+from rag.answer.agreement import agreement_features
 from rag.answer.analyze import QuestionAnalysis, type_table
 from rag.answer.candidates import GENERIC_VERBS, TYPED, Choice, contrasted_terms
 from rag.answer.reading import fits_question
@@ -129,7 +130,7 @@ class Judge:
                     "english": 1.0 if a.lang == "en" else 0.0, "missing_critical": 1.0, "missing_number": 1.0,
                     "unknown_terms": 1.0,
                     "unknown_nouns": 1.0, "typed_coverage": 0.0, "span_clause_coverage": 0.0,
-                    "subject_missing": 1.0, "predicate_missing": 1.0}
+                    "subject_missing": 1.0, "predicate_missing": 1.0, **agreement_features(a, None)}
         # A date read off a section heading is judged by the sentence it dates.
         evidence = choice.support[0] if choice.support else choice.candidate
         passage = evidence.hit.passage
@@ -176,6 +177,8 @@ class Judge:
             # The answer must sit in a clause about the question's subject:
             # "同年7月" belongs to whatever its own clause says happened.
             "span_clause_coverage": round(self._span_clause_coverage(choice, forms, evidence), 4) if typed else 0.0,
+            # What the short answer is against what was asked (unit, place level, head noun).
+            **agreement_features(a, choice.span.text if choice.span is not None else None),
         }
 
     def unsupported_terms(self, a: QuestionAnalysis, pool: list[Hit], choice: Choice) -> tuple[list[str], list[str]]:

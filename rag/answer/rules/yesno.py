@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from rag.answer.analyze import QuestionAnalysis
-from rag.text import (canonical_numbers, split_clauses)
+from rag.data import load_table
+from rag.text import canonical_numbers, split_clauses
 from rag.answer.rules.base import Evidence
 
 
@@ -13,6 +14,26 @@ NEGATIONS = re.compile(r"不|未|没有|无|非|并非|尚未")
 # A negation governing what follows it within a clause (不断/不仅 are not negations).
 NEGATION_AFTER = re.compile(r"^[^，。；]{0,3}(?:得不到|不(?!断|仅|光|但|同|少)|未|没有|尚未|无法)")
 NEGATION_BEFORE = re.compile(r"(?:不(?!断|仅|光|但|同)|未|没有|尚未|并非|无法|并不)[^，。；]{0,10}$")
+
+
+def polarity_conflict(question: str, sentence: str, terms: list[str]) -> bool:
+    """Does the question ask whether something stays (保留, 继续) where the
+    evidence ends it (全面取消, 不再), or the other way round?  Judged in the
+    clauses of the evidence that hold a term of the question."""
+    words = load_table("agreement.toml")["polarity"]
+    keep, end = tuple(words["keep"]), tuple(words["end"])
+    asks_keep = any(w in question for w in keep) and not any(w in question for w in end)
+    asks_end = any(w in question for w in end) and not any(w in question for w in keep)
+    if not (asks_keep or asks_end):
+        return False
+    for c_start, c_end in split_clauses(sentence):
+        clause = sentence[c_start:c_end]
+        if not any(t in clause for t in terms):
+            continue
+        says_keep, says_end = any(w in clause for w in keep), any(w in clause for w in end)
+        if (asks_keep and says_end and not says_keep) or (asks_end and says_keep and not says_end):
+            return True
+    return False
 
 
 def yes_no_verdict(ev: Evidence, a: QuestionAnalysis, coverage: float) -> tuple[str | None, float]:
@@ -43,6 +64,8 @@ def yes_no_verdict(ev: Evidence, a: QuestionAnalysis, coverage: float) -> tuple[
             if NEGATION_AFTER.search(clause[pos + len(term):pos + len(term) + 8]):
                 s_neg = True  # "时效也得不到保障"
     if s_neg != q_neg and coverage >= 0.5:
+        return "no", 0.6
+    if coverage >= 0.5 and polarity_conflict(a.question, sentence, terms):
         return "no", 0.6
     if coverage >= 0.5:
         return "yes", coverage

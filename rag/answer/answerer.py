@@ -5,11 +5,12 @@ sentences and structural answers (``evidence``), the rules' choice
 (``confidence``), and the composed, cited text (``compose``)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -48,6 +49,17 @@ class Answerer:
         self.judge = Judge(self.terms, self.tokenizer, index.passages, self.evidence.row_of_id, config)
         self.composer = Composer(self.documents, index.passages, self.terms, self.judge)
         self.tokenizer.tag_cache.maxsize = config.tag_cache_size
+
+    @contextlib.contextmanager
+    def configured(self, **changes) -> Iterator[None]:
+        """Answer with these settings changed, e.g. ``refusal_threshold=0.0``
+        to see every answer and its features (calibration)."""
+        saved = self.config, self.judge.config
+        self.config = self.judge.config = self.config.replace(**changes)
+        try:
+            yield
+        finally:
+            self.config, self.judge.config = saved
 
     def cache_stats(self) -> dict[str, dict[str, int]]:
         """Size and hit counts of every cache answering uses (for /metrics)."""

@@ -99,12 +99,8 @@ def collect(assistant: Assistant, paths: Sequence[Path]):
     rows = []
     for path in paths:
         rows += [r for r in read_questions(path).rows]
-    config = assistant.config
-    assistant.state.answerer.config = config.replace(refusal_threshold=0.0)
-    try:
+    with assistant.state.answerer.configured(refusal_threshold=0.0):
         answers = assistant.ask_many([r["question"] for r in rows])
-    finally:
-        assistant.state.answerer.config = config
     # Answers read off the document's metadata have a fixed confidence: not fitted.
     kept = [i for i, a in enumerate(answers) if a.debug.get("features")]
     rows, answers = [rows[i] for i in kept], [answers[i] for i in kept]
@@ -195,12 +191,8 @@ def collect_contests(assistant: Assistant, paths: Sequence[Path]) -> list[tuple[
     """(features, quality of the reader's span, quality of the rules' span) of
     every answerable question where both had a span (Answer.debug["combine"])."""
     rows = [r for path in paths for r in read_questions(path).rows if r.get("answerable", True) and r.get("answers")]
-    config = assistant.config
-    assistant.state.answerer.config = config.replace(refusal_threshold=0.0, reader_mode="combined")
-    try:
+    with assistant.state.answerer.configured(refusal_threshold=0.0, reader_mode="combined"):
         answers = assistant.ask_many([r["question"] for r in rows])
-    finally:
-        assistant.state.answerer.config = config
     out = []
     for row, answer in zip(rows, answers):
         contest = answer.debug.get("combine")

@@ -299,12 +299,9 @@ class TestUnsupportedPremise:
 
     @pytest.mark.parametrize("question,term", [("2035年一站式服务中心有多少个窗口？", "2035"),
                                                ("杭州市一站式服务中心是哪一年成立的？", "杭州市")])
-    def test_the_answer_names_what_the_passage_lacks(self, assistant, monkeypatch, question, term):
-        import dataclasses
-
-        judge = assistant.state.answerer.judge  # answered whatever the refusal would say
-        monkeypatch.setattr(judge, "config", dataclasses.replace(judge.config, refusal_threshold=0.0))
-        a = assistant.ask(question)
+    def test_the_answer_names_what_the_passage_lacks(self, assistant, question, term):
+        with assistant.state.answerer.configured(refusal_threshold=0.0):  # answered whatever the refusal would say
+            a = assistant.ask(question)
         assert not a.refused
         lead = a.text.split("\n")[0]
         assert f"没有提到问题中的“{term}”" in lead and f"**{a.short_answer}**" in lead

@@ -58,18 +58,37 @@ def write_corpus(examples, work: Path) -> list[dict]:
 
 
 def score(rows: list[dict], answers: dict[str, dict]) -> dict:
-    by_source = defaultdict(lambda: [0, 0.0, 0.0, 0])
+    """EM / F1 / refused per source and question type, and the selective-QA
+    numbers (rag.eval.metrics): precision per confidence band, coverage at
+    95 % accuracy and calibration error, an answer counting as right when it
+    matches a gold exactly."""
+    from rag.eval.metrics import band_precision, coverage_at_accuracy, expected_calibration_error
+
+    by_source = defaultdict(lambda: [0, 0.0, 0.0, 0, []])
     for r in rows:
         a = answers.get(r["id"], {})
         short = "" if a.get("refused", True) else a.get("short_answer", "")
+        em = exact_match(short, r["answers"])
         for key in ("all", r["source"], "qtype:" + a.get("qtype", "?")):
             acc = by_source[key]
             acc[0] += 1
-            acc[1] += exact_match(short, r["answers"])
+            acc[1] += em
             acc[2] += char_f1(short, r["answers"])
             acc[3] += bool(a.get("refused", True))
-    return {k: {"questions": n, "em": round(100 * em / n, 1), "f1": round(100 * f1 / n, 1),
-                "refused": round(100 * ref / n, 1)} for k, (n, em, f1, ref) in by_source.items()}
+            if not a.get("refused", True) and a.get("confidence") is not None:
+                acc[4].append((float(a["confidence"]), em == 1.0))
+    out = {}
+    for k, (n, em, f1, ref, kept) in by_source.items():
+        kept.sort(key=lambda cr: -cr[0])
+        bands = band_precision(kept)
+        ece = expected_calibration_error(kept)
+        out[k] = {"questions": n, "em": round(100 * em / n, 1), "f1": round(100 * f1 / n, 1),
+                  "refused": round(100 * ref / n, 1),
+                  "coverage_at_95": round(coverage_at_accuracy(kept, n) or 0.0, 3),
+                  "ece": round(ece, 3) if ece is not None else None,
+                  **{f"precision_{level}": (round(r.value, 3) if r.value is not None else None, r.den)
+                     for level, r in bands.items()}}
+    return out
 
 
 def env_for(work: Path, mode: str) -> dict[str, str]:
@@ -92,7 +111,8 @@ def run_rc(work: Path, rows: list[dict], mode: str) -> tuple[dict, float]:
             a = assistant.ask_many([r["question"]], doc_ids=[r["doc"]])[0]
         except InputError:  # an empty question in the data: scored as refused, as `rag batch` skips it
             continue
-        answers[r["id"]] = {"short_answer": a.short_answer, "refused": a.refused, "qtype": a.qtype}
+        answers[r["id"]] = {"short_answer": a.short_answer, "refused": a.refused, "qtype": a.qtype,
+                            "confidence": a.confidence}
     seconds = (time.perf_counter() - t0) / max(len(rows), 1)
     with open(work / f"answers-rc-{mode}.jsonl", "w", encoding="utf-8") as f:  # per question, for reading misses
         for qid, a in answers.items():
@@ -171,13 +191,17 @@ def main() -> int:
     if args.out:
         args.out.with_suffix(".json").write_text(json.dumps(results, ensure_ascii=False, indent=1), "utf-8")
         lines = [f"# Reader benchmark: {args.split} split ({len(rows)} questions)", "",
-                 "| mode | setting | EM | F1 | refused % | EM (DRCD) | F1 (DRCD) | EM (CMRC) | F1 (CMRC) |",
-                 "|---|---|---|---|---|---|---|---|---|"]
+                 "| mode | setting | EM | F1 | refused % | EM (DRCD) | F1 (DRCD) | EM (CMRC) | F1 (CMRC) | "
+                 "cov@95 (DRCD) | cov@95 (CMRC) | 高 right (CMRC) | ECE (CMRC) |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for mode, res in results["modes"].items():
             for setting, r in res.items():
                 d, c = r.get("drcd", {}), r.get("cmrc", {})
+                high = c.get("precision_high", (None, 0))
                 lines.append(f"| {mode} | {setting} | {r['all']['em']} | {r['all']['f1']} | {r['all']['refused']} | "
-                             f"{d.get('em', '–')} | {d.get('f1', '–')} | {c.get('em', '–')} | {c.get('f1', '–')} |")
+                             f"{d.get('em', '–')} | {d.get('f1', '–')} | {c.get('em', '–')} | {c.get('f1', '–')} | "
+                             f"{d.get('coverage_at_95', '–')} | {c.get('coverage_at_95', '–')} | "
+                             f"{high[0]} (n={high[1]}) | {c.get('ece', '–')} |")
         args.out.write_text("\n".join(lines) + "\n", "utf-8")
     return 0
 

@@ -34,7 +34,15 @@ SIGNS = {
     "unknown_terms": -1, "unknown_nouns": -1,
     "type_mismatch": -1, "subject_missing": -1, "predicate_missing": -1,
     "reader_margin": +1, "reader_agrees": +1,
+    "unit_disagrees": -1, "place_disagrees": -1, "head_disagrees": -1,
 }
+# The refusal threshold keeps false refusals at most this share of the
+# answerable questions of every question set it is fitted on.
+MAX_FALSE_REFUSALS = 0.05
+# The 高 band starts where the answers at or above it are right this often,
+# the 中 band where those between it and 高 are right at least half the time.
+HIGH_PRECISION = 0.95
+MEDIUM_PRECISION = 0.5
 # Questions whose gold is a short span (reading-comprehension data, "match":
 # "short") count as answered correctly when the short answer overlaps the
 # gold this much (character F1, the benchmarks' metric).
@@ -63,21 +71,49 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, signs: Sequence[i
 
 
 def choose_threshold(scores: np.ndarray, answerable: np.ndarray, correct: np.ndarray,
-                     sample_weight: np.ndarray | None = None) -> float:
+                     sample_weight: np.ndarray | None = None, sets: np.ndarray | None = None,
+                     max_false_refusals: float | None = None) -> float:
     """The threshold with the most right outcomes on the labelled questions:
-    answered and correct, or refused and unanswerable.  Ties go to the
-    midpoint of the widest gap (a margin on both sides)."""
+    answered and correct, or refused and unanswerable; with ``sets`` (a set
+    label per question) and ``max_false_refusals``, only among thresholds
+    that refuse at most that share of every set's answerable questions.  Ties
+    go to the midpoint of the widest gap (a margin on both sides)."""
     candidates = np.unique(np.concatenate([scores, [0.0, 1.0]]))
     sw = np.ones(len(scores)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     best_key, best = None, 0.5
     for lo, hi in zip(candidates, candidates[1:]):
         t = (lo + hi) / 2
         answered = scores >= t
+        if sets is not None and max_false_refusals is not None and any(
+                (~answered[(sets == name) & answerable]).mean() > max_false_refusals
+                for name in np.unique(sets) if ((sets == name) & answerable).any()):
+            continue
         right = float(sw[answered & correct].sum() + sw[~answered & ~answerable].sum())
         key = (round(right, 9), hi - lo)
         if best_key is None or key > best_key:
             best_key, best = key, t
     return float(best)
+
+
+def choose_bands(scores: np.ndarray, correct: np.ndarray, threshold: float,
+                 sample_weight: np.ndarray | None = None) -> tuple[float, float]:
+    """(高 lower bound, 中 lower bound) over the answers given (score >=
+    threshold): 高 from the lowest cut whose answers at or above it are right
+    ``HIGH_PRECISION`` of the time (weighted), 中 from the lowest cut whose
+    answers between it and 高 are right at least ``MEDIUM_PRECISION``.  With
+    no such cut, the band starts at 1.0 (never shown)."""
+    sw = np.ones(len(scores)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    given = scores >= threshold
+    cuts = np.unique(scores[given])
+
+    def precision(mask: np.ndarray) -> float:
+        w = sw[mask].sum()
+        return float(sw[mask & correct].sum() / w) if w > 0 else 0.0
+
+    high = next((float(c) for c in cuts if precision(given & (scores >= c)) >= HIGH_PRECISION), 1.0)
+    medium = next((float(c) for c in cuts if c < high and precision(given & (scores >= c) & (scores < high))
+                   >= MEDIUM_PRECISION), high)
+    return high, max(medium, threshold)
 
 
 def lenient_correct(row: dict, text: str, citations: Sequence[dict] = (), short: str = "") -> bool:
@@ -98,7 +134,7 @@ def collect(assistant: Assistant, paths: Sequence[Path]):
     """Features, labels and would-be correctness (answers with refusal off)."""
     rows = []
     for path in paths:
-        rows += [r for r in read_questions(path).rows]
+        rows += [dict(r, _set=Path(path).stem) for r in read_questions(path).rows]
     with assistant.state.answerer.configured(refusal_threshold=0.0):
         answers = assistant.ask_many([r["question"] for r in rows])
     # Answers read off the document's metadata have a fixed confidence: not fitted.
@@ -127,11 +163,16 @@ def run_calibration(assistant: Assistant, paths: Sequence[Path], write: bool = F
     y = np.concatenate([yi for _, _, yi, _, _ in parts])
     correct = np.concatenate([ci for _, _, _, ci, _ in parts])
     rows = [r for *_, ri in parts for r in ri]
+    sets = np.array([r.get("_set", "") for r in rows])
     sample_weight = np.concatenate([np.full(len(yi), 1.0 / max(len(yi), 1)) for _, _, yi, _, _ in parts])
-    weights, bias = fit_logistic(x, y.astype(float), signs=[SIGNS.get(n, 0) for n in names],
+    # The confidence is fitted to say how likely the answer shown is right
+    # (an answer to an unanswerable question never is), so that its bands
+    # can promise a precision.
+    weights, bias = fit_logistic(x, correct.astype(float), signs=[SIGNS.get(n, 0) for n in names],
                                  sample_weight=sample_weight)
     scores = 1.0 / (1.0 + np.exp(-(x @ weights + bias)))
-    threshold = choose_threshold(scores, y, correct, sample_weight)
+    threshold = choose_threshold(scores, y, correct, sample_weight, sets, MAX_FALSE_REFUSALS)
+    high, medium = choose_bands(scores, correct, threshold, sample_weight)
     answered = scores >= threshold
     start = 0
     for (a, p), (_, _, yi, ci, ri) in zip(groups, parts):
@@ -146,6 +187,13 @@ def run_calibration(assistant: Assistant, paths: Sequence[Path], write: bool = F
     print(f"threshold {threshold:.3f}: {right}/{len(rows)} right; refuses {int((~answered & ~y).sum())}/"
           f"{int((~y).sum())} unanswerable and {int((~answered & y).sum())}/{int(y.sum())} answerable "
           f"({int((~answered & correct).sum())} of which would have been answered correctly)")
+    for name in np.unique(sets):
+        m = sets == name
+        print(f"  {name}: false refusals {int((~answered & y & m).sum())}/{int((y & m).sum())}, refusal recall "
+              f"{int((~answered & ~y & m).sum())}/{int((~y & m).sum())}")
+    for label, lo, hi in (("高", high, 1.01), ("中", medium, high), ("低", threshold, medium)):
+        band = answered & (scores >= lo) & (scores < hi)
+        print(f"band {label} from {lo:.3f}: {int((band & correct).sum())}/{int(band.sum())} answers right")
     for r, s_, ans, ok in zip(rows, scores, y, answered):
         if ok and not ans:
             print(f"  answered although unanswerable: {r.get('id')} {s_:.3f} {r['question']}")
@@ -155,8 +203,12 @@ def run_calibration(assistant: Assistant, paths: Sequence[Path], write: bool = F
                  "# (Answerer.features).  Written by `python -m rag calibrate " + " ".join(map(str, paths))
                  + "".join(f" --with-kb {a.config.corpus_dir.parent} {' '.join(map(str, p))}" for a, p in others)
                  + " --write` (the second knowledge base: bench/calibration_set.py).",
+                 "# Fitted to say how likely the answer shown is right; the threshold keeps false refusals",
+                 f"# <= {MAX_FALSE_REFUSALS:.0%} of every question set's answerable questions.",
                  f"bias = {bias:.6f}", f"threshold = {threshold:.6f}", "", "[weights]"]
         lines += [f"{n} = {w:.6f}" for n, w in zip(names, weights)]
+        lines += ["", "[bands]", f"# 高: answers at or above are right >= {HIGH_PRECISION:.0%} of the time on the "
+                  f"fitting sets; 中: >= {MEDIUM_PRECISION:.0%}.", f"high = {high:.6f}", f"medium = {medium:.6f}"]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         print(f"wrote {path}")
     return 0

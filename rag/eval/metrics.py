@@ -437,6 +437,7 @@ class EvalResult:
             return {k: (v.value if isinstance(v, Ratio) else v) for k, v in d.items()}
 
         return {"label": self.label, "overall": plain(self.overall),
+                "overall_counts": {k: [v.num, v.den] for k, v in self.overall.items() if isinstance(v, Ratio)},
                 "by_type": {k: plain(v) for k, v in self.by_type.items()},
                 "by_lang": {k: plain(v) for k, v in self.by_lang.items()},
                 "extra_ids": self.extra_ids}

@@ -11,9 +11,12 @@ import re
 from functools import lru_cache
 
 from rag.answer.analyze import QuestionAnalysis
+from rag.answer.rules.clauses import REASON_CUES
 from rag.answer.rules.entities import agrees_with_head
 from rag.data import load_table
 
+# What a definition says in Chinese (X是Y, 所谓X指, 即, 称为…).
+DEFINING = re.compile(r"是|指|即|称为|称作|定义为|意味着|就是|所谓|简称")
 _FIGURE = re.compile(r"[0-9０-９零〇一二三四五六七八九十百千万亿两几.．]+\s*$")
 
 
@@ -69,10 +72,21 @@ def place_disagrees(question: str, short: str) -> float:
     return 1.0 if asked and given and asked != given else 0.0
 
 
-def agreement_features(a: QuestionAnalysis, short: str | None) -> dict[str, float]:
+def form_missing(qtype: str, sentence: str) -> float:
+    """A why-question answered from a sentence with no cause or purpose in it
+    (为了, 旨在, 因为, 从而, …), or a what-is question from one that defines
+    nothing: the clause was picked for being near the question's words."""
+    if qtype == "reason":
+        return 0.0 if REASON_CUES.search(sentence) else 1.0
+    if qtype == "definition":
+        return 0.0 if DEFINING.search(sentence) else 1.0
+    return 0.0
+
+
+def agreement_features(a: QuestionAnalysis, short: str | None, sentence: str = "") -> dict[str, float]:
     """The checks for one answer (all 0.0 when there is no short answer)."""
     if not short:
-        return {"unit_disagrees": 0.0, "place_disagrees": 0.0, "head_disagrees": 0.0}
+        return {"unit_disagrees": 0.0, "place_disagrees": 0.0, "head_disagrees": 0.0, "form_missing": 0.0}
     head = 1.0 if a.qtype == "entity" and a.head_noun and not agrees_with_head(short, a) else 0.0
     return {"unit_disagrees": unit_disagrees(a.question, short), "place_disagrees": place_disagrees(a.question, short),
-            "head_disagrees": head}
+            "head_disagrees": head, "form_missing": form_missing(a.qtype, sentence or short)}

@@ -178,7 +178,7 @@ class Judge:
             # "同年7月" belongs to whatever its own clause says happened.
             "span_clause_coverage": round(self._span_clause_coverage(choice, forms, evidence), 4) if typed else 0.0,
             # What the short answer is against what was asked (unit, place level, head noun).
-            **agreement_features(a, choice.span.text if choice.span is not None else None),
+            **agreement_features(a, choice.span.text if choice.span is not None else None, evidence.text),
         }
 
     def unsupported_terms(self, a: QuestionAnalysis, pool: list[Hit], choice: Choice) -> tuple[list[str], list[str]]:

@@ -34,7 +34,7 @@ SIGNS = {
     "unknown_terms": -1, "unknown_nouns": -1,
     "type_mismatch": -1, "subject_missing": -1, "predicate_missing": -1,
     "reader_margin": +1, "reader_agrees": +1,
-    "unit_disagrees": -1, "place_disagrees": -1, "head_disagrees": -1,
+    "unit_disagrees": -1, "place_disagrees": -1, "head_disagrees": -1, "form_missing": -1,
 }
 # The refusal threshold keeps false refusals at most this share of the
 # answerable questions of every question set it is fitted on.

@@ -45,7 +45,8 @@ def test_agreement_features_say_nothing_without_a_short_answer():
     from rag.tokenize import ChineseTokenizer, TokenizerSettings
 
     a = analyze("苏州工业园区的行政区划面积有多大？", ChineseTokenizer(TokenizerSettings()))
-    assert agreement_features(a, None) == {"unit_disagrees": 0.0, "place_disagrees": 0.0, "head_disagrees": 0.0}
+    assert agreement_features(a, None) == {"unit_disagrees": 0.0, "place_disagrees": 0.0, "head_disagrees": 0.0,
+                                           "form_missing": 0.0}
     assert agreement_features(a, "97个")["unit_disagrees"] == 1.0
 
 
@@ -56,3 +57,15 @@ def test_a_question_whether_something_stays_is_answered_no_by_evidence_that_ends
     assert not polarity_conflict("企业投资项目的审批会取消吗？", sentence, ["审批", "企业投资项目"])
     # a clause that does not speak of the asked term is not evidence either way
     assert not polarity_conflict("园区会保留窗口吗？", sentence, ["窗口"])
+
+
+def test_a_why_question_answered_from_a_sentence_with_no_cause_is_flagged():
+    from rag.answer.agreement import form_missing
+
+    # The report: the purpose is stated (为…), against a sentence that only reports a fact.
+    purpose = "园区聚焦提高政务服务效能，着力解决职能交叉、政出多门、多头管理等问题，启动大部门制改革。"
+    fact = "如今的一站式服务中心服务大厅达到97个窗口，共入驻公安、税务、消防等10个部门。"
+    assert form_missing("reason", purpose) == 0.0
+    assert form_missing("reason", fact) == 1.0
+    assert form_missing("definition", "一站式服务中心是管委会下设的独立机构。") == 0.0
+    assert form_missing("date", fact) == 0.0

@@ -10,7 +10,7 @@ from rag.answer.rules.base import Evidence, Span, shared_bigrams
 
 
 _AFTERWARDS = re.compile(r"以后|之后|接着|然后|随后|其后|紧接着")
-_REASON_CUES = re.compile(r"为了|以便|旨在|目的|因为|由于|为标志|为契机|因[^，。]{1,8}而|从而|以[^，。]{2,20}为|聚焦|着力|解决|针对|致力")
+REASON_CUES = re.compile(r"为了|以便|旨在|目的|因为|由于|为标志|为契机|因[^，。]{1,8}而|从而|以[^，。]{2,20}为|聚焦|着力|解决|针对|致力")
 _HEADING_LABEL = re.compile(rf"^[{CN_NUM}]{{1,3}}、[^：:]*[：:]|^[{CN_NUM}]{{1,3}}是[^。]*。")
 
 
@@ -50,7 +50,7 @@ def extract_clauses(ev: Evidence, a: QuestionAnalysis, max_chars: int = 110) -> 
         after = list(range(best + 1, min(best + 3, len(clauses))))
 
         def cues(idx: list[int]) -> int:
-            return sum(len(_REASON_CUES.findall(ev.sentence[clauses[i][0]:clauses[i][1]])) for i in idx)
+            return sum(len(REASON_CUES.findall(ev.sentence[clauses[i][0]:clauses[i][1]])) for i in idx)
 
         if before and after:
             chosen = before if cues(before) > cues(after) else after if cues(after) > cues(before) else after

@@ -76,7 +76,7 @@ class Config:
     # Of a passage longer than this, the reader reads the evidence sentence
     # and its neighbours up to this many characters (0: the window it was
     # trained on, reader.json); beyond it, it would not see the passage's end.
-    # Less is faster but worse (README, "Reading windows").
+    # Less is faster but worse (docs/reader.md, "Reading at run time").
     reader_window_chars: int = 0
     # English questions: the hand-made glossary of the bundled report's terms
     # (rag/data/glossary_en_zh.toml), and for the words it lacks, the Chinese
@@ -115,7 +115,7 @@ class Config:
     milvus_timeout_s: float = 10.0
     # BM25 in Milvus: "project" (the project's jieba tokens and bm25s weights as
     # sparse vectors: the same scores as the local backend) or "native"
-    # (Milvus's own BM25 function with its jieba analyzer; measured worse, README).
+    # (Milvus's own BM25 function with its jieba analyzer; measured worse, docs/milvus.md).
     milvus_bm25: str = "project"
     # Where the chat UI appends 👍 / 👎 feedback (JSON Lines, one verdict per
     # line; `rag feedback-export` turns it into a labelled question file).

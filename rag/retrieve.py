@@ -21,7 +21,7 @@ from rag.tokenize import ChineseTokenizer
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[float], k: int) -> dict[int, float]:
     """score(d) = sum_i w_i / (k + rank_i(d)), rank 1-based.  ``k`` damps the
     advantage of the very top ranks: small k trusts each list's head more
-    (measured on the dev set; see README)."""
+    (measured on the dev set; docs/measurements.md)."""
     fused: dict[int, float] = {}
     for ranking, weight in zip(rankings, weights):
         for rank, row in enumerate(ranking, 1):

@@ -60,7 +60,7 @@ class EvidenceFinder:
         # Dense similarity enters as a z-score within this question's
         # candidates: its absolute level says little (e5 scores every related
         # sentence 0.85-0.95), its ranking says a lot.  Weights chosen by
-        # measuring evidence-sentence accuracy (see README).
+        # measuring evidence-sentence accuracy (docs/answers.md, "Evidence").
         if out:
             sims = np.array([c.dense for c in out])
             z = (sims - sims.mean()) / (sims.std() + 1e-6)

@@ -2,7 +2,7 @@
 question and in aggregate.  Small and pure (strings and dicts in, numbers
 out), so they are easy to test and to reuse for baselines (bench/run.py).
 
-Matching rules (documented in the README, section "Batch answering and evaluation"):
+Matching rules (documented in docs/batch-and-eval.md, section "Evaluation"):
 
 * Normalization (both sides): NFKC, whitespace removed, lower case, Chinese
   numerals with a measure word rewritten as digits (``三间`` == ``3间``).

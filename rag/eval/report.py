@@ -265,7 +265,7 @@ def write_report(result: EvalResult, report_dir: Path, qa_path: Path, source: st
              f"- answers: {source}",
              f"- written: {time.strftime('%Y-%m-%d %H:%M:%S')}", "",
              "## Overall", "", md_table(["metric", "value"], overall_rows(result)), "",
-             "Definitions: README.md, section *Batch answering and evaluation*. Strict = a gold string inside the "
+             "Definitions: docs/batch-and-eval.md, section *Evaluation*. Strict = a gold string inside the "
              "answer text (citation labels removed), number boundaries respected, `note: all` needs every gold; "
              "lenient additionally accepts a gold of ≥ 10 characters when the answer covers ≥ 80 % of its "
              "characters in order (LCS); span = gold inside the short answer and "

@@ -8,7 +8,7 @@ box, an example sending on click, no English UI text on the Chinese page,
 and an HTML question shown as text and never executed.
 
 Screenshots of both viewports go to bench/results/screenshots/ (linked from
-the README).  Skips when Chromium or Playwright is missing, unless
+docs/ui-and-api.md).  Skips when Chromium or Playwright is missing, unless
 RAG_REQUIRE_BROWSER=1 (CI), where that is a failure."""
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ XSS = "<img src=x onerror=alert(1)>"
 WAIT_MS = 30_000
 # Screenshots go to a temporary directory, so a test run leaves the checkout
 # as it was; RAG_SCREENSHOT_DIR=bench/results/screenshots refreshes the
-# README's.
+# ones docs/ui-and-api.md shows.
 SCREENSHOTS = Path(os.environ.get("RAG_SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "policy-qa-screenshots")
 VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 # ASCII words allowed on the Chinese page: names of things, not UI language.

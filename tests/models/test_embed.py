@@ -13,7 +13,7 @@ from rag.config import Config
 from rag.models.embed import Embedder, resolve_model_path
 from rag.models.onnx import INT8_FILE, MIN_INT8_COSINE, ONNX_FILE, ONNX_SUBDIR
 
-from .conftest import DATA, load_jsonl
+from tests.conftest import DATA, load_jsonl
 
 pytestmark = pytest.mark.slow
 

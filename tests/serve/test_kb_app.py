@@ -15,7 +15,7 @@ from rag.serve.assistant import Assistant
 from rag.config import Config
 from tests.conftest import CORPUS, DATA, serve_app
 from tests.fakes import HashEmbedder
-from tests.test_kb import zip_bomb
+from tests.index.test_kb import zip_bomb
 
 ROOT = Path(__file__).resolve().parents[2]
 

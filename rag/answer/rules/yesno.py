@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from rag.answer.analyze import QuestionAnalysis
 from rag.data import load_table
@@ -16,12 +17,17 @@ NEGATION_AFTER = re.compile(r"^[^，。；]{0,3}(?:得不到|不(?!断|仅|光|�
 NEGATION_BEFORE = re.compile(r"(?:不(?!断|仅|光|但|同)|未|没有|尚未|并非|无法|并不)[^，。；]{0,10}$")
 
 
+@lru_cache(maxsize=1)
+def _polarity_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    words = load_table("agreement.toml")["polarity"]
+    return tuple(words["keep"]), tuple(words["end"])
+
+
 def polarity_conflict(question: str, sentence: str, terms: list[str]) -> bool:
     """Does the question ask whether something stays (保留, 继续) where the
     evidence ends it (全面取消, 不再), or the other way round?  Judged in the
     clauses of the evidence that hold a term of the question."""
-    words = load_table("agreement.toml")["polarity"]
-    keep, end = tuple(words["keep"]), tuple(words["end"])
+    keep, end = _polarity_words()  # parsed once, not per question
     asks_keep = any(w in question for w in keep) and not any(w in question for w in end)
     asks_end = any(w in question for w in end) and not any(w in question for w in keep)
     if not (asks_keep or asks_end):

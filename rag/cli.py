@@ -47,6 +47,8 @@ def _config(args: argparse.Namespace) -> Config:
         overrides["embed_device"] = args.device
     if getattr(args, "batch_size", None) and args.command == "build":
         overrides["embed_batch_size"] = args.batch_size
+    if getattr(args, "passage_backend", None):
+        overrides["passage_backend"] = args.passage_backend
     return Config.from_env(config_file=getattr(args, "config", None), **overrides)
 
 
@@ -78,10 +80,12 @@ def print_build_summary(manifest: dict, path: Path | str, out=None) -> None:
               file=out)
     if emb:
         rate = emb.get("passages_per_s")
-        print(f"  embedding on {emb['device']}, batch size {emb['batch_size']}: {emb['passages_embedded']} passages "
-              f"+ {emb['sentences_embedded']} sentences in {emb['seconds']:.2f} s "
+        print(f"  embedding by {emb.get('backend', 'torch')} on {emb['device']}, batch size {emb['batch_size']}: "
+              f"{emb['passages_embedded']} passages + {emb['sentences_embedded']} sentences in {emb['seconds']:.2f} s "
               f"({'%.1f passages/s' % rate if rate else 'nothing to embed'}); reused {emb['passages_reused']} "
-              f"passages + {emb['sentences_reused']} sentences", file=out)
+              f"passages + {emb['sentences_reused']} sentences; from the vector cache "
+              f"{emb.get('passages_from_cache', 0)} passages + {emb.get('sentences_from_cache', 0)} sentences",
+              file=out)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -286,9 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="build the index from the corpus (unchanged documents keep their vectors)")
     p.add_argument("--if-stale", action="store_true", help="do nothing when the index is up to date")
     p.add_argument("--full", action="store_true", help="re-embed every document, reusing nothing")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to embed (default: auto = cuda when "
+    p.add_argument("--passage-backend", choices=("onnx-int8", "onnx", "torch"),
+                   help="how passages are embedded (default: config passage_backend, onnx-int8; torch with a GPU)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where torch embeds (default: auto = cuda when "
                    "torch sees a GPU, else cpu)")
-    p.add_argument("--batch-size", type=int, help="passages per encoder batch (default: config embed_batch_size)")
+    p.add_argument("--batch-size", type=int, help="passages per torch encoder batch (default: config "
+                   "embed_batch_size)")
     p.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_build)

@@ -54,6 +54,16 @@ class Config:
     # it; ~1.6x faster), "torch" (sentence-transformers), or "auto" (int8,
     # else onnx, else torch, by what the model directory has).
     query_backend: str = "auto"
+    # How passages and sentences are embedded when building: "onnx-int8" (the
+    # verified int8 export, each text in a run of its own, one run per core:
+    # ~2x sentence-transformers on a CPU, and a text's vector never depends
+    # on its batch, so vectors are cached by text), "onnx" (the float
+    # export, the same way) or "torch" (sentence-transformers in batches, on
+    # embed_device: the choice with a GPU).  Part of the index settings.
+    passage_backend: str = "onnx-int8"
+    # Vectors kept by text hash (index_dir/vector_cache) so re-adding,
+    # renaming or moving a document embeds nothing; 0 = no cache.
+    vector_cache_size: int = 100_000
     # onnxruntime threads per question; 0 = up to 4 (the CPU count).  The app
     # sets cores / concurrent requests, so parallel answers do not contend.
     query_threads: int = 0
@@ -143,6 +153,10 @@ class Config:
             raise ConfigError("query_backend must be auto, onnx-int8, onnx or torch.")
         if self.embed_device not in ("auto", "cpu", "cuda"):
             raise ConfigError("embed_device must be auto, cpu or cuda.")
+        if self.passage_backend not in ("onnx-int8", "onnx", "torch"):
+            raise ConfigError("passage_backend must be onnx-int8, onnx or torch.")
+        if self.vector_cache_size < 0:
+            raise ConfigError("vector_cache_size must be 0 (no cache) or more.")
         if self.embed_batch_size < 1:
             raise ConfigError("embed_batch_size must be greater than 0.")
         if self.reader_mode not in ("combined", "reader", "rules"):
@@ -202,6 +216,7 @@ class Config:
         """The settings an index depends on (recorded in its manifest)."""
         return {
             "model": self.model,
+            "passage_backend": self.passage_backend,
             "passage_max_chars": self.passage_max_chars,
             "bm25_k1": self.bm25_k1,
             "bm25_b": self.bm25_b,

@@ -169,6 +169,10 @@ class ChineseTokenizer:
                 # A high frequency keeps the term whole even when the base
                 # dictionary prefers a split.
                 tok.add_word(word, freq=max(tok.suggest_freq(word, tune=False), 10_000))
+                # add_word raises the total; kept at the base dictionary's, a
+                # user word changes how a text is cut only where it occurs in
+                # it (what lets builds keep the tokens of other passages).
+                tok.total = total
             pos = jieba.posseg.POSTokenizer.__new__(jieba.posseg.POSTokenizer)
             pos.tokenizer, pos.word_tag_tab = tok, dict(tags)
             for word in self.settings.user_words:

@@ -41,4 +41,8 @@ class HashEmbedder:
         return hash_vectors(list(texts))
 
     def encode_passages(self, texts, progress: bool = False):
+        self.passages_encoded = getattr(self, "passages_encoded", 0) + len(texts)
         return hash_vectors(list(texts))
+
+    def passage_encoder_key(self) -> str:
+        return self.info.name

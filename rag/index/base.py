@@ -127,6 +127,9 @@ class IndexArtifacts:
     sentence_rows: np.ndarray  # [S, 3] int32: passage row, start, end (in passage text)
     bm25: BM25Index
     manifest: dict[str, Any]
+    # Each passage's BM25 tokens, so the next build re-tokenizes only what
+    # changed (None: not kept, e.g. artifacts read back from a store).
+    passage_tokens: list[list[str]] | None = None
 
 
 @dataclass

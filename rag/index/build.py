@@ -3,12 +3,14 @@ decides whether an existing index is stale for the current corpus and settings.
 
 Builds are incremental when the current build was made with the same model,
 settings and pipeline code: documents whose file and sidecar bytes are
-unchanged (sha256) keep their passages and vectors, only the others are
-embedded; BM25 is rebuilt from every passage's tokens.  Every build is still
+unchanged (sha256) keep their passages, vectors and tokens, only the others
+are embedded (or their vectors taken from the vector cache, by text); BM25 is
+rebuilt from every passage's tokens.  Every build is still
 published as a new build directory (see :mod:`rag.index.local`)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -27,8 +29,9 @@ from rag.ingest.corpus import CORPUS_SUFFIXES, corpus_files, load_corpus
 from rag.index.sparse import BM25Index
 from rag.schema import Document, Passage
 from rag.index.base import FORMAT_VERSION, IndexArtifacts, LoadedIndex
-from rag.index.local import IndexStore
+from rag.index.local import TOKENS_FILE, IndexStore
 from rag.index.stores import open_store
+from rag.index.vector_cache import VectorCache
 from rag.tokenize import ChineseTokenizer
 
 log = logging.getLogger(__name__)
@@ -85,7 +88,8 @@ def stale_reasons(config: Config, manifest: dict[str, Any]) -> list[str]:
     return reasons
 
 
-EMBED_CHUNK = 256  # texts per encoder call: one progress step (the encoder batches inside it)
+EMBED_CHUNK = 256
+VECTOR_CACHE_DIR = "vector_cache"  # under index_dir  # texts per encoder call: one progress step (the encoder batches inside it)
 
 
 @dataclass
@@ -98,6 +102,7 @@ class Previous:
     records: dict[str, dict[str, Any]]  # manifest document entries by file name
     passage_vectors: np.ndarray
     sentence_rows_of: dict[int, list[int]]  # passage row -> its sentence rows
+    passage_tokens: list[list[str]] | None = None  # each passage's BM25 tokens, where the build kept them
 
     def reusable(self, name: str, content_sha256: str, sidecar_sha256: str | None) -> Document | None:
         record = self.records.get(name)
@@ -129,24 +134,80 @@ def load_previous(config: Config, embedder: Embedder, store: Any) -> Previous | 
     for i, row in enumerate(index.sentence_rows[:, 0].tolist()):
         sentence_rows_of.setdefault(int(row), []).append(i)
     records = {str(r.get("path")): r for r in manifest.get("documents", [])}
-    return Previous(index, records, vectors, sentence_rows_of)
+    return Previous(index, records, vectors, sentence_rows_of, _read_tokens(index))
 
 
-def _embed(embedder: Embedder, texts: list[str], what: str, progress: bool) -> np.ndarray:
-    """Passage-side embeddings of ``texts`` in chunks, with a progress bar."""
+def _read_tokens(index: LoadedIndex) -> list[list[str]] | None:
+    """The previous build's passage tokens (checked by the manifest's
+    checksums when the build was loaded), or None."""
+    path = Path(index.path) / TOKENS_FILE
+    try:
+        tokens = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(tokens, list) or len(tokens) != len(index.passages):
+        return None
+    return tokens
+
+
+def tokens_of(tokenizer: ChineseTokenizer, texts: list[str], old_rows: list[int | None], previous: Previous | None,
+              progress: bool = False) -> tuple[list[list[str]], int]:
+    """Every passage's BM25 tokens.  A reused passage keeps the previous
+    build's tokens unless a user word added or dropped since occurs in its
+    text: jieba cuts a text by the dictionary words inside it only (the
+    tokenizer keeps the dictionary's total fixed, rag.tokenize), so the
+    tokens of every other text are what re-tokenizing would give.  Returns
+    the tokens and how many passages were tokenized."""
     from tqdm.auto import tqdm
 
+    old_tokens = previous.passage_tokens if previous is not None else None
+    changed_words: set[str] = set()
+    if old_tokens is not None:
+        before, now = previous.index.tokenizer, tokenizer.settings  # type: ignore[union-attr]
+        if (before.stopwords, before.mode, before.version) != (now.stopwords, now.mode, now.version):
+            old_tokens = None
+        else:
+            changed_words = set(before.user_words) ^ set(now.user_words)
+    tokens: list[list[str]] = []
+    tokenized = 0
+    for text, old in tqdm(list(zip(texts, old_rows)), desc="tokenize", unit="passage", disable=not progress,
+                          leave=False):
+        if old_tokens is not None and old is not None and not any(w in text for w in changed_words):
+            tokens.append(old_tokens[old])
+        else:
+            tokens.append(tokenizer.tokenize(text))
+            tokenized += 1
+    return tokens, tokenized
+
+
+def _embed(embedder: Embedder, texts: list[str], what: str, progress: bool,
+           cache: VectorCache | None = None) -> tuple[np.ndarray, int]:
+    """Passage-side embeddings of ``texts``: from ``cache`` where it has
+    them, the encoder (in chunks, with a progress bar) for the rest.
+    Returns the vectors and how many came from the cache."""
+    from tqdm.auto import tqdm
+
+    vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    found: list[int] = []
+    if cache is not None and texts:
+        found, cached = cache.lookup(texts)
+        if found:
+            vectors[found] = cached
+    todo = sorted(set(range(len(texts))) - set(found))
     t0 = time.perf_counter()
-    parts = []
-    with tqdm(total=len(texts), desc=f"embed {what}", unit=what[:-1] if what.endswith("s") else what,
-              disable=not progress or not texts, leave=False) as bar:
-        for i in range(0, len(texts), EMBED_CHUNK):
-            chunk = texts[i:i + EMBED_CHUNK]
-            parts.append(np.asarray(embedder.encode_passages(chunk), dtype=np.float32))
-            bar.update(len(chunk))
-    if texts:
-        log.info("embedded %d %s in %.1f s", len(texts), what, time.perf_counter() - t0)
-    return np.vstack(parts) if parts else np.zeros((0, embedder.dimension), dtype=np.float32)
+    with tqdm(total=len(todo), desc=f"embed {what}", unit=what[:-1] if what.endswith("s") else what,
+              disable=not progress or not todo, leave=False) as bar:
+        for i in range(0, len(todo), EMBED_CHUNK):
+            rows = todo[i:i + EMBED_CHUNK]
+            chunk = [texts[r] for r in rows]
+            vectors[rows] = np.asarray(embedder.encode_passages(chunk), dtype=np.float32)
+            if cache is not None:
+                cache.add(chunk, vectors[rows])
+            bar.update(len(rows))
+    if todo:
+        log.info("embedded %d %s in %.1f s (%d from the vector cache)", len(todo), what, time.perf_counter() - t0,
+                 len(found))
+    return vectors, len(found)
 
 
 def _record(doc: Document, passages: int, sentences: int, added_at: str, repairs: int) -> dict[str, Any]:
@@ -198,24 +259,27 @@ def chunk_corpus(config: Config, documents: list[Document], previous: Previous |
 
 
 def passage_vectors_of(embedder: Embedder, texts: list[str], old_rows: list[int | None], previous: Previous | None,
-                       progress: bool = False) -> tuple[np.ndarray, list[int]]:
-    """Passage vectors: copied rows for reused passages, the encoder for the
-    rest.  Returns the vectors and the rows that were embedded."""
+                       progress: bool = False, cache: VectorCache | None = None
+                       ) -> tuple[np.ndarray, list[int], int]:
+    """Passage vectors: copied rows for reused passages, the vector cache or
+    the encoder for the rest.  Returns the vectors, the rows that were not
+    copied, and how many of those the cache had."""
     new_rows = [i for i, r in enumerate(old_rows) if r is None]
     vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
     if previous is not None and len(new_rows) < len(texts):
         kept = [i for i, r in enumerate(old_rows) if r is not None]
         vectors[kept] = previous.passage_vectors[[old_rows[i] for i in kept]]
-    vectors[new_rows] = _embed(embedder, [texts[i] for i in new_rows], "passages", progress)
-    return vectors, new_rows
+    vectors[new_rows], from_cache = _embed(embedder, [texts[i] for i in new_rows], "passages", progress, cache)
+    return vectors, new_rows, from_cache
 
 
 def sentence_vectors_of(embedder: Embedder, passages: list[Passage], old_rows: list[int | None],
-                        previous: Previous | None, progress: bool = False
-                        ) -> tuple[list[tuple[int, int, int]], np.ndarray, int, int]:
+                        previous: Previous | None, progress: bool = False, cache: VectorCache | None = None
+                        ) -> tuple[list[tuple[int, int, int]], np.ndarray, int, int, int]:
     """Every sentence's (passage row, start, end) and vector, copied from the
-    previous build where its passage was reused.  Returns rows, vectors and
-    how many were copied and embedded."""
+    previous build where its passage was reused, else from the vector cache
+    or the encoder.  Returns rows, vectors and how many were copied, not
+    copied, and taken from the cache."""
     rows: list[tuple[int, int, int]] = []
     copy_from: list[tuple[int, int]] = []  # (new sentence row, previous sentence row)
     to_embed: list[int] = []
@@ -233,20 +297,20 @@ def sentence_vectors_of(embedder: Embedder, passages: list[Passage], old_rows: l
     if copy_from:
         new_idx, old_idx = zip(*copy_from)
         vectors[list(new_idx)] = previous.index.sentence_vectors[list(old_idx)]  # type: ignore[union-attr]
-    vectors[to_embed] = _embed(embedder, [passages[rows[k][0]].text[rows[k][1]:rows[k][2]] for k in to_embed],
-                               "sentences", progress)
-    return rows, vectors, len(copy_from), len(to_embed)
+    vectors[to_embed], from_cache = _embed(
+        embedder, [passages[rows[k][0]].text[rows[k][1]:rows[k][2]] for k in to_embed], "sentences", progress, cache)
+    return rows, vectors, len(copy_from), len(to_embed), from_cache
 
 
 def build_artifacts(config: Config, embedder: Embedder, previous: Previous | None = None,
-                    progress: bool = False) -> IndexArtifacts:
+                    progress: bool = False, cache: VectorCache | None = None) -> IndexArtifacts:
     """Ingest, chunk, tokenize and embed the corpus.  With ``previous``,
     documents whose file and sidecar are unchanged keep their passages and
-    vectors (copied rows); only new or changed documents are embedded.  BM25
-    is always rebuilt from tokens: the tokenizer's user words come from all
-    documents, so one new document can change how the others are cut."""
-    from tqdm.auto import tqdm
-
+    vectors (copied rows) and their tokens (unless a user word that came or
+    went occurs in them: the user words come from all documents, so a new
+    document can change how others are cut); texts of other documents take
+    their vectors from ``cache`` where it has them.  BM25 is rebuilt from the
+    tokens."""
     t0 = time.perf_counter()
     fingerprint = corpus_fingerprint(config.corpus_dir)
     corpus = load_corpus(config.corpus_dir, reuse=previous.reusable if previous else None, progress=progress)
@@ -257,14 +321,15 @@ def build_artifacts(config: Config, embedder: Embedder, previous: Previous | Non
     t_chunk = time.perf_counter()
     tokenizer = ChineseTokenizer.for_documents(corpus.documents)
     texts = [index_text(p) for p in passages]
-    tokens = [tokenizer.tokenize(t) for t in tqdm(texts, desc="tokenize", unit="passage", disable=not progress,
-                                                  leave=False)]
+    tokens, tokenized = tokens_of(tokenizer, texts, chunked.old_rows, previous, progress)
     bm25 = BM25Index.build(tokens, config.bm25_k1, config.bm25_b)
     t_bm25 = time.perf_counter()
-    passage_vectors, new_rows = passage_vectors_of(embedder, texts, chunked.old_rows, previous, progress)
+    passage_vectors, new_rows, passages_cached = passage_vectors_of(embedder, texts, chunked.old_rows, previous,
+                                                                    progress, cache)
     t_passages = time.perf_counter()
-    rows, sentence_vectors, sentences_copied, sentences_embedded = sentence_vectors_of(
-        embedder, passages, chunked.old_rows, previous, progress)
+    rows, sentence_vectors, sentences_copied, sentences_new, sentences_cached = sentence_vectors_of(
+        embedder, passages, chunked.old_rows, previous, progress, cache)
+    passages_embedded, sentences_embedded = len(new_rows) - passages_cached, sentences_new - sentences_cached
     t_embed = time.perf_counter()
 
     previous_ids = set(previous.index.documents) if previous is not None else set()
@@ -290,15 +355,18 @@ def build_artifacts(config: Config, embedder: Embedder, previous: Previous | Non
             "reused_documents": len(chunked.reused_docs),
             "embedded_documents": sorted(current_ids - set(chunked.reused_docs)),
             "removed_documents": sorted(previous_ids - current_ids),
+            "passages_tokenized": tokenized,
         },
         "embedding": {
-            "device": getattr(embedder, "device", "cpu"), "batch_size": config.embed_batch_size,
-            "passages_embedded": len(new_rows), "sentences_embedded": sentences_embedded,
+            "backend": config.passage_backend, "device": getattr(embedder, "device", "cpu"),
+            "batch_size": config.embed_batch_size if config.passage_backend == "torch" else 1,
+            "passages_embedded": passages_embedded, "sentences_embedded": sentences_embedded,
             "passages_reused": len(passages) - len(new_rows), "sentences_reused": sentences_copied,
+            "passages_from_cache": passages_cached, "sentences_from_cache": sentences_cached,
             "seconds": round(embed_seconds, 3),
-            "passages_per_s": round(len(new_rows) / (t_passages - t_bm25), 1) if new_rows else None,
-            "texts_per_s": round((len(new_rows) + sentences_embedded) / embed_seconds, 1)
-            if new_rows or sentences_embedded else None,
+            "passages_per_s": round(passages_embedded / (t_passages - t_bm25), 1) if passages_embedded else None,
+            "texts_per_s": round((passages_embedded + sentences_embedded) / embed_seconds, 1)
+            if passages_embedded or sentences_embedded else None,
         },
         "timings_s": {"ingest": round(t_ingest - t0, 3), "chunk": round(t_chunk - t_ingest, 3),
                       "bm25": round(t_bm25 - t_chunk, 3), "embed_passages": round(t_passages - t_bm25, 3),
@@ -308,6 +376,7 @@ def build_artifacts(config: Config, embedder: Embedder, previous: Previous | Non
         documents=corpus.documents, passages=passages, tokenizer=tokenizer.settings,
         passage_vectors=passage_vectors, sentence_vectors=sentence_vectors,
         sentence_rows=np.asarray(rows, dtype=np.int32).reshape(-1, 3), bm25=bm25, manifest=manifest,
+        passage_tokens=tokens,
     )
 
 
@@ -350,8 +419,12 @@ def build_index(config: Config, embedder: Embedder | None = None, force: bool = 
         t0 = time.perf_counter()
         embedder = (embedder or Embedder(config)).load()
         previous = load_previous(config, embedder, store) if incremental else None
-        artifacts = build_artifacts(config, embedder, previous, progress=progress)
+        cache = VectorCache(config.index_dir / VECTOR_CACHE_DIR, embedder.passage_encoder_key(), embedder.dimension,
+                            config.vector_cache_size) if incremental else None
+        artifacts = build_artifacts(config, embedder, previous, progress=progress, cache=cache)
         path = store.publish(artifacts)
+        if cache is not None:
+            cache.save()
         m = artifacts.manifest
         log.info("index built (%s) in %.1f s: %d passages, %d sentences -> %s", m["update"]["mode"],
                  time.perf_counter() - t0, m["counts"]["passages"], m["counts"]["sentences"], path)

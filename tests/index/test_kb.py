@@ -85,6 +85,17 @@ def passages_by_doc(config) -> dict[str, list[str]]:
     return out
 
 
+def all_texts(config, doc_id: str | None = None) -> list[str]:
+    """Every text the passage encoder reads for the index: passages, then sentences."""
+    index = open_store(config).load()
+    rows = [i for i, p in enumerate(index.passages) if doc_id is None or p.doc_id == doc_id]
+    texts = [_index_text(index.passages[i]) for i in rows]
+    for row, a, b in index.sentence_rows.tolist():
+        if row in rows:
+            texts.append(index.passages[row].text[a:b])
+    return texts
+
+
 def expected_texts(config, doc_id: str) -> int:
     """Passages + sentences of one document in the current index."""
     records = {r.doc_id: r for r in list_documents(config)}
@@ -167,8 +178,9 @@ class TestIncremental:
         time.sleep(1.1)  # added_at has one-second resolution
         result = add_files(config, [src], embedder)
         assert [(o.status, o.doc_id) for o in result.outcomes] == [("replaced", "doc_a")]
-        assert len(embedder.texts) == expected_texts(config, "doc_a")
-        assert any("2024年1月1日" in t for t in embedder.texts)
+        # Only the texts that changed: the others come from the vector cache.
+        assert embedder.texts and all("2024年1月1日" in t for t in embedder.texts)
+        assert len(embedder.texts) < expected_texts(config, "doc_a")
         after = passages_by_doc(config)
         assert {d: ids for d, ids in after.items() if d != "doc_a"} == \
             {d: ids for d, ids in before_ids.items() if d != "doc_a"}
@@ -186,6 +198,55 @@ class TestIncremental:
         assert passages_by_doc(config) == {d: ids for d, ids in before_ids.items() if d != "doc_b"}
         assert citations(config) == before_cites
         assert open_store(config).read_manifest()["update"]["removed_documents"] == ["doc_b"]
+
+    def test_removed_then_added_back_or_renamed_embeds_nothing(self, kb, tmp_path):
+        config, embedder = kb
+        before = sorted(all_texts(config))
+        saved = tmp_path / "doc_b.md"
+        shutil.copy(config.corpus_dir / "doc_b.md", saved)
+        remove_documents(config, ["doc_b"], embedder)
+        add_files(config, [saved], embedder)
+        assert embedder.calls == 0 and sorted(all_texts(config)) == before
+        m = open_store(config).read_manifest()["embedding"]
+        assert m["passages_from_cache"] > 0 and m["sentences_from_cache"] > 0 and m["passages_embedded"] == 0
+        (config.corpus_dir / "doc_b.md").rename(config.corpus_dir / "renamed_b.md")
+        build_index(config, embedder)
+        assert embedder.calls == 0 and "renamed_b" in passages_by_doc(config)
+
+    def test_damaged_vector_cache_costs_time_not_answers(self, kb, caplog):
+        config, embedder = kb
+        cache_dir = config.index_dir / "vector_cache"
+        (cache_dir / "vectors.npy").write_bytes(b"\x93NUMPY garbage")
+        (config.corpus_dir / "doc_c.txt").write_text(DOC_C, encoding="utf-8")
+        build_index(config, embedder)
+        assert "vector cache" in caplog.text and "unreadable" in caplog.text
+        assert len(embedder.texts) == expected_texts(config, "doc_c")
+        assert citations(config)
+        embedder.reset()
+        (config.corpus_dir / "doc_c.txt").unlink()
+        build_index(config, embedder)
+        (config.corpus_dir / "doc_c.txt").write_text(DOC_C, encoding="utf-8")
+        build_index(config, embedder)
+        assert embedder.calls == 0  # the cache was written anew
+
+    def test_tokens_kept_only_where_a_new_user_word_cannot_change_them(self, kb, tmp_path):
+        config, embedder = kb
+        # DOC_D quotes a term that occurs in doc_b ("全部事项"): doc_b's passage is cut anew, doc_a's is kept.
+        doc_d = "# 事项清单\n\n清单列出“全部事项”的办理时限。\n"
+        (config.corpus_dir / "doc_d.txt").write_text(doc_d, encoding="utf-8")
+        build_index(config, embedder)
+        store = open_store(config)
+        m = store.read_manifest()
+        if config.store == "local":
+            assert m["update"]["passages_tokenized"] == len(passages_by_doc(config)["doc_d"]) + \
+                len(passages_by_doc(config)["doc_b"])
+        inc = store.load()
+        full_config = config.replace(index_dir=tmp_path / "full", milvus_collection="full")
+        build_index(full_config, HashEmbedder(), incremental=False)
+        full = open_store(full_config).load()
+        assert "全部事项" in inc.tokenizer.user_words
+        for tokens in (["全部事项", "覆盖"], ["数据", "管理"], ["一网通办"]):
+            np.testing.assert_allclose(inc.bm25.scores(tokens), full.bm25.scores(tokens), atol=1e-6)
 
     def test_remove_also_deletes_the_sidecar(self, kb):
         config, embedder = kb
@@ -233,10 +294,13 @@ class TestIncremental:
 
     def test_settings_change_is_a_full_rebuild(self, kb):
         config, embedder = kb
-        total = sum(r.passages + r.sentences for r in list_documents(config))
+        before = set(all_texts(config))
         build_index(config.replace(passage_max_chars=120), embedder)
         assert open_store(config).read_manifest()["update"]["mode"] == "full"
-        assert len(embedder.texts) == sum(r.passages + r.sentences for r in list_documents(config)) != total
+        after = all_texts(config)
+        assert set(after) != before
+        # Re-chunked passages are embedded; texts embedded before come from the vector cache.
+        assert sorted(embedder.texts) == sorted(set(after) - before)
 
     def test_full_flag_reembeds_everything(self, kb):
         config, embedder = kb
@@ -250,7 +314,7 @@ class TestIncremental:
         m = open_store(config).read_manifest()
         assert set(m["timings_s"]) >= {"ingest", "chunk", "bm25", "embed_passages", "embed_sentences"}
         e = m["embedding"]
-        assert e["batch_size"] == config.embed_batch_size and e["device"] == "cpu"
+        assert e["backend"] == "onnx-int8" and e["batch_size"] == 1 and e["device"] == "cpu"
         assert e["passages_embedded"] == 1 and e["passages_per_s"] > 0
         assert e["passages_reused"] == m["counts"]["passages"] - 1
 
@@ -376,7 +440,7 @@ def test_cli_add_list_remove_and_exit_codes(kb, tmp_path):
     proc = run_cli(config, "add", str(good), str(bad), env={"RAG_TEST_COUNT_EMBED": str(counts)})
     assert proc.returncode == CorpusError.exit_code == 3, proc.stderr
     assert "added     doc_c" in proc.stdout and "incremental build: 3 documents reused, 1 embedded" in proc.stdout
-    assert "batch size 32" in proc.stdout and "passages/s" in proc.stdout
+    assert "embedding by onnx-int8 on cpu, batch size 1" in proc.stdout and "passages/s" in proc.stdout
     assert "refused" in proc.stderr and "a Linux executable (ELF), not a document" in proc.stderr
     assert "1 of 2 files refused" in proc.stderr and "Traceback" not in proc.stderr
     assert sum(int(n) for n in counts.read_text().split()) == expected_texts(config, "doc_c")
@@ -404,10 +468,10 @@ def test_cli_add_list_remove_and_exit_codes(kb, tmp_path):
     assert "doc_c" not in [r.doc_id for r in list_documents(config)]
 
     proc = run_cli(config, "build", "--device", "cpu")
-    assert proc.returncode == 0 and "embedding on cpu, batch size 32" in proc.stdout
+    assert proc.returncode == 0 and "embedding by onnx-int8 on cpu, batch size 1" in proc.stdout
     assert "incremental build: 3 documents reused, 0 embedded" in proc.stdout
 
-    proc = run_cli(config, "build", "--full", "--batch-size", "8")
+    proc = run_cli(config, "build", "--full", "--passage-backend", "torch", "--batch-size", "8")
     assert proc.returncode == 0 and "full build" in proc.stdout and "batch size 8" in proc.stdout
 
 

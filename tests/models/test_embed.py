@@ -79,3 +79,42 @@ def test_a_repeated_question_is_encoded_once(real_config, model_dir):
     assert np.array_equal(batch, np.vstack([fresh.encode_queries([q]) for q in QUESTIONS[:4]]))
     assert np.array_equal(batch[1:], fresh.encode_queries(QUESTIONS[1:4]))
     assert np.array_equal(embedder.encode_queries(QUESTIONS[:3]), np.vstack(first))
+
+
+def corpus_sentences(limit: int = 12) -> list[str]:
+    from rag.ingest.corpus import load_corpus
+    from rag.ingest.chunk import chunk_document
+
+    corpus = load_corpus(Config().corpus_dir)
+    passages = [p for d in corpus.documents for p in chunk_document(d, 200)]
+    return [p.text[a:b] for p in passages for a, b in p.sentences][:limit] + [passages[0].text]
+
+
+def test_passage_vectors_do_not_depend_on_their_batch(real_config, model_dir):
+    """What makes the vector cache sound: a text gets the same vector, bit
+    for bit, alone or among others (int8 runs are one text each)."""
+    texts = corpus_sentences()
+    embedder = Embedder(real_config.replace(passage_backend="onnx-int8")).load()
+    together = embedder.encode_passages(texts)
+    alone = np.vstack([embedder.encode_passages([t]) for t in reversed(texts)])[::-1]
+    np.testing.assert_array_equal(together, alone)
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+
+
+def test_int8_passages_agree_with_sentence_transformers(real_config, model_dir):
+    texts = corpus_sentences()
+    int8 = Embedder(real_config.replace(passage_backend="onnx-int8")).load().encode_passages(texts)
+    torch = Embedder(real_config.replace(passage_backend="torch", embed_device="cpu")).load().encode_passages(texts)
+    cosines = (int8 * torch).sum(1)
+    assert cosines.min() >= MIN_INT8_COSINE and cosines.mean() >= 0.99
+    # ... close enough that each sentence's nearest neighbour among the others is the same.
+    np.fill_diagonal(sim_int8 := int8 @ int8.T, -1)
+    np.fill_diagonal(sim_torch := torch @ torch.T, -1)
+    assert (sim_int8.argmax(1) == sim_torch.argmax(1)).mean() >= 0.9
+
+
+def test_passage_encoder_key_names_the_backend(real_config, model_dir):
+    keys = {b: Embedder(real_config.replace(passage_backend=b)).passage_encoder_key()
+            for b in ("onnx-int8", "onnx", "torch")}
+    assert len(set(keys.values())) == 3
+    assert keys["onnx-int8"] == Embedder(real_config).passage_encoder_key()  # stable across instances

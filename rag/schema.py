@@ -79,10 +79,12 @@ class Passage:
         return [self.text[a:b] for a, b in self.sentences]
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["heading_path"] = list(self.heading_path)
-        d["sentences"] = [list(s) for s in self.sentences]
-        return d
+        # Spelled out: dataclasses.asdict deep-copies field by field, and
+        # writing a build calls this for every passage.
+        return {"passage_id": self.passage_id, "doc_id": self.doc_id, "ordinal": self.ordinal, "kind": self.kind,
+                "heading_path": list(self.heading_path), "text": self.text, "start": self.start, "end": self.end,
+                "clean_start": self.clean_start, "clean_end": self.clean_end,
+                "sentences": [list(s) for s in self.sentences]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Passage":

@@ -109,7 +109,7 @@ def document_from_dict(d: dict[str, Any]) -> Document:
     raw, offsets = d["raw_text"], [int(o) for o in d["offsets"]]
     if offsets and (min(offsets) < 0 or max(offsets) >= len(raw)):
         raise IndexCorruptError(f"document {d.get('doc_id')} has offsets outside its text; rebuild the index")
-    text = "".join(raw[o] for o in offsets)
+    text = "".join(map(raw.__getitem__, offsets))
     return Document(doc_id=d["doc_id"], path=d["path"], title=d["title"], raw_text=raw, text=text,
                     offsets=offsets, metadata=dict(d.get("metadata", {})),
                     page_starts=tuple(int(p) for p in d.get("page_starts", ())))

@@ -71,10 +71,11 @@ def index_settings(config: Config) -> dict[str, Any]:
     return dict(config.fingerprint(), exact_search_max=config.exact_search_max, pipeline=pipeline_fingerprint())
 
 
-def stale_reasons(config: Config, manifest: dict[str, Any]) -> list[str]:
-    """Why the index in ``manifest`` does not fit the current corpus/settings."""
+def stale_reasons(config: Config, manifest: dict[str, Any], fingerprint: str | None = None) -> list[str]:
+    """Why the index in ``manifest`` does not fit the current corpus/settings
+    (``fingerprint``: the corpus's, when the caller has it)."""
     reasons = []
-    if manifest.get("corpus_fingerprint") != corpus_fingerprint(config.corpus_dir):
+    if manifest.get("corpus_fingerprint") != (fingerprint or corpus_fingerprint(config.corpus_dir)):
         reasons.append(f"the corpus in {config.corpus_dir} changed since the index was built")
     built = manifest.get("settings", {})
     for key, value in index_settings(config).items():
@@ -303,7 +304,8 @@ def sentence_vectors_of(embedder: Embedder, passages: list[Passage], old_rows: l
 
 
 def build_artifacts(config: Config, embedder: Embedder, previous: Previous | None = None,
-                    progress: bool = False, cache: VectorCache | None = None) -> IndexArtifacts:
+                    progress: bool = False, cache: VectorCache | None = None,
+                    fingerprint: str | None = None) -> IndexArtifacts:
     """Ingest, chunk, tokenize and embed the corpus.  With ``previous``,
     documents whose file and sidecar are unchanged keep their passages and
     vectors (copied rows) and their tokens (unless a user word that came or
@@ -312,7 +314,7 @@ def build_artifacts(config: Config, embedder: Embedder, previous: Previous | Non
     their vectors from ``cache`` where it has them.  BM25 is rebuilt from the
     tokens."""
     t0 = time.perf_counter()
-    fingerprint = corpus_fingerprint(config.corpus_dir)
+    fingerprint = fingerprint or corpus_fingerprint(config.corpus_dir)
     corpus = load_corpus(config.corpus_dir, reuse=previous.reusable if previous else None, progress=progress)
     t_ingest = time.perf_counter()
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -408,9 +410,10 @@ def build_index(config: Config, embedder: Embedder | None = None, force: bool = 
         raise WriteError(f"cannot create the index directory {config.index_dir} "
                          f"({exc.strerror or exc})") from None
     with file_lock(store.lock_path):
+        fingerprint = corpus_fingerprint(config.corpus_dir)
         if not force and store.exists():
             try:
-                if not stale_reasons(config, store.read_manifest()):
+                if not stale_reasons(config, store.read_manifest(), fingerprint):
                     log.info("%s is already up to date", store.describe())
                     return store.current.resolve() if isinstance(store, IndexStore) \
                         else Path(store.current_build() or "")
@@ -421,7 +424,8 @@ def build_index(config: Config, embedder: Embedder | None = None, force: bool = 
         previous = load_previous(config, embedder, store) if incremental else None
         cache = VectorCache(config.index_dir / VECTOR_CACHE_DIR, embedder.passage_encoder_key(), embedder.dimension,
                             config.vector_cache_size) if incremental else None
-        artifacts = build_artifacts(config, embedder, previous, progress=progress, cache=cache)
+        artifacts = build_artifacts(config, embedder, previous, progress=progress, cache=cache,
+                                    fingerprint=fingerprint)
         path = store.publish(artifacts)
         if cache is not None:
             cache.save()

@@ -93,7 +93,9 @@ DEBUG_PLACEHOLDER = '<div class="debug">提问后，这里显示每个检索段�
 CSS = """
 .src-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px;
   margin: 8px 0; background: var(--background-fill-secondary); scroll-margin-top: 12px; }
-.src-card.src-hl { outline: 3px solid #d46b08; background: #fff7e6; }
+.src-card.src-hl { outline: 3px solid #d46b08; background: #fff7e6; color: #1f1f1f; }
+.dark { --color-accent: var(--primary-300); }  /* the theme has no dark accent of its own */
+.dark .src-card.src-hl { outline-color: #fa8c16; background: #3b2a10; color: var(--body-text-color); }
 .src-uncited { opacity: 0.85; border-style: dashed; }
 .src-head { font-weight: 600; }
 .src-marker { color: var(--color-accent); margin-right: 4px; }
@@ -170,6 +172,11 @@ THEME = gr.themes.Soft(
     button_primary_background_fill="*primary_600",
     button_primary_background_fill_hover="*primary_700",
     button_primary_border_color="*primary_600",
+    # The dark palette (Gradio follows the system's dark mode), held to the
+    # same 4.5:1 on the dark backgrounds: indigo-700 there is 2.4:1.
+    block_label_text_color_dark="*neutral_50",  # on the dark label background (indigo-600)
+    block_title_text_color_dark="*neutral_50",
+    body_text_color_subdued_dark="*neutral_400",
 )
 
 

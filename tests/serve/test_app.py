@@ -233,7 +233,10 @@ def test_markdown_helpers_neutralise_markup():
     assert "](" not in markdown_literal("[x](javascript:alert(1))")
     md = answer_markdown("<b>它</b>是**2002年底**成立的。\n\n> 引文 ![x](y) `c` [1]\n\n来源：\n[1] 《标题》")
     assert "<b>" not in md and "&lt;b&gt;" in md
-    assert "**2002年底**" in md and "\n> 引文" in md
+    assert "<strong>2002年底</strong>" in md and "**" not in md and "\n> 引文" in md
+    # bold next to CJK punctuation, which Markdown would leave as literal **
+    assert answer_markdown("比上年提高**3%**以上。") == "比上年提高<strong>3%</strong>以上。"
+    assert answer_markdown("**（一）**是") == "<strong>（一）</strong>是"
     assert "!\\[x\\](y)" in md and "\\`c\\`" in md and "\\[1\\]" in md
 
 

@@ -86,8 +86,8 @@ def served(browser, assistant, tmp_path_factory):  # the browser first: nothing 
         yield base_url, feedback
 
 
-def new_page(browser, url, viewport):
-    context = browser.new_context(viewport=viewport, locale="zh-CN")
+def new_page(browser, url, viewport, color_scheme: str = "light"):
+    context = browser.new_context(viewport=viewport, locale="zh-CN", color_scheme=color_scheme)
     page = context.new_page()
     page.dialogs, page.errors = [], []
     page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
@@ -431,13 +431,28 @@ A11Y_JS = """() => {
 }"""
 
 
-@pytest.mark.parametrize("tab", ["对话", "知识库", "设置 / 调试"])
-def test_contrast_and_labels(browser, served, tab):
+@pytest.mark.parametrize("tab, scheme, device", [
+    (tab, scheme, "desktop") for tab in ("对话", "知识库", "设置 / 调试") for scheme in ("light", "dark")
+] + [("对话", scheme, "phone") for scheme in ("light", "dark")])
+def test_contrast_and_labels(browser, served, tab, scheme, device):
+    """WCAG AA on every visible text, in the light and the dark palette (the
+    system's dark mode emulated), the highlighted source card and the
+    passage in its document included."""
     url, _ = served
-    page = new_page(browser, url, VIEWPORTS["desktop"])
+    page = new_page(browser, url, VIEWPORTS[device], color_scheme=scheme)
     try:
         if tab == "对话":
             ask(page, "园区的一站式服务中心是哪一年成立的？")
+            page.locator(BOT).last.locator("a.cite").first.click()
+            card = page.locator(".src-card.src-hl")
+            card.wait_for(timeout=WAIT_MS)
+            card.locator("details.doc-view summary").click()
+            card.locator(".doc-text").wait_for(timeout=WAIT_MS)
+            if scheme == "dark":
+                assert page.evaluate("document.body.classList.contains('dark') || "
+                                     "!!document.querySelector('.dark')"), "Gradio did not follow the dark scheme"
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SCREENSHOTS / f"{device}-chat-dark.png"))
         else:
             show_tab(page, tab)
             page.wait_for_timeout(500)
@@ -461,5 +476,19 @@ def test_keyboard_enter_sends_and_tab_reaches_send(browser, served):
         box.focus()
         page.keyboard.press("Tab")  # the next stop after the question box is 发送
         assert page.evaluate("document.activeElement.closest('#send') !== null")
+    finally:
+        page.context.close()
+
+
+def test_bold_short_answer_next_to_chinese_punctuation(browser, served):
+    """A bold span ending in % before Chinese text (``**85%**业务``) is shown
+    bold, not as literal asterisks (CommonMark does not close ** there)."""
+    url, _ = served
+    page = new_page(browser, url, VIEWPORTS["desktop"])
+    try:
+        ask(page, "实现授权审批全覆盖后，多少业务可以前台当场办结？")
+        answer = page.locator(BOT).last
+        assert "**" not in answer.inner_text()
+        assert "85%" in answer.locator("strong").first.inner_text()
     finally:
         page.context.close()

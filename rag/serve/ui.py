@@ -119,7 +119,15 @@ a.cite { text-decoration: none; font-weight: 600; padding: 0 2px; }
   text-align: left; vertical-align: top; }
 #debug .dbg-facts { margin: 0 0 8px 1.2em; }
 #debug, #sources { max-width: 100%; overflow-x: hidden; }
-.examples button { white-space: normal; text-align: left; height: auto; }
+.examples { flex-wrap: wrap; gap: 6px; align-items: center; }
+.examples button { white-space: normal; text-align: left; height: auto; flex: 0 1 auto; }
+.examples-label { font-size: 0.9em; color: var(--body-text-color-subdued); white-space: nowrap; }
+/* The chat leaves room for the question box and the examples on the first screen. */
+#chat { height: min(52vh, calc(100vh - 380px)) !important; min-height: 240px; }
+@media (max-width: 640px) {
+  #chat { height: 34vh !important; min-height: 200px; }
+  #examples button { font-size: 0.85em; padding: 2px 8px; }
+}
 footer { flex-wrap: wrap; }
 """
 
@@ -151,6 +159,16 @@ SCROLL_TO_ANSWER_JS = """
     const bots = document.querySelectorAll('#chat [data-testid="bot"]');
     if (bots.length) bots[bots.length - 1].scrollIntoView({block: 'start'});
   }, 150);
+}
+"""
+
+# 删除所选文档 asks first: its question and 确认删除 appear below the fold.
+SCROLL_TO_CONFIRM_JS = """
+() => {
+  setTimeout(() => {
+    const box = document.getElementById('kb-confirm-box');
+    if (box && box.offsetParent !== null) box.scrollIntoView({block: 'center'});
+  }, 100);
 }
 """
 
@@ -591,22 +609,24 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                                      feedback_options=("Like", "Dislike"), buttons=["copy"], layout="bubble",
                                      placeholder="在下方输入问题；可以追问，例如先问“一站式服务中心是哪一年成立的？”"
                                                  "再问“那它有几个窗口？”")
-                doc_filter = gr.Dropdown(choices=choices, value=[], multiselect=True, allow_custom_value=True,
-                                         label="只在这些文档中查找（不选＝全部文档）", elem_id="doc-filter")
+                # First screen: the chat, the question box and the examples fit one
+                # screen on a desktop and on a phone (CSS #chat); the rest below.
                 with gr.Row(equal_height=True):
                     question = gr.Textbox(label="问题", show_label=False, elem_id="question", scale=5, lines=1,
                                           max_lines=4, placeholder="输入问题，按回车发送")
                     send = gr.Button("发送", variant="primary", elem_id="send", scale=1, min_width=72)
+                with gr.Row(elem_classes=["examples"], elem_id="examples"):
+                    gr.HTML('<span class="examples-label">示例问题（点击即提问）：</span>', padding=False)
+                    example_buttons = [gr.Button(ex, size="sm", scale=0, min_width=0, elem_classes=["example"] + (
+                        ["example-en"] if ex.isascii() else [])) for ex in EXAMPLES]
+                doc_filter = gr.Dropdown(choices=choices, value=[], multiselect=True, allow_custom_value=True,
+                                         label="只在这些文档中查找（不选＝全部文档）", elem_id="doc-filter")
                 with gr.Row(equal_height=True):
                     clear_btn = gr.Button("清空对话", elem_id="clear", size="sm", min_width=80)
                     download = gr.DownloadButton("导出对话（Markdown）", elem_id="export", size="sm", min_width=120)
                 comment = gr.Textbox(label="反馈说明（可选：先写在这里，再点回答下方的“赞”或“踩”）", elem_id="comment",
                                      lines=1, max_lines=3, max_length=1000)
                 status = gr.Markdown("", elem_id="feedback-status")
-                gr.Markdown("**示例问题**（点击即提问）")
-                with gr.Column(elem_classes=["examples"]):
-                    example_buttons = [gr.Button(ex, size="sm", elem_classes=["example"] + (
-                        ["example-en"] if ex.isascii() else [])) for ex in EXAMPLES]
             with gr.Tab("来源", id="tab-sources", elem_id="tab-sources"):
                 gr.Markdown("最近一个回答（或在对话中点选的回答）引用的段落；每个回答下方也可展开自己的来源。")
                 sources = gr.HTML(SOURCES_PLACEHOLDER, label="来源", elem_id="sources", js_on_load=None)
@@ -666,7 +686,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         kb_add.click(ui_add, [kb_files], [kb_status, *kb_outputs, kb_files], api_visibility="private",
                      concurrency_limit=1, concurrency_id="kb-edit")
         kb_delete.click(ui_delete_ask, [kb_selected], [kb_confirm_box, kb_confirm_text, kb_status],
-                        api_visibility="private")
+                        api_visibility="private").then(None, js=SCROLL_TO_CONFIRM_JS, api_visibility="private")
         kb_cancel.click(lambda: (gr.update(visible=False), ""), None, [kb_confirm_box, kb_status],
                         api_visibility="private")
         kb_confirm.click(ui_delete_confirm, [kb_selected], [kb_confirm_box, kb_status, *kb_outputs],

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.serve.ui import EXAMPLES as EXAMPLES_SHOWN
 from tests.conftest import serve_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +115,11 @@ def in_viewport(page, locator) -> bool:
     box = locator.bounding_box()
     vh = page.viewport_size["height"]
     return box is not None and box["y"] < vh and box["y"] + box["height"] > 0
+
+
+def fully_in_viewport(page, locator) -> bool:
+    box = locator.bounding_box()
+    return box is not None and 0 <= box["y"] and box["y"] + box["height"] <= page.viewport_size["height"]
 
 
 def english_words(text: str) -> list[str]:
@@ -373,6 +379,9 @@ def test_upload_ask_and_delete_a_pdf(browser, kb_served):
         page.locator("#kb-delete").click()
         confirm = page.locator("#kb-delete-confirm")
         confirm.wait_for(timeout=WAIT_MS)
+        page.wait_for_timeout(400)
+        # the question and its 确认删除 come into view (they appear below the fold)
+        assert fully_in_viewport(page, confirm) and in_viewport(page, page.locator("#kb-confirm-text"))
         assert "绿色金融支持办法" in page.locator("#kb-confirm-text").inner_text()
         page.wait_for_timeout(500)
         assert "绿色金融支持办法" in kb_table_text(page) and (base / "corpus" / "绿色金融.pdf").exists()
@@ -490,5 +499,26 @@ def test_bold_short_answer_next_to_chinese_punctuation(browser, served):
         answer = page.locator(BOT).last
         assert "**" not in answer.inner_text()
         assert "85%" in answer.locator("strong").first.inner_text()
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_first_screen_shows_the_input_and_the_examples(browser, served, device):
+    """Before any question, the question box and the example questions are
+    on the first screen, on the phone too (the placeholder points down to them)."""
+    url, _ = served
+    page = new_page(browser, url, VIEWPORTS[device])
+    try:
+        page.wait_for_timeout(300)
+        assert in_viewport(page, page.locator("#question textarea")), "the question box is below the fold"
+        examples = page.locator(".example")
+        assert examples.count() == len(EXAMPLES_SHOWN)
+        assert in_viewport(page, examples.first), "the examples are below the fold"
+        box, first = page.locator("#question").bounding_box(), examples.first.bounding_box()
+        assert first["y"] + first["height"] <= VIEWPORTS[device]["height"], "the first example is cut off"
+        assert first["y"] > box["y"]  # below the box, where the placeholder points
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{device}-first-screen.png"))
     finally:
         page.context.close()

@@ -68,17 +68,21 @@ def weak_points(features: dict[str, float], qtype: str = "", qtype_zh: str = "")
     if f.get("missing_number"):
         points.append(("问题中的数字没有出现在最相关的段落中",
                        "a number of the question does not occur in the best passage"))
+    # Said in words a reader of the answer uses; the figures stay in the debug view.
     if f.get("unknown_terms", 0.0) >= 0.3:
-        points.append((f"问题的关键词中有 {f['unknown_terms']:.0%}（按权重）在知识库中从未出现",
-                       f"{f['unknown_terms']:.0%} of the question's key terms (by weight) never occur in the corpus"))
+        points.append(("问题里" + ("大部分" if f["unknown_terms"] >= 0.6 else "有些") + "关键词在知识库的文档中没有出现",
+                       ("most" if f["unknown_terms"] >= 0.6 else "some") + " of the question's key words never occur in "
+                       "the documents"))
     if f.get("unknown_nouns", 0.0) >= UNKNOWN_NOUNS_SHOWN:
         points.append(("问题的主要名词在知识库中从未出现", "the question's main nouns never occur in the corpus"))
     if f.get("subject_missing"):
         points.append(("最相关的段落谈的不是问题的主体",
                        "the subject of the question is not what the best passage talks about"))
     if f.get("passage_coverage", 1.0) < 0.5:
-        points.append((f"最相关的段落只覆盖了问题关键词的 {f['passage_coverage']:.0%}",
-                       f"the best passage covers only {f['passage_coverage']:.0%} of the question's key terms"))
+        points.append(("找到的最相关段落只谈到问题的一小部分" if f["passage_coverage"] < 0.25
+                       else "找到的最相关段落只谈到问题的一部分",
+                       "the best passage speaks to only " + ("a small part" if f["passage_coverage"] < 0.25 else "part")
+                       + " of the question"))
     if f.get("typed_missing"):
         points.append((f"没能从证据中找到{qtype_zh or qtype}类的答案",
                        f"no {qtype} answer could be extracted from the evidence"))

@@ -41,7 +41,9 @@ def escape_html(text: object) -> str:
 # Characters with a meaning in (GitHub-flavoured) Markdown.  ``&``, ``<`` and
 # ``>`` are turned into entities instead: a backslash before ``&`` would make
 # the entity itself literal.
-_MD_PUNCT = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$])")
+# ``:`` too: escaped, "http://…" is no longer a GFM autolink, which would
+# show the text from the raw source, backslashes included.
+_MD_PUNCT = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$:])")
 
 
 def markdown_literal(text: str) -> str:

@@ -231,6 +231,8 @@ def test_highlight_quote_escapes_passage_and_quote():
 def test_markdown_helpers_neutralise_markup():
     assert markdown_literal(XSS) == "&lt;img src=x onerror=alert\\(1\\)&gt;"
     assert "](" not in markdown_literal("[x](javascript:alert(1))")
+    # no autolink: GFM links http://… and www.… from the raw text, backslashes and all
+    assert "http://" not in markdown_literal("see http://example.com) now") and "www." not in markdown_literal("www.x.cn")
     md = answer_markdown("<b>它</b>是**2002年底**成立的。\n\n> 引文 ![x](y) `c` [1]\n\n来源：\n[1] 《标题》")
     assert "<b>" not in md and "&lt;b&gt;" in md
     assert "<strong>2002年底</strong>" in md and "**" not in md and "\n> 引文" in md

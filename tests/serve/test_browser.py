@@ -219,6 +219,10 @@ def test_refusal_long_answer_debug_and_examples(browser, served, device):
         text = refusal.inner_text() + refusal.locator("details.ans-src").inner_html()
         for boilerplate in ("刘小涛", "市管重点新型智库", "苏州太湖智库 主办"):
             assert boilerplate not in text
+        # the reason in plain words: no weights or percentages
+        ask(page, "苏州的常住人口有多少？")
+        why = bot.last.locator(".badge-why").inner_text()
+        assert "关键词在知识库的文档中没有出现" in why and not re.search(r"\d+%|按权重|覆盖了", why), why
 
         # a long answer on a phone: its first line is in view, not scrolled past
         ask(page, "政务服务改革经历了哪几个阶段？")
@@ -263,6 +267,12 @@ def test_html_question_is_text_and_empty_question_prompts(browser, served):
         assert chat.locator('[data-testid="user"]').last.inner_text().strip() == XSS
         # a markup-only question is not English: the reply is in Chinese
         assert "From the report" not in page.locator(BOT).last.inner_text()
+        # a web address with Markdown characters is shown as typed: no backslashes, no link
+        url_question = "http://example.com/a_b*(1) 这个网址说了什么？"
+        ask(page, url_question)
+        user = chat.locator('[data-testid="user"]').last
+        assert user.inner_text().strip() == url_question
+        assert user.locator("a").count() == 0
         assert page.errors == [], page.errors
     finally:
         page.context.close()

@@ -14,7 +14,7 @@ BODY, MASTHEAD, BACK_MATTER = "body", "masthead", "back_matter"
 class Repair:
     """One change ingestion made to the extracted text, in raw-file offsets."""
 
-    kind: str  # "page_break_join", "duplicate_at_break", "line_wrap", "space_at_script_boundary"
+    kind: str  # "page_break_join", "duplicate_at_break", "line_wrap", "space_at_script_boundary", "space_run", "control_character"
     raw_start: int
     raw_end: int
     removed: str

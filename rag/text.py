@@ -137,7 +137,8 @@ def clean_extracted_text(raw: str) -> CleanText:
     * single newlines inside a paragraph between Chinese characters are line
       wraps and are removed;
     * spaces between Chinese and Latin/digits ("在 2002 年底") are removed;
-      spaces between two Chinese words are kept (they separate fields).
+      spaces between two Chinese words are kept (they separate fields);
+    * stray control characters (a scraped page's \\x08, \\x1b) are removed.
     Cleaning only ever removes characters, so ``raw[offsets[i]] == text[i]``.
     """
     reference = squeeze(raw)
@@ -204,6 +205,10 @@ def _append_paragraph(raw: str, a: int, b: int, chars: list[str], offsets: list[
                 if j - i > 1:
                     repairs.append(Repair("space_run", i + 1, j, run[1:]))
             i = j
+            continue
+        if ch < " " or "\x7f" <= ch <= "\x9f":  # a stray control character (scraped text): dropped
+            repairs.append(Repair("control_character", i, i + 1, ch))
+            i += 1
             continue
         chars.append(ch)
         offsets.append(i)

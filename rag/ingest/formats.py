@@ -154,6 +154,10 @@ def extract(data: bytes, name: str) -> Extracted:
 # --------------------------------------------------------------------------
 # Plain text and Markdown
 # --------------------------------------------------------------------------
+# Share of control characters above which a "text" file is taken for binary.
+BINARY_CONTROL_SHARE = 0.1
+
+
 def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
     """Decode a text file, or raise CorpusError saying why it cannot be used."""
     if not data.strip():
@@ -166,8 +170,12 @@ def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
         except UnicodeDecodeError:
             continue
         controls = sum(1 for c in text[:8192] if ord(c) < 32 and c not in "\n\r\t\f")
-        if controls > 0.01 * min(len(text), 8192):
+        # A few stray control characters (scraped web text) are cleaned away
+        # (rag.text.clean_extracted_text); a text made of them is binary.
+        if controls > BINARY_CONTROL_SHARE * min(len(text), 8192):
             raise CorpusError(f"{name}: looks like a binary file ({controls} control characters)")
+        if controls:
+            log.warning("%s: %d control characters removed from the text", name, controls)
         return text, encoding.replace("-sig", "")
     raise CorpusError(f"{name}: not valid UTF-8 or GB18030 text; re-save it as UTF-8")
 

@@ -407,6 +407,34 @@ def cn_to_int(text: str) -> int | None:
 
 _NUM_TOKEN = re.compile(rf"\d+(?:\.\d+)?|[{CN_NUM}]+")
 
+# A line that is only a date: "2024年3月15日", "（2019年2月13日）", "二〇一九年二月十三日", "2024年3月".
+_DATE_LINE = re.compile(rf"^[（(]?\s*((?:19|20)\d{{2}}|[一二][〇零一二三四五六七八九]{{3}})\s*年\s*"
+                        rf"([\d{CN_NUM}]{{1,3}})\s*月(?:\s*([\d{CN_NUM}]{{1,3}})\s*日)?\s*[）)]?$")
+DATE_LINES_SEARCHED = 15  # at the top (masthead) and at the bottom (the signature's date)
+
+
+def _year(text: str) -> int:
+    return int(text) if text.isdigit() else int("".join(str(_CN_DIGIT_VALUE[c]) for c in text))
+
+
+def document_date(text: str) -> str | None:
+    """The date a document prints on a line of its own near its top or its
+    end (an official document's date under the masthead or under the
+    signature), as ``YYYY-MM-DD`` or ``YYYY-MM``; None when it prints none.
+    File properties (creation dates of a template, of a print to PDF) are not
+    the document's date."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines[:DATE_LINES_SEARCHED] + lines[-DATE_LINES_SEARCHED:][::-1]:
+        m = _DATE_LINE.match(unicodedata.normalize("NFKC", line).replace(" ", ""))
+        if not m:
+            continue
+        year, month = _year(m.group(1)), cn_to_int(m.group(2))
+        day = cn_to_int(m.group(3)) if m.group(3) else None
+        if month is None or not 1 <= month <= 12 or (day is not None and not 1 <= day <= 31):
+            continue
+        return f"{year:04d}-{month:02d}" + (f"-{day:02d}" if day else "")
+    return None
+
 
 def canonical_numbers(text: str) -> str:
     """Rewrite Chinese numerals as digits ('三间' -> '3间', '十个' -> '10个'),

@@ -222,3 +222,17 @@ def test_citations_under_a_plain_text_heading_show_the_heading_as_written(tmp_pa
     body = next(p for p in passages if "75周年" in p.text)
     assert body.heading_path == ("二、2024年经济社会发展总体要求和政策取向",)
     assert body.text.startswith("今年是")
+
+
+@pytest.mark.parametrize("text, date", [
+    ("与时俱进的改革之路\n2024年11月28日\n一、学习借鉴改革阶段", "2024-11-28"),            # under the masthead
+    ("国务院关于印发国家职业教育改革实施方案的通知\n正文。\n\n国务院\n2019年1月24日\n", "2019-01-24"),  # signature
+    ("正文。\n国务院办公厅\n二〇一九年二月十三日", "2019-02-13"),                        # Chinese numerals
+    ("（2021年6月）\n正文。", "2021-06"),
+    ("园区在2002年底正式成立了一站式服务中心。", None),                                  # a date inside prose
+    ("2024年13月\n正文", None),
+])
+def test_document_date_printed_on_its_own_line(text, date):
+    from rag.text import document_date
+
+    assert document_date(text) == date

@@ -22,7 +22,7 @@ from rag.errors import CorpusError
 from rag.files import sha256_file
 from rag.ingest.formats import decode_bytes, extract  # noqa: F401  (decode_bytes: re-exported, it used to live here)
 from rag.schema import Document
-from rag.text import clean_extracted_text
+from rag.text import clean_extracted_text, document_date
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,8 @@ def load_document(path: Path) -> Document:
     if not cleaned.text.strip():
         raise CorpusError(f"{path.name}: no text left after cleaning")
     title = metadata.get("title") or guess_title(raw, path.stem)
+    if not metadata.get("date") and (date := document_date(raw)):
+        metadata["date"] = date
     if "document_number" not in metadata:
         number = guess_document_number(raw)
         if number:

@@ -277,9 +277,17 @@ def _pdf_date(value: str) -> str:
     return f"{y}-{mo}-{d}"
 
 
+# A file property "title" that is a file name or a web address (a page
+# printed to PDF from a browser: "report.html") names no document.
+_NOT_A_TITLE = re.compile(r"^(?:https?://|www\.|file:)|^[^\s/\\]+\.(?:html?|php|aspx?|jsp|txt|md|pdf|docx?|wps|xlsx?|pptx?)$"
+                          r"|^[\w.-]+\.(?:com|cn|org|net|gov|edu)(?:[/:].*)?$", re.I)
+
+
 def _clean_title(title: str) -> str:
     title = re.sub(r"^Microsoft (?:Word|PowerPoint) - ", "", title.strip())
     title = re.sub(r"\.(?:docx?|wps|pdf)$", "", title, flags=re.I)
+    if _NOT_A_TITLE.search(title):
+        return ""
     return "" if title.lower() in ("", "untitled", "about:blank", "无标题") else title
 
 
@@ -324,8 +332,10 @@ def extract_pdf(data: bytes, name: str) -> Extracted:
         metadata["title"] = title
     if author := props.get("Author", "").strip():
         metadata["author"] = author
-    if date := _pdf_date(props.get("CreationDate", "")):
-        metadata["date"] = date
+    # When the file was made (a print to PDF: the day it was printed), not the
+    # document's date: that comes from its text or a sidecar (load_document).
+    if created := _pdf_date(props.get("CreationDate", "")):
+        metadata["created"] = created
     log.debug("%s: %d pages, %d running header/footer/page-number lines removed", name, len(pages), removed)
     return Extracted(text, PDF, metadata, starts)
 
@@ -376,8 +386,8 @@ def extract_docx(data: bytes, name: str) -> Extracted:
         metadata["title"] = title
     if props.author:
         metadata["author"] = props.author.strip()
-    if props.created:
-        metadata["date"] = props.created.date().isoformat()
+    if props.created:  # often the template's date: not the document's (see extract_pdf)
+        metadata["created"] = props.created.date().isoformat()
     if props.modified:
         metadata["modified"] = props.modified.date().isoformat()
     return Extracted(text, DOCX, metadata)

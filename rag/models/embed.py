@@ -272,9 +272,11 @@ class Embedder:
         so a batched text's vector would depend on its batch-mates (and on
         padding).  Alone, a text has one vector wherever and whenever it is
         embedded, which is what lets builds take vectors from
-        :class:`rag.index.vector_cache.VectorCache`.  One run per core side by
-        side; on 2 cores this embeds ~2x as many texts per second as
-        sentence-transformers in batches of 32 (docs/knowledge-base.md)."""
+        :class:`rag.index.vector_cache.VectorCache` (float runs are alike
+        for the same reason: padding moves a vector by ~1e-6).  One run per
+        core side by side: on 2 cores the float export embeds as many texts
+        per second as sentence-transformers in batches of 32, the int8 one
+        ~2x as many (docs/knowledge-base.md)."""
         self.load()
         assert self.info is not None
         if not texts:

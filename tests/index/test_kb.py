@@ -314,7 +314,7 @@ class TestIncremental:
         m = open_store(config).read_manifest()
         assert set(m["timings_s"]) >= {"ingest", "chunk", "bm25", "embed_passages", "embed_sentences"}
         e = m["embedding"]
-        assert e["backend"] == "onnx-int8" and e["batch_size"] == 1 and e["device"] == "cpu"
+        assert e["backend"] == "onnx" and e["batch_size"] == 1 and e["device"] == "cpu"
         assert e["passages_embedded"] == 1 and e["passages_per_s"] > 0
         assert e["passages_reused"] == m["counts"]["passages"] - 1
 
@@ -440,7 +440,7 @@ def test_cli_add_list_remove_and_exit_codes(kb, tmp_path):
     proc = run_cli(config, "add", str(good), str(bad), env={"RAG_TEST_COUNT_EMBED": str(counts)})
     assert proc.returncode == CorpusError.exit_code == 3, proc.stderr
     assert "added     doc_c" in proc.stdout and "incremental build: 3 documents reused, 1 embedded" in proc.stdout
-    assert "embedding by onnx-int8 on cpu, batch size 1" in proc.stdout and "passages/s" in proc.stdout
+    assert "embedding by onnx on cpu, batch size 1" in proc.stdout and "passages/s" in proc.stdout
     assert "refused" in proc.stderr and "a Linux executable (ELF), not a document" in proc.stderr
     assert "1 of 2 files refused" in proc.stderr and "Traceback" not in proc.stderr
     assert sum(int(n) for n in counts.read_text().split()) == expected_texts(config, "doc_c")
@@ -468,7 +468,7 @@ def test_cli_add_list_remove_and_exit_codes(kb, tmp_path):
     assert "doc_c" not in [r.doc_id for r in list_documents(config)]
 
     proc = run_cli(config, "build", "--device", "cpu")
-    assert proc.returncode == 0 and "embedding by onnx-int8 on cpu, batch size 1" in proc.stdout
+    assert proc.returncode == 0 and "embedding by onnx on cpu, batch size 1" in proc.stdout
     assert "incremental build: 3 documents reused, 0 embedded" in proc.stdout
 
     proc = run_cli(config, "build", "--full", "--passage-backend", "torch", "--batch-size", "8")

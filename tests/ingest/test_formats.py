@@ -16,6 +16,7 @@ from rag.ingest.chunk import chunk_document
 from rag.errors import CorpusError
 from rag.ingest.formats import NO_TEXT_LAYER, Extracted, extract, remove_running_lines, sniff_format
 from rag.ingest.corpus import load_corpus, load_document
+from rag.text import document_date
 from rag.schema import Citation, Document
 from rag.index.base import document_from_dict, document_to_dict
 from rag.text import clean_extracted_text, squeeze
@@ -144,7 +145,9 @@ class TestDocx:
     def test_core_properties_are_metadata(self, docx_doc):
         m = docx_doc.metadata
         assert docx_doc.title == "园区营商环境报告（2024）"
-        assert (m["format"], m["author"], m["date"], m["modified"]) == ("docx", "园区研究室", "2024-03-15", "2024-04-01")
+        assert (m["format"], m["author"], m["created"], m["modified"]) == ("docx", "园区研究室", "2024-03-15", "2024-04-01")
+        # the file's creation date (often a template's) is not the document's date
+        assert m.get("date") == document_date(docx_doc.raw_text)
         assert docx_doc.page_starts == () and docx_doc.page_at(10) is None
 
     def test_sidecar_overrides_file_properties(self, tmp_path):
@@ -310,3 +313,21 @@ def test_stray_control_characters_are_cleaned_not_refused(tmp_path):
     assert "一站式服务中心。园区的一站式服务中心设有97个窗口" in doc.text
     assert sum(r.kind == "control_character" for r in doc.repairs) == 9
     assert all(doc.raw_text[o] == c for o, c in zip(doc.offsets, doc.text))
+
+
+@pytest.mark.parametrize("title, kept", [
+    ("report.html", ""), ("https://www.gov.cn/zhengce/content.htm", ""), ("www.sipac.gov.cn", ""),
+    ("关于深化改革的意见.docx", "关于深化改革的意见"), ("Microsoft Word - 年度报告.doc", "年度报告"),
+    ("国家职业教育改革实施方案", "国家职业教育改革实施方案"), ("Untitled", ""),
+])
+def test_a_file_name_or_address_is_not_a_title(title, kept):
+    from rag.ingest.formats import _clean_title
+
+    assert _clean_title(title) == kept
+
+
+def test_pdf_printed_from_a_browser_is_dated_by_its_text():
+    """tests/data/formats/report.pdf was printed from Chromium on 2026-12-01
+    (its CreationDate); the report's own date is the one printed in it."""
+    doc = load_document(PDF)
+    assert doc.metadata["created"] == "2026-12-01" and doc.metadata["date"] == "2024-11-28"

@@ -90,21 +90,24 @@ def corpus_sentences(limit: int = 12) -> list[str]:
     return [p.text[a:b] for p in passages for a, b in p.sentences][:limit] + [passages[0].text]
 
 
-def test_passage_vectors_do_not_depend_on_their_batch(real_config, model_dir):
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_passage_vectors_do_not_depend_on_their_batch(real_config, model_dir, backend):
     """What makes the vector cache sound: a text gets the same vector, bit
-    for bit, alone or among others (int8 runs are one text each)."""
+    for bit, alone or among others (ONNX runs are one text each)."""
     texts = corpus_sentences()
-    embedder = Embedder(real_config.replace(passage_backend="onnx-int8")).load()
+    embedder = Embedder(real_config.replace(passage_backend=backend)).load()
     together = embedder.encode_passages(texts)
     alone = np.vstack([embedder.encode_passages([t]) for t in reversed(texts)])[::-1]
     np.testing.assert_array_equal(together, alone)
     np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
 
 
-def test_int8_passages_agree_with_sentence_transformers(real_config, model_dir):
+def test_onnx_passages_agree_with_sentence_transformers(real_config, model_dir):
     texts = corpus_sentences()
-    int8 = Embedder(real_config.replace(passage_backend="onnx-int8")).load().encode_passages(texts)
     torch = Embedder(real_config.replace(passage_backend="torch", embed_device="cpu")).load().encode_passages(texts)
+    float_ = Embedder(real_config.replace(passage_backend="onnx")).load().encode_passages(texts)
+    assert (float_ * torch).sum(1).min() >= 0.9999
+    int8 = Embedder(real_config.replace(passage_backend="onnx-int8")).load().encode_passages(texts)
     cosines = (int8 * torch).sum(1)
     assert cosines.min() >= MIN_INT8_COSINE and cosines.mean() >= 0.99
     # ... close enough that each sentence's nearest neighbour among the others is the same.
@@ -117,4 +120,4 @@ def test_passage_encoder_key_names_the_backend(real_config, model_dir):
     keys = {b: Embedder(real_config.replace(passage_backend=b)).passage_encoder_key()
             for b in ("onnx-int8", "onnx", "torch")}
     assert len(set(keys.values())) == 3
-    assert keys["onnx-int8"] == Embedder(real_config).passage_encoder_key()  # stable across instances
+    assert keys["onnx"] == Embedder(real_config).passage_encoder_key()  # the default, stable across instances

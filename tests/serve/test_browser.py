@@ -532,3 +532,38 @@ def test_first_screen_shows_the_input_and_the_examples(browser, served, device):
         page.screenshot(path=str(SCREENSHOTS / f"{device}-first-screen.png"))
     finally:
         page.context.close()
+
+
+NOTICE_HTML = """<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>report.html</title>
+<style>body { font-family: 'WenQuanYi Zen Hei', sans-serif; font-size: 14px; }</style></head><body>
+<h1>关于推进政务服务改革的通知</h1>
+<p>2021年6月8日</p>
+<p>各部门：为推进政务服务改革，提高企业办事效率，现将有关事项通知如下。</p>
+</body></html>"""
+
+
+def test_uploaded_documents_get_their_own_title_and_date(browser, kb_served):
+    """A PDF printed from a page titled "report.html" is listed under its
+    heading and the date printed in it (not the file name, not the day it
+    was printed); scraped text with stray control characters is added."""
+    url, base = kb_served
+    pdf = print_pdf(browser, NOTICE_HTML, base / "通知.pdf")
+    scraped = base / "网页摘录.txt"
+    scraped.write_text("园区政务服务\x08中心发布办事指南。\x1b" + "企业可以在线办理开办登记。" * 30 + "\x07\n", "utf-8")
+    page = new_page(browser, url, VIEWPORTS["desktop"])
+    try:
+        show_tab(page, "知识库")
+        wait_kb_table_has(page, "与时俱进的改革之路")
+        for path in (pdf, scraped):
+            page.wait_for_function("n => !document.querySelector('#kb-files')?.innerText.includes(n)",
+                                   arg=path.name, timeout=WAIT_MS)
+            upload(page, path)
+            page.locator("#kb-add").click()
+            page.locator("#kb-status").get_by_text(f"已加入：{path.name}").first.wait_for(timeout=WAIT_MS)
+        wait_kb_table_has(page, "关于推进政务服务改革的通知")
+        cells = kb_table_text(page).split("\n")  # one line per non-empty cell
+        assert "report.html" not in cells
+        title = cells.index("关于推进政务服务改革的通知")
+        assert cells[title - 1] == "通知" and cells[title + 1] == "2021-06-08", cells[title - 1:title + 5]
+    finally:
+        page.context.close()

@@ -3,7 +3,8 @@ and turned into a labelled question file that ``rag eval`` reads.
 
 One feedback line::
 
-    {"time": "2025-01-01T12:00:00+00:00", "verdict": "up" | "down", "comment": "...",
+    {"time": "2025-01-01T12:00:00+00:00", "verdict": "up" | "down" | "withdrawn", "rating": "3f2a…",
+     "comment": "...",
      "question": "...", "answer": "...", "short_answer": "...", "refused": false,
      "qtype": "date", "lang": "zh", "confidence": 0.93,
      "citations": [{"marker": 1, "text": "...", "label": "...", "passage_id": "...", "start": 0, "end": 9}]}
@@ -11,7 +12,9 @@ One feedback line::
 :func:`export_questions` groups the lines by question: a 👍 on an answer
 makes its short answer a gold answer (``answerable: true``); a 👍 on a
 refusal, with no 👍 answer for the same question, makes the question
-unanswerable.  Questions that only got 👎 have no gold answer yet; they are
+unanswerable.  ``rating`` names one rated answer (one answer shown in one
+chat): its last line counts, so a 👍 clicked again (withdrawn) or turned into
+a 👎 no longer makes a gold answer.  The file stays append-only.  Questions that only got 👎 have no gold answer yet; they are
 written to a separate review file (same format, ``answers: []`` and the
 rejected short answers under ``rejected``) for a person to label.
 """
@@ -28,23 +31,28 @@ from typing import Any, Iterable, Mapping
 
 from rag.errors import InputError
 
-__all__ = ["VERDICTS", "feedback_record", "append_feedback", "read_feedback", "export_questions", "ExportSummary"]
+__all__ = ["VERDICTS", "WITHDRAWN", "feedback_record", "append_feedback", "read_feedback", "export_questions", "ExportSummary"]
 
 VERDICTS = ("up", "down")
+WITHDRAWN = "withdrawn"  # the same thumb clicked again: the rating no longer stands
 MAX_COMMENT_CHARS = 1000
 _LOCK = threading.Lock()  # one line at a time from this process's threads
 
 
 def feedback_record(answer: Mapping[str, Any], verdict: str, comment: str = "",
-                    now: datetime | None = None) -> dict[str, Any]:
-    """The feedback line for ``Answer.to_dict()`` data and a verdict ("up" or "down")."""
-    if verdict not in VERDICTS:
-        raise InputError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}.")
+                    now: datetime | None = None, rating: str = "") -> dict[str, Any]:
+    """The feedback line for ``Answer.to_dict()`` data and a verdict ("up",
+    "down", or "withdrawn" for ``rating``, an id of the rated answer)."""
+    if verdict not in VERDICTS + (WITHDRAWN,):
+        raise InputError(f"verdict must be one of {', '.join(VERDICTS + (WITHDRAWN,))}, got {verdict!r}.")
+    if verdict == WITHDRAWN and not rating:
+        raise InputError("a withdrawn rating needs the id of the rating it withdraws.")
     citations = [{k: c.get(k) for k in ("marker", "text", "label", "passage_id", "doc_id", "start", "end", "page")}
                  for c in answer.get("citations", [])]
     return {
         "time": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         "verdict": verdict,
+        **({"rating": str(rating)} if rating else {}),
         "comment": str(comment or "").strip()[:MAX_COMMENT_CHARS],
         "question": answer.get("question", ""),
         "answer": answer.get("answer", ""),
@@ -69,7 +77,9 @@ def append_feedback(path: Path, record: Mapping[str, Any]) -> None:
 
 
 def read_feedback(path: Path) -> list[dict[str, Any]]:
-    """Every well-formed feedback line (a torn or foreign line is skipped)."""
+    """The ratings that stand: every well-formed line (a torn or foreign
+    line is skipped), of a ``rating`` only its last line, and none when that
+    withdraws it."""
     rows = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:
@@ -77,9 +87,12 @@ def read_feedback(path: Path) -> list[dict[str, Any]]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(row, dict) and row.get("verdict") in VERDICTS and isinstance(row.get("question"), str):
+            if isinstance(row, dict) and row.get("verdict") in VERDICTS + (WITHDRAWN,) \
+                    and isinstance(row.get("question"), str):
                 rows.append(row)
-    return rows
+    last = {str(r["rating"]): i for i, r in enumerate(rows) if r.get("rating")}
+    return [r for i, r in enumerate(rows) if r["verdict"] != WITHDRAWN
+            and (not r.get("rating") or last[str(r["rating"])] == i)]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import html
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -49,7 +50,7 @@ from rag.serve.assistant import Assistant, clean_text, validate_question  # noqa
 from rag.config import Config  # noqa: E402
 from rag.serve.service import Service, ShuttingDown, StartupProbes, routes  # noqa: E402
 from rag.errors import InputError, RagError  # noqa: E402
-from rag.serve.feedback import append_feedback, feedback_record  # noqa: E402
+from rag.serve.feedback import WITHDRAWN, append_feedback, feedback_record  # noqa: E402
 from rag.serve.present import (answer_html, conversation_markdown, debug_html, markdown_literal,  # noqa: E402
                          passage_context, sources_html)
 
@@ -135,6 +136,16 @@ footer { flex-wrap: wrap; }
 # answer's source list, scrolls its card into view and highlights it.
 JS = """
 () => {
+  const labels = %s;
+  const relabel = (root) => root.querySelectorAll('button[aria-label], button[title]').forEach((b) => {
+    for (const attr of ['aria-label', 'title']) {
+      const zh = labels[b.getAttribute(attr)];
+      if (zh) b.setAttribute(attr, zh);
+    }
+  });
+  new MutationObserver(() => relabel(document)).observe(document.body,
+    {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-label', 'title']});
+  relabel(document);
   document.addEventListener('click', (event) => {
     const link = event.target.closest ? event.target.closest('a.cite') : null;
     if (!link) return;
@@ -174,7 +185,12 @@ SCROLL_TO_CONFIRM_JS = """
 
 # Gradio's own screen-reader announcement of a finished event has no Chinese
 # translation (it would read "common.complete").
-I18N = {"common.complete": "完成"}
+I18N = {"common.complete": "完成", "chatbot.copy_message": "复制这条消息", "chatbot.copied_message": "已复制",
+        "chatbot.like": "赞", "chatbot.dislike": "踩"}
+# Labels Gradio writes in English with no translation key (the chat's rated
+# thumbs): replaced on the page as they appear.
+UNTRANSLATED_LABELS = {"Liked": "已赞（再点一次取消）", "Disliked": "已踩（再点一次取消）"}
+JS = JS.replace("%s", json.dumps(UNTRANSLATED_LABELS, ensure_ascii=False), 1)
 
 # System fonts only: the default theme would fetch web fonts from the internet.
 THEME = gr.themes.Soft(
@@ -548,7 +564,8 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
             messages.append({"role": "assistant", "content": markdown_literal(INTERNAL_ERROR)})
             return text, messages, SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, asked, turns
         messages.append({"role": "assistant", "content": reply})
-        turns.append({"message": len(messages) - 1, "answer": data, "sources": shown[0], "debug": shown[1]})
+        turns.append({"message": len(messages) - 1, "answer": data, "sources": shown[0], "debug": shown[1],
+                      "rating": uuid.uuid4().hex})  # names this answer's 👍 / 👎 in the feedback file
         return "", messages, *shown, (asked + [cleaned])[-MAX_HISTORY:], turns
 
     def turn_of(turns: list | None, message_index: Any) -> dict | None:
@@ -564,21 +581,28 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         return t["sources"], t["debug"]
 
     def feedback(turns: list | None, comment: str, evt: gr.LikeData):
-        """👍 / 👎 on an answer: one line in the feedback file."""
+        """👍 / 👎 on an answer: one line in the feedback file; the outcome is
+        shown right under the chat, where the user is looking."""
+        return rate(turns, comment, evt)
+
+    def rate(turns: list | None, comment: str, evt: gr.LikeData):
         t = turn_of(turns, evt.index)
         if t is None:
             return gr.skip(), "这条消息不是回答，无法评价。"
-        if evt.liked is True or evt.liked is False:
-            verdict = "up" if evt.liked else "down"
-        else:  # the same thumb clicked again: the rating was withdrawn; nothing is written
+        # One rating per answer shown: its last line counts (rag.serve.feedback).
+        rating = t.get("rating") or ""
+        verdict = "up" if evt.liked is True else "down" if evt.liked is False else WITHDRAWN
+        if verdict == WITHDRAWN and not rating:
             return gr.skip(), "已取消评价。"
         try:
             append_feedback(feedback_file, feedback_record(t["answer"], verdict, comment if isinstance(comment, str)
-                                                           else ""))
+                                                           else "", rating=rating))
         except OSError:
             log.exception("cannot write feedback to %s", feedback_file)
             return gr.skip(), "反馈未能保存（服务器无法写入反馈文件，已记录在日志中）。"
         log.info("feedback %s on %r", verdict, t["answer"].get("question", "")[:40])
+        if verdict == WITHDRAWN:
+            return gr.skip(), "已取消评价（不再计入反馈）。"
         return "", ("已记录：有帮助，谢谢！" if verdict == "up" else "已记录：没有帮助。谢谢指正！")
 
     def export(turns: list | None):
@@ -609,6 +633,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                                      feedback_options=("Like", "Dislike"), buttons=["copy"], layout="bubble",
                                      placeholder="在下方输入问题；可以追问，例如先问“一站式服务中心是哪一年成立的？”"
                                                  "再问“那它有几个窗口？”")
+                status = gr.Markdown("", elem_id="feedback-status")  # under the chat: seen when a thumb is clicked
                 # First screen: the chat, the question box and the examples fit one
                 # screen on a desktop and on a phone (CSS #chat); the rest below.
                 with gr.Row(equal_height=True):
@@ -626,7 +651,6 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                     download = gr.DownloadButton("导出对话（Markdown）", elem_id="export", size="sm", min_width=120)
                 comment = gr.Textbox(label="反馈说明（可选：先写在这里，再点回答下方的“赞”或“踩”）", elem_id="comment",
                                      lines=1, max_lines=3, max_length=1000)
-                status = gr.Markdown("", elem_id="feedback-status")
             with gr.Tab("来源", id="tab-sources", elem_id="tab-sources"):
                 gr.Markdown("最近一个回答（或在对话中点选的回答）引用的段落；每个回答下方也可展开自己的来源。")
                 sources = gr.HTML(SOURCES_PLACEHOLDER, label="来源", elem_id="sources", js_on_load=None)

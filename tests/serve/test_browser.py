@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.serve.feedback import read_feedback
 from rag.serve.ui import EXAMPLES as EXAMPLES_SHOWN
 from tests.conftest import serve_app
 
@@ -188,6 +189,19 @@ def test_chat_citations_sources_badge_feedback(browser, served, device):
         row = json.loads(lines[-1])
         assert (row["verdict"], row["comment"], row["question"]) == ("down", f"测试反馈 {device}", "那它有几个窗口？")
         assert "97" in row["short_answer"] and row["citations"] and row["confidence"] > 0
+        # the outcome shows where the user is looking, not only below the fold
+        assert fully_in_viewport(page, page.locator("#feedback-status").get_by_text("已记录"))
+        # 👍 clicked twice is withdrawn: the line stays, but no longer counts as a gold answer
+        page.locator('#chat button[aria-label="赞"]').last.click()
+        page.locator("#feedback-status").get_by_text("已记录：有帮助").wait_for(timeout=WAIT_MS)
+        liked = page.locator('#chat button[aria-label="已赞（再点一次取消）"]')  # Gradio's "Liked", in Chinese
+        liked.last.wait_for(timeout=WAIT_MS)
+        liked.last.click()
+        page.locator("#feedback-status").get_by_text("已取消评价").wait_for(timeout=WAIT_MS)
+        assert len(feedback.read_text("utf-8").splitlines()) == before + 3
+        mine = [r for r in read_feedback(feedback) if r.get("rating") == json.loads(
+            feedback.read_text("utf-8").splitlines()[-1])["rating"]]
+        assert mine == []  # neither the 👎 nor the 👍 of this answer stands
 
         # no English UI text on the Chinese page (the English example question aside)
         for tab in ("对话", "来源", "设置 / 调试"):

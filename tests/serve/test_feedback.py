@@ -51,6 +51,29 @@ def test_export_labels_questions_for_eval(tmp_path):
     assert review[0]["rejected"] == ["9个"] and review[0]["needs_review"] is True
 
 
+def test_a_withdrawn_or_changed_rating_no_longer_counts(tmp_path):
+    """👍 clicked again withdraws it: the file keeps every line (append-only)
+    but the export no longer takes that answer as gold; 👍 turned into 👎
+    counts as 👎.  Lines without a rating id (older files) all count."""
+    path = tmp_path / "feedback.jsonl"
+    a, b, c = answer("成立年份？", "2002年"), answer("窗口数？", "97个"), answer("主任？", "张三")
+    for ans, verdict, rating in [(a, "up", "r1"), (a, "withdrawn", "r1"), (b, "up", "r2"), (b, "down", "r2"),
+                                 (c, "up", ""), (a, "up", "r3")]:
+        append_feedback(path, feedback_record(ans, verdict, rating=rating))
+    assert len(path.read_text("utf-8").splitlines()) == 6
+    standing = read_feedback(path)
+    assert [(r["question"], r["verdict"]) for r in standing] == [("窗口数？", "down"), ("主任？", "up"),
+                                                                  ("成立年份？", "up")]
+    export_questions(path, tmp_path / "qa.jsonl")
+    rows = {r["question"]: r for r in load_qa(tmp_path / "qa.jsonl")}
+    assert set(rows) == {"主任？", "成立年份？"}  # 窗口数？ (now 👎) goes to review
+    append_feedback(path, feedback_record(a, "withdrawn", rating="r3"))
+    export_questions(path, tmp_path / "qa.jsonl")
+    assert {r["question"] for r in load_qa(tmp_path / "qa.jsonl")} == {"主任？"}
+    with pytest.raises(InputError, match="needs the id"):
+        feedback_record(a, "withdrawn")
+
+
 def test_export_without_feedback_says_where_it_looked(tmp_path):
     with pytest.raises(InputError, match="no feedback file"):
         export_questions(tmp_path / "none.jsonl", tmp_path / "qa.jsonl")

@@ -86,6 +86,7 @@ EXAMPLES = [
     "When did the State Council approve the overall plan for the open innovation pilot?",
 ]
 
+NOTHING_TO_EXPORT = "还没有可以导出的对话：先提一个问题，回答之后再点“导出对话”。"
 EMPTY_PROMPT = "请输入一个问题，例如：“一站式服务中心是哪一年成立的？”"
 INTERNAL_ERROR = "抱歉，处理这个问题时出错了（内部错误，已记录在服务器日志中）。请稍后再试或换个问法。"
 SOURCES_PLACEHOLDER = '<div class="sources src-summary">提问后，这里列出回答引用的段落，引文以高亮标出。</div>'
@@ -698,6 +699,8 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
             button.click(**dict(chat_io, inputs=[button, chatbot, top_k, asked, turns, doc_filter]),
                          api_visibility="private").then(**after).then(
                 None, js=SCROLL_TO_ANSWER_JS, api_visibility="private")
+        # Before the first answer there is no file to download: say so instead of doing nothing.
+        download.click(lambda t: gr.skip() if t else NOTHING_TO_EXPORT, [turns], [status], api_visibility="private")
         clear_outputs = [chatbot, asked, sources, debug, question, turns, download]
         clear_btn.click(clear, None, clear_outputs, api_visibility="private")
         chatbot.clear(clear, None, clear_outputs, api_visibility="private")

@@ -581,3 +581,15 @@ def test_uploaded_documents_get_their_own_title_and_date(browser, kb_served):
         assert cells[title - 1] == "通知" and cells[title + 1] == "2021-06-08", cells[title - 1:title + 5]
     finally:
         page.context.close()
+
+
+def test_export_before_any_answer_says_why_nothing_downloads(browser, served):
+    url, _ = served
+    page = new_page(browser, url, VIEWPORTS["phone"])
+    try:
+        page.locator("#export").click()
+        message = page.locator("#feedback-status").get_by_text("还没有可以导出的对话")
+        message.wait_for(timeout=WAIT_MS)
+        assert in_viewport(page, message)
+    finally:
+        page.context.close()

@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-stale", action="store_true", help="do nothing when the index is up to date")
     p.add_argument("--full", action="store_true", help="re-embed every document, reusing nothing")
     p.add_argument("--passage-backend", choices=("onnx-int8", "onnx", "torch"),
-                   help="how passages are embedded (default: config passage_backend, onnx; onnx-int8 builds ~2x faster; "
+                   help="how passages are embedded (default: config passage_backend, onnx; onnx-int8 builds ~25%% faster; "
                         "torch with a GPU)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where torch embeds (default: auto = cuda when "
                    "torch sees a GPU, else cpu)")

@@ -58,7 +58,7 @@ class Config:
     # verified float export, each text in a run of its own, one run per core:
     # a text's vector never depends on its batch, so vectors are cached by
     # text, and building needs no torch), "onnx-int8" (its int8 quantization:
-    # builds ~2x faster; measured: report sets' hit@1 +1..+4 questions each,
+    # builds ~25 % sooner; measured: report sets' hit@1 +1..+4 questions each,
     # the MRC held-out's -10 of 2,350, docs/knowledge-base.md) or "torch"
     # (sentence-transformers in batches on embed_device: the choice with a
     # GPU).  Part of the index settings.

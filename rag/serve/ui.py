@@ -123,11 +123,14 @@ a.cite { text-decoration: none; font-weight: 600; padding: 0 2px; }
 #debug, #sources { max-width: 100%; overflow-x: hidden; }
 .examples { flex-wrap: wrap; gap: 6px; align-items: center; }
 .examples button { white-space: normal; text-align: left; height: auto; flex: 0 1 auto; }
-.examples-label { font-size: 0.9em; color: var(--body-text-color-subdued); white-space: nowrap; }
+.examples-label { font-size: 0.9em; color: var(--body-text-color-subdued); }
+.examples-label p { margin: 0; }
 /* The chat leaves room for the question box and the examples on the first screen. */
 #chat { height: min(52vh, calc(100vh - 380px)) !important; min-height: 240px; }
+#chat:has([data-testid="bot"]) { height: 62vh !important; }  /* once answered, room to read */
 @media (max-width: 640px) {
   #chat { height: 34vh !important; min-height: 200px; }
+  #chat:has([data-testid="bot"]) { height: 62vh !important; }
   #examples button { font-size: 0.85em; padding: 2px 8px; }
 }
 footer { flex-wrap: wrap; }
@@ -641,8 +644,8 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                     question = gr.Textbox(label="问题", show_label=False, elem_id="question", scale=5, lines=1,
                                           max_lines=4, placeholder="输入问题，按回车发送")
                     send = gr.Button("发送", variant="primary", elem_id="send", scale=1, min_width=72)
+                gr.Markdown("示例问题（点击即提问）：", elem_classes=["examples-label"])
                 with gr.Row(elem_classes=["examples"], elem_id="examples"):
-                    gr.HTML('<span class="examples-label">示例问题（点击即提问）：</span>', padding=False)
                     example_buttons = [gr.Button(ex, size="sm", scale=0, min_width=0, elem_classes=["example"] + (
                         ["example-en"] if ex.isascii() else [])) for ex in EXAMPLES]
                 doc_filter = gr.Dropdown(choices=choices, value=[], multiselect=True, allow_custom_value=True,

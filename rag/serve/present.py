@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 from rag.answer.analyze import type_table
@@ -28,7 +29,7 @@ from rag.schema import BACK_MATTER, BODY, MASTHEAD
 
 BOILERPLATE = (MASTHEAD, BACK_MATTER)
 
-__all__ = ["escape_html", "markdown_literal", "answer_markdown", "find_quote", "highlight_quote",
+__all__ = ["escape_html", "markdown_literal", "answer_markdown", "reason_zh", "find_quote", "highlight_quote",
            "sources_html", "debug_html", "fmt_score", "answer_html", "badge_html", "confidence_level",
            "conversation_markdown", "passage_context", "document_view_html"]
 
@@ -74,6 +75,27 @@ def answer_markdown(text: str) -> str:
         rest = html.escape(_ANSWER_SPECIAL.sub(r"\\\1", line[len(prefix):]), quote=False)
         out.append(prefix + _BOLD.sub(r"<strong>\1</strong>", rest))
     return "\n".join(out)
+
+
+@lru_cache(maxsize=1)
+def _reasons_zh() -> list[tuple[re.Pattern, str]]:
+    from rag.data import load_table
+
+    return [(re.compile(r["en"]), r["zh"]) for r in load_table("reasons_zh.toml")["reason"]]
+
+
+def reason_zh(reason: str) -> str:
+    """Why a file was not added, in Chinese (rag/data/reasons_zh.toml); a
+    reason the table does not know is returned as it is."""
+    for pattern, zh in _reasons_zh():
+        m = pattern.match(reason)
+        if m:
+            fields = {k: v for k, v in m.groupdict().items() if v is not None}
+            try:
+                return zh.format(**fields)
+            except KeyError:
+                return reason
+    return reason
 
 
 def find_quote(passage_text: str, quote: str, near: int | None = None) -> tuple[int, int] | None:

@@ -51,7 +51,7 @@ from rag.config import Config  # noqa: E402
 from rag.serve.service import Service, ShuttingDown, StartupProbes, routes  # noqa: E402
 from rag.errors import InputError, RagError  # noqa: E402
 from rag.serve.feedback import WITHDRAWN, append_feedback, feedback_record  # noqa: E402
-from rag.serve.present import (answer_html, conversation_markdown, debug_html, markdown_literal,  # noqa: E402
+from rag.serve.present import (answer_html, conversation_markdown, debug_html, markdown_literal, reason_zh,  # noqa: E402
                          passage_context, sources_html)
 
 log = logging.getLogger("app")
@@ -339,7 +339,7 @@ def _outcome_summary(outcomes) -> tuple[str, str]:
         elif o.status == "unchanged":
             lines.append(f"{head}：{name}（文档 {o.doc_id}，内容未变）")
         elif o.status == "refused":
-            lines.append(f"{head}：{name} — {o.reason}")
+            lines.append(f"{head}：{name} — {reason_zh(o.reason)}")
         else:
             lines.append(f"{head}：{name}（文档 {o.doc_id}）")
     text = "\n".join(lines) if lines else "没有收到文件。"

@@ -575,6 +575,17 @@ def test_uploaded_documents_get_their_own_title_and_date(browser, kb_served):
             page.locator("#kb-add").click()
             page.locator("#kb-status").get_by_text(f"已加入：{path.name}").first.wait_for(timeout=WAIT_MS)
         wait_kb_table_has(page, "关于推进政务服务改革的通知")
+        # a refused file's reason in Chinese, like the rest of the page
+        program = base / "程序.pdf"
+        program.write_bytes(b"\x7fELF\x02\x01\x01\0" + bytes(4096))
+        page.wait_for_function("n => !document.querySelector('#kb-files')?.innerText.includes(n)",
+                               arg=scraped.name, timeout=WAIT_MS)
+        upload(page, program)
+        page.locator("#kb-add").click()
+        status = page.locator("#kb-status").get_by_text("未加入：程序.pdf").first
+        status.wait_for(timeout=WAIT_MS)
+        assert "Linux 可执行程序" in status.inner_text()
+        assert [w for w in english_words(status.inner_text().replace("程序.pdf", "")) if w not in ("Linux", "ELF")] == []
         cells = kb_table_text(page).split("\n")  # one line per non-empty cell
         assert "report.html" not in cells
         title = cells.index("关于推进政务服务改革的通知")

@@ -136,6 +136,4 @@ def run_eval(config, qa_path: Path, answers: Path | None = None, report_dir: Pat
     return 0
 
 
-__all__ = ["norm", "contains", "lcs_length", "coverage", "gold_present", "answer_matches", "span_matches",
-           "evidence_in", "evidence_ranks", "hit_at", "reciprocal_rank", "citation_correct", "percentile",
-           "score_item", "summarize", "evaluate", "run_eval", "ItemScore", "EvalResult", "Ratio"]
+__all__ = ["load_qa", "load_answers", "answer_now", "index_passage_texts", "run_eval"]

@@ -236,3 +236,13 @@ def test_document_date_printed_on_its_own_line(text, date):
     from rag.text import document_date
 
     assert document_date(text) == date
+
+
+@pytest.mark.parametrize("question, pronoun", [
+    ("那它有几个窗口？", "它"), ("它们一般以什么为食？", "它们"), ("其主要职能是什么？", "其"),
+    ("那么该机构何时成立？", "该机构"), ("一站式服务中心有几个窗口？", None), ("园区的它是什么？", None),
+])
+def test_dangling_reference(question, pronoun):
+    from rag.answer.analyze import dangling_reference
+
+    assert dangling_reference(question) == pronoun

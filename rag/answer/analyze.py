@@ -418,6 +418,18 @@ def english_glossary() -> dict[str, list[str]]:
     return {k.lower(): list(v) for k, v in data["terms"].items()}
 
 
+# A question that opens with a pronoun ("那它有几个窗口？") refers to something
+# said before; asked first, it has nothing to refer to.
+_OPENING_PRONOUN = re.compile(r"^(?:那么?|那)?(它们|它|其|该机构|该部门|这个机构|这一改革)")
+
+
+def dangling_reference(question: str) -> str | None:
+    """The pronoun a question opens with, when it has one (rewrite_followup
+    replaces it when the conversation names what it refers to)."""
+    m = _OPENING_PRONOUN.match(question.strip())
+    return m.group(1) if m else None
+
+
 def rewrite_followup(question: str, history: Sequence[str], tokenizer: ChineseTokenizer,
                      known_terms: set[str]) -> str:
     """Resolve a follow-up such as "那它有几个窗口？" against the previous

@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from rag.answer.analyze import QuestionAnalysis, analyze, english_glossary, rewrite_followup
+from rag.answer.analyze import QuestionAnalysis, analyze, dangling_reference, english_glossary, rewrite_followup
 from rag.answer.boundaries import fit_to_question
 from rag.answer.candidates import synonyms
 from rag.answer.choose import RulesChooser
@@ -87,6 +87,10 @@ class Answerer:
                 answers = list(pool.map(lambda job: self.answer_one(*job, shown, rows), jobs))
         else:
             answers = [self.answer_one(*job, shown, rows) for job in jobs]
+        for i, (question, now) in enumerate(zip(questions, resolved)):
+            pronoun = dangling_reference(now) if now == question else None
+            if pronoun and not answers[i].refused:
+                answers[i] = self.composer.without_referent(answers[i], pronoun)
         elapsed = (time.perf_counter() - t0) * 1000 / max(len(questions), 1)
         for ans in answers:
             ans.debug["latency_ms"] = round(elapsed, 2)

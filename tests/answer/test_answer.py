@@ -557,6 +557,18 @@ class TestAnswersEndToEnd:
         first = "一站式服务中心是哪一年成立的？"
         answer = assistant.ask("那它有几个窗口？", history=[first])
         assert answer.short_answer == "97个"
+        assert "没有前文可指" not in answer.text and "dangling_reference" not in answer.debug
+
+    def test_a_pronoun_with_nothing_before_it_is_said_and_never_high(self, assistant):
+        """Asked first, "那它有几个窗口？" has nothing for 它 to refer to: the
+        answer says so and its confidence stays below the 高 band."""
+        from rag.answer.confidence import confidence_bands
+
+        answer = assistant.ask("那它有几个窗口？")
+        assert answer.text.startswith("（问题中的“它”没有前文可指")
+        assert answer.confidence < confidence_bands()[0][0] and answer.debug["dangling_reference"] == "它"
+        plain = assistant.ask("一站式服务中心有几个窗口？")
+        assert "没有前文可指" not in plain.text
 
     def test_every_quote_of_every_dev_answer_is_grounded(self, assistant, dev_set):
         """The groundedness invariant: each quote is verbatim in its cited

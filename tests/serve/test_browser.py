@@ -594,7 +594,7 @@ def test_uploaded_documents_get_their_own_title_and_date(browser, kb_served):
         page.context.close()
 
 
-def test_export_before_any_answer_says_why_nothing_downloads(browser, served):
+def test_export_before_any_answer_and_a_first_follow_up(browser, served):
     url, _ = served
     page = new_page(browser, url, VIEWPORTS["phone"])
     try:
@@ -602,5 +602,10 @@ def test_export_before_any_answer_says_why_nothing_downloads(browser, served):
         message = page.locator("#feedback-status").get_by_text("还没有可以导出的对话")
         message.wait_for(timeout=WAIT_MS)
         assert in_viewport(page, message)
+        # a follow-up asked first: 它 refers to nothing, and the answer says so, never 高
+        ask(page, "那它有几个窗口？")
+        answer = page.locator(BOT).last
+        assert "没有前文可指" in answer.inner_text()
+        assert answer.locator(".badge").inner_text() != "置信度：高"
     finally:
         page.context.close()

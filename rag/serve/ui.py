@@ -134,6 +134,8 @@ a.cite { text-decoration: none; font-weight: 600; padding: 0 2px; }
   #examples button { font-size: 0.85em; padding: 2px 8px; }
 }
 footer { flex-wrap: wrap; }
+/* Gradio's own clear (trash) icon in the chat's toolbar: 清空对话 below asks first instead. */
+#chat button[aria-label="清空对话"], #chat button[aria-label="Clear"] { display: none; }
 """
 
 # Page scripts (run once on load).  A click on an answer's [n] opens that
@@ -653,6 +655,11 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                 with gr.Row(equal_height=True):
                     clear_btn = gr.Button("清空对话", elem_id="clear", size="sm", min_width=80)
                     download = gr.DownloadButton("导出对话（Markdown）", elem_id="export", size="sm", min_width=120)
+                # 清空对话 asks first (the conversation cannot be brought back).
+                with gr.Row(visible=False, elem_id="clear-confirm-box") as clear_confirm_box:
+                    gr.Markdown("清空后对话无法恢复，确定清空吗？")
+                    clear_confirm = gr.Button("确认清空", variant="stop", elem_id="clear-confirm", size="sm")
+                    clear_cancel = gr.Button("取消", elem_id="clear-cancel", size="sm")
                 comment = gr.Textbox(label="反馈说明（可选：先写在这里，再点回答下方的“赞”或“踩”）", elem_id="comment",
                                      lines=1, max_lines=3, max_length=1000)
             with gr.Tab("来源", id="tab-sources", elem_id="tab-sources"):
@@ -705,8 +712,12 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         # Before the first answer there is no file to download: say so instead of doing nothing.
         download.click(lambda t: gr.skip() if t else NOTHING_TO_EXPORT, [turns], [status], api_visibility="private")
         clear_outputs = [chatbot, asked, sources, debug, question, turns, download]
-        clear_btn.click(clear, None, clear_outputs, api_visibility="private")
-        chatbot.clear(clear, None, clear_outputs, api_visibility="private")
+        # No chatbot.clear listener, and its trash icon hidden (CSS): it cleared
+        # without asking and covered the question bubble; 清空对话 asks first.
+        clear_btn.click(lambda: gr.update(visible=True), None, [clear_confirm_box], api_visibility="private")
+        clear_cancel.click(lambda: gr.update(visible=False), None, [clear_confirm_box], api_visibility="private")
+        clear_confirm.click(lambda: (*clear(), gr.update(visible=False)), None, [*clear_outputs, clear_confirm_box],
+                            api_visibility="private")
         chatbot.select(select, [turns], [sources, debug], api_visibility="private")
         chatbot.like(feedback, [turns, comment], [comment, status], api_visibility="private")
 

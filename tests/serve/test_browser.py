@@ -609,3 +609,26 @@ def test_export_before_any_answer_and_a_first_follow_up(browser, served):
         assert answer.locator(".badge").inner_text() != "置信度：高"
     finally:
         page.context.close()
+
+
+def test_clearing_the_conversation_asks_first(browser, served):
+    url, _ = served
+    page = new_page(browser, url, VIEWPORTS["desktop"])
+    try:
+        ask(page, "一站式服务中心是哪一年成立的？")
+        # no trash icon inside the chat (it cleared without asking, over the question bubble)
+        trash = page.locator('#chat button[aria-label="清空对话"], #chat button[title="清空对话"]')
+        assert all(not trash.nth(i).is_visible() for i in range(trash.count()))
+        page.locator("#clear").click()
+        confirm = page.locator("#clear-confirm")
+        confirm.wait_for(timeout=WAIT_MS)
+        assert page.locator(BOT).count() == 1  # asking is not clearing
+        page.locator("#clear-cancel").click()
+        confirm.wait_for(state="hidden", timeout=WAIT_MS)
+        assert page.locator(BOT).count() == 1
+        page.locator("#clear").click()
+        confirm.click()
+        page.wait_for_function(f"document.querySelectorAll('{BOT}').length === 0", timeout=WAIT_MS)
+        assert not confirm.is_visible()
+    finally:
+        page.context.close()

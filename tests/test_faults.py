@@ -163,7 +163,10 @@ def test_signal_during_batch_leaves_valid_json_lines_and_resume_completes(built,
     src, out = question_file(tmp_path), tmp_path / "answers.jsonl"
     proc = subprocess.Popen(cli_command(["--index", str(built.index_dir), "batch", str(src), "-o", str(out), "--quiet",
                                          "--batch-size", "2"]), env=dict(os.environ, RAG_TEST_SLOW_BATCH="0.15"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # A suite started in the background (cmd &) inherits SIGINT ignored, and a
+                            # Python started with it ignored never raises KeyboardInterrupt: restore it.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for_lines(out, 4, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)

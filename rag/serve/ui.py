@@ -152,6 +152,64 @@ JS = """
   new MutationObserver(() => relabel(document)).observe(document.body,
     {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-label', 'title']});
   relabel(document);
+  // Copying an answer gives Markdown (the answer, its quotes and its sources),
+  // not the message's HTML: a capture listener answers before Gradio's own.
+  const inline = (node) => Array.from(node.childNodes).map((n) => {
+    if (n.nodeType === Node.TEXT_NODE) return n.nodeValue;
+    if (n.nodeType !== Node.ELEMENT_NODE || n.matches('.badge, details, script, style')) return '';
+    if (n.matches('strong, b')) return '**' + n.innerText + '**';
+    if (n.matches('br')) return '\\n';
+    return inline(n);
+  }).join('');
+  const answerMarkdown = (bot) => {
+    const out = [];
+    const walk = (el) => Array.from(el.children).forEach((c) => {
+      if (c.matches('details.ans-src')) {
+        const cards = Array.from(c.querySelectorAll('.src-card'));
+        if (cards.length) out.push('来源：\\n' + cards.map((card) => {
+          // textContent: a closed source list has no rendered text
+          const text = (el) => (el ? el.textContent : '').replace(/\\s+/g, ' ').trim();
+          const path = text(card.querySelector('.src-path'));
+          return text(card.querySelector('.src-head')) + (path ? ' · ' + path : '');
+        }).join('\\n'));
+      } else if (c.matches('blockquote')) {
+        out.push(inline(c).trim().split('\\n').map((l) => '> ' + l.trim()).join('\\n'));
+      } else if (c.matches('p')) {
+        const badge = c.querySelector('.badge');
+        const text = inline(c).trim();
+        if (text) out.push(text);
+        if (badge) out.push('*' + badge.innerText.trim() + '*');
+      } else if (c.matches('ul, ol')) {
+        out.push(Array.from(c.children).map((li) => '- ' + inline(li).trim()).join('\\n'));
+      } else if (!c.matches('.badge, script, style')) {
+        walk(c);
+      }
+    });
+    walk(bot);
+    return out.join('\\n\\n').trim() + '\\n';
+  };
+  document.addEventListener('click', (event) => {
+    const button = event.target.closest ? event.target.closest('.message-buttons-left button') : null;
+    if (!button || !/复制|Copy/.test(button.getAttribute('aria-label') || '')) return;
+    const row = button.closest('.message-buttons-left').previousElementSibling;
+    const bot = row && (row.matches('[data-testid="bot"]') ? row : row.querySelector('[data-testid="bot"]'));
+    if (!bot) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const md = answerMarkdown(bot);
+    const done = () => button.setAttribute('title', '已复制（Markdown）');
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(md).then(done);
+    } else {
+      const area = document.createElement('textarea');
+      area.value = md;
+      document.body.appendChild(area);
+      area.select();
+      document.execCommand('copy');
+      area.remove();
+      done();
+    }
+  }, true);
   document.addEventListener('click', (event) => {
     const link = event.target.closest ? event.target.closest('a.cite') : null;
     if (!link) return;

@@ -632,3 +632,24 @@ def test_clearing_the_conversation_asks_first(browser, served):
         assert not confirm.is_visible()
     finally:
         page.context.close()
+
+
+def test_copy_gives_the_answer_as_markdown(browser, served):
+    """Copy on an answer puts Markdown on the clipboard (bold short answer,
+    > quote with its [n], the sources, the confidence), no HTML."""
+    url, _ = served
+    context = browser.new_context(viewport=VIEWPORTS["desktop"], locale="zh-CN",
+                                  permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.locator("#question textarea").wait_for(timeout=WAIT_MS)
+        ask(page, "一站式服务中心是哪一年成立的？")
+        page.locator(".message-buttons-left button[aria-label='复制这条消息']").last.click()
+        page.wait_for_timeout(300)
+        text = page.evaluate("navigator.clipboard.readText()")
+        assert "**2002年底**" in text and "\n> " in text and "[1]" in text, text
+        assert "来源：\n[1] 《与时俱进的改革之路" in text and "*置信度：" in text, text
+        assert not re.search(r"<(a|span|details|div|strong)\b", text), text
+    finally:
+        context.close()

@@ -164,9 +164,11 @@ class Embedder:
                      self.load_seconds, self.query_backend, self.info.dimension)
             return self
 
-    def _onnx_encoder(self, model_dir: Path, wanted: str) -> tuple[OnnxEncoder | None, str]:
-        """The ONNX question encoder for ``wanted`` (auto: int8, else float),
-        exporting or quantizing once where the model directory lacks it."""
+    def _onnx_encoder(self, model_dir: Path, wanted: str, threads: int | None = None
+                      ) -> tuple[OnnxEncoder | None, str]:
+        """The ONNX encoder for ``wanted`` (auto: int8, else float), exporting
+        or quantizing once where the model directory lacks it; ``threads``:
+        intra-op threads (default: query_threads, for questions)."""
         from rag.models.onnx import ExportError, export, int8_path, onnx_path, quantize
 
         float_file, int8_file = onnx_path(model_dir), int8_path(model_dir)
@@ -185,7 +187,7 @@ class Embedder:
             if not path.exists():
                 continue
             try:
-                return OnnxEncoder(model_dir, path, self.config.query_threads), name
+                return OnnxEncoder(model_dir, path, self.config.query_threads if threads is None else threads), name
             except Exception as exc:  # a damaged export: try the next, then torch
                 log.warning("ONNX question encoder %s unavailable (%s)", path.name, exc)
         return None, "torch"
@@ -299,22 +301,14 @@ class Embedder:
         side by side instead), made once; the export is made if missing."""
         with self._load_lock:
             if self._passage_onnx is None:
-                from rag.models.onnx import ExportError, export, int8_path, onnx_path, quantize
-
                 assert self.path is not None
-                model_dir = Path(self.path)
                 if read_model_info(self.config.model, self.path) is None:
                     raise ModelError(f"passage_backend={self.config.passage_backend} needs a sentence-transformers "
                                      f"directory; {self.path} is not one (use passage_backend=torch)")
-                wanted = int8_path(model_dir) if self.config.passage_backend == "onnx-int8" else onnx_path(model_dir)
-                try:
-                    if not onnx_path(model_dir).exists():
-                        export(model_dir)  # writes the int8 copy too
-                    elif not wanted.exists():
-                        quantize(model_dir)
-                except ExportError as exc:
-                    raise ModelError(f"{exc}; embed passages with passage_backend=torch") from exc
-                self._passage_onnx = OnnxEncoder(model_dir, wanted, threads=1)
+                self._passage_onnx, _ = self._onnx_encoder(Path(self.path), self.config.passage_backend, threads=1)
+                if self._passage_onnx is None:
+                    raise ModelError(f"no usable {self.config.passage_backend} export in {self.path}; embed passages "
+                                     "with passage_backend=torch")
                 self.device = "cpu"
             return self._passage_onnx
 

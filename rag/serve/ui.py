@@ -127,10 +127,10 @@ a.cite { text-decoration: none; font-weight: 600; padding: 0 2px; }
 .examples-label p { margin: 0; }
 /* The chat leaves room for the question box and the examples on the first screen. */
 #chat { height: min(52vh, calc(100vh - 380px)) !important; min-height: 240px; }
-#chat:has([data-testid="bot"]) { height: 62vh !important; }  /* once answered, room to read */
+/* once answered, room to read (more specific than the phone's #chat rule below) */
+#chat:has([data-testid="bot"]) { height: 62vh !important; }
 @media (max-width: 640px) {
   #chat { height: 34vh !important; min-height: 200px; }
-  #chat:has([data-testid="bot"]) { height: 62vh !important; }
   #examples button { font-size: 0.85em; padding: 2px 8px; }
 }
 footer { flex-wrap: wrap; }
@@ -647,9 +647,6 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
     def feedback(turns: list | None, comment: str, evt: gr.LikeData):
         """👍 / 👎 on an answer: one line in the feedback file; the outcome is
         shown right under the chat, where the user is looking."""
-        return rate(turns, comment, evt)
-
-    def rate(turns: list | None, comment: str, evt: gr.LikeData):
         t = turn_of(turns, evt.index)
         if t is None:
             return gr.skip(), "这条消息不是回答，无法评价。"

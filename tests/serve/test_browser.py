@@ -350,6 +350,16 @@ def upload(page, path: Path) -> None:
                 raise
 
 
+def add_through_ui(page, path: Path, after: Path | None = None) -> None:
+    """Upload ``path`` and press 加入知识库; ``after``: the file added just
+    before, whose name the upload box must have dropped first."""
+    if after is not None:
+        page.wait_for_function("n => !document.querySelector('#kb-files')?.innerText.includes(n)",
+                               arg=after.name, timeout=WAIT_MS)
+    upload(page, path)
+    page.locator("#kb-add").click()
+
+
 def wait_kb_table_has(page, text: str) -> None:
     # Gradio's dataframe keeps hidden copies of its cells: wait on what is shown.
     page.wait_for_function("t => document.querySelector('#kb-table').innerText.includes(t)", arg=text,
@@ -368,20 +378,16 @@ def test_upload_ask_and_delete_a_pdf(browser, kb_served):
         assert english_words(text) == [], english_words(text)
 
         # upload: the file goes to Gradio, then 加入知识库 indexes it
-        upload(page, pdf)
-        page.locator("#kb-add").click()
+        add_through_ui(page, pdf)
         page.locator("#kb-status").get_by_text("已加入：绿色金融.pdf").first.wait_for(timeout=WAIT_MS)
         wait_kb_table_has(page, "绿色金融支持办法")
         assert "绿色金融" in kb_table_text(page)  # its id, from the file name
 
         # the same content again under another name: recognised as already there
         # (after the upload box has been cleared by the first add)
-        page.wait_for_function("() => !document.querySelector('#kb-files').innerText.includes('绿色金融.pdf')",
-                               timeout=WAIT_MS)
         copy = base / "绿色金融副本.pdf"
         copy.write_bytes(pdf.read_bytes())
-        upload(page, copy)
-        page.locator("#kb-add").click()
+        add_through_ui(page, copy, after=pdf)
         page.locator("#kb-status").get_by_text("已在知识库中：绿色金融副本.pdf").first.wait_for(timeout=WAIT_MS)
         assert not (base / "corpus" / "绿色金融副本.pdf").exists()
 
@@ -568,20 +574,14 @@ def test_uploaded_documents_get_their_own_title_and_date(browser, kb_served):
     try:
         show_tab(page, "知识库")
         wait_kb_table_has(page, "与时俱进的改革之路")
-        for path in (pdf, scraped):
-            page.wait_for_function("n => !document.querySelector('#kb-files')?.innerText.includes(n)",
-                                   arg=path.name, timeout=WAIT_MS)
-            upload(page, path)
-            page.locator("#kb-add").click()
+        for path, after in ((pdf, None), (scraped, pdf)):
+            add_through_ui(page, path, after)
             page.locator("#kb-status").get_by_text(f"已加入：{path.name}").first.wait_for(timeout=WAIT_MS)
         wait_kb_table_has(page, "关于推进政务服务改革的通知")
         # a refused file's reason in Chinese, like the rest of the page
         program = base / "程序.pdf"
         program.write_bytes(b"\x7fELF\x02\x01\x01\0" + bytes(4096))
-        page.wait_for_function("n => !document.querySelector('#kb-files')?.innerText.includes(n)",
-                               arg=scraped.name, timeout=WAIT_MS)
-        upload(page, program)
-        page.locator("#kb-add").click()
+        add_through_ui(page, program, after=scraped)
         status = page.locator("#kb-status").get_by_text("未加入：程序.pdf").first
         status.wait_for(timeout=WAIT_MS)
         assert "Linux 可执行程序" in status.inner_text()

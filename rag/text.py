@@ -485,6 +485,38 @@ _QTY_ONE = rf"(?:\d+(?:\.\d+)?|[{CN_NUM}]+)"
 QTY_NUMBER = rf"{_QTY_ONE}(?:\s*[—–~～至到-]\s*{_QTY_ONE})?(?:多|余|来)?"
 # The qualifiers a quantity answer keeps ("近30个"); verbs such as 达到 or 共计 stay out.
 QTY_QUALIFIERS = ("近", "约", "大约", "将近", "超过", "逾", "不足", "不到", "多达", "至少", "最多")
+# Multipliers a quantity's number carries before its unit ("114.4万亿元").
+_MAGNITUDES = (("万亿", 1e12), ("亿", 1e8), ("万", 1e4), ("千", 1e3), ("百", 1e2))
+_QUANTITY_VALUE = re.compile(rf"(?P<number>\d+(?:\.\d+)?|[{CN_NUM}]+)\s*(?P<magnitude>万亿|亿|万|千|百)?\s*(?P<unit>[^\d\s]*)$")
+_YEAR_IN_TEXT = re.compile(r"(?<![\d〔［\[])(?:19|20)\d{2}(?=\s*年|[^\d]|$)")
+
+
+def quantity_value(text: str) -> tuple[float, str, float] | None:
+    """A figure as (value, unit, tolerance): "1143670亿元" -> (1.14367e14, "元",
+    5e7); "114.4万亿元" -> (1.144e14, "元", 5e10); "8.1%" -> (8.1, "%", 0.05).
+    The tolerance is half the last printed digit, so that a rounded figure
+    equals the exact one it rounds.  Qualifiers (约, 以上) are dropped; None
+    for what is no single figure."""
+    t = unicodedata.normalize("NFKC", text).replace(",", "").replace("％", "%").strip()
+    t = re.sub(rf"^(?:{QTY_PREFIX})", "", t)
+    t = re.sub(r"(?:多|余|以上|左右)$", "", t)
+    m = _QUANTITY_VALUE.fullmatch(t)
+    if not m:
+        return None
+    number = m.group("number")
+    value = float(number) if number[0].isdigit() else cn_to_int(number)
+    if value is None:
+        return None
+    decimals = len(number.split(".")[1]) if "." in number else 0
+    scale = dict(_MAGNITUDES).get(m.group("magnitude") or "", 1.0)
+    return value * scale, m.group("unit"), 0.5 * 10 ** -decimals * scale
+
+
+def years_in(text: str) -> set[str]:
+    """The years a text names ("2021年", "2019-2022" -> both; not 国发〔2019〕)."""
+    return set(_YEAR_IN_TEXT.findall(unicodedata.normalize("NFKC", text)))
+
+
 def holds_year(number: str) -> bool:
     """A quantity's number that is (or whose range holds) a year: "1994",
     "2019-2022" are dates with 年, not counts of years."""

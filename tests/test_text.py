@@ -246,3 +246,27 @@ def test_dangling_reference(question, pronoun):
     from rag.answer.analyze import dangling_reference
 
     assert dangling_reference(question) == pronoun
+
+
+class TestFiguresAndYears:
+    """rag.text.quantity_value / years_in on sentences of tests/data/series."""
+
+    def test_a_figure_with_its_magnitude_and_rounding(self):
+        from rag.text import quantity_value
+
+        assert quantity_value("1143670亿元") == (1143670e8, "元", 0.5e8)
+        value, unit, tolerance = quantity_value("114.4万亿元")
+        assert unit == "元" and value == pytest.approx(114.4e12) and tolerance == pytest.approx(0.05e12)
+        assert quantity_value("8.1%") == (8.1, "%", 0.05)
+        assert quantity_value("161615元/人")[1] == "元/人"
+        assert quantity_value("约3万")[0] == 30000
+        assert quantity_value("七个")[0] == 7
+        assert quantity_value("第三产业") is None
+
+    def test_years_a_text_names(self):
+        from rag.text import years_in
+
+        assert years_in("经最终核实，2021年国内生产总值现价总量为1149237亿元") == {"2021"}
+        assert years_in("初步核算，全年国内生产总值1015986亿元，比上年增长2.3%。") == set()
+        assert years_in("国发〔2019〕4号") == set()
+        assert years_in("2019-2022年") == {"2019", "2022"}

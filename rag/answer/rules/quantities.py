@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 
 from rag.answer.analyze import CUMULATIVE_ORDINAL, QuestionAnalysis
 from rag.text import (CJK_IDEOGRAPH, CN_NUM, DURATION, QUANTITY_RE, TIME_UNITS, cn_to_int,
-                   holds_year)
+                   holds_year, split_clauses)
 from rag.answer.rules.base import Evidence, Span, proximity, slot_fit
 
 
@@ -163,7 +164,52 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
         # but qualifiers that change the value (近, 超过, 约) stay.
         text = re.sub(r"^(?:达到|达|共计|共|累计)", "", text)
         spans.append(Span(start, end, text, f"number:{unit}", score))
+    spans = clause_fit(ev, spans)
     return spans + quantity_pairs(ev, a, spans)
+
+
+# Score per question term that a figure's own clause names and another's lacks.
+CLAUSE_FIT_WEIGHT = 1.0
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+def clause_fit(ev: Evidence, spans: list[Span]) -> list[Span]:
+    """Figures of one unit in parallel clauses, one figure per clause
+    ("第一产业…比重为7.3%，第二产业…39.4%，第三产业…53.3%"; "一季度增长18.3%，…
+    四季度增长4.0%"): the figure whose own clause names what the question
+    names ("第三产业", "第四季度") beats one that is merely nearer to more of
+    the question's shared words.  Terms are matched by their character pairs
+    (第四季度 ~ 四季度); a term every such clause names decides nothing.
+    Clauses that list several figures ("近30个处室、90多名审批人员、16枚印章")
+    are left to the other scores: their words do not belong to one figure."""
+    if len(spans) < 2:
+        return spans
+    clauses = split_clauses(ev.sentence)
+    terms = [t for t in ev.focus if len(t) >= 2 and not re.search(r"\d", t)]
+
+    def clause_of(pos: int) -> tuple[int, int]:
+        return next(((s, e) for s, e in clauses if s <= pos < e), (0, len(ev.sentence)))
+
+    per_clause: dict[tuple[int, int], int] = {}
+    for sp in spans:
+        per_clause[clause_of(sp.start)] = per_clause.get(clause_of(sp.start), 0) + 1
+    out = list(spans)
+    for kind in {sp.kind for sp in spans}:
+        group = [i for i, sp in enumerate(spans) if sp.kind == kind and per_clause[clause_of(sp.start)] == 1]
+        if len(group) < 2:
+            continue
+        fits = {}
+        for i in group:
+            s, e = clause_of(spans[i].start)
+            grams = _bigrams(ev.sentence[s:e])
+            fits[i] = sum(len(_bigrams(t) & grams) / len(_bigrams(t)) for t in terms)
+        top = max(fits.values())
+        for i, f in fits.items():
+            out[i] = dataclasses.replace(spans[i], score=spans[i].score + CLAUSE_FIT_WEIGHT * (f - top))
+    return out
 
 
 # "原来要过几级审批，现在剩几级": two question words for the same unit.

@@ -18,7 +18,7 @@ from rag.answer.terms import QuestionTerms
 from rag.config import Config
 from rag.ingest.chunk import index_text
 from rag.schema import Hit, Passage
-from rag.text import CN_SURNAMES, speaks_of_another_time, split_clauses, squeeze
+from rag.text import CN_SURNAMES, speaks_of_another_time, split_clauses, squeeze, years_in
 from rag.tokenize import ChineseTokenizer
 
 # Shown as a weak point when this share of the question's nouns (by weight)
@@ -94,7 +94,8 @@ class Judge:
     ``refuses`` (below ``threshold``), with ``refusal_reason`` saying why."""
 
     def __init__(self, terms: QuestionTerms, tokenizer: ChineseTokenizer, passages: list[Passage],
-                 row_of_id: dict[str, int], config: Config) -> None:
+                 row_of_id: dict[str, int], config: Config, titles: dict[str, str] | None = None) -> None:
+        self.titles = titles or {}  # doc_id -> title
         self.terms = terms
         self.tokenizer = tokenizer
         self.passages = passages
@@ -194,7 +195,10 @@ class Judge:
         # A date read off a section heading is judged by the sentence it dates.
         evidence = choice.support[0] if choice.support else choice.candidate
         context = squeeze(index_text(evidence.hit.passage))
-        absent = [c for c in a.years + a.quoted + a.numbers if squeeze(c) not in context]
+        # A year the document's title names is what all of it speaks of (a
+        # communiqué titled 2020年… writes 全年…, never the year).
+        title_years = self.title_years(evidence.hit.passage.doc_id)
+        absent = [c for c in a.years + a.quoted + a.numbers if squeeze(c) not in context and c not in title_years]
         numbers = [c for c in absent if c in a.numbers]
         absent = [c for c in absent if c not in a.numbers]
         # Places, people and organisations the question names but the corpus
@@ -212,6 +216,9 @@ class Judge:
         # "中等职业学校…" answered from "高等职业教育…达到12000元": another of a set of alternatives.
         absent += contrasted_terms(a.question, squeeze(evidence.text), context)
         return list(dict.fromkeys(absent + names)), numbers
+
+    def title_years(self, doc_id: str) -> set[str]:
+        return years_in(self.titles.get(doc_id, ""))
 
     def named_by_parts(self, name: str, text: str) -> bool:
         """Does ``text`` hold every name inside ``name`` ("土耳其" of

@@ -176,6 +176,12 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     lang: str = "zh"
     debug: dict[str, Any] = field(default_factory=dict)
+    # Answers across documents (rag/answer/across.py): each document's value
+    # ({doc_id, title, date, value, period, marker}) when the answer names or
+    # compares documents; ``conflict``: True when they disagree, False when
+    # they were compared and agree, None otherwise.
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    conflict: bool | None = None
 
     def to_dict(self, with_debug: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -183,6 +189,7 @@ class Answer:
             "qtype": self.qtype, "lang": self.lang, "confidence": round(self.confidence, 4),
             "refused": self.refused, "citations": [c.to_dict() for c in self.citations],
             "passages": [h.to_dict() for h in self.hits],
+            "documents": self.documents, "conflict": self.conflict,
         }
         if with_debug:
             d["debug"] = self.debug

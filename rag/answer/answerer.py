@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from rag.answer.across import AcrossDocuments
 from rag.answer.analyze import QuestionAnalysis, analyze, dangling_reference, english_glossary, rewrite_followup
 from rag.answer.boundaries import fit_to_question
 from rag.answer.candidates import synonyms
@@ -46,8 +47,10 @@ class Answerer:
         self.outline = Outline(index.passages)
         self.evidence = EvidenceFinder(index, self.documents, self.outline, self.tokenizer, self.terms.coverage)
         self.chooser = RulesChooser(self.terms, self.tokenizer, self.evidence)
-        self.judge = Judge(self.terms, self.tokenizer, index.passages, self.evidence.row_of_id, config)
+        self.judge = Judge(self.terms, self.tokenizer, index.passages, self.evidence.row_of_id, config,
+                           {d: doc.title for d, doc in self.documents.items()})
         self.composer = Composer(self.documents, index.passages, self.terms, self.judge)
+        self.across = AcrossDocuments(self.documents, index.passages, self.terms, self.composer.cite)
         self.tokenizer.tag_cache.maxsize = config.tag_cache_size
 
     @contextlib.contextmanager
@@ -105,6 +108,20 @@ class Answerer:
 
     def answer_one(self, question: str, a: QuestionAnalysis, qvec: np.ndarray, shown: int,
                    rows: Sequence[int] | None = None) -> Answer:
+        """The answer from the best evidence, then, in a knowledge base of
+        several documents, the documents compared (rag/answer/across.py)."""
+        first = self.answer_in(question, a, qvec, shown, rows)
+        return self.across.answer(first, self.answer_in, self.reread, question, a, qvec, shown, rows,
+                                  self.terms.expand(a.focus_terms, a.variants))
+
+    def reread(self, question: str) -> tuple[QuestionAnalysis, np.ndarray]:
+        """Analysis and query vector of a question (a reworded one)."""
+        analysis = self.terms.translate_english(analyze(question, self.tokenizer, self.glossary))
+        return analysis, self.retriever.embedder.encode_queries([question])[0]
+
+    def answer_in(self, question: str, a: QuestionAnalysis, qvec: np.ndarray, shown: int,
+                  rows: Sequence[int] | None = None) -> Answer:
+        """The answer from the best evidence among ``rows`` (all passages when None)."""
         forms = self.terms.expand(a.focus_terms, a.variants)
         tokens = a.tokens + [t for term in a.focus_terms for t in self.terms.synonyms.get(term, [])]
         pool = self.retriever.evidence_pool(

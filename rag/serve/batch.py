@@ -24,7 +24,7 @@ from rag.errors import InputError, RagError, WriteError
 log = logging.getLogger(__name__)
 
 OUTPUT_KEYS = ("id", "question", "answer", "short_answer", "qtype", "lang", "confidence", "refused", "citations",
-               "passages", "latency_ms")
+               "passages", "documents", "conflict", "latency_ms")
 MAX_INPUT_BYTES = 200 * 1024 * 1024
 
 

@@ -242,6 +242,14 @@ class ItemScore:
     answer: str = ""
     short_answer: str = ""
     confidence: float | None = None
+    # Multi-document sets (tests/data/series): what kind of question, the
+    # documents a right answer comes from, whether they disagree; the
+    # document the answer cites first and whether it flagged a conflict.
+    kind: str = ""
+    gold_docs: list[str] = field(default_factory=list)
+    gold_conflict: bool | None = None
+    answer_doc: str | None = None
+    flagged: bool = False
 
     def hit(self, k: int) -> bool | None:
         return hit_at(self.evidence_rank, self.evidence_depth, k)
@@ -259,9 +267,14 @@ def score_item(qa: Mapping[str, Any], row: Mapping[str, Any] | None,
     item = ItemScore(id=str(qa.get("id")), question=str(qa.get("question", "")), qtype=str(qa.get("type", "other")),
                      lang=str(qa.get("lang", "zh")), answerable=answerable, golds=golds, evidence=evidence,
                      require_all=qa.get("note") == "all")
+    item.kind, item.gold_docs = str(qa.get("kind") or ""), [str(d) for d in qa.get("docs") or []]
+    item.gold_conflict = qa.get("conflict") if isinstance(qa.get("conflict"), bool) else None
     if row is None:
         return item
     item.present = True
+    cited = row.get("citations") or []
+    item.answer_doc = cited[0].get("doc_id") if cited and not row.get("refused") else None
+    item.flagged = row.get("conflict") is True
     item.refused = bool(row.get("refused", False))
     item.answer = str(row.get("answer") or "")
     item.short_answer = str(row.get("short_answer") or "")
@@ -300,6 +313,10 @@ class Ratio:
         return f"{v:.3f} ({self.num:g}/{self.den})" if float(self.num).is_integer() else f"{v:.3f} (n={self.den})"
 
 
+# Multi-document questions whose answer comes from one document.
+ONE_DOCUMENT_KINDS = ("single", "latest", "year")
+
+
 def _ratio(flags: Iterable[bool | None]) -> Ratio:
     vals = [bool(f) for f in flags if f is not None]
     return Ratio(sum(vals), len(vals))
@@ -333,6 +350,13 @@ def summarize(items: Sequence[ItemScore], ks: Sequence[int] = HIT_KS) -> "Ordere
     out["coverage_at_95"] = Ratio(round(coverage * len(items)), len(items)) if coverage is not None else Ratio(0, 0)
     ece = expected_calibration_error(kept)
     out["ece"] = Ratio(ece * len(kept), len(kept)) if ece is not None else Ratio(0, 0)
+    if any(i.gold_docs for i in items):  # a multi-document set
+        one_doc = [i for i in ans if i.kind in ONE_DOCUMENT_KINDS]
+        out["document_named"] = _ratio(i.answer_doc in i.gold_docs for i in one_doc)
+        out["latest_from_newest"] = _ratio(i.answer_doc in i.gold_docs for i in ans if i.kind == "latest")
+        out["conflict_flagged"] = _ratio(i.flagged for i in items if i.gold_conflict is True)
+        out["conflict_flagged_when_agreeing"] = _ratio(i.flagged for i in items if i.gold_conflict is False)
+        out["conflict_flagged_one_document"] = _ratio(i.flagged for i in one_doc)
     latencies = [i.latency_ms for i in items if i.latency_ms is not None]
     out["latency_p50_ms"] = percentile(latencies, 50)
     out["latency_p95_ms"] = percentile(latencies, 95)

@@ -35,6 +35,11 @@ OVERALL_LABELS = OrderedDict([
     ("precision_low", "answers right, confidence band 低 (answered)"),
     ("coverage_at_95", "coverage at 95 % accuracy (share of questions kept)"),
     ("ece", "expected calibration error (answers given, 10 bins)"),
+    ("document_named", "multi-document: right document named (one-document answers)"),
+    ("latest_from_newest", "multi-document: latest-figure questions answered from the newest"),
+    ("conflict_flagged", "multi-document: disagreement flagged (documents disagree)"),
+    ("conflict_flagged_when_agreeing", "multi-document: disagreement flagged although they agree"),
+    ("conflict_flagged_one_document", "multi-document: disagreement flagged on one-document questions"),
     ("latency_p50_ms", "latency p50 (ms)"),
     ("latency_p95_ms", "latency p95 (ms)"),
 ])
@@ -57,7 +62,8 @@ def fmt_value(v: Any, counts: bool = True) -> str:
 
 
 def overall_rows(result: EvalResult) -> list[tuple[str, str]]:
-    return [(label, fmt_value(result.overall.get(key))) for key, label in OVERALL_LABELS.items()]
+    return [(label, fmt_value(result.overall.get(key))) for key, label in OVERALL_LABELS.items()
+            if key in result.overall]
 
 
 def breakdown_rows(groups: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:

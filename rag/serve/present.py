@@ -307,7 +307,8 @@ def badge_html(answer: Mapping[str, Any], debug: Mapping[str, Any] | None = None
 
 # ------------------------------------------------------------------ chat
 _SOURCES_BLOCK = re.compile(r"\n*(?:来源：|Sources:)\n(?:\[\d+\] [^\n]*(?:\n|$))+$")
-_ESCAPED_MARKER = re.compile(r"\\\[(\d+)\\\]")
+_ESCAPED_MARKER = re.compile(r"()\\\[(\d+)\\\]")
+_LISTED_MARKER = re.compile(r"([ 》）])\\\[(\d+)\\\]")
 
 
 def answer_html(answer: Mapping[str, Any], debug: Mapping[str, Any] | None = None, turn: int = 1,
@@ -320,11 +321,17 @@ def answer_html(answer: Mapping[str, Any], debug: Mapping[str, Any] | None = Non
     text = _SOURCES_BLOCK.sub("", str(answer.get("answer", "")))
     prefix = f"t{int(turn)}"
     lines = []
+    def link(m: re.Match) -> str:
+        return (f'{m.group(1) or ""}<a class="cite" href="#{_anchor_id(prefix, int(m.group(2)))}" '
+                f'title="查看来源 {m.group(2)}">[{m.group(2)}]</a>')
+
     for line in answer_markdown(text).split("\n"):
         if line.startswith(">"):
-            line = _ESCAPED_MARKER.sub(
-                lambda m: f'<a class="cite" href="#{_anchor_id(prefix, int(m.group(1)))}" '
-                          f'title="查看来源 {m.group(1)}">[{m.group(1)}]</a>', line)
+            line = _ESCAPED_MARKER.sub(link, line)
+        else:
+            # The markers the library writes after a document's name in a
+            # comparison across documents ("《…》（2022-02-28）[2]", "… [2] |").
+            line = _LISTED_MARKER.sub(link, line)
         lines.append(line)
     n = len(answer.get("citations", []))
     summary = f"来源（{n} 处引用）" if n else "检索到的段落（未引用）"

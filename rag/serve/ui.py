@@ -428,7 +428,8 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
     policy = {"kb_edits": kb_edits, "config": assistant.config}
     # ------------------------------------------------------- API endpoints
     def ask(question: str, top_k: int = assistant.config.top_k, doc_ids: list[str] | None = None) -> dict:
-        """Answer one question: the answer (Markdown), short answer, confidence, citations and passages.
+        """Answer one question: the answer (Markdown), short answer, confidence, citations and passages;
+        across documents, each document's value (documents) and whether they disagree (conflict).
         doc_ids (optional) limits the evidence to those documents (see /documents)."""
         with _api_errors("/ask"), service.track("ask") as answered:
             t0 = time.perf_counter()

@@ -355,7 +355,10 @@ def test_answer_html_escapes_documents_and_users(payload):
 
     quote = f"引文{payload}。"
     passage = f"前文{payload}{quote}后文"
-    answer = {"question": payload, "answer": f"它是**{payload}**。\n\n> {quote}[1]\n\n来源：\n[1] 《{payload}》",
+    # with a comparison across documents (a list and a table naming documents)
+    across = f"\n\n- 《{payload}》（2022-02-28）：**{payload}** [1]\n\n| 年份 | 数值 | 出处 |\n|---|---|---|\n" \
+             f"| 2021 | {payload} | 《{payload}》 [1] |"
+    answer = {"question": payload, "answer": f"它是**{payload}**。{across}\n\n> {quote}[1]\n\n来源：\n[1] 《{payload}》",
               "short_answer": payload, "qtype": payload, "lang": "zh", "confidence": 0.3, "refused": False,
               "citations": [{"marker": 1, "text": quote, "doc_id": "d", "title": payload, "heading_path": [payload],
                              "passage_id": "d#1", "ordinal": 0, "start": len("前文" + payload),
@@ -377,6 +380,7 @@ def test_answer_html_escapes_documents_and_users(payload):
         assert "javascript:" not in html.replace("(javascript:", "")  # only ever as escaped text
         assert html.count("<details") == html.count("</details>")  # no payload closes our blocks
     assert 'href="#t1-c1"' in rendered[0] and "第3页" in rendered[0]
+    assert rendered[0].count('class="cite" href="#t1-c1"') == 3  # the quote's, the list's and the table's [1]
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from rag import __version__
+from rag.progress import ProgressArg, bars, counted, report
 from rag.ingest.chunk import chunk_document, index_text
 from rag.config import Config
 from rag.files import file_lock, sha256_file
@@ -89,8 +90,9 @@ def stale_reasons(config: Config, manifest: dict[str, Any], fingerprint: str | N
     return reasons
 
 
-EMBED_CHUNK = 256
-VECTOR_CACHE_DIR = "vector_cache"  # under index_dir  # texts per encoder call: one progress step (the encoder batches inside it)
+# Texts per encoder call: one progress step (the encoder runs one text per run inside it).
+EMBED_CHUNK = 32
+VECTOR_CACHE_DIR = "vector_cache"  # under index_dir
 
 
 @dataclass
@@ -152,7 +154,7 @@ def _read_tokens(index: LoadedIndex) -> list[list[str]] | None:
 
 
 def tokens_of(tokenizer: ChineseTokenizer, texts: list[str], old_rows: list[int | None], previous: Previous | None,
-              progress: bool = False) -> tuple[list[list[str]], int]:
+              progress: ProgressArg = False) -> tuple[list[list[str]], int]:
     """Every passage's BM25 tokens.  A reused passage keeps the previous
     build's tokens unless a user word added or dropped since occurs in its
     text: jieba cuts a text by the dictionary words inside it only (the
@@ -171,8 +173,8 @@ def tokens_of(tokenizer: ChineseTokenizer, texts: list[str], old_rows: list[int 
             changed_words = set(before.user_words) ^ set(now.user_words)
     tokens: list[list[str]] = []
     tokenized = 0
-    for text, old in tqdm(list(zip(texts, old_rows)), desc="tokenize", unit="passage", disable=not progress,
-                          leave=False):
+    for text, old in counted(progress, "tokenize", tqdm(list(zip(texts, old_rows)), desc="tokenize", unit="passage",
+                                                        disable=not bars(progress), leave=False), len(texts)):
         if old_tokens is not None and old is not None and not any(w in text for w in changed_words):
             tokens.append(old_tokens[old])
         else:
@@ -181,7 +183,7 @@ def tokens_of(tokenizer: ChineseTokenizer, texts: list[str], old_rows: list[int 
     return tokens, tokenized
 
 
-def _embed(embedder: Embedder, texts: list[str], what: str, progress: bool,
+def _embed(embedder: Embedder, texts: list[str], what: str, progress: ProgressArg,
            cache: VectorCache | None = None) -> tuple[np.ndarray, int]:
     """Passage-side embeddings of ``texts``: from ``cache`` where it has
     them, the encoder (in chunks, with a progress bar) for the rest.
@@ -196,8 +198,9 @@ def _embed(embedder: Embedder, texts: list[str], what: str, progress: bool,
             vectors[found] = cached
     todo = sorted(set(range(len(texts))) - set(found))
     t0 = time.perf_counter()
+    report(progress, what, 0, len(todo))
     with tqdm(total=len(todo), desc=f"embed {what}", unit=what[:-1] if what.endswith("s") else what,
-              disable=not progress or not todo, leave=False) as bar:
+              disable=not bars(progress) or not todo, leave=False) as bar:
         for i in range(0, len(todo), EMBED_CHUNK):
             rows = todo[i:i + EMBED_CHUNK]
             chunk = [texts[r] for r in rows]
@@ -205,6 +208,7 @@ def _embed(embedder: Embedder, texts: list[str], what: str, progress: bool,
             if cache is not None:
                 cache.add(chunk, vectors[rows])
             bar.update(len(rows))
+            report(progress, what, min(i + EMBED_CHUNK, len(todo)), len(todo))
     if todo:
         log.info("embedded %d %s in %.1f s (%d from the vector cache)", len(todo), what, time.perf_counter() - t0,
                  len(found))
@@ -234,13 +238,14 @@ class Chunked:
 
 
 def chunk_corpus(config: Config, documents: list[Document], previous: Previous | None, now: str,
-                 progress: bool = False) -> Chunked:
+                 progress: ProgressArg = False) -> Chunked:
     """Passages of every document: an unchanged document keeps the previous
     build's passages, the others are chunked."""
     from tqdm.auto import tqdm
 
     out = Chunked([], [], [], [])
-    for doc in tqdm(documents, desc="chunk", unit="doc", disable=not progress, leave=False):
+    for doc in counted(progress, "chunk", tqdm(documents, desc="chunk", unit="doc", disable=not bars(progress),
+                                               leave=False), len(documents)):
         prev_record = previous.records.get(doc.path) if previous else None
         reused = previous is not None and prev_record is not None and previous.index.documents.get(doc.doc_id) is doc
         if reused:
@@ -260,7 +265,7 @@ def chunk_corpus(config: Config, documents: list[Document], previous: Previous |
 
 
 def passage_vectors_of(embedder: Embedder, texts: list[str], old_rows: list[int | None], previous: Previous | None,
-                       progress: bool = False, cache: VectorCache | None = None
+                       progress: ProgressArg = False, cache: VectorCache | None = None
                        ) -> tuple[np.ndarray, list[int], int]:
     """Passage vectors: copied rows for reused passages, the vector cache or
     the encoder for the rest.  Returns the vectors, the rows that were not
@@ -275,7 +280,7 @@ def passage_vectors_of(embedder: Embedder, texts: list[str], old_rows: list[int 
 
 
 def sentence_vectors_of(embedder: Embedder, passages: list[Passage], old_rows: list[int | None],
-                        previous: Previous | None, progress: bool = False, cache: VectorCache | None = None
+                        previous: Previous | None, progress: ProgressArg = False, cache: VectorCache | None = None
                         ) -> tuple[list[tuple[int, int, int]], np.ndarray, int, int, int]:
     """Every sentence's (passage row, start, end) and vector, copied from the
     previous build where its passage was reused, else from the vector cache
@@ -304,7 +309,7 @@ def sentence_vectors_of(embedder: Embedder, passages: list[Passage], old_rows: l
 
 
 def build_artifacts(config: Config, embedder: Embedder, previous: Previous | None = None,
-                    progress: bool = False, cache: VectorCache | None = None,
+                    progress: ProgressArg = False, cache: VectorCache | None = None,
                     fingerprint: str | None = None) -> IndexArtifacts:
     """Ingest, chunk, tokenize and embed the corpus.  With ``previous``,
     documents whose file and sidecar are unchanged keep their passages and
@@ -394,7 +399,7 @@ def previous_rows_of(previous: Previous, doc_id: str) -> list[int]:
 
 
 def build_index(config: Config, embedder: Embedder | None = None, force: bool = True, *,
-                incremental: bool = True, progress: bool = False) -> Path:
+                incremental: bool = True, progress: ProgressArg = False) -> Path:
     """Build and publish an index.  Concurrent builds wait for each other;
     with ``force=False`` a build that finds a fresh index (e.g. made by the
     build it waited for) does nothing.  With ``incremental`` (the default)
@@ -426,9 +431,11 @@ def build_index(config: Config, embedder: Embedder | None = None, force: bool = 
                             config.vector_cache_size) if incremental else None
         artifacts = build_artifacts(config, embedder, previous, progress=progress, cache=cache,
                                     fingerprint=fingerprint)
+        report(progress, "publish", 0, 1)
         path = store.publish(artifacts)
         if cache is not None:
             cache.save()
+        report(progress, "publish", 1, 1)
         m = artifacts.manifest
         log.info("index built (%s) in %.1f s: %d passages, %d sentences -> %s", m["update"]["mode"],
                  time.perf_counter() - t0, m["counts"]["passages"], m["counts"]["sentences"], path)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from rag.progress import ProgressArg
 from rag.config import Config
 from rag.files import sha256_file
 from rag.errors import CorpusError, InputError
@@ -102,7 +103,7 @@ def _copy_atomic(src: Path, target: Path) -> None:
             tmp.unlink()
 
 
-def add_files(config: Config, paths: Sequence[Path | str], embedder=None, progress: bool = False,
+def add_files(config: Config, paths: Sequence[Path | str], embedder=None, progress: ProgressArg = False,
               replace: bool = True) -> UpdateResult:
     """Copy document files (or the document files of directories) into the
     corpus and update the index incrementally.
@@ -198,7 +199,7 @@ def safe_upload_name(name: str) -> str:
 
 
 def add_uploads(config: Config, uploads: Sequence[tuple[Path | str, str]], embedder=None,
-                progress: bool = False) -> UpdateResult:
+                progress: ProgressArg = False) -> UpdateResult:
     """Add uploaded files: ``uploads`` are (temporary file, name the user
     gave it) pairs.  The name is made safe (:func:`safe_upload_name`) and
     never decides the type: the content is sniffed (:func:`rag.ingest.formats.sniff_format`)
@@ -244,7 +245,7 @@ def add_uploads(config: Config, uploads: Sequence[tuple[Path | str, str]], embed
 
 
 def remove_documents(config: Config, doc_ids: Sequence[str], embedder=None,
-                     progress: bool = False) -> UpdateResult:
+                     progress: ProgressArg = False) -> UpdateResult:
     """Delete the documents' corpus files (and sidecars) and update the index.
     Every id is checked before anything is deleted: an unknown id is an
     InputError (exit code 2) naming the known ones' command."""

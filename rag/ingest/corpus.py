@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from rag.progress import ProgressArg, bars, counted
 from rag.errors import CorpusError
 from rag.files import sha256_file
 from rag.ingest.formats import decode_bytes, extract  # noqa: F401  (decode_bytes: re-exported, it used to live here)
@@ -155,7 +156,7 @@ def load_document(path: Path) -> Document:
                     page_starts=extracted.page_starts)
 
 
-def load_corpus(corpus_dir: Path, reuse: Reuse | None = None, progress: bool = False) -> Corpus:
+def load_corpus(corpus_dir: Path, reuse: Reuse | None = None, progress: ProgressArg = False) -> Corpus:
     """Every usable document of ``corpus_dir``.  ``reuse`` may hand back a
     document ingested before from the same bytes (then the file is not read
     again).  The same content under two names is stored once: the copy already
@@ -165,7 +166,9 @@ def load_corpus(corpus_dir: Path, reuse: Reuse | None = None, progress: bool = F
 
     loaded: list[tuple[Path, Document, bool]] = []
     skipped: list[SkippedFile] = []
-    for path in tqdm(corpus_files(corpus_dir), desc="ingest", unit="file", disable=not progress, leave=False):
+    files = corpus_files(corpus_dir)
+    for path in counted(progress, "ingest", tqdm(files, desc="ingest", unit="file", disable=not bars(progress),
+                                                 leave=False), len(files)):
         try:
             doc = None
             if reuse is not None and path.stat().st_size <= MAX_FILE_BYTES:

@@ -10,6 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from rag.progress import ProgressArg
 from rag.index.build import build_index, stale_reasons
 from rag.config import Config
 from rag.models.embed import Embedder
@@ -224,7 +225,7 @@ class Assistant:
         self._maybe_refresh()
         return [DocumentRecord.from_manifest(d) for d in self.index.manifest.get("documents", [])]
 
-    def add_uploads(self, uploads: Sequence[tuple[str, str]], progress: bool = False) -> "UpdateResult":
+    def add_uploads(self, uploads: Sequence[tuple[str, str]], progress: ProgressArg = False) -> "UpdateResult":
         """Add uploaded files ((temporary path, name given) pairs, see
         :func:`rag.index.kb.add_uploads`) and answer from the updated index at once.
         Edits are serialised; questions keep being answered meanwhile."""
@@ -235,7 +236,7 @@ class Assistant:
             self.refresh()
         return result
 
-    def remove_documents(self, doc_ids: Sequence[str], progress: bool = False) -> "UpdateResult":
+    def remove_documents(self, doc_ids: Sequence[str], progress: ProgressArg = False) -> "UpdateResult":
         """Remove documents (:func:`rag.index.kb.remove_documents`) and answer from
         the updated index at once."""
         from rag.index.kb import remove_documents

@@ -31,6 +31,7 @@ BOILERPLATE = (MASTHEAD, BACK_MATTER)
 
 __all__ = ["escape_html", "markdown_literal", "answer_markdown", "reason_zh", "find_quote", "highlight_quote",
            "sources_html", "debug_html", "fmt_score", "answer_html", "badge_html", "confidence_level",
+           "build_progress_zh",
            "conversation_markdown", "passage_context", "document_view_html"]
 
 
@@ -267,6 +268,33 @@ def sources_html(answer: Mapping[str, Any], titles: Mapping[str, str] | None = N
                   + (f"以下是检索到的最接近的 {len(shown)} 个段落（未引用）：" if shown else "") + "</div>")
         cards = [_uncited_card(p, titles, contexts) for p in shown]
     return '<div class="sources">' + header + "".join(cards) + "</div>"
+
+
+# ------------------------------------------------------- indexing progress
+# What each stage of a build is called, and its share of the whole (the two
+# embedding stages are nearly all of the time: bench/results/upload_onnx.md).
+BUILD_STAGES_ZH = (("ingest", "读取文件", 0.04), ("chunk", "切分段落", 0.02), ("tokenize", "分词", 0.04),
+                   ("passages", "计算段落向量", 0.25), ("sentences", "计算句子向量", 0.60), ("publish", "写入索引", 0.05))
+_STAGE_UNITS_ZH = {"ingest": "个文件", "chunk": "份文档", "tokenize": "段", "passages": "段", "sentences": "句"}
+
+
+def build_progress_zh(stage: str, done: int, total: int, seconds: float) -> tuple[float, str]:
+    """(share of the build done, a line in Chinese) for a build's progress
+    report (rag.progress): the step, its counts and, once it can be told,
+    the time its rest will take (``seconds``: spent on this step so far)."""
+    names = [name for name, _, _ in BUILD_STAGES_ZH]
+    if stage not in names:
+        return 0.0, "正在建立索引……"
+    k = names.index(stage)
+    _, label, weight = BUILD_STAGES_ZH[k]
+    part = done / total if total else 1.0
+    share = sum(w for _, _, w in BUILD_STAGES_ZH[:k]) + weight * part
+    line = f"第{k + 1}步（共{len(names)}步）：{label}"
+    if stage != "publish" and total:
+        line += f" {done}/{total}{_STAGE_UNITS_ZH.get(stage, '')}"
+        if 0 < done < total and seconds >= 1.0:
+            line += f"，本步约剩 {max(1, round(seconds / done * (total - done)))} 秒"
+    return min(share, 1.0), line
 
 
 # ------------------------------------------------------------- confidence

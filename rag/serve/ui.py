@@ -51,8 +51,8 @@ from rag.config import Config  # noqa: E402
 from rag.serve.service import Service, ShuttingDown, StartupProbes, routes  # noqa: E402
 from rag.errors import InputError, RagError  # noqa: E402
 from rag.serve.feedback import WITHDRAWN, append_feedback, feedback_record  # noqa: E402
-from rag.serve.present import (answer_html, conversation_markdown, debug_html, markdown_literal, reason_zh,  # noqa: E402
-                         passage_context, sources_html)
+from rag.serve.present import (answer_html, build_progress_zh, conversation_markdown, debug_html,  # noqa: E402
+                               markdown_literal, passage_context, reason_zh, sources_html)
 
 log = logging.getLogger("app")
 
@@ -520,11 +520,11 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         note = ("" if edits else f'<div class="kb-off">{html.escape(KB_EDITS_OFF.split("(")[0])}</div>')
         return (*kb_views(), gr.update(visible=edits), gr.update(visible=edits), note)
 
-    def ui_add(files: list | None, progress=gr.Progress(track_tqdm=True)):
+    def ui_add(files: list | None, progress=gr.Progress()):
         try:
             edits_allowed()
             progress(0, desc="正在读取文件并建立索引……")
-            result = add_paths(files, progress=True)
+            result = add_paths(files, progress=progress_reporter(progress))
             _, shown = _outcome_summary(result.outcomes)
         except gr.Error as exc:
             shown = f'<div class="kb-error">{html.escape(str(exc.message))}</div>'
@@ -536,6 +536,22 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
             log.exception("knowledge base: upload failed")
             return f'<div class="kb-error">{html.escape(INTERNAL_ERROR)}</div>', *[gr.skip()] * 4, gr.skip()
         return shown, *kb_views(), None
+
+    def progress_reporter(progress):
+        """The build's progress (rag.progress) as Gradio's bar, in Chinese with
+        counts and the time left of each step; at most a few updates a second."""
+        started: dict[str, float] = {}
+        last = [0.0]
+
+        def report(stage: str, done: int, total: int) -> None:
+            now = time.perf_counter()
+            started.setdefault(stage, now)
+            if done not in (0, total) and now - last[0] < 0.25:
+                return
+            last[0] = now
+            share, line = build_progress_zh(stage, done, total, now - started[stage])
+            progress(share, desc=line)
+        return report
 
     def ui_delete_ask(selected: list | None):
         selected = [d for d in (selected or []) if isinstance(d, str)]
@@ -780,8 +796,9 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         # 知识库: the table and choices follow changes made in other sessions (on load)
         kb_outputs = [kb_table, kb_selected, doc_filter, intro]
         demo.load(kb_load, None, [*kb_outputs, kb_upload_box, kb_delete_box, kb_note], api_visibility="private")
+        # One progress bar, on the status line (not over every output).
         kb_add.click(ui_add, [kb_files], [kb_status, *kb_outputs, kb_files], api_visibility="private",
-                     concurrency_limit=1, concurrency_id="kb-edit")
+                     concurrency_limit=1, concurrency_id="kb-edit", show_progress_on=[kb_status])
         kb_delete.click(ui_delete_ask, [kb_selected], [kb_confirm_box, kb_confirm_text, kb_status],
                         api_visibility="private").then(None, js=SCROLL_TO_CONFIRM_JS, api_visibility="private")
         kb_cancel.click(lambda: (gr.update(visible=False), ""), None, [kb_confirm_box, kb_status],

@@ -554,3 +554,29 @@ class TestUploads:
         assistant.remove_documents(["人才政策"])
         assert "人才政策" not in {r.doc_id for r in assistant.list_documents()}
         assert "人才政策" not in assistant.index.documents
+
+
+def test_a_build_reports_each_stage_with_its_counts(fake_config):
+    """The progress callback (rag.progress) hears every stage in order, each
+    from 0 to its total; the embedding stages in steps, not in one jump."""
+    heard: list[tuple[str, int, int]] = []
+    build_index(fake_config, HashEmbedder(), progress=lambda stage, done, total: heard.append((stage, done, total)))
+    stages = list(dict.fromkeys(s for s, _, _ in heard))
+    assert stages == ["ingest", "chunk", "tokenize", "passages", "sentences", "publish"]
+    for stage in stages:
+        counts = [(d, t) for s, d, t in heard if s == stage]
+        assert counts[0][0] == 0 and counts[-1][0] == counts[-1][1] > 0, (stage, counts)
+        assert all(a[0] <= b[0] for a, b in zip(counts, counts[1:])), (stage, counts)
+    sentences = [d for s, d, _ in heard if s == "sentences"]
+    assert len(sentences) > 2  # more than "none" and "all"
+
+
+def test_the_progress_line_is_chinese_with_counts_and_time_left():
+    from rag.serve.present import build_progress_zh
+
+    share, line = build_progress_zh("passages", 40, 105, 4.0)
+    assert line == "第4步（共6步）：计算段落向量 40/105段，本步约剩 6 秒"
+    assert 0.1 < share < 0.25
+    assert build_progress_zh("sentences", 460, 460, 30.0)[0] == pytest.approx(0.95)
+    assert build_progress_zh("publish", 1, 1, 0.1) == (1.0, "第6步（共6步）：写入索引")
+    assert "约剩" not in build_progress_zh("ingest", 0, 3, 0.0)[1]

@@ -22,7 +22,7 @@ import pytest
 
 from rag.serve.feedback import read_feedback
 from rag.serve.ui import EXAMPLES as EXAMPLES_SHOWN
-from tests.conftest import serve_app
+from tests.conftest import DATA, serve_app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -653,3 +653,29 @@ def test_copy_gives_the_answer_as_markdown(browser, served):
         assert not re.search(r"<(a|span|details|div|strong)\b", text), text
     finally:
         context.close()
+
+
+def test_indexing_progress_speaks_chinese_once(browser, kb_served):
+    """While a document is indexed, one progress line (on the status box,
+    not over every part of the page) says the step, its counts, in Chinese;
+    no tqdm text in English."""
+    url, base = kb_served
+    doc = base / "职业教育方案.txt"
+    doc.write_text((DATA / "policy_doc" / "vocational_education_reform_2019.txt").read_text("utf-8"), "utf-8")
+    page = new_page(browser, url, VIEWPORTS["desktop"])
+    try:
+        show_tab(page, "知识库")
+        wait_kb_table_has(page, "与时俱进的改革之路")
+        upload(page, doc)
+        page.locator("#kb-add").click()
+        page.wait_for_function("() => /第\\d步（共6步）/.test(document.body.innerText)", timeout=WAIT_MS)
+        shown = page.evaluate("() => document.body.innerText")
+        line = re.search(r"第\d步（共6步）[^\n]*", shown).group(0)
+        assert english_words(line) == [], line
+        assert "passage" not in shown and "Batches" not in shown
+        trackers = page.evaluate("""() => [...document.querySelectorAll('[data-testid="status-tracker"]')].filter(
+            w => /第\\d步/.test(w.innerText)).map(w => (w.closest('[id]') || {}).id)""")
+        assert trackers == ["kb-status"], trackers
+        page.locator("#kb-status").get_by_text(f"已加入：{doc.name}").first.wait_for(timeout=WAIT_MS)
+    finally:
+        page.context.close()

@@ -361,11 +361,35 @@ def answer_html(answer: Mapping[str, Any], debug: Mapping[str, Any] | None = Non
             # comparison across documents ("《…》（2022-02-28）[2]", "… [2] |").
             line = _LISTED_MARKER.sub(link, line)
         lines.append(line)
+    chart = series_chart_html(answer.get("documents") or [], prefix)
+    if chart:
+        lines += ["", chart]
     n = len(answer.get("citations", []))
     summary = f"来源（{n} 处引用）" if n else "检索到的段落（未引用）"
     cards = sources_html(answer, titles, id_prefix=prefix, contexts=contexts)
     return ("\n".join(lines).rstrip() + "\n\n" + badge_html(answer, debug) + "\n\n"
             f'<details class="ans-src" id="{prefix}-sources"><summary>{summary}</summary>{cards}</details>')
+
+
+def series_chart_html(documents: Sequence[Mapping[str, Any]], prefix: str = "t1") -> str:
+    """A small bar chart of the values of a series across documents (one bar
+    per document, by year), when they are figures of one unit; "" otherwise.
+    Labels and values are escaped; each bar links to its source card."""
+    from rag.text import quantity_value
+
+    rows = [(d, quantity_value(str(d.get("value", "")))) for d in documents]
+    if len(rows) < 2 or any(q is None for _, q in rows) or len({q[1] for _, q in rows}) != 1 \
+            or not all(d.get("period") for d, _ in rows):
+        return ""
+    top = max(q[0] for _, q in rows) or 1.0
+    bars = []
+    for d, q in rows:
+        width = max(1.0, 60.0 * q[0] / top)  # of the row, beside its label and value
+        marker = int(d.get("marker", 0))
+        bars.append(f'<div class="bar-row"><span class="bar-label">{escape_html("、".join(d["period"]))}</span>'
+                    f'<span class="bar" style="width:{width:.1f}%"></span>'
+                    f'<a class="bar-value cite" href="#{_anchor_id(prefix, marker)}">{escape_html(str(d["value"]))}</a></div>')
+    return '<div class="series-chart" role="img" aria-label="各年份数值">' + "".join(bars) + "</div>"
 
 
 def conversation_markdown(turns: Sequence[Mapping[str, Any]], titles: Sequence[str] = ()) -> str:

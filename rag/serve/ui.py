@@ -110,6 +110,11 @@ CSS = """
 .doc-text { max-height: 320px; overflow: auto; padding: 6px; border-left: 3px solid var(--border-color-primary); }
 .doc-passage { background: var(--background-fill-primary); }
 a.cite { text-decoration: none; font-weight: 600; padding: 0 2px; }
+.series-chart { margin: 6px 0; max-width: 420px; }
+.bar-row { display: flex; align-items: center; gap: 6px; margin: 2px 0; }
+.bar-label { width: 3.5em; font-size: 0.85em; color: var(--body-text-color-subdued); }
+.bar { display: inline-block; height: 10px; background: var(--color-accent); border-radius: 2px; flex: 0 0 auto; }
+.bar-value { font-size: 0.85em; }
 .badge { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 0.85em; font-weight: 600; }
 .badge-high { background: #d9f7be; color: #135200; }
 .badge-medium { background: #fff1b8; color: #613400; }

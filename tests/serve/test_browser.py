@@ -679,3 +679,40 @@ def test_indexing_progress_speaks_chinese_once(browser, kb_served):
         page.locator("#kb-status").get_by_text(f"已加入：{doc.name}").first.wait_for(timeout=WAIT_MS)
     finally:
         page.context.close()
+
+
+@pytest.fixture(scope="module")
+def series_served(browser, tmp_path_factory):
+    """The app over the multi-document test set (tests/data/series)."""
+    from rag.config import Config
+    from rag.serve.assistant import Assistant
+
+    config = Config.from_env(corpus_dir=DATA / "series" / "corpus", index_dir=tmp_path_factory.mktemp("series-ui"))
+    with serve_app(Assistant.open(config)) as (_, base_url):
+        yield base_url
+
+
+def test_answers_across_documents_in_the_chat(browser, series_served):
+    """A disagreement shows each document's value with a working [n]; a
+    series shows its table and a bar per year, each bar linked to its source."""
+    page = new_page(browser, series_served, VIEWPORTS["desktop"])
+    try:
+        ask(page, "2021年国内生产总值是多少？")
+        answer = page.locator(BOT).last
+        assert "各文件给出的数值不一致" in answer.inner_text()
+        listed = answer.locator("li a.cite")
+        assert listed.count() >= 2
+        listed.nth(1).click()
+        page.wait_for_function("() => !!document.querySelector('.src-card.src-hl')", timeout=WAIT_MS)
+
+        ask(page, "人均国内生产总值每年是多少？")
+        answer = page.locator(BOT).last
+        assert answer.locator("table").count() == 1 and answer.locator("tbody tr").count() == 4
+        widths = answer.locator(".series-chart .bar").evaluate_all("bars => bars.map(b => b.getBoundingClientRect().width)")
+        assert len(widths) == 4 and all(w > 0 for w in widths) and widths == sorted(widths), widths
+        assert answer.locator(".series-chart a.cite").count() == 4
+        if os.environ.get("RAG_SCREENSHOT_DIR"):
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            answer.screenshot(path=str(SCREENSHOTS / "desktop-series.png"))
+    finally:
+        page.context.close()

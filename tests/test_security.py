@@ -367,6 +367,9 @@ def test_answer_html_escapes_documents_and_users(payload):
               "passages": [{"passage_id": "d#1", "doc_id": "d", "ordinal": 0, "kind": "body",
                             "heading_path": [payload], "text": passage, "rank": 1, "score": 0.1, "dense_score": 0.5,
                             "dense_rank": 1, "bm25_score": None, "bm25_rank": None}]}
+    # a series chart whose year labels come from documents
+    answer["documents"] = [{"doc_id": "d", "title": payload, "date": payload, "value": f"{v}元", "period": [payload],
+                            "marker": 1} for v in (1, 2)]
     debug = {"features": {"passage_coverage": 0.2}, "refusal_reason_zh": payload}
     context = passage_context(payload + "\n" + passage + payload, len(payload) + 1, len(payload) + 1 + len(passage))
     rendered = [answer_html(answer, debug, 1, {"d": payload}, {"d#1": context}),
@@ -381,6 +384,7 @@ def test_answer_html_escapes_documents_and_users(payload):
         assert html.count("<details") == html.count("</details>")  # no payload closes our blocks
     assert 'href="#t1-c1"' in rendered[0] and "第3页" in rendered[0]
     assert rendered[0].count('class="cite" href="#t1-c1"') == 3  # the quote's, the list's and the table's [1]
+    assert rendered[0].count('class="bar"') == 2  # the chart was drawn, its labels escaped (checked above)
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)

@@ -419,6 +419,49 @@ def _preview(text: str, limit: int = 60) -> str:
 
 
 # --------------------------------------------------------------------- app
+# Answers the browser keeps of a conversation (older ones are dropped first):
+# a turn carries its answer, sources and debug HTML, tens of KB each.
+SAVED_TURNS = 20
+
+
+def saved_conversation(messages: list, asked: list, turns: list, keep: int = SAVED_TURNS) -> dict:
+    """The conversation as the browser keeps it: the last ``keep`` answered
+    turns with the messages from the first of them on (message indices
+    renumbered)."""
+    turns = turns[-keep:]
+    start = 0
+    if turns:
+        first = turns[0]["message"]
+        start = first - 1 if first > 0 and messages[first - 1].get("role") == "user" else first
+    kept = [dict(t, message=t["message"] - start) for t in turns]
+    return {"version": 1, "messages": messages[start:], "asked": asked, "turns": kept}
+
+
+def _text_content(content: Any) -> bool:
+    """A chat message's content as Gradio sends it back: text, or a list of
+    text parts ({"type": "text", "text": ...}); nothing else is restored."""
+    return isinstance(content, str) or isinstance(content, list) and all(
+        isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str) for part in content)
+
+
+def restored_conversation(saved: Any) -> tuple[list, list, list] | None:
+    """(messages, asked, turns) of what ``saved_conversation`` kept, or None
+    for anything else (nothing saved, another version, a damaged value)."""
+    if not isinstance(saved, dict) or saved.get("version") != 1:
+        return None
+    messages, asked, turns = saved.get("messages"), saved.get("asked"), saved.get("turns")
+    if not (isinstance(messages, list) and isinstance(asked, list) and isinstance(turns, list)):
+        return None
+    if not all(isinstance(m, dict) and m.get("role") in ("user", "assistant") and _text_content(m.get("content"))
+               for m in messages):
+        return None
+    if not all(isinstance(q, str) for q in asked) or not all(
+            isinstance(t, dict) and isinstance(t.get("message"), int) and 0 <= t["message"] < len(messages)
+            and isinstance(t.get("answer"), dict) for t in turns):
+        return None
+    return messages, asked[-MAX_HISTORY:], turns
+
+
 def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
               service: Service | None = None, kb_edits: bool | None = None) -> gr.Blocks:
     """The UI and the named API endpoints over one loaded assistant; 👍 / 👎
@@ -702,6 +745,20 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
     def clear():
         return [], [], SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, "", [], None
 
+    def remember(messages: list | None, asked: list | None, turns: list | None):
+        """What the browser keeps of the conversation (a reload restores it)."""
+        return saved_conversation(messages or [], asked or [], turns or [])
+
+    def restore(saved: Any):
+        """The conversation the browser kept, shown again on (re)load; nothing
+        when there is none or it is not one of ours."""
+        kept = restored_conversation(saved)
+        if kept is None:
+            return [], [], [], SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER
+        messages, asked, turns = kept
+        last = turns[-1] if turns else {}
+        return messages, asked, turns, last.get("sources", SOURCES_PLACEHOLDER), last.get("debug", DEBUG_PLACEHOLDER)
+
     # ------------------------------------------------------------ layout
     records = assistant.list_documents()
     choices = _document_choices(records)
@@ -709,6 +766,9 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         intro = gr.Markdown(_intro(list(_titles(assistant).values())), elem_id="intro")
         asked = gr.State([])
         turns = gr.State([])
+        # The conversation in the browser's localStorage (encrypted with a key
+        # of this server run): a reload shows it again; 清空对话 forgets it.
+        saved = gr.BrowserState(None, storage_key="policy-qa-conversation")
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("对话", id="tab-chat", elem_id="tab-chat"):
                 chatbot = gr.Chatbot(label="对话", show_label=False, elem_id="chat", height="62vh", latex_delimiters=[],
@@ -776,15 +836,16 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         chat_io = dict(fn=chat, inputs=[question, chatbot, top_k, asked, turns, doc_filter],
                        outputs=[question, chatbot, sources, debug, asked, turns])
         after = dict(fn=export, inputs=[turns], outputs=[download], api_visibility="private")
+        keep = dict(fn=remember, inputs=[chatbot, asked, turns], outputs=[saved], api_visibility="private")
         question.submit(**chat_io, api_name="chat",
                         api_description="One chat turn (follow-ups use this session's earlier questions): returns "
                                         "the textbox value, the chat messages, sources HTML and debug HTML.",
-                        ).then(**after).then(None, js=SCROLL_TO_ANSWER_JS, api_visibility="private")
-        send.click(**chat_io, api_visibility="private").then(**after).then(
+                        ).then(**after).then(**keep).then(None, js=SCROLL_TO_ANSWER_JS, api_visibility="private")
+        send.click(**chat_io, api_visibility="private").then(**after).then(**keep).then(
             None, js=SCROLL_TO_ANSWER_JS, api_visibility="private")
         for button in example_buttons:
             button.click(**dict(chat_io, inputs=[button, chatbot, top_k, asked, turns, doc_filter]),
-                         api_visibility="private").then(**after).then(
+                         api_visibility="private").then(**after).then(**keep).then(
                 None, js=SCROLL_TO_ANSWER_JS, api_visibility="private")
         # Before the first answer there is no file to download: say so instead of doing nothing.
         download.click(lambda t: gr.skip() if t else NOTHING_TO_EXPORT, [turns], [status], api_visibility="private")
@@ -793,8 +854,9 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         # without asking and covered the question bubble; 清空对话 asks first.
         clear_btn.click(lambda: gr.update(visible=True), None, [clear_confirm_box], api_visibility="private")
         clear_cancel.click(lambda: gr.update(visible=False), None, [clear_confirm_box], api_visibility="private")
-        clear_confirm.click(lambda: (*clear(), gr.update(visible=False)), None, [*clear_outputs, clear_confirm_box],
-                            api_visibility="private")
+        clear_confirm.click(lambda: (*clear(), gr.update(visible=False), saved_conversation([], [], [])), None,
+                            [*clear_outputs, clear_confirm_box, saved], api_visibility="private")
+        demo.load(restore, [saved], [chatbot, asked, turns, sources, debug], api_visibility="private")
         chatbot.select(select, [turns], [sources, debug], api_visibility="private")
         chatbot.like(feedback, [turns, comment], [comment, status], api_visibility="private")
 

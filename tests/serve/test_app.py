@@ -277,3 +277,25 @@ def test_chat_answer_links_markers_and_refusal_skips_boilerplate(url):
 def test_top_k_errors_are_bilingual(client):
     message = app_error(client, "放管服具体指什么？", 0, api_name="/ask")
     assert "必须在 1 到" in message and "between 1 and" in message
+
+
+def test_the_saved_conversation_keeps_the_last_answers_and_refuses_anything_else():
+    """What the browser keeps: the last answered turns with the messages from
+    the first of them (indices renumbered); a damaged or foreign value is
+    not restored."""
+    from rag.serve.ui import restored_conversation, saved_conversation
+
+    messages, turns = [], []
+    for i in range(5):
+        messages += [{"role": "user", "content": f"问{i}"}, {"role": "assistant", "content": [{"type": "text", "text": f"答{i}"}]}]
+        turns.append({"message": len(messages) - 1, "answer": {"question": f"问{i}"}, "sources": f"s{i}", "debug": ""})
+    saved = saved_conversation(messages, ["问3", "问4"], turns, keep=2)
+    assert [m["content"] for m in saved["messages"]][0] == "问3" and len(saved["messages"]) == 4
+    assert [t["message"] for t in saved["turns"]] == [1, 3]
+    restored = restored_conversation(saved)
+    assert restored is not None and restored[0][restored[2][1]["message"]]["content"][0]["text"] == "答4"
+    for bad in (None, "x", {"version": 2}, dict(saved, messages=[{"role": "system", "content": "x"}]),
+                dict(saved, messages=[{"role": "user", "content": [{"type": "image", "url": "x"}]}]),
+                dict(saved, turns=[{"message": 99, "answer": {}}])):
+        assert restored_conversation(bad) is None, bad
+    assert restored_conversation(saved_conversation([], [], [])) == ([], [], [])

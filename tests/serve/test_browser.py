@@ -716,3 +716,29 @@ def test_answers_across_documents_in_the_chat(browser, series_served):
             answer.screenshot(path=str(SCREENSHOTS / "desktop-series.png"))
     finally:
         page.context.close()
+
+
+def test_a_reload_keeps_the_conversation_until_it_is_cleared(browser, served):
+    """The conversation survives a reload (the browser keeps it), with its
+    follow-up context and clickable sources; 清空对话 forgets it for good."""
+    url, _ = served
+    page = new_page(browser, url, VIEWPORTS["desktop"])
+    try:
+        ask(page, "一站式服务中心是哪一年成立的？")
+        first = page.locator(BOT).last.inner_text()
+        page.reload(wait_until="domcontentloaded")
+        page.wait_for_function(f"document.querySelectorAll('{BOT}').length === 1", timeout=WAIT_MS)
+        assert page.locator(BOT).last.inner_text() == first
+        ask(page, "那它有几个窗口？")  # a follow-up: the question before the reload is still its context
+        assert "没有前文可指" not in page.locator(BOT).last.inner_text()
+        assert page.locator(BOT).count() == 2
+        page.locator("#clear").click()
+        page.locator("#clear-confirm").click()
+        page.wait_for_function(f"document.querySelectorAll('{BOT}').length === 0", timeout=WAIT_MS)
+        page.wait_for_timeout(500)
+        page.reload(wait_until="domcontentloaded")
+        page.locator("#question textarea").wait_for(timeout=WAIT_MS)
+        page.wait_for_timeout(1500)
+        assert page.locator(BOT).count() == 0
+    finally:
+        page.context.close()

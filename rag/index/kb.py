@@ -172,7 +172,38 @@ def add_files(config: Config, paths: Sequence[Path | str], embedder=None, progre
         result.outcomes.append(FileOutcome(str(src), status, doc_id))
     # Nothing new and a fresh index: no build (force=False returns the current one).
     result.build = build_index(config, embedder, force=False, progress=progress)
+    if _same_text_outcomes(config, result):
+        result.build = build_index(config, embedder, force=False)  # the corpus lost those files again
     return result
+
+
+def _same_text_outcomes(config: Config, result: UpdateResult) -> bool:
+    """A file just added whose text the build found to be another document's
+    (the same report as PDF and as Word: rag.ingest.corpus.same_text_as) is
+    reported as a duplicate of it and taken out of the corpus again, as a
+    file with the same bytes is never copied in.  True when one was."""
+    try:
+        skipped = {s["path"]: s for s in open_store(config).read_manifest().get("skipped_files", [])
+                   if s.get("duplicate_of")}
+    except Exception:  # no manifest to read: the outcomes stand as they are
+        return False
+    removed = False
+    for i, o in enumerate(result.outcomes):
+        s = skipped.get(doc_file_name(o, config))
+        if o.status == ADDED and s is not None:
+            target = Path(config.corpus_dir) / s["path"]
+            for path in (target, sidecar_path(target)):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            result.outcomes[i] = FileOutcome(o.path, DUPLICATE, s["duplicate_of"], s["reason"])
+            removed = True
+    return removed
+
+
+def doc_file_name(outcome: FileOutcome, config: Config) -> str:
+    """The corpus file name an outcome's document was stored under."""
+    return next((p.name for p in corpus_files(Path(config.corpus_dir)) if doc_id_for(p) == outcome.doc_id),
+                Path(outcome.path).name)
 
 
 # The corpus suffix for each format rag.ingest.formats sniffs from the content.

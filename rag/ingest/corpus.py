@@ -11,12 +11,15 @@ usable file is an error."""
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from rag.progress import ProgressArg, bars, counted
 from rag.errors import CorpusError
@@ -156,6 +159,61 @@ def load_document(path: Path) -> Document:
                     page_starts=extracted.page_starts)
 
 
+# Two files whose texts share this share of their character 8-grams (letters
+# and digits only, Jaccard) hold one document — a report as PDF and as Word,
+# which extract to slightly different text (page headers, line breaks): the
+# later one is stored as a duplicate of the first.  Texts shorter than
+# SAME_TEXT_MIN_CHARS are never merged (two short notices may well differ by
+# a date only).
+SAME_TEXT_JACCARD = 0.9
+SAME_TEXT_MIN_CHARS = 200
+_SHINGLE = 8
+_SKETCH = 128  # the smallest shingle hashes kept per text (bottom-k sketch)
+
+
+@lru_cache(maxsize=4096)
+def _text_sketch(text: str) -> tuple[int, tuple[int, ...]]:
+    """(normalised length, the _SKETCH smallest hashes of its 8-grams); the
+    hashes are Python's string hashes, compared only within one process."""
+    norm = "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch.isalnum())
+    hashes = {hash(norm[i:i + _SHINGLE]) for i in range(len(norm) - _SHINGLE + 1)}
+    return len(norm), tuple(heapq.nsmallest(_SKETCH, hashes))
+
+
+def same_text_as(documents: Sequence[Document]) -> dict[str, Document]:
+    """doc_id -> the earlier document (in the given order) whose text is the
+    same text (SAME_TEXT_JACCARD), for each later one.  Bottom-k sketches,
+    compared only between documents that share sketch hashes."""
+    sketches = [_text_sketch(d.text) for d in documents]
+    owners: dict[int, list[int]] = {}
+    out: dict[str, Document] = {}
+    for i, (length, sketch) in enumerate(sketches):
+        if length < SAME_TEXT_MIN_CHARS:
+            continue
+        shared: dict[int, int] = {}
+        for h in sketch:
+            for j in owners.get(h, ()):
+                shared[j] = shared.get(j, 0) + 1
+        for j in sorted(shared, key=lambda j: -shared[j]):
+            if documents[j].doc_id in out or shared[j] < SAME_TEXT_JACCARD * len(sketch) * 0.5:
+                continue
+            if _jaccard(sketch, sketches[j][1]) >= SAME_TEXT_JACCARD \
+                    and min(length, sketches[j][0]) >= 0.8 * max(length, sketches[j][0]):
+                out[documents[i].doc_id] = documents[j]
+                break
+        if documents[i].doc_id not in out:
+            for h in sketch:
+                owners.setdefault(h, []).append(i)
+    return out
+
+
+def _jaccard(a: Sequence[int], b: Sequence[int]) -> float:
+    """Jaccard similarity of two texts estimated from their bottom-k sketches."""
+    union = heapq.nsmallest(_SKETCH, set(a) | set(b))
+    both = set(a) & set(b)
+    return sum(1 for h in union if h in both) / max(len(union), 1)
+
+
 def load_corpus(corpus_dir: Path, reuse: Reuse | None = None, progress: ProgressArg = False) -> Corpus:
     """Every usable document of ``corpus_dir``.  ``reuse`` may hand back a
     document ingested before from the same bytes (then the file is not read
@@ -188,12 +246,19 @@ def load_corpus(corpus_dir: Path, reuse: Reuse | None = None, progress: Progress
         digest = doc.metadata.get("content_sha256")
         if digest and digest not in kept_by_hash:
             kept_by_hash[digest] = doc
+    same_text = same_text_as([doc for _, doc, reused in sorted(loaded, key=lambda t: not t[2])
+                              if kept_by_hash.get(doc.metadata.get("content_sha256", ""), doc) is doc])
     documents, seen = [], {}
     for path, doc, _ in loaded:
         first = kept_by_hash.get(doc.metadata.get("content_sha256", ""), doc)
         if first is not doc:
             skipped.append(SkippedFile(path.name, f"same content as {first.path} (document {first.doc_id}); "
                                                   "stored once", duplicate_of=first.doc_id))
+            continue
+        twin = same_text.get(doc.doc_id)
+        if twin is not None:
+            skipped.append(SkippedFile(path.name, f"the same text as {twin.path} (document {twin.doc_id}) in another "
+                                                  "file; stored once", duplicate_of=twin.doc_id))
             continue
         if doc.doc_id in seen:
             skipped.append(SkippedFile(path.name, f"same document id as {seen[doc.doc_id]}; rename one of them"))

@@ -400,7 +400,8 @@ def _outcome_summary(outcomes) -> tuple[str, str]:
         name = Path(o.path).name or o.path
         head = OUTCOME_ZH.get(o.status, o.status)
         if o.status == "duplicate":
-            lines.append(f"{head}：{name}（与文档 {o.doc_id} 内容相同，未重复保存）")
+            same = "文字相同（另一种格式的同一文件）" if o.reason.startswith("the same text") else "内容相同"
+            lines.append(f"{head}：{name}（与文档 {o.doc_id} {same}，只收录一份）")
         elif o.status == "unchanged":
             lines.append(f"{head}：{name}（文档 {o.doc_id}，内容未变）")
         elif o.status == "refused":

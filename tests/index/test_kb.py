@@ -17,7 +17,7 @@ import pytest
 
 import rag.ingest.corpus
 from rag.serve.assistant import Assistant
-from rag.index.build import build_index
+from rag.index.build import build_index, corpus_fingerprint, stale_reasons
 from rag.errors import CorpusError, InputError
 from rag.ingest.formats import ZIP_MAX_UNCOMPRESSED, check_zip_sizes, extract
 from rag.index.kb import add_files, list_documents, remove_documents
@@ -130,9 +130,28 @@ class TestDocumentRecords:
 
     def test_pdf_record_has_pages_and_author(self, kb, tmp_path):
         config, _ = kb
+        # report.pdf is the bundled report printed to PDF: the text goes first
+        remove_documents(config, ["suzhou_sip_reform_2024"], HashEmbedder())
         add_files(config, [DATA / "formats" / "report.pdf"], HashEmbedder())
         record = {r.doc_id: r for r in list_documents(config)}["report"]
         assert record.format == "pdf" and record.pages == 3
+
+    def test_the_same_text_in_another_format_is_stored_once(self, kb):
+        """The bundled report as a PDF, added next to its text: reported as a
+        duplicate of it (the extracted texts are the same text), not indexed;
+        the knowledge base answers as before."""
+        config, _ = kb
+        before = {r.doc_id for r in list_documents(config)}
+        result = add_files(config, [DATA / "formats" / "report.pdf"], HashEmbedder())
+        [outcome] = result.outcomes
+        assert (outcome.status, outcome.doc_id) == ("duplicate", "suzhou_sip_reform_2024")
+        assert outcome.reason.startswith("the same text as suzhou_sip_reform_2024.txt")
+        assert {r.doc_id for r in list_documents(config)} == before
+        assert not (config.corpus_dir / "report.pdf").exists()  # stored once, as a copy of its bytes would be
+        assert not stale_reasons(config, open_store(config).read_manifest(), corpus_fingerprint(config.corpus_dir))
+        # the text of another document is no duplicate
+        result = add_files(config, [DATA / "policy_doc" / "vocational_education_reform_2019.txt"], HashEmbedder())
+        assert result.outcomes[0].status == "added"
 
 
 # ------------------------------------------------------ incremental updates
@@ -498,6 +517,7 @@ class TestUploads:
         from rag.index.kb import add_uploads
 
         config, embedder = kb
+        remove_documents(config, ["suzhou_sip_reform_2024"], embedder)  # report.pdf is its text as a PDF
         pdf = tmp_path / "tmp1"
         shutil.copyfile(DATA / "formats" / "report.pdf", pdf)
         text = tmp_path / "tmp2"

@@ -331,3 +331,25 @@ def test_pdf_printed_from_a_browser_is_dated_by_its_text():
     (its CreationDate); the report's own date is the one printed in it."""
     doc = load_document(PDF)
     assert doc.metadata["created"] == "2026-12-01" and doc.metadata["date"] == "2024-11-28"
+
+
+def test_the_same_report_in_two_formats_is_stored_once(tmp_path):
+    """The bundled report as text and as a Chromium-printed PDF (page headers,
+    footers, other line breaks): one document; other documents, and short
+    texts that differ in a date only, stay apart."""
+    from rag.config import PROJECT_ROOT
+    from rag.ingest.corpus import load_corpus
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(PROJECT_ROOT / "corpus" / "suzhou_sip_reform_2024.txt", corpus / "a_report.txt")
+    shutil.copy(PDF, corpus / "b_report.pdf")
+    shutil.copy(PROJECT_ROOT / "tests" / "data" / "policy_doc" / "vocational_education_reform_2019.txt", corpus)
+    notice = "园区政务服务中心定于{}举行企业开办专场服务活动，欢迎企业代表参加。"
+    (corpus / "notice1.txt").write_text(notice.format("2024年3月1日"), "utf-8")
+    (corpus / "notice2.txt").write_text(notice.format("2024年4月1日"), "utf-8")
+    loaded = load_corpus(corpus)
+    assert sorted(d.doc_id for d in loaded.documents) == ["a_report", "notice1", "notice2",
+                                                           "vocational_education_reform_2019"]
+    [skipped] = loaded.skipped
+    assert (skipped.path, skipped.duplicate_of) == ("b_report.pdf", "a_report")

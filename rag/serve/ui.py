@@ -154,7 +154,20 @@ JS = """
       if (zh) b.setAttribute(attr, zh);
     }
   });
-  new MutationObserver(() => relabel(document)).observe(document.body,
+  // Gradio's toasts are titled in English, and its upload box refuses a file
+  // by its name in English ("Invalid file type: a.exe. Only .pdf, … allowed."):
+  // both said in Chinese.
+  const titles = {Error: '错误', Warning: '注意', Info: '提示'};
+  const retoast = () => document.querySelectorAll('.toast-message-text, .toast-title').forEach((el) => {
+    for (const n of el.childNodes) {
+      if (n.nodeType !== Node.TEXT_NODE) continue;
+      const text = n.nodeValue.trim();
+      const m = /^Invalid file types?: (.*)\. Only .* allowed\.$/.exec(text);
+      if (m) n.nodeValue = '文件类型不受支持：' + m[1] + '。只能上传 PDF、DOCX、HTML、Markdown 或 TXT 文件。';
+      else if (el.matches('.toast-title') && titles[text]) n.nodeValue = titles[text];
+    }
+  });
+  new MutationObserver(() => { relabel(document); retoast(); }).observe(document.body,
     {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-label', 'title']});
   relabel(document);
   // Copying an answer gives Markdown (the answer, its quotes and its sources),

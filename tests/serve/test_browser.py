@@ -742,3 +742,20 @@ def test_a_reload_keeps_the_conversation_until_it_is_cleared(browser, served):
         assert page.locator(BOT).count() == 0
     finally:
         page.context.close()
+
+
+def test_a_file_of_another_type_is_refused_in_chinese(browser, kb_served):
+    """Gradio's own refusal of a file by its name (a toast in English) is
+    said in Chinese, with the file's name and the types that are accepted."""
+    url, base = kb_served
+    wrong = base / "工具.exe"
+    wrong.write_bytes(b"MZ" + bytes(64))
+    page = new_page(browser, url, VIEWPORTS["desktop"])
+    try:
+        show_tab(page, "知识库")
+        page.locator('#kb-files input[type="file"]').set_input_files(str(wrong))
+        page.wait_for_function("() => document.body.innerText.includes('文件类型不受支持：工具.exe')", timeout=WAIT_MS)
+        toast = page.evaluate("() => [...document.querySelectorAll('.toast-body')].map(t => t.innerText).join(' ')")
+        assert "Invalid file type" not in toast and "Error" not in toast and "错误" in toast, toast
+    finally:
+        page.context.close()

@@ -182,14 +182,16 @@ def _same_text_outcomes(config: Config, result: UpdateResult) -> bool:
     (the same report as PDF and as Word: rag.ingest.corpus.same_text_as) is
     reported as a duplicate of it and taken out of the corpus again, as a
     file with the same bytes is never copied in.  True when one was."""
+    if not any(o.status == ADDED for o in result.outcomes):
+        return False
     try:
-        skipped = {s["path"]: s for s in open_store(config).read_manifest().get("skipped_files", [])
-                   if s.get("duplicate_of")}
+        manifest = open_store(config).read_manifest()
+        skipped = {doc_id_for(Path(s["path"])): s for s in manifest.get("skipped_files", []) if s.get("duplicate_of")}
     except Exception:  # no manifest to read: the outcomes stand as they are
         return False
     removed = False
     for i, o in enumerate(result.outcomes):
-        s = skipped.get(doc_file_name(o, config))
+        s = skipped.get(o.doc_id)
         if o.status == ADDED and s is not None:
             target = Path(config.corpus_dir) / s["path"]
             for path in (target, sidecar_path(target)):
@@ -198,12 +200,6 @@ def _same_text_outcomes(config: Config, result: UpdateResult) -> bool:
             result.outcomes[i] = FileOutcome(o.path, DUPLICATE, s["duplicate_of"], s["reason"])
             removed = True
     return removed
-
-
-def doc_file_name(outcome: FileOutcome, config: Config) -> str:
-    """The corpus file name an outcome's document was stored under."""
-    return next((p.name for p in corpus_files(Path(config.corpus_dir)) if doc_id_for(p) == outcome.doc_id),
-                Path(outcome.path).name)
 
 
 # The corpus suffix for each format rag.ingest.formats sniffs from the content.

@@ -169,6 +169,7 @@ SAME_TEXT_JACCARD = 0.9
 SAME_TEXT_MIN_CHARS = 200
 _SHINGLE = 8
 _SKETCH = 128  # the smallest shingle hashes kept per text (bottom-k sketch)
+_SKETCH_KEYS = 16  # of which the smallest find the candidates
 
 
 @lru_cache(maxsize=4096)
@@ -190,19 +191,16 @@ def same_text_as(documents: Sequence[Document]) -> dict[str, Document]:
     for i, (length, sketch) in enumerate(sketches):
         if length < SAME_TEXT_MIN_CHARS:
             continue
-        shared: dict[int, int] = {}
-        for h in sketch:
-            for j in owners.get(h, ()):
-                shared[j] = shared.get(j, 0) + 1
-        for j in sorted(shared, key=lambda j: -shared[j]):
-            if documents[j].doc_id in out or shared[j] < SAME_TEXT_JACCARD * len(sketch) * 0.5:
-                continue
+        # Candidates share one of the few smallest hashes (near-duplicates
+        # share most of them); each is then judged on the whole sketch.
+        candidates = {j for h in sketch[:_SKETCH_KEYS] for j in owners.get(h, ())}
+        for j in sorted(candidates):
             if _jaccard(sketch, sketches[j][1]) >= SAME_TEXT_JACCARD \
                     and min(length, sketches[j][0]) >= 0.8 * max(length, sketches[j][0]):
                 out[documents[i].doc_id] = documents[j]
                 break
         if documents[i].doc_id not in out:
-            for h in sketch:
+            for h in sketch[:_SKETCH_KEYS]:
                 owners.setdefault(h, []).append(i)
     return out
 

@@ -517,6 +517,24 @@ def years_in(text: str) -> set[str]:
     return set(_YEAR_IN_TEXT.findall(unicodedata.normalize("NFKC", text)))
 
 
+def pair_overlap(term: str, text: str) -> float:
+    """Share of ``term``'s character pairs that occur in ``text``: 第四季度 is
+    2/3 present in 四季度增长4.0% (a term matched though written shorter)."""
+    pairs = {term[i:i + 2] for i in range(len(term) - 1)}
+    return len(pairs & {text[i:i + 2] for i in range(len(text) - 1)}) / len(pairs) if pairs else 0.0
+
+
+_DATE_VALUE = re.compile(r"((?:19|20)\d{2})\s*年(?:\s*(\d{1,2})\s*月(?:\s*(\d{1,2})\s*日)?)?"
+                         r"(?:底|初|末|年底|年初|年末|前后|左右)?")
+
+
+def date_parts(text: str) -> tuple[str | None, ...] | None:
+    """(year, month, day) of a short answer that is a date ("2019年底" ->
+    ("2019", None, None)); None for anything else."""
+    m = _DATE_VALUE.fullmatch(text.strip())
+    return m.groups() if m else None
+
+
 def holds_year(number: str) -> bool:
     """A quantity's number that is (or whose range holds) a year: "1994",
     "2019-2022" are dates with 年, not counts of years."""

@@ -31,7 +31,7 @@ from rag.answer.confidence import confidence_bands
 from rag.data import load_table
 from rag.ingest.chunk import index_text
 from rag.schema import BODY, Answer, Citation, Document, Hit, Passage
-from rag.text import quantity_value, split_clauses, squeeze, years_in
+from rag.text import date_parts, pair_overlap, quantity_value, split_clauses, squeeze, years_in
 
 # Question types whose answer is one value that documents can disagree on.
 VALUE_TYPES = ("number", "date", "entity")
@@ -51,8 +51,6 @@ RARE_DOCUMENT_SHARE = 0.1
 # Documents listed for "哪些文件提到X", at most.
 MAX_LISTED = 10
 
-_DATE_VALUE = re.compile(r"((?:19|20)\d{2})\s*年(?:\s*(\d{1,2})\s*月(?:\s*(\d{1,2})\s*日)?)?"
-                         r"(?:底|初|末|年底|年初|年末|前后|左右)?")
 
 
 @lru_cache(maxsize=1)
@@ -105,15 +103,11 @@ def same_value(a: str, b: str) -> bool:
     qa, qb = quantity_value(a), quantity_value(b)
     if qa is not None and qb is not None and qa[1] != "年" and qb[1] != "年":
         return qa[1] == qb[1] and abs(qa[0] - qb[0]) <= max(qa[2], qb[2])
-    da, db = _DATE_VALUE.fullmatch(a.strip()), _DATE_VALUE.fullmatch(b.strip())
+    da, db = date_parts(a), date_parts(b)
     if da and db:
-        return all(x == y for x, y in zip(da.groups(), db.groups()) if x is not None and y is not None)
+        return all(x == y for x, y in zip(da, db) if x is not None and y is not None)
     na, nb = squeeze(unicodedata.normalize("NFKC", a)), squeeze(unicodedata.normalize("NFKC", b))
     return bool(na) and bool(nb) and (na in nb or nb in na)
-
-
-def _bigrams(text: str) -> set[str]:
-    return {text[i:i + 2] for i in range(len(text) - 1)}
 
 
 def clause_terms(quote: str, value: str, terms: Sequence[str]) -> frozenset:
@@ -122,9 +116,7 @@ def clause_terms(quote: str, value: str, terms: Sequence[str]) -> frozenset:
     (第四季度 ~ 四季度)."""
     at = quote.find(value)
     clause = next((quote[s:e] for s, e in split_clauses(quote) if s <= at < e), quote) if at >= 0 else quote
-    grams = _bigrams(clause)
-    return frozenset(t for t in terms if len(t) >= 2 and not re.search(r"\d", t)
-                     and len(_bigrams(t) & grams) * 2 >= len(_bigrams(t)))
+    return frozenset(t for t in terms if len(t) >= 2 and not re.search(r"\d", t) and pair_overlap(t, clause) >= 0.5)
 
 
 def comparable(values: list[DocumentValue], reference: DocumentValue,
@@ -162,20 +154,17 @@ def _period_years(text: str) -> set[str]:
 class Timeline:
     """Each document's date and the years its title names."""
 
-    def __init__(self, documents: dict[str, Document]) -> None:
+    def __init__(self, documents: dict[str, Document], title: Callable[[str], str]) -> None:
         self.documents = documents
+        self.title = title  # Composer.title: the short title where the sidecar gives one
+        self._title_years = {d: years_in(doc.title) for d, doc in documents.items()}
 
     def date(self, doc_id: str) -> str:
         doc = self.documents.get(doc_id)
         return str(doc.metadata.get("date") or "") if doc is not None else ""
 
-    def title(self, doc_id: str) -> str:
-        doc = self.documents.get(doc_id)
-        return (doc.metadata.get("short_title") or doc.title) if doc is not None else doc_id
-
     def title_years(self, doc_id: str) -> set[str]:
-        doc = self.documents.get(doc_id)
-        return years_in(doc.title) if doc is not None else set()
+        return self._title_years.get(doc_id, set())
 
     def period(self, passage: Passage, sentence: str) -> tuple[str, ...]:
         """The years a piece of evidence speaks of: those its sentence names,
@@ -214,14 +203,13 @@ AnswerIn = Callable[..., Answer]
 
 
 class AcrossDocuments:
-    def __init__(self, documents: dict[str, Document], passages: Sequence[Passage], terms,
-                 cite: Callable[[SentenceCandidate, tuple[int, int], int], Citation]) -> None:
-        self.timeline = Timeline(documents)
+    def __init__(self, documents: dict[str, Document], passages: Sequence[Passage], terms, composer) -> None:
+        self.timeline = Timeline(documents, composer.title)
         self.passages = passages
         self.coverage = terms.coverage  # QuestionTerms.coverage(text, forms)
         self.expand = lambda a: terms.expand(a.focus_terms, a.variants)
         self._documents_using: dict[str, int] = {}
-        self.cite = cite          # Composer.cite
+        self.cite = composer.cite
         self.rows_of_doc: dict[str, list[int]] = {}
         for row, p in enumerate(passages):
             self.rows_of_doc.setdefault(p.doc_id, []).append(row)

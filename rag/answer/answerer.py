@@ -50,7 +50,7 @@ class Answerer:
         self.judge = Judge(self.terms, self.tokenizer, index.passages, self.evidence.row_of_id, config,
                            {d: doc.title for d, doc in self.documents.items()})
         self.composer = Composer(self.documents, index.passages, self.terms, self.judge)
-        self.across = AcrossDocuments(self.documents, index.passages, self.terms, self.composer.cite)
+        self.across = AcrossDocuments(self.documents, index.passages, self.terms, self.composer)
         self.tokenizer.tag_cache.maxsize = config.tag_cache_size
 
     @contextlib.contextmanager

@@ -95,7 +95,8 @@ class Judge:
 
     def __init__(self, terms: QuestionTerms, tokenizer: ChineseTokenizer, passages: list[Passage],
                  row_of_id: dict[str, int], config: Config, titles: dict[str, str] | None = None) -> None:
-        self.titles = titles or {}  # doc_id -> title
+        # The years each document's title names (doc_id -> title given).
+        self._title_years = {d: years_in(t) for d, t in (titles or {}).items()}
         self.terms = terms
         self.tokenizer = tokenizer
         self.passages = passages
@@ -218,7 +219,7 @@ class Judge:
         return list(dict.fromkeys(absent + names)), numbers
 
     def title_years(self, doc_id: str) -> set[str]:
-        return years_in(self.titles.get(doc_id, ""))
+        return self._title_years.get(doc_id, set())
 
     def named_by_parts(self, name: str, text: str) -> bool:
         """Does ``text`` hold every name inside ``name`` ("土耳其" of

@@ -8,7 +8,7 @@ import unicodedata
 
 from rag.answer.analyze import CUMULATIVE_ORDINAL, QuestionAnalysis
 from rag.text import (CJK_IDEOGRAPH, CN_NUM, DURATION, QUANTITY_RE, TIME_UNITS, cn_to_int,
-                   holds_year, split_clauses)
+                   holds_year, pair_overlap, split_clauses)
 from rag.answer.rules.base import Evidence, Span, proximity, slot_fit
 
 
@@ -172,10 +172,6 @@ def extract_quantities(ev: Evidence, a: QuestionAnalysis) -> list[Span]:
 CLAUSE_FIT_WEIGHT = 1.0
 
 
-def _bigrams(text: str) -> set[str]:
-    return {text[i:i + 2] for i in range(len(text) - 1)}
-
-
 def clause_fit(ev: Evidence, spans: list[Span]) -> list[Span]:
     """Figures of one unit in parallel clauses, one figure per clause
     ("第一产业…比重为7.3%，第二产业…39.4%，第三产业…53.3%"; "一季度增长18.3%，…
@@ -204,8 +200,7 @@ def clause_fit(ev: Evidence, spans: list[Span]) -> list[Span]:
         fits = {}
         for i in group:
             s, e = clause_of(spans[i].start)
-            grams = _bigrams(ev.sentence[s:e])
-            fits[i] = sum(len(_bigrams(t) & grams) / len(_bigrams(t)) for t in terms)
+            fits[i] = sum(pair_overlap(t, ev.sentence[s:e]) for t in terms)
         top = max(fits.values())
         for i, f in fits.items():
             out[i] = dataclasses.replace(spans[i], score=spans[i].score + CLAUSE_FIT_WEIGHT * (f - top))

@@ -31,7 +31,7 @@ from rag.answer.confidence import confidence_bands
 from rag.data import load_table
 from rag.ingest.chunk import index_text
 from rag.schema import BODY, Answer, Citation, Document, Hit, Passage
-from rag.text import date_parts, pair_overlap, quantity_value, split_clauses, squeeze, years_in
+from rag.text import date_parts, pair_overlap, quantity_value, split_clauses, split_sentences, squeeze, years_in
 
 # Question types whose answer is one value that documents can disagree on.
 VALUE_TYPES = ("number", "date", "entity")
@@ -48,6 +48,11 @@ MIN_COVERAGE_SHARE = 0.5
 # every report uses the indicator's words; in an encyclopaedia only the
 # article about it uses a name.)
 RARE_DOCUMENT_SHARE = 0.1
+# Two figures of one unit within this share of each other can be one
+# quantity revised or rounded (a preliminary and a final GDP differ by
+# 0.5 %, growth rates 8.1 % and 8.4 % by 4 %); a part or another measure (a
+# quarter's growth beside the year's) is of another size.
+NEAR_SHARE = 0.1
 # Documents listed for "哪些文件提到X", at most.
 MAX_LISTED = 10
 
@@ -119,17 +124,37 @@ def clause_terms(quote: str, value: str, terms: Sequence[str]) -> frozenset:
     return frozenset(t for t in terms if len(t) >= 2 and not re.search(r"\d", t) and pair_overlap(t, clause) >= 0.5)
 
 
-def comparable(values: list[DocumentValue], reference: DocumentValue,
-               rare: Callable[[str], bool]) -> list[DocumentValue]:
+def comparable(values: list[DocumentValue], reference: DocumentValue, rare: Callable[[str], bool],
+               writes: Callable[[str, frozenset], bool]) -> list[DocumentValue]:
     """The values that speak of what ``reference`` speaks of: their evidence
     names every question term of the reference's evidence that few documents
     use (``rare``: a name, the thing asked about; another town's count of
     villages is no second source on this town's), and their clause names
     every term the reference's clause names (a yearly growth rate is no
     answer beside a fourth quarter's, a GDP figure none beside a per-capita
-    one)."""
+    one) -- unless the term is a qualifier the other document leaves out
+    (``omitted_qualifier``)."""
     key = {t for t in reference.said if rare(t)}
-    return [v for v in values if v is reference or (reference.named <= v.named and key <= v.said)]
+    return [v for v in values if v is reference or (
+        key <= v.said and (reference.named <= v.named or omitted_qualifier(v, reference, writes)))]
+
+
+def omitted_qualifier(value: DocumentValue, reference: DocumentValue,
+                      writes: Callable[[str, frozenset], bool]) -> bool:
+    """Is what the reference's clause names beyond ``value``'s clause a
+    qualifier that ``value``'s document leaves out (现价总量 in 国内生产总值现价总量
+    against a communiqué's plain 国内生产总值), on a figure of the same unit
+    and about the same size?  A document with a sentence that names the term
+    beside what both clauses name (``writes(doc, terms)``: 四季度…增长)
+    distinguishes that figure from the one it gave; and a part or another
+    measure (a quarter's growth, a per-capita amount) is of another size."""
+    a, b = quantity_value(value.value), quantity_value(reference.value)
+    if a is None or b is None or a[1] != b[1] or a[1] == "年":
+        return False
+    if abs(a[0] - b[0]) > NEAR_SHARE * max(abs(a[0]), abs(b[0])):
+        return False
+    shared = reference.named & value.named
+    return bool(shared) and not any(writes(value.doc_id, shared | {t}) for t in reference.named - value.named)
 
 
 def same_kind(values: list[DocumentValue]) -> list[DocumentValue]:
@@ -254,7 +279,8 @@ class AcrossDocuments:
             return first
         reference = next((v for v in values if v.answer is first), None) \
             or max(values, key=lambda v: (len(v.named), v.answer.confidence))
-        values = comparable(values, reference, lambda t: self.rare(t, forms))
+        values = comparable(values, reference, lambda t: self.rare(t, forms),
+                            lambda doc, terms: self.writes_together(doc, terms, forms))
         if cues.series:
             values = same_kind(values)
             if len({v.doc_id for v in values}) < 2:
@@ -383,6 +409,15 @@ class AcrossDocuments:
         variants = forms.get(term, [term])
         return any(v in self.timeline.title(doc) for v in variants) or \
             any(any(v in self.passages[r].text for v in variants) for r in self.rows_of_doc.get(doc, ()))
+
+    def writes_together(self, doc: str, terms: frozenset, forms: dict[str, list[str]]) -> bool:
+        """Does one sentence of the document name all of ``terms`` (or synonyms)?"""
+        for r in self.rows_of_doc.get(doc, ()):
+            text = self.passages[r].text
+            for s, e in split_sentences(text):
+                if all(any(v in text[s:e] for v in forms.get(t, [t])) for t in terms):
+                    return True
+        return False
 
     def rare(self, term: str, forms: dict[str, list[str]]) -> bool:
         return self.document_share(term, forms) < RARE_DOCUMENT_SHARE

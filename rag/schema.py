@@ -197,6 +197,27 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class PassageRow:
+    """One passage as indexed, for people: what the 知识库 tab's passage
+    browser lists and /passages returns (``page``: PDF only; ``start``/``end``:
+    offsets in the file)."""
+
+    passage_id: str
+    ordinal: int
+    kind: str
+    heading_path: tuple[str, ...]
+    page: int | None
+    start: int
+    end: int
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passage_id": self.passage_id, "ordinal": self.ordinal, "kind": self.kind,
+                "heading_path": list(self.heading_path), "page": self.page, "start": self.start, "end": self.end,
+                "text": self.text}
+
+
+@dataclass(frozen=True)
 class DocumentRecord:
     """One document of the knowledge base, as listed to people and the API.
 

@@ -236,7 +236,7 @@ def test_no_endpoint_takes_a_path_and_nothing_unnamed_is_exposed(served):
     _, _, url = served
     api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
     assert set(api["named_endpoints"]) == {"/ask", "/search", "/batch", "/chat", "/documents", "/add_documents",
-                                           "/remove_documents"}
+                                           "/remove_documents", "/passages"}
     assert api["unnamed_endpoints"] == {}
     uploads = api["named_endpoints"].pop("/add_documents")
     assert [p["component"] for p in uploads["parameters"]] == ["File"]  # Gradio's own uploads only
@@ -346,6 +346,10 @@ PAYLOADS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>", '"><svg
             "[x](javascript:alert(1))", "</details><iframe src=//evil>"]
 
 
+# The only links in a chat message: its own [n] anchors and 在原文中查看 (document id percent-encoded).
+OWN_LINK = r"#t\d+-c\d+|#doc=[A-Za-z0-9%._~-]+&amp;s=\d+&amp;e=\d+"
+
+
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_answer_html_escapes_documents_and_users(payload):
     """The chat message (linked markers, badge, source cards, document view)
@@ -379,10 +383,14 @@ def test_answer_html_escapes_documents_and_users(payload):
     for html in rendered:
         for tag in ("<img", "<script", "<svg", "<iframe"):
             assert tag not in html.lower(), (tag, html)
-        assert all(re.fullmatch(r"#t\d+-c\d+", h) for h in re.findall(r'href="([^"]*)"', html)), html
+        assert all(re.fullmatch(OWN_LINK, h) for h in re.findall(r'href="([^"]*)"', html)), html
         assert "javascript:" not in html.replace("(javascript:", "")  # only ever as escaped text
         assert html.count("<details") == html.count("</details>")  # no payload closes our blocks
     assert 'href="#t1-c1"' in rendered[0] and "第3页" in rendered[0]
+    # 在原文中查看 names the document in its link, percent-encoded whatever its id
+    assert 'href="#doc=d&amp;s=' in rendered[0]
+    from rag.serve.present import open_link
+    assert re.fullmatch(OWN_LINK, re.search(r'href="([^"]*)"', open_link(payload, 1, 2)).group(1))
     assert rendered[0].count('class="cite" href="#t1-c1"') == 3  # the quote's, the list's and the table's [1]
     assert rendered[0].count('class="bar"') == 2  # the chart was drawn, its labels escaped (checked above)
 

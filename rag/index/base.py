@@ -12,7 +12,7 @@ import numpy as np
 
 from rag.errors import IndexCorruptError
 from rag.index.sparse import BM25Index
-from rag.schema import Document, Passage
+from rag.schema import Document, Passage, PassageRow
 from rag.tokenize import TokenizerSettings
 
 FORMAT_VERSION = 1
@@ -148,6 +148,13 @@ class LoadedIndex:
     def build_id(self) -> str:
         """Which build this is (a build directory's or Milvus collection's name)."""
         return self.path.name
+
+
+def passage_rows(document: Document, passages: Sequence[Passage]) -> list[PassageRow]:
+    """A document's passages in reading order, with the page each begins on."""
+    own = sorted((p for p in passages if p.doc_id == document.doc_id), key=lambda p: p.ordinal)
+    return [PassageRow(p.passage_id, p.ordinal, p.kind, p.heading_path, document.page_at(p.start), p.start, p.end,
+                       p.text) for p in own]
 
 
 def check_references(documents: dict[str, Document], passages: list[Passage], sentence_rows: np.ndarray) -> None:

@@ -15,8 +15,8 @@ from rag.index.build import build_index, stale_reasons
 from rag.config import Config
 from rag.models.embed import Embedder
 from rag.errors import IndexCorruptError, IndexNotFoundError, IndexStaleError, InputError
-from rag.schema import Answer, DocumentRecord, Hit
-from rag.index.base import LoadedIndex
+from rag.schema import Answer, DocumentRecord, Hit, PassageRow
+from rag.index.base import LoadedIndex, passage_rows
 from rag.index.stores import open_store
 from rag.tokenize import ChineseTokenizer
 
@@ -245,6 +245,14 @@ class Assistant:
             result = remove_documents(self.config, list(doc_ids), self.embedder, progress=progress)
             self.refresh()
         return result
+
+    def document_passages(self, doc_id: str) -> list[PassageRow]:
+        """A document's passages as indexed, in reading order."""
+        document = self.index.documents.get(doc_id) if isinstance(doc_id, str) else None
+        if document is None:
+            raise InputError(f"知识库中没有 id 为 {str(doc_id)[:80]!r} 的文档（见 /documents）。"
+                             f"(No document with id {str(doc_id)[:80]!r}; see /documents.)")
+        return passage_rows(document, self.index.passages)
 
     def document_title(self, doc_id: str) -> str:
         """The short title used in citations (sidecar short_title, else title)."""

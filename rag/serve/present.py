@@ -22,6 +22,7 @@ import html
 import re
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
+from urllib.parse import quote
 
 from rag.answer.analyze import type_table
 from rag.answer.confidence import confidence_bands, weak_points
@@ -200,6 +201,25 @@ def document_view_html(title: str, heading_path: Sequence[str] | None, page: int
             "</details>")
 
 
+# A link that opens the 原文 tab at a span of a document: "#doc=<id>&s=<start>&e=<end>"
+# (raw-file offsets, as citations give them).  A fragment link survives the
+# chat's HTML sanitizer; the page script turns a click on it into a request
+# (rag/serve/docview.py answers it).
+LINK_PREFIX = "#doc="
+
+
+def open_link(doc_id: str, start: int, end: int, label: str = "在原文中查看") -> str:
+    href = f"{LINK_PREFIX}{quote(str(doc_id), safe='')}&s={int(start)}&e={int(end)}"
+    return f'<a class="open-doc" href="{escape_html(href)}">{escape_html(label)}</a>'
+
+
+def _open_link_of(item: Mapping[str, Any]) -> str:
+    """" · 在原文中查看" for a citation or passage dict that says where it is."""
+    if not all(isinstance(item.get(k), int) for k in ("start", "end")) or not item.get("doc_id"):
+        return ""
+    return " · " + open_link(item["doc_id"], item["start"], item["end"])
+
+
 def _cited_card(cits: Sequence[Mapping[str, Any]], p: Mapping[str, Any] | None, id_prefix: str,
                 contexts: Mapping[str, tuple[str, str]]) -> str:
     first = cits[0]
@@ -220,7 +240,8 @@ def _cited_card(cits: Sequence[Mapping[str, Any]], p: Mapping[str, Any] | None, 
             + f'<div class="src-head"><span class="src-marker">{escape_html(markers)}</span> '
             f'<span class="src-title">《{escape_html(first["title"])}》</span></div>'
             f'<div class="src-path">{escape_html(_heading(first.get("heading_path")))}'
-            f' · 第{int(first["ordinal"]) + 1}段' + (f" · 第{int(page)}页" if page else "") + "</div>"
+            f' · 第{int(first["ordinal"]) + 1}段' + (f" · 第{int(page)}页" if page else "")
+            + _open_link_of(first) + "</div>"
             f'<div class="src-text">{body}</div>{view}'
             f'<div class="src-scores">{escape_html(scores)}</div>'
             "</div>")
@@ -234,7 +255,7 @@ def _uncited_card(p: Mapping[str, Any], titles: Mapping[str, str], contexts: Map
     return ('<div class="src-card src-uncited">'
             f'<div class="src-head"><span class="src-title">《{escape_html(title)}》</span></div>'
             f'<div class="src-path">{escape_html(_heading(p.get("heading_path")))}'
-            f' · 第{int(p["ordinal"]) + 1}段</div>'
+            f' · 第{int(p["ordinal"]) + 1}段' + _open_link_of(p) + "</div>"
             f'<div class="src-text">{body}</div>{view}'
             f'<div class="src-scores">{escape_html(_scores_line(p))}</div>'
             "</div>")

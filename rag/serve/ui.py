@@ -13,12 +13,16 @@ same app serves the browser UI and a Gradio API (see ``README.md``):
 - ``/documents`` () -> [DocumentRecord.to_dict(), ...]
 - ``/add_documents`` (files) -> {"message", "outcomes", "documents"}
 - ``/remove_documents`` (doc_ids: list[str]) -> {"message", "removed", "documents"}
+- ``/passages`` (doc_id: str) -> [PassageRow.to_dict(), ...] (a document's passages as indexed)
 
-The page is Chinese: tabs 对话 (the chat; each answer with linked ``[n]``
-markers, a confidence badge, its own source cards and 👍 / 👎; optionally
-limited to chosen documents), 来源 (the selected answer's sources), 知识库
-(the document table, upload, delete with confirmation) and 设置 / 调试
-(top_k, retrieval scores).  Uploading and deleting are on when the app
+The page is Chinese: a side panel of past conversations (kept in the
+browser: new, rename, delete; a drawer on a phone) and tabs 对话 (the chat;
+each answer with linked ``[n]`` markers, a confidence badge, its own source
+cards and 👍 / 👎 with an optional comment; optionally limited to chosen
+documents), 来源 (the selected answer's sources), 原文 (a cited document,
+or a PDF's page, with the quote marked), 知识库 (the document table, each
+document's passages as indexed, upload, delete with confirmation) and
+设置 (top_k, retrieval scores).  Uploading and deleting are on when the app
 listens on a loopback address, elsewhere only with ``--allow-kb-edits``
 (``Config.allow_kb_edits``).
 """
@@ -51,6 +55,8 @@ from rag.config import Config  # noqa: E402
 from rag.serve.service import Service, ShuttingDown, StartupProbes, routes  # noqa: E402
 from rag.errors import InputError, RagError  # noqa: E402
 from rag.serve.feedback import WITHDRAWN, append_feedback, feedback_record  # noqa: E402
+from rag.serve import conversations  # noqa: E402
+from rag.serve.docview import VIEW_PLACEHOLDER, document_view, parse_link, passages_html  # noqa: E402
 from rag.serve.present import (answer_html, build_progress_zh, conversation_markdown, debug_html,  # noqa: E402
                                markdown_literal, passage_context, reason_zh, sources_html)
 
@@ -139,6 +145,15 @@ a.cite { text-decoration: none; font-weight: 600; padding: 0 2px; }
   #examples button { font-size: 0.85em; padding: 2px 8px; }
 }
 footer { flex-wrap: wrap; }
+a.open-doc { color: var(--color-accent); white-space: nowrap; }
+.doc-full-text { line-height: 1.8; max-height: 70vh; overflow: auto; padding: 6px 8px;
+  border-left: 3px solid var(--border-color-primary); }
+.doc-full mark { background: #ffe58f; color: #1f1f1f; padding: 0 1px; scroll-margin: 40vh; }
+.doc-empty { color: var(--body-text-color-subdued); }
+.kb-passage-list { padding-left: 0; list-style: none; }
+.kb-passage { border-bottom: 1px solid var(--border-color-primary); padding: 4px 0; }
+.kb-passage summary { cursor: pointer; }
+#conv-list label { width: 100%; }
 /* Gradio's own clear (trash) icon in the chat's toolbar: 清空对话 below asks first instead. */
 #chat button[aria-label="清空对话"], #chat button[aria-label="Clear"] { display: none; }
 """
@@ -228,6 +243,37 @@ JS = """
       done();
     }
   }, true);
+  // The conversation list: a side panel on a desktop, opened here (Gradio's
+  // sidebar would cover a phone's whole screen at start); on a phone a
+  // drawer, closed again once a conversation is picked.
+  const PHONE = 768;
+  const panelToggle = () => document.querySelector('#conv-panel .toggle-button');
+  const openPanel = (tries) => {
+    const panel = document.getElementById('conv-panel');
+    if (!panel || !panelToggle()) { if (tries > 0) setTimeout(() => openPanel(tries - 1), 200); return; }
+    if (window.innerWidth >= PHONE && !panel.classList.contains('open')) panelToggle().click();
+  };
+  openPanel(50);
+  document.addEventListener('click', (event) => {
+    const picked = event.target.closest ? event.target.closest('#conv-list label, #conv-new') : null;
+    const panel = document.getElementById('conv-panel');
+    if (picked && panel && window.innerWidth < PHONE && panel.classList.contains('open'))
+      setTimeout(() => panelToggle() && panelToggle().click(), 300);
+  });
+  // 在原文中查看 (a source card, the passage browser): the link goes to the
+  // server through a hidden box and button (rag/serve/docview.py).
+  document.addEventListener('click', (event) => {
+    const link = event.target.closest ? event.target.closest('a.open-doc') : null;
+    if (!link) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const box = document.querySelector('#doc-request textarea, #doc-request input');
+    const button = document.getElementById('doc-open');
+    if (!box || !button) return;
+    box.value = link.getAttribute('href') || '';
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+    setTimeout(() => button.click(), 50);
+  }, true);
   document.addEventListener('click', (event) => {
     const link = event.target.closest ? event.target.closest('a.cite') : null;
     if (!link) return;
@@ -251,6 +297,26 @@ SCROLL_TO_ANSWER_JS = """
   setTimeout(() => {
     const bots = document.querySelectorAll('#chat [data-testid="bot"]');
     if (bots.length) bots[bots.length - 1].scrollIntoView({block: 'start'});
+  }, 150);
+}
+"""
+
+# The 原文 tab opened at a quote: the quote in the middle of the view.
+SCROLL_TO_QUOTE_JS = """
+() => {
+  setTimeout(() => {
+    const hit = document.getElementById('doc-hit');
+    if (hit) hit.scrollIntoView({block: 'center'});
+  }, 150);
+}
+"""
+
+# After a thumb: the comment box (under the feedback line) in view, on a phone too.
+SCROLL_TO_COMMENT_JS = """
+() => {
+  setTimeout(() => {
+    const box = document.getElementById('comment-box');
+    if (box && box.offsetParent !== null) box.scrollIntoView({block: 'nearest'});
   }, 150);
 }
 """
@@ -288,6 +354,9 @@ THEME = gr.themes.Soft(
     button_primary_background_fill="*primary_600",
     button_primary_background_fill_hover="*primary_700",
     button_primary_border_color="*primary_600",
+    # the picked conversation in the side panel (a radio label): white on indigo-500 is 4.47:1
+    checkbox_label_background_fill_selected="*primary_600",
+    checkbox_label_background_fill_selected_dark="*primary_600",
     # The dark palette (Gradio follows the system's dark mode), held to the
     # same 4.5:1 on the dark backgrounds: indigo-700 there is 2.4:1.
     block_label_text_color_dark="*neutral_50",  # on the dark label background (indigo-600)
@@ -435,47 +504,6 @@ def _preview(text: str, limit: int = 60) -> str:
 # --------------------------------------------------------------------- app
 # Answers the browser keeps of a conversation (older ones are dropped first):
 # a turn carries its answer, sources and debug HTML, tens of KB each.
-SAVED_TURNS = 20
-
-
-def saved_conversation(messages: list, asked: list, turns: list, keep: int = SAVED_TURNS) -> dict:
-    """The conversation as the browser keeps it: the last ``keep`` answered
-    turns with the messages from the first of them on (message indices
-    renumbered)."""
-    turns = turns[-keep:]
-    start = 0
-    if turns:
-        first = turns[0]["message"]
-        start = first - 1 if first > 0 and messages[first - 1].get("role") == "user" else first
-    kept = [dict(t, message=t["message"] - start) for t in turns]
-    return {"version": 1, "messages": messages[start:], "asked": asked, "turns": kept}
-
-
-def _text_content(content: Any) -> bool:
-    """A chat message's content as Gradio sends it back: text, or a list of
-    text parts ({"type": "text", "text": ...}); nothing else is restored."""
-    return isinstance(content, str) or isinstance(content, list) and all(
-        isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str) for part in content)
-
-
-def restored_conversation(saved: Any) -> tuple[list, list, list] | None:
-    """(messages, asked, turns) of what ``saved_conversation`` kept, or None
-    for anything else (nothing saved, another version, a damaged value)."""
-    if not isinstance(saved, dict) or saved.get("version") != 1:
-        return None
-    messages, asked, turns = saved.get("messages"), saved.get("asked"), saved.get("turns")
-    if not (isinstance(messages, list) and isinstance(asked, list) and isinstance(turns, list)):
-        return None
-    if not all(isinstance(m, dict) and m.get("role") in ("user", "assistant") and _text_content(m.get("content"))
-               for m in messages):
-        return None
-    if not all(isinstance(q, str) for q in asked) or not all(
-            isinstance(t, dict) and isinstance(t.get("message"), int) and 0 <= t["message"] < len(messages)
-            and isinstance(t.get("answer"), dict) for t in turns):
-        return None
-    return messages, asked[-MAX_HISTORY:], turns
-
-
 def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
               service: Service | None = None, kb_edits: bool | None = None) -> gr.Blocks:
     """The UI and the named API endpoints over one loaded assistant; 👍 / 👎
@@ -537,6 +565,12 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         with _api_errors("/documents"):
             return [r.to_dict() for r in assistant.list_documents()]
 
+    def passages(doc_id: str) -> list[dict]:
+        """A document's passages as indexed, in reading order: passage_id, ordinal, kind, heading_path, page,
+        start, end (offsets in the file) and text (see /documents for the ids)."""
+        with _api_errors("/passages"):
+            return [r.to_dict() for r in assistant.document_passages(doc_id)]
+
     def add_paths(files: list | None, progress: bool = False):
         uploads = [(str(f), Path(str(f)).name) for f in (files or [])]
         if not uploads:
@@ -571,11 +605,33 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                     "documents": [r.to_dict() for r in assistant.list_documents()]}
 
     def kb_views(status: str | None = None):
-        """(table, delete choices, chat filter choices, intro) after a change, or on load."""
+        """(table, delete choices, chat filter choices, intro, passage browser choices) after a change, or on load."""
         records = assistant.list_documents()
         choices = _document_choices(records)
         return (_document_rows(records), gr.update(choices=choices, value=[]),
-                gr.update(choices=choices), _intro([r.title for r in records]))
+                gr.update(choices=choices), _intro([r.title for r in records]), gr.update(choices=choices))
+
+    def browse(doc_id: Any):
+        """The passage browser: the chosen document's passages as indexed."""
+        if not isinstance(doc_id, str) or not doc_id:
+            return ""
+        try:
+            rows = assistant.document_passages(doc_id)
+        except InputError as exc:
+            return f'<div class="kb-error">{html.escape(str(exc))}</div>'
+        return passages_html(assistant.document_title(doc_id), rows, doc_id)
+
+    def open_document(link: Any):
+        """The 原文 tab at a link of a source card or the passage browser
+        ("#doc=<id>&s=<start>&e=<end>"): the document, or a PDF's page, with
+        that span marked."""
+        where = parse_link(link)
+        document = assistant.index.documents.get(where[0]) if where else None
+        if document is None:
+            return ('<div class="doc-full kb-error">找不到这个文档（可能已从知识库删除）。</div>',
+                    gr.Tabs(selected="tab-doc"))
+        record = next((r.to_dict() for r in assistant.list_documents() if r.doc_id == document.doc_id), None)
+        return document_view(document, record, where[1], where[2]), gr.Tabs(selected="tab-doc")
 
     def kb_load():
         edits = bool(policy["kb_edits"])
@@ -590,13 +646,13 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
             _, shown = _outcome_summary(result.outcomes)
         except gr.Error as exc:
             shown = f'<div class="kb-error">{html.escape(str(exc.message))}</div>'
-            return shown, *[gr.skip()] * 4, gr.skip()
+            return shown, *[gr.skip()] * 5, gr.skip()
         except (InputError, RagError) as exc:
             shown = f'<div class="kb-error">{html.escape(str(exc))}</div>'
-            return shown, *[gr.skip()] * 4, gr.skip()
+            return shown, *[gr.skip()] * 5, gr.skip()
         except Exception:
             log.exception("knowledge base: upload failed")
-            return f'<div class="kb-error">{html.escape(INTERNAL_ERROR)}</div>', *[gr.skip()] * 4, gr.skip()
+            return f'<div class="kb-error">{html.escape(INTERNAL_ERROR)}</div>', *[gr.skip()] * 5, gr.skip()
         return shown, *kb_views(), None
 
     def progress_reporter(progress):
@@ -632,14 +688,14 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
             result = assistant.remove_documents(selected)
         except gr.Error as exc:
             return gr.update(visible=False), f'<div class="kb-error">{html.escape(str(exc.message))}</div>', \
-                *[gr.skip()] * 4
+                *[gr.skip()] * 5
         except (InputError, RagError) as exc:
             return gr.update(visible=False), f'<div class="kb-error">{html.escape(str(exc))}</div>', \
-                *[gr.skip()] * 4
+                *[gr.skip()] * 5
         except Exception:
             log.exception("knowledge base: delete failed")
             return gr.update(visible=False), f'<div class="kb-error">{html.escape(INTERNAL_ERROR)}</div>', \
-                *[gr.skip()] * 4
+                *[gr.skip()] * 5
         removed = [o.doc_id for o in result.outcomes]
         log.info("knowledge base: removed %s", ", ".join(removed))
         return (gr.update(visible=False), f'<div class="kb-done">{html.escape("已删除：" + "、".join(removed))}</div>',
@@ -723,27 +779,47 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
             return gr.skip(), gr.skip()
         return t["sources"], t["debug"]
 
-    def feedback(turns: list | None, comment: str, evt: gr.LikeData):
+    def feedback(turns: list | None, evt: gr.LikeData):
         """👍 / 👎 on an answer: one line in the feedback file; the outcome is
-        shown right under the chat, where the user is looking."""
+        shown right under the chat, where the user is looking, with a box for
+        an optional comment (``comment_on``)."""
+        hidden = gr.update(visible=False)
         t = turn_of(turns, evt.index)
         if t is None:
-            return gr.skip(), "这条消息不是回答，无法评价。"
+            return "这条消息不是回答，无法评价。", hidden, None
         # One rating per answer shown: its last line counts (rag.serve.feedback).
         rating = t.get("rating") or ""
         verdict = "up" if evt.liked is True else "down" if evt.liked is False else WITHDRAWN
         if verdict == WITHDRAWN and not rating:
-            return gr.skip(), "已取消评价。"
+            return "已取消评价。", hidden, None
         try:
-            append_feedback(feedback_file, feedback_record(t["answer"], verdict, comment if isinstance(comment, str)
-                                                           else "", rating=rating))
+            append_feedback(feedback_file, feedback_record(t["answer"], verdict, rating=rating))
         except OSError:
             log.exception("cannot write feedback to %s", feedback_file)
-            return gr.skip(), "反馈未能保存（服务器无法写入反馈文件，已记录在日志中）。"
+            return "反馈未能保存（服务器无法写入反馈文件，已记录在日志中）。", hidden, None
         log.info("feedback %s on %r", verdict, t["answer"].get("question", "")[:40])
         if verdict == WITHDRAWN:
-            return gr.skip(), "已取消评价（不再计入反馈）。"
-        return "", ("已记录：有帮助，谢谢！" if verdict == "up" else "已记录：没有帮助。谢谢指正！")
+            return "已取消评价（不再计入反馈）。", hidden, None
+        said = "已记录：有帮助，谢谢！" if verdict == "up" else "已记录：没有帮助。谢谢指正！"
+        return said + "可以在下面补充说明（可选）。", gr.update(visible=True), {
+            "message": t["message"], "verdict": verdict, "rating": rating}
+
+    def comment_on(turns: list | None, rated: Any, comment: Any):
+        """The comment typed after a thumb: the rating's line again, with the
+        comment (the last line of a rating counts)."""
+        comment = comment.strip() if isinstance(comment, str) else ""
+        t = turn_of(turns, rated.get("message")) if isinstance(rated, dict) else None
+        if t is None:
+            return "先点回答下方的“赞”或“踩”，再补充说明。", gr.skip(), gr.skip()
+        if not comment:
+            return "说明是空的：请写几句，或直接关闭。", gr.skip(), gr.skip()
+        try:
+            append_feedback(feedback_file, feedback_record(t["answer"], rated["verdict"], comment,
+                                                           rating=rated.get("rating") or ""))
+        except OSError:
+            log.exception("cannot write feedback to %s", feedback_file)
+            return "说明未能保存（服务器无法写入反馈文件，已记录在日志中）。", gr.skip(), gr.skip()
+        return "已记录说明，谢谢！", "", gr.update(visible=False)
 
     def export(turns: list | None):
         """The conversation as a Markdown file (for the download button)."""
@@ -756,22 +832,52 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                         encoding="utf-8")
         return str(path)
 
-    def clear():
-        return [], [], SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, "", [], None
+    # ----------------------------------------------- conversations (side panel)
+    def listed(store: dict, current: str | None):
+        return gr.update(choices=conversations.choices(store),
+                         value=current if conversations.find(store, current) else None)
 
-    def remember(messages: list | None, asked: list | None, turns: list | None):
-        """What the browser keeps of the conversation (a reload restores it)."""
-        return saved_conversation(messages or [], asked or [], turns or [])
+    def shown_conversation(store: dict, conv_id: str | None):
+        """(chat, asked, turns, sources, debug, current id, list) for a kept
+        conversation, or an empty new one."""
+        conv = conversations.find(store, conv_id)
+        if conv is None:
+            new = conversations.new_id()
+            return [], [], [], SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER, new, listed(store, new)
+        last = conv["turns"][-1] if conv["turns"] else {}
+        return (conv["messages"], conv["asked"], conv["turns"], last.get("sources", SOURCES_PLACEHOLDER),
+                last.get("debug") or DEBUG_PLACEHOLDER, conv["id"], listed(store, conv["id"]))
+
+    def remember(messages: list | None, asked: list | None, turns: list | None, saved: Any, current: Any):
+        """The browser's store with this conversation as it is now (a reload
+        or the list brings it back)."""
+        current = current if isinstance(current, str) and current else conversations.new_id()
+        store = conversations.kept(conversations.load_store(saved), current, messages or [], asked or [], turns or [])
+        return store, current, listed(store, current)
 
     def restore(saved: Any):
-        """The conversation the browser kept, shown again on (re)load; nothing
-        when there is none or it is not one of ours."""
-        kept = restored_conversation(saved)
-        if kept is None:
-            return [], [], [], SOURCES_PLACEHOLDER, DEBUG_PLACEHOLDER
-        messages, asked, turns = kept
-        last = turns[-1] if turns else {}
-        return messages, asked, turns, last.get("sources", SOURCES_PLACEHOLDER), last.get("debug", DEBUG_PLACEHOLDER)
+        """On (re)load: the most recent conversation the browser kept."""
+        store = conversations.load_store(saved)
+        first = store["conversations"][0]["id"] if store["conversations"] else None
+        return shown_conversation(store, first)
+
+    def switch(saved: Any, chosen: Any):
+        """A conversation picked in the list."""
+        return shown_conversation(conversations.load_store(saved), chosen if isinstance(chosen, str) else None)
+
+    def start_new(saved: Any):
+        return shown_conversation(conversations.load_store(saved), None)
+
+    def rename(saved: Any, current: Any, title: Any):
+        store, said = conversations.renamed(conversations.load_store(saved), current, title)
+        return store, listed(store, current), said, ""
+
+    def forget(saved: Any, current: Any):
+        """Delete the current conversation (清空对话 / 删除此对话, after asking);
+        an empty new one follows."""
+        store = conversations.deleted(conversations.load_store(saved), current)
+        return (*shown_conversation(store, None), store, "", None, gr.update(visible=False),
+                gr.update(visible=False))
 
     # ------------------------------------------------------------ layout
     records = assistant.list_documents()
@@ -780,10 +886,25 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         intro = gr.Markdown(_intro(list(_titles(assistant).values())), elem_id="intro")
         asked = gr.State([])
         turns = gr.State([])
-        # The conversation in the browser's localStorage (encrypted with a key
-        # of this server run): a reload shows it again; 清空对话 forgets it.
-        saved = gr.BrowserState(None, storage_key="policy-qa-conversation")
-        with gr.Tabs(elem_id="tabs"):
+        current = gr.State(None)  # the id of the conversation shown
+        rated = gr.State(None)    # the rating a comment is for
+        # Every conversation in the browser's localStorage (encrypted with a
+        # key of this server run, rag/serve/conversations.py): a reload shows
+        # the most recent; the side panel lists them all.
+        saved = gr.BrowserState(None, storage_key="policy-qa-conversations")
+        with gr.Sidebar(label="对话记录", open=False, width=260, elem_id="conv-panel"):
+            conv_new = gr.Button("＋ 新对话", variant="primary", size="sm", elem_id="conv-new")
+            conv_list = gr.Radio(choices=[], value=None, label="对话记录（保存在本浏览器）", elem_id="conv-list")
+            with gr.Accordion("重命名 / 删除当前对话", open=False, elem_id="conv-edit"):
+                conv_title = gr.Textbox(label="新名称", max_length=48, lines=1, elem_id="conv-title")
+                conv_rename = gr.Button("重命名", size="sm", elem_id="conv-rename")
+                conv_delete = gr.Button("删除此对话", variant="stop", size="sm", elem_id="conv-delete")
+                with gr.Column(visible=False, elem_id="conv-confirm-box") as conv_confirm_box:
+                    gr.Markdown("删除后这个对话无法恢复，确定删除吗？")
+                    conv_confirm = gr.Button("确认删除", variant="stop", size="sm", elem_id="conv-delete-confirm")
+                    conv_cancel = gr.Button("取消", size="sm", elem_id="conv-delete-cancel")
+            conv_status = gr.Markdown("", elem_id="conv-status")
+        with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("对话", id="tab-chat", elem_id="tab-chat"):
                 chatbot = gr.Chatbot(label="对话", show_label=False, elem_id="chat", height="62vh", latex_delimiters=[],
                                      sanitize_html=True, render_markdown=True, allow_tags=False, autoscroll=False,
@@ -791,6 +912,11 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                                      placeholder="在下方输入问题；可以追问，例如先问“一站式服务中心是哪一年成立的？”"
                                                  "再问“那它有几个窗口？”")
                 status = gr.Markdown("", elem_id="feedback-status")  # under the chat: seen when a thumb is clicked
+                # After a thumb: an optional comment on that answer, in view.
+                with gr.Row(visible=False, equal_height=True, elem_id="comment-box") as comment_box:
+                    comment = gr.Textbox(label="补充说明（可选）", placeholder="例如：哪里不对、应该是什么", lines=1,
+                                         max_lines=3, max_length=1000, elem_id="comment", scale=5)
+                    comment_send = gr.Button("提交说明", elem_id="comment-send", scale=1, min_width=80)
                 # First screen: the chat, the question box and the examples fit one
                 # screen on a desktop and on a phone (CSS #chat); the rest below.
                 with gr.Row(equal_height=True):
@@ -811,15 +937,18 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                     gr.Markdown("清空后对话无法恢复，确定清空吗？")
                     clear_confirm = gr.Button("确认清空", variant="stop", elem_id="clear-confirm", size="sm")
                     clear_cancel = gr.Button("取消", elem_id="clear-cancel", size="sm")
-                comment = gr.Textbox(label="反馈说明（可选：先写在这里，再点回答下方的“赞”或“踩”）", elem_id="comment",
-                                     lines=1, max_lines=3, max_length=1000)
             with gr.Tab("来源", id="tab-sources", elem_id="tab-sources"):
                 gr.Markdown("最近一个回答（或在对话中点选的回答）引用的段落；每个回答下方也可展开自己的来源。")
                 sources = gr.HTML(SOURCES_PLACEHOLDER, label="来源", elem_id="sources", js_on_load=None)
+            with gr.Tab("原文", id="tab-doc", elem_id="tab-doc"):
+                doc_panel = gr.HTML(VIEW_PLACEHOLDER, label="原文", elem_id="doc-panel", js_on_load=None)
             with gr.Tab("知识库", id="tab-kb", elem_id="tab-kb"):
                 kb_note = gr.HTML("", elem_id="kb-note")
                 kb_table = gr.Dataframe(_document_rows(records), headers=KB_COLUMNS, interactive=False, wrap=True,
                                         label="知识库中的文档", elem_id="kb-table")
+                kb_browse = gr.Dropdown(choices=choices, value=None, label="查看文档读入的段落（系统读到的原文）",
+                                        elem_id="kb-browse")
+                kb_passages = gr.HTML("", elem_id="kb-passages", js_on_load=None)
                 cap_mib = assistant.config.upload_max_bytes / 2**20
                 with gr.Column(visible=bool(kb_edits), elem_id="kb-upload-box") as kb_upload_box:
                     kb_files = gr.File(file_count="multiple", file_types=KB_FILE_TYPES, type="filepath",
@@ -839,18 +968,22 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                 kb_api_files = gr.File(file_count="multiple", type="filepath", visible=False)
                 kb_api_result = gr.JSON(visible=False)
                 kb_api_trigger = gr.Button(visible=False)
-            with gr.Tab("设置 / 调试", id="tab-settings", elem_id="tab-settings"):
+            with gr.Tab("设置", id="tab-settings", elem_id="tab-settings"):
                 top_k = gr.Slider(1, UI_MAX_TOP_K, value=min(assistant.config.top_k, UI_MAX_TOP_K), step=1,
                                   label="检索段落数（top_k）", elem_id="top-k")
                 gr.Markdown("**检索调试**：每个检索段落的向量、BM25 和融合排名与得分，以及问题类型、置信度和拒答原因。")
                 debug = gr.HTML(DEBUG_PLACEHOLDER, label="检索调试", elem_id="debug", js_on_load=None)
+        # A click on 在原文中查看 (page script) writes the link here and presses the button.
+        doc_request = gr.Textbox(visible="hidden", elem_id="doc-request")
+        doc_open = gr.Button(visible="hidden", elem_id="doc-open")
 
         _checked_chat_messages(chatbot)
         _checked_top_k(top_k)
         chat_io = dict(fn=chat, inputs=[question, chatbot, top_k, asked, turns, doc_filter],
                        outputs=[question, chatbot, sources, debug, asked, turns])
         after = dict(fn=export, inputs=[turns], outputs=[download], api_visibility="private")
-        keep = dict(fn=remember, inputs=[chatbot, asked, turns], outputs=[saved], api_visibility="private")
+        keep = dict(fn=remember, inputs=[chatbot, asked, turns, saved, current], outputs=[saved, current, conv_list],
+                    api_visibility="private")
         question.submit(**chat_io, api_name="chat",
                         api_description="One chat turn (follow-ups use this session's earlier questions): returns "
                                         "the textbox value, the chat messages, sources HTML and debug HTML.",
@@ -863,20 +996,37 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                 None, js=SCROLL_TO_ANSWER_JS, api_visibility="private")
         # Before the first answer there is no file to download: say so instead of doing nothing.
         download.click(lambda t: gr.skip() if t else NOTHING_TO_EXPORT, [turns], [status], api_visibility="private")
-        clear_outputs = [chatbot, asked, sources, debug, question, turns, download]
+        shown = [chatbot, asked, turns, sources, debug, current, conv_list]
+        forget_io = dict(fn=forget, inputs=[saved, current],
+                         outputs=[*shown, saved, question, download, clear_confirm_box, conv_confirm_box],
+                         api_visibility="private")
         # No chatbot.clear listener, and its trash icon hidden (CSS): it cleared
         # without asking and covered the question bubble; 清空对话 asks first.
         clear_btn.click(lambda: gr.update(visible=True), None, [clear_confirm_box], api_visibility="private")
         clear_cancel.click(lambda: gr.update(visible=False), None, [clear_confirm_box], api_visibility="private")
-        clear_confirm.click(lambda: (*clear(), gr.update(visible=False), saved_conversation([], [], [])), None,
-                            [*clear_outputs, clear_confirm_box, saved], api_visibility="private")
-        demo.load(restore, [saved], [chatbot, asked, turns, sources, debug], api_visibility="private")
+        clear_confirm.click(**forget_io).then(**after)
+        conv_delete.click(lambda: gr.update(visible=True), None, [conv_confirm_box], api_visibility="private")
+        conv_cancel.click(lambda: gr.update(visible=False), None, [conv_confirm_box], api_visibility="private")
+        conv_confirm.click(**forget_io).then(**after)
+        conv_new.click(start_new, [saved], shown, api_visibility="private").then(**after)
+        conv_list.input(switch, [saved, conv_list], shown, api_visibility="private").then(**after)
+        conv_rename.click(rename, [saved, current, conv_title], [saved, conv_list, conv_status, conv_title],
+                          api_visibility="private")
+        demo.load(restore, [saved], shown, api_visibility="private").then(**after)
         chatbot.select(select, [turns], [sources, debug], api_visibility="private")
-        chatbot.like(feedback, [turns, comment], [comment, status], api_visibility="private")
+        chatbot.like(feedback, [turns], [status, comment_box, rated], api_visibility="private").then(
+            None, js=SCROLL_TO_COMMENT_JS, api_visibility="private")
+        comment_io = dict(fn=comment_on, inputs=[turns, rated, comment], outputs=[status, comment, comment_box],
+                          api_visibility="private")
+        comment_send.click(**comment_io)
+        comment.submit(**comment_io)
+        doc_open.click(open_document, [doc_request], [doc_panel, tabs], api_visibility="private").then(
+            None, js=SCROLL_TO_QUOTE_JS, api_visibility="private")
 
         # 知识库: the table and choices follow changes made in other sessions (on load)
-        kb_outputs = [kb_table, kb_selected, doc_filter, intro]
+        kb_outputs = [kb_table, kb_selected, doc_filter, intro, kb_browse]
         demo.load(kb_load, None, [*kb_outputs, kb_upload_box, kb_delete_box, kb_note], api_visibility="private")
+        kb_browse.change(browse, [kb_browse], [kb_passages], api_visibility="private")
         # One progress bar, on the status line (not over every output).
         kb_add.click(ui_add, [kb_files], [kb_status, *kb_outputs, kb_files], api_visibility="private",
                      concurrency_limit=1, concurrency_id="kb-edit", show_progress_on=[kb_status])
@@ -898,6 +1048,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         gr.api(batch, api_name="batch")
         gr.api(documents, api_name="documents")
         gr.api(remove_documents, api_name="remove_documents", concurrency_limit=1, concurrency_id="kb-edit")
+        gr.api(passages, api_name="passages")
     demo.service = service  # launch() serves its probes and metrics
     demo.kb_policy = policy  # launch() decides kb_edits from the address when it is None
     return demo
@@ -1030,7 +1181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s (choose another port with --port)", args.host, args.port, exc)
         return 1
-    log.info("ready in %.1f s: http://%s:%d/ (API: /ask /search /batch /chat /documents%s)",
+    log.info("ready in %.1f s: http://%s:%d/ (API: /ask /search /batch /chat /documents /passages%s)",
              time.perf_counter() - t0, args.host, args.port,
              " /add_documents /remove_documents" if demo.kb_policy["kb_edits"] else "; uploading and deleting "
              "documents is off on this address (--allow-kb-edits)")

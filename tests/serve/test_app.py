@@ -279,23 +279,11 @@ def test_top_k_errors_are_bilingual(client):
     assert "必须在 1 到" in message and "between 1 and" in message
 
 
-def test_the_saved_conversation_keeps_the_last_answers_and_refuses_anything_else():
-    """What the browser keeps: the last answered turns with the messages from
-    the first of them (indices renumbered); a damaged or foreign value is
-    not restored."""
-    from rag.serve.ui import restored_conversation, saved_conversation
 
-    messages, turns = [], []
-    for i in range(5):
-        messages += [{"role": "user", "content": f"问{i}"}, {"role": "assistant", "content": [{"type": "text", "text": f"答{i}"}]}]
-        turns.append({"message": len(messages) - 1, "answer": {"question": f"问{i}"}, "sources": f"s{i}", "debug": ""})
-    saved = saved_conversation(messages, ["问3", "问4"], turns, keep=2)
-    assert [m["content"] for m in saved["messages"]][0] == "问3" and len(saved["messages"]) == 4
-    assert [t["message"] for t in saved["turns"]] == [1, 3]
-    restored = restored_conversation(saved)
-    assert restored is not None and restored[0][restored[2][1]["message"]]["content"][0]["text"] == "答4"
-    for bad in (None, "x", {"version": 2}, dict(saved, messages=[{"role": "system", "content": "x"}]),
-                dict(saved, messages=[{"role": "user", "content": [{"type": "image", "url": "x"}]}]),
-                dict(saved, turns=[{"message": 99, "answer": {}}])):
-        assert restored_conversation(bad) is None, bad
-    assert restored_conversation(saved_conversation([], [], [])) == ([], [], [])
+
+def test_passages_endpoint_lists_a_documents_passages(client, assistant):
+    doc_id = next(iter(assistant.index.documents))
+    rows = call(client, doc_id, api_name="/passages")
+    assert len(rows) == len(assistant.document_passages(doc_id)) and rows[0]["ordinal"] == 0
+    assert set(rows[0]) == {"passage_id", "ordinal", "kind", "heading_path", "page", "start", "end", "text"}
+    assert "没有 id 为" in app_error(client, "no-such-doc", api_name="/passages")

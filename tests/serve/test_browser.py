@@ -46,6 +46,7 @@ BOT = '#chat [data-testid="bot"]'
 # user (quotes, passages, the question) and the one English example question.
 UI_TEXT_JS = """() => {
   const skip = 'style, script, noscript, svg, .example-en, .sources, .doc-view, blockquote, #kb-table, '
+               + '.doc-full-text, .kb-passage, #conv-list label, '  // documents' and the user's own words
                + '[data-testid="user"], #debug td, [data-testid="status-tracker"]';  // its timer reads "0.3s"
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   const out = [];
@@ -179,18 +180,34 @@ def test_chat_citations_sources_badge_feedback(browser, served, device):
         page.locator("#sources").get_by_text("第 1 个回答的来源").wait_for(timeout=WAIT_MS)
         show_tab(page, "对话")
 
-        # 👎 with a comment writes a feedback line
+        # 👎 writes a feedback line; the comment is typed after it, in a box shown in view
         before = feedback.read_text("utf-8").count("\n") if feedback.exists() else 0
-        page.locator("#comment textarea").fill(f"测试反馈 {device}")
+        assert not page.locator("#comment textarea").is_visible()  # no comment box before a thumb
         page.locator('#chat button[aria-label="踩"]').last.click()
         page.locator("#feedback-status").get_by_text("已记录").wait_for(timeout=WAIT_MS)
         lines = feedback.read_text("utf-8").splitlines()
         assert len(lines) == before + 1
         row = json.loads(lines[-1])
-        assert (row["verdict"], row["comment"], row["question"]) == ("down", f"测试反馈 {device}", "那它有几个窗口？")
+        assert (row["verdict"], row["comment"], row["question"]) == ("down", "", "那它有几个窗口？")
         assert "97" in row["short_answer"] and row["citations"] and row["confidence"] > 0
         # the outcome shows where the user is looking, not only below the fold
         assert fully_in_viewport(page, page.locator("#feedback-status").get_by_text("已记录"))
+        box = page.locator("#comment textarea")
+        box.wait_for(timeout=WAIT_MS)
+        page.wait_for_timeout(400)  # brought into view after it appears
+        assert fully_in_viewport(page, box) and fully_in_viewport(page, page.locator("#feedback-status"))
+        box.fill(f"测试反馈 {device}")
+        page.locator("#comment-send").click()
+        page.locator("#feedback-status").get_by_text("已记录说明").wait_for(timeout=WAIT_MS)
+        lines = feedback.read_text("utf-8").splitlines()
+        assert len(lines) == before + 2
+        commented = json.loads(lines[-1])
+        assert (commented["verdict"], commented["comment"], commented["rating"]) == (
+            "down", f"测试反馈 {device}", row["rating"])
+        assert [r["comment"] for r in read_feedback(feedback) if r.get("rating") == row["rating"]] == [
+            f"测试反馈 {device}"]  # the rating's last line, with its comment, is the one that counts
+        page.wait_for_function("!document.querySelector('#comment textarea') || "
+                               "!document.querySelector('#comment textarea').checkVisibility()", timeout=WAIT_MS)
         # 👍 clicked twice is withdrawn: the line stays, but no longer counts as a gold answer
         page.locator('#chat button[aria-label="赞"]').last.click()
         page.locator("#feedback-status").get_by_text("已记录：有帮助").wait_for(timeout=WAIT_MS)
@@ -198,13 +215,13 @@ def test_chat_citations_sources_badge_feedback(browser, served, device):
         liked.last.wait_for(timeout=WAIT_MS)
         liked.last.click()
         page.locator("#feedback-status").get_by_text("已取消评价").wait_for(timeout=WAIT_MS)
-        assert len(feedback.read_text("utf-8").splitlines()) == before + 3
+        assert len(feedback.read_text("utf-8").splitlines()) == before + 4
         mine = [r for r in read_feedback(feedback) if r.get("rating") == json.loads(
             feedback.read_text("utf-8").splitlines()[-1])["rating"]]
         assert mine == []  # neither the 👎 nor the 👍 of this answer stands
 
         # no English UI text on the Chinese page (the English example question aside)
-        for tab in ("对话", "来源", "设置 / 调试"):
+        for tab in ("对话", "来源", "原文", "设置"):
             show_tab(page, tab)
             text = page.evaluate(UI_TEXT_JS)
             assert english_words(text) == [], (tab, english_words(text))
@@ -250,8 +267,8 @@ def test_refusal_long_answer_debug_and_examples(browser, served, device):
         page.wait_for_function(f"document.querySelectorAll('{BOT}').length > {n}", timeout=WAIT_MS)
         bot.last.get_by_text("简政放权").first.wait_for(timeout=WAIT_MS)
 
-        # top_k and the scores live in 设置 / 调试; the debug table scrolls inside its box
-        show_tab(page, "设置 / 调试")
+        # top_k and the scores live in 设置; the debug table scrolls inside its box
+        show_tab(page, "设置")
         page.locator("#top-k").wait_for(timeout=WAIT_MS)
         table = page.locator("#debug .dbg-table")
         table.wait_for(timeout=WAIT_MS)
@@ -400,6 +417,12 @@ def test_upload_ask_and_delete_a_pdf(browser, kb_served):
         answer = page.locator(BOT).last
         answer.get_by_text("百分之五十").first.wait_for(timeout=WAIT_MS)
         assert "绿色金融支持办法" in answer.inner_html()  # cited from the uploaded PDF
+        # ... and its source opens the PDF's page with the quote marked
+        answer.locator("details.ans-src summary").first.click()
+        answer.locator("a.open-doc").first.click()
+        page.locator("#doc-hit").wait_for(timeout=WAIT_MS)
+        assert "百分之五十" in page.locator("#doc-hit").inner_text()
+        assert "第1页（共1页）" in page.locator("#doc-panel .doc-meta").inner_text()
 
         # delete: one click only asks; 确认删除 deletes
         show_tab(page, "知识库")
@@ -471,7 +494,7 @@ A11Y_JS = """() => {
 
 
 @pytest.mark.parametrize("tab, scheme, device", [
-    (tab, scheme, "desktop") for tab in ("对话", "知识库", "设置 / 调试") for scheme in ("light", "dark")
+    (tab, scheme, "desktop") for tab in ("对话", "原文", "知识库", "设置") for scheme in ("light", "dark")
 ] + [("对话", scheme, "phone") for scheme in ("light", "dark")])
 def test_contrast_and_labels(browser, served, tab, scheme, device):
     """WCAG AA on every visible text, in the light and the dark palette (the
@@ -757,5 +780,147 @@ def test_a_file_of_another_type_is_refused_in_chinese(browser, kb_served):
         page.wait_for_function("() => document.body.innerText.includes('文件类型不受支持：工具.exe')", timeout=WAIT_MS)
         toast = page.evaluate("() => [...document.querySelectorAll('.toast-body')].map(t => t.innerText).join(' ')")
         assert "Invalid file type" not in toast and "Error" not in toast and "错误" in toast, toast
+    finally:
+        page.context.close()
+
+
+# ------------------------------------------------- the document view (原文)
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_a_source_opens_its_document_at_the_quote(browser, served, device):
+    """在原文中查看 on a source card: the 原文 tab shows the whole document as
+    read, with the quote marked and scrolled into view."""
+    url, _ = served
+    page = new_page(browser, url, VIEWPORTS[device])
+    try:
+        ask(page, "一站式服务中心是哪一年成立的？")
+        answer = page.locator(BOT).last
+        answer.locator("details.ans-src summary").first.click()
+        answer.locator("a.open-doc").first.click()
+        hit = page.locator("#doc-hit")
+        hit.wait_for(timeout=WAIT_MS)
+        assert "2002年底" in hit.inner_text()
+        page.wait_for_timeout(500)
+        assert in_viewport(page, hit)
+        panel = page.locator("#doc-panel").inner_text()
+        assert "与时俱进的改革之路" in panel and "2024-11-28" in panel
+        # the whole document, not the passage alone: its first and last lines are there
+        assert "市管重点新型智库" in panel and "园区在2002年底正式成立了一站式服务中心" in panel
+        assert page.get_by_role("tab", name="原文").get_attribute("aria-selected") == "true"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{device}-document.png"))
+        assert page.dialogs == [] and page.errors == [], (page.dialogs, page.errors)
+    finally:
+        page.context.close()
+
+
+def test_the_knowledge_base_lists_a_documents_passages(browser, served, assistant):
+    """知识库: a document's passages as indexed (number, kind, heading path,
+    first words); each opens the document at that passage."""
+    url, _ = served
+    doc_id = next(iter(assistant.index.documents))
+    rows = assistant.document_passages(doc_id)
+    page = new_page(browser, url, VIEWPORTS["desktop"])
+    try:
+        show_tab(page, "知识库")
+        page.locator("#kb-browse input").click()
+        page.get_by_role("option", name=re.compile("与时俱进的改革之路")).click()
+        items = page.locator("#kb-passages li.kb-passage")
+        items.first.wait_for(timeout=WAIT_MS)
+        assert items.count() == len(rows)
+        assert f"读入 {len(rows)} 个段落" in page.locator("#kb-passages").inner_text()
+        body = next(r for r in rows if r.heading_path and r.kind == "body")
+        item = items.nth(rows.index(body))
+        head = item.locator(".src-path").inner_text()
+        assert f"第{body.ordinal + 1}段" in head and "正文" in head and body.heading_path[-1] in head
+        assert body.text[:20] in item.inner_text()
+        item.locator("a.open-doc").click()
+        hit = page.locator("#doc-hit")
+        hit.wait_for(timeout=WAIT_MS)
+        assert hit.inner_text().replace("\n", "") == body.text.replace("\n", "")
+        text = page.evaluate(UI_TEXT_JS)
+        assert english_words(text) == [], english_words(text)
+    finally:
+        page.context.close()
+
+
+# ---------------------------------------------- conversations (side panel)
+def conversation_labels(page) -> list[str]:
+    return page.evaluate("() => [...document.querySelectorAll('#conv-list label')].map(l => l.innerText.trim())")
+
+
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_conversations_are_kept_listed_renamed_and_deleted(browser, served, device):
+    """The side panel (a drawer on a phone) lists the conversations the
+    browser keeps: a new one, going back to an earlier one, renaming, a
+    reload, deleting after a confirmation."""
+    url, _ = served
+    page = new_page(browser, url, VIEWPORTS[device])
+    phone = device == "phone"
+    panel = page.locator("#conv-panel")
+    toggle = page.locator("#conv-panel .toggle-button")
+
+    def open_panel():
+        page.wait_for_timeout(300)
+        if "open" not in (panel.get_attribute("class") or ""):
+            toggle.click()
+            page.wait_for_timeout(500)
+
+    try:
+        page.wait_for_timeout(1000)
+        # a side panel on the desktop; on the phone a drawer that starts closed (the first screen is the chat)
+        assert ("open" in (panel.get_attribute("class") or "")) is (not phone)
+        assert fully_in_viewport(page, page.locator("#question textarea"))
+        ask(page, "一站式服务中心是哪一年成立的？")
+        open_panel()
+        page.wait_for_function("document.querySelectorAll('#conv-list label').length === 1", timeout=WAIT_MS)
+        assert conversation_labels(page)[0].startswith("一站式服务中心是哪一年成立的？")
+        page.locator("#conv-new").click()
+        page.wait_for_function(f"document.querySelectorAll('{BOT}').length === 0", timeout=WAIT_MS)
+        if phone:  # picking closes the drawer
+            page.wait_for_function("!document.querySelector('#conv-panel').classList.contains('open')",
+                                   timeout=WAIT_MS)
+        ask(page, "放管服具体指什么？")
+        open_panel()
+        page.wait_for_function("document.querySelectorAll('#conv-list label').length === 2", timeout=WAIT_MS)
+        assert conversation_labels(page)[0].startswith("放管服具体指什么？")  # most recent first
+        # back to the first conversation: its answer, and its follow-up context
+        page.locator("#conv-list label").nth(1).click()
+        page.wait_for_function(f"document.querySelectorAll('{BOT}').length === 1", timeout=WAIT_MS)
+        page.locator(BOT).last.get_by_text("2002年底").first.wait_for(timeout=WAIT_MS)
+        ask(page, "那它有几个窗口？")
+        assert "没有前文可指" not in page.locator(BOT).last.inner_text()
+        # rename it; the name survives a reload, as does the list
+        open_panel()
+        page.locator("#conv-edit").get_by_text("重命名 / 删除当前对话").click()
+        page.locator("#conv-title textarea, #conv-title input").first.fill("一站式服务中心")
+        page.locator("#conv-rename").click()
+        page.locator("#conv-status").get_by_text("已重命名").wait_for(timeout=WAIT_MS)
+        page.wait_for_function("[...document.querySelectorAll('#conv-list label')].some("
+                               "l => l.innerText.startsWith('一站式服务中心 ·'))", timeout=WAIT_MS)
+        page.reload(wait_until="domcontentloaded")
+        page.locator("#question textarea").wait_for(timeout=WAIT_MS)
+        page.wait_for_function(f"document.querySelectorAll('{BOT}').length === 2", timeout=WAIT_MS)
+        open_panel()
+        page.wait_for_function("document.querySelectorAll('#conv-list label').length === 2", timeout=WAIT_MS)
+        labels = conversation_labels(page)
+        assert labels[0].startswith("一站式服务中心 ·") and labels[1].startswith("放管服具体指什么？"), labels
+        if not phone:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "desktop-conversations.png"))
+        # delete: one click only asks; 确认删除 deletes, and an empty new conversation follows
+        edit = page.locator("#conv-edit")
+        if not page.locator("#conv-delete").is_visible():
+            edit.get_by_text("重命名 / 删除当前对话").click()
+        page.locator("#conv-delete").click()
+        confirm = page.locator("#conv-delete-confirm")
+        confirm.wait_for(timeout=WAIT_MS)
+        assert len(conversation_labels(page)) == 2
+        confirm.click()
+        page.wait_for_function("document.querySelectorAll('#conv-list label').length === 1", timeout=WAIT_MS)
+        assert conversation_labels(page)[0].startswith("放管服具体指什么？")
+        page.wait_for_function(f"document.querySelectorAll('{BOT}').length === 0", timeout=WAIT_MS)
+        text = page.evaluate(UI_TEXT_JS)
+        assert english_words(text) == [], english_words(text)
+        assert page.dialogs == [] and page.errors == [], (page.dialogs, page.errors)
     finally:
         page.context.close()

@@ -281,8 +281,23 @@ def sources_html(answer: Mapping[str, Any], titles: Mapping[str, str] | None = N
         by_passage: dict[str, list[Mapping[str, Any]]] = {}
         for c in citations:
             by_passage.setdefault(c["passage_id"], []).append(c)
-        cards = [_cited_card(cits, passages.get(pid), id_prefix, contexts) for pid, cits in by_passage.items()]
+        by_doc: dict[str, list[str]] = {}
+        for pid, cits in by_passage.items():
+            by_doc.setdefault(cits[0].get("doc_id", ""), []).append(pid)
         header = f'<div class="src-summary">引用 {len(citations)} 处，来自 {len(by_passage)} 个段落</div>'
+        if len(by_doc) < 2:
+            cards = [_cited_card(cits, passages.get(pid), id_prefix, contexts) for pid, cits in by_passage.items()]
+        else:  # several documents: grouped by document, the newest first (dates of the answer's comparison)
+            dates = {d.get("doc_id"): str(d.get("date") or "") for d in answer.get("documents") or []}
+            order = sorted(by_doc, key=lambda doc: dates.get(doc, ""), reverse=True)
+            header = header.replace("个段落", f"个段落、{len(by_doc)} 份文件")
+            cards = []
+            for doc in order:
+                first = by_passage[by_doc[doc][0]][0]
+                when = dates.get(doc)
+                cards.append(f'<div class="src-doc">《{escape_html(first.get("title") or titles.get(doc, doc))}》'
+                             + (f" · {escape_html(when)}" if when else "") + "</div>")
+                cards += [_cited_card(by_passage[pid], passages.get(pid), id_prefix, contexts) for pid in by_doc[doc]]
     else:
         shown = [p for p in answer.get("passages", []) if p.get("kind", BODY) not in BOILERPLATE][:nearest]
         header = ('<div class="src-summary">本回答没有引用。'

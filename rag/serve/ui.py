@@ -146,6 +146,7 @@ a.cite { text-decoration: none; font-weight: 600; padding: 0 2px; }
 }
 footer { flex-wrap: wrap; }
 a.open-doc { color: var(--color-accent); white-space: nowrap; }
+.src-doc { font-weight: 600; margin: 10px 0 2px; padding-top: 6px; border-top: 1px solid var(--border-color-primary); }
 .doc-full-text { line-height: 1.8; max-height: 70vh; overflow: auto; padding: 6px 8px;
   border-left: 3px solid var(--border-color-primary); }
 .doc-full mark { background: #ffe58f; color: #1f1f1f; padding: 0 1px; scroll-margin: 40vh; }

@@ -727,6 +727,10 @@ def test_answers_across_documents_in_the_chat(browser, series_served):
         assert listed.count() >= 2
         listed.nth(1).click()
         page.wait_for_function("() => !!document.querySelector('.src-card.src-hl')", timeout=WAIT_MS)
+        # its sources grouped by document, the newest first
+        groups = answer.locator(".sources .src-doc").all_inner_texts()
+        dates = [re.search(r"\d{4}-\d{2}-\d{2}", g).group(0) for g in groups]
+        assert len(groups) >= 2 and dates == sorted(dates, reverse=True), groups
 
         ask(page, "人均国内生产总值每年是多少？")
         answer = page.locator(BOT).last

@@ -74,3 +74,20 @@ def test_passage_rows_give_each_passages_page(assistant):
     rows = passage_rows(document, passages)
     assert [(r.passage_id, r.page) for r in rows] == [("d#1", 1), ("d#2", 2)]
     assert rows[0].to_dict()["heading_path"] == ["一、总则"]
+
+
+def test_sources_of_several_documents_are_grouped_newest_first():
+    from rag.serve.present import sources_html
+
+    def cite(marker, doc, title):
+        return {"marker": marker, "text": f"引文{marker}", "doc_id": doc, "title": title, "heading_path": [],
+                "passage_id": f"{doc}#1", "ordinal": 0, "start": 0, "end": 3, "passage_start": 0, "passage_end": 3,
+                "score": 0.1, "page": None}
+
+    answer = {"citations": [cite(1, "old", "旧<公报>"), cite(2, "new", "新公报")], "passages": [],
+              "documents": [{"doc_id": "old", "date": "2022-02-28"}, {"doc_id": "new", "date": "2022-12-27"}]}
+    html = sources_html(answer)
+    assert html.index("《新公报》 · 2022-12-27") < html.index("《旧&lt;公报&gt;》 · 2022-02-28")
+    assert html.index("引文2") < html.index("引文1") and "2 份文件" in html
+    one = sources_html(dict(answer, citations=[cite(1, "old", "旧"), dict(cite(2, "old", "旧"), passage_id="old#2")]))
+    assert "src-doc" not in one  # one document: no grouping

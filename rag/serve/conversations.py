@@ -18,6 +18,8 @@ import time
 import uuid
 from typing import Any
 
+from rag.serve.ui_text import ui_text
+
 # Answered turns kept per conversation (with the messages from the first of them on).
 SAVED_TURNS = 20
 # Conversations kept, most recent first.
@@ -101,7 +103,7 @@ def find(store: dict, conv_id: str | None) -> dict | None:
 def _title_of(asked: list) -> str:
     first = next((q for q in asked if isinstance(q, str) and q.strip()), "")
     first = " ".join(first.split())
-    return (first[:TITLE_CHARS] + "…") if len(first) > TITLE_CHARS else (first or "对话")
+    return (first[:TITLE_CHARS] + "…") if len(first) > TITLE_CHARS else (first or ui_text("conversation_untitled"))
 
 
 def _now() -> str:
@@ -128,12 +130,12 @@ def renamed(store: dict, conv_id: str | None, title: Any) -> tuple[dict, str]:
     title = " ".join(title.split()) if isinstance(title, str) else ""
     conv = find(store, conv_id)
     if conv is None:
-        return store, "这个对话还没有保存（先提一个问题），无法重命名。"
+        return store, ui_text("conversation_unsaved")
     if not title:
-        return store, "请输入新的名称。"
+        return store, ui_text("conversation_no_name")
     title = title[:TITLE_CHARS * 2]
     convs = [dict(c, title=title, renamed=True) if c["id"] == conv_id else c for c in store["conversations"]]
-    return {"version": VERSION, "conversations": convs}, f"已重命名为“{title}”。"
+    return {"version": VERSION, "conversations": convs}, ui_text("conversation_renamed", title=title)
 
 
 def deleted(store: dict, conv_id: str | None) -> dict:

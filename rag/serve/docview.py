@@ -12,13 +12,14 @@ from urllib.parse import parse_qs
 
 from rag.schema import BACK_MATTER, BODY, MASTHEAD, Document, PassageRow
 from rag.serve.present import LINK_PREFIX, escape_html, open_link
+from rag.serve.ui_text import ui_text
 
 # Passages listed at once in the browser (a long report has a few hundred).
 PASSAGES_SHOWN = 500
 # Characters of a passage shown before its 展开 (the rest is one click away).
 FIRST_WORDS = 60
-KIND_ZH = {BODY: "正文", MASTHEAD: "刊头", BACK_MATTER: "文末信息"}
-VIEW_PLACEHOLDER = '<div class="doc-full doc-empty">在回答的来源或知识库的段落列表中点“在原文中查看”，这里显示该文档（PDF 显示所在页），引文高亮。</div>'
+KIND_KEYS = {BODY: "kind_body", MASTHEAD: "kind_masthead", BACK_MATTER: "kind_back_matter"}
+VIEW_PLACEHOLDER = f'<div class="doc-full doc-empty">{ui_text("doc_view_placeholder")}</div>'
 
 
 def parse_link(value: object) -> tuple[str, int, int] | None:
@@ -38,13 +39,15 @@ def passages_html(title: str, rows: Sequence[PassageRow], doc_id: str, limit: in
     """The passage browser: each passage's number, kind, heading path, page
     and first words, the whole passage one click away."""
     if not rows:
-        return '<div class="kb-passages doc-empty">这个文档没有可检索的段落。</div>'
-    head = (f'<div class="src-summary">《{escape_html(title)}》读入 {len(rows)} 个段落'
-            + (f"，显示前 {limit} 个" if len(rows) > limit else "") + "（按文中顺序；标题路径为文中所写）</div>")
+        return f'<div class="kb-passages doc-empty">{ui_text("passages_none")}</div>'
+    shown = ui_text("passages_shown", limit=limit) if len(rows) > limit else ""
+    head = f'<div class="src-summary">{escape_html(ui_text("passages_head", title=title, count=len(rows), shown=shown))}</div>'
     items = []
     for r in rows[:limit]:
-        where = " · ".join([f"第{r.ordinal + 1}段", KIND_ZH.get(r.kind, r.kind),
-                            " › ".join(r.heading_path) or "（无标题）"] + ([f"第{r.page}页"] if r.page else []))
+        kind = ui_text(KIND_KEYS[r.kind]) if r.kind in KIND_KEYS else r.kind
+        where = " · ".join([ui_text("paragraph_no", n=r.ordinal + 1), kind,
+                            " › ".join(r.heading_path) or ui_text("passages_no_heading")]
+                           + ([ui_text("page_no", n=r.page)] if r.page else []))
         first = r.text[:FIRST_WORDS] + ("……" if len(r.text) > FIRST_WORDS else "")
         body = (f"<details><summary>{escape_html(first)}</summary><div class=\"doc-text\">{escape_html(r.text)}</div>"
                 "</details>") if len(r.text) > FIRST_WORDS else f"<div>{escape_html(first)}</div>"
@@ -65,8 +68,7 @@ def document_view(document: Document, record: Mapping[str, Any] | None, start: i
     text = document.text
     a, b = _clean_at(document, start), _clean_at(document, end)
     if not (0 <= a < b <= len(text)):
-        return ('<div class="doc-full kb-error">引文的位置不在这个文档中（文档可能已被替换或删除）。'
-                "请重新提问后再打开原文。</div>")
+        return f'<div class="doc-full kb-error">{ui_text("doc_view_outside")}</div>'
     lo, hi, where = 0, len(text), ""
     page = document.page_at(start)
     if page is not None:
@@ -74,7 +76,7 @@ def document_view(document: Document, record: Mapping[str, Any] | None, start: i
         lo = _clean_at(document, starts[page - 1])
         hi = _clean_at(document, starts[page]) if page < len(starts) else len(text)
         lo, hi = min(lo, a), max(hi, b)
-        where = f" · 第{page}页（共{len(starts)}页）"
+        where = ui_text("doc_view_page", page=page, pages=len(starts))
     title = (record or {}).get("title") or document.title
     date = (record or {}).get("date") or ""
     meta = f"《{escape_html(title)}》" + (f" · {escape_html(date)}" if date else "") + escape_html(where)
@@ -83,5 +85,5 @@ def document_view(document: Document, record: Mapping[str, Any] | None, start: i
         return escape_html(part).replace("\n", "<br>")
 
     body = (paragraphs(text[lo:a]) + f'<mark id="doc-hit">{paragraphs(text[a:b])}</mark>' + paragraphs(text[b:hi]))
-    return (f'<div class="doc-full"><div class="doc-meta">{meta} · 共 {len(text)} 字，'
-            f"引文在第 {a + 1} 字起</div><div class=\"doc-full-text\">{body}</div></div>")
+    meta += escape_html(ui_text("doc_view_meta", chars=len(text), at=a + 1))
+    return f'<div class="doc-full"><div class="doc-meta">{meta}</div><div class="doc-full-text">{body}</div></div>'

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from rag.answer.analyze import type_table
 from rag.answer.confidence import confidence_bands, weak_points
 from rag.schema import BACK_MATTER, BODY, MASTHEAD
+from rag.serve.ui_text import answer_lang, ui_text
 
 BOILERPLATE = (MASTHEAD, BACK_MATTER)
 
@@ -156,15 +157,18 @@ def _side(p: Mapping[str, Any], side: str) -> tuple[str, str]:
     return ("–", "–") if rank is None else (fmt_score(p.get(f"{side}_score")), str(rank))
 
 
-def _scores_line(p: Mapping[str, Any]) -> str:
-    (ds, dr), (bs, br) = _side(p, "dense"), _side(p, "bm25")
-    return (f"融合分 {fmt_score(p.get('score'), 4)}（第{_rank(p.get('rank'))}名） · "
-            + (f"向量 {ds}（第{dr}名）" if dr != "–" else "向量 未检出") + " · "
-            + (f"BM25 {bs}（第{br}名）" if br != "–" else "BM25 未检出"))
+def _scores_line(p: Mapping[str, Any], lang: str = "zh") -> str:
+    def side(name: str, label: str) -> str:
+        score, rank = _side(p, name)
+        return ui_text("score_side", lang, side=label, score=score, rank=rank) if rank != "–" else \
+            ui_text("score_side_missing", lang, side=label)
+
+    return ui_text("scores_line", lang, score=fmt_score(p.get("score"), 4), rank=_rank(p.get("rank")),
+                   dense=side("dense", ui_text("score_dense", lang)), bm25=side("bm25", "BM25"))
 
 
-def _heading(path: Sequence[str] | None) -> str:
-    return " › ".join(path or ()) or "正文"
+def _heading(path: Sequence[str] | None, lang: str = "zh") -> str:
+    return " › ".join(path or ()) or ui_text("body_heading", lang)
 
 
 def _anchor_id(prefix: str, marker: int) -> str:
@@ -189,13 +193,13 @@ def passage_context(doc_text: str, clean_start: int, clean_end: int, chars: int 
 
 
 def document_view_html(title: str, heading_path: Sequence[str] | None, page: int | None, passage_html: str,
-                       context: tuple[str, str]) -> str:
+                       context: tuple[str, str], lang: str = "zh") -> str:
     """A collapsible view of the passage in its surrounding text (``passage_html``
     is already escaped and marked; the context is escaped here)."""
-    where = " · ".join([f"《{escape_html(title)}》", escape_html(_heading(heading_path))]
-                       + ([f"第{int(page)}页"] if page else []))
+    where = " · ".join([f"《{escape_html(title)}》", escape_html(_heading(heading_path, lang))]
+                       + ([ui_text("page_no", lang, n=int(page))] if page else []))
     before, after = (escape_html(t).replace("\n", "<br>") for t in context)
-    return ('<details class="doc-view"><summary>查看原文上下文</summary>'
+    return (f'<details class="doc-view"><summary>{ui_text("context_view", lang)}</summary>'
             f'<div class="doc-meta">{where}</div>'
             f'<div class="doc-text">{before}<span class="doc-passage">{passage_html}</span>{after}</div>'
             "</details>")
@@ -208,20 +212,20 @@ def document_view_html(title: str, heading_path: Sequence[str] | None, page: int
 LINK_PREFIX = "#doc="
 
 
-def open_link(doc_id: str, start: int, end: int, label: str = "在原文中查看") -> str:
+def open_link(doc_id: str, start: int, end: int, label: str | None = None) -> str:
     href = f"{LINK_PREFIX}{quote(str(doc_id), safe='')}&s={int(start)}&e={int(end)}"
-    return f'<a class="open-doc" href="{escape_html(href)}">{escape_html(label)}</a>'
+    return f'<a class="open-doc" href="{escape_html(href)}">{escape_html(label or ui_text("open_document"))}</a>'
 
 
-def _open_link_of(item: Mapping[str, Any]) -> str:
+def _open_link_of(item: Mapping[str, Any], lang: str = "zh") -> str:
     """" · 在原文中查看" for a citation or passage dict that says where it is."""
     if not all(isinstance(item.get(k), int) for k in ("start", "end")) or not item.get("doc_id"):
         return ""
-    return " · " + open_link(item["doc_id"], item["start"], item["end"])
+    return " · " + open_link(item["doc_id"], item["start"], item["end"], ui_text("open_document", lang))
 
 
 def _cited_card(cits: Sequence[Mapping[str, Any]], p: Mapping[str, Any] | None, id_prefix: str,
-                contexts: Mapping[str, tuple[str, str]]) -> str:
+                contexts: Mapping[str, tuple[str, str]], lang: str = "zh") -> str:
     first = cits[0]
     markers = "".join(f"[{int(c['marker'])}]" for c in cits)
     anchors = "".join(f'<span class="src-anchor" id="{escape_html(_anchor_id(id_prefix, c["marker"]))}"></span>'
@@ -229,35 +233,37 @@ def _cited_card(cits: Sequence[Mapping[str, Any]], p: Mapping[str, Any] | None, 
     if p is not None:
         quotes = [(c["text"], c["start"] - c["passage_start"]) for c in cits]
         body = highlight_quote(p["text"], quotes)
-        scores = _scores_line(p)
+        scores = _scores_line(p, lang)
     else:  # the passage text is not in the answer: show the quotes alone
         body = "<mark>" + "</mark> … <mark>".join(escape_html(c["text"]) for c in cits) + "</mark>"
-        scores = f"得分 {fmt_score(first.get('score'), 4)}"
+        scores = ui_text("score_only", lang, score=fmt_score(first.get("score"), 4))
     page = first.get("page")
     context = contexts.get(first["passage_id"])
-    view = document_view_html(first["title"], first.get("heading_path"), page, body, context) if context else ""
+    view = document_view_html(first["title"], first.get("heading_path"), page, body, context, lang) if context else ""
     return ('<div class="src-card">' + anchors
             + f'<div class="src-head"><span class="src-marker">{escape_html(markers)}</span> '
             f'<span class="src-title">《{escape_html(first["title"])}》</span></div>'
-            f'<div class="src-path">{escape_html(_heading(first.get("heading_path")))}'
-            f' · 第{int(first["ordinal"]) + 1}段' + (f" · 第{int(page)}页" if page else "")
-            + _open_link_of(first) + "</div>"
+            f'<div class="src-path">{escape_html(_heading(first.get("heading_path"), lang))}'
+            f' · {ui_text("paragraph_no", lang, n=int(first["ordinal"]) + 1)}'
+            + (f' · {ui_text("page_no", lang, n=int(page))}' if page else "")
+            + _open_link_of(first, lang) + "</div>"
             f'<div class="src-text">{body}</div>{view}'
             f'<div class="src-scores">{escape_html(scores)}</div>'
             "</div>")
 
 
-def _uncited_card(p: Mapping[str, Any], titles: Mapping[str, str], contexts: Mapping[str, tuple[str, str]]) -> str:
+def _uncited_card(p: Mapping[str, Any], titles: Mapping[str, str], contexts: Mapping[str, tuple[str, str]],
+                  lang: str = "zh") -> str:
     title = titles.get(p["doc_id"], p["doc_id"])
     body = highlight_quote(p["text"], [])
     context = contexts.get(p["passage_id"])
-    view = document_view_html(title, p.get("heading_path"), None, body, context) if context else ""
+    view = document_view_html(title, p.get("heading_path"), None, body, context, lang) if context else ""
     return ('<div class="src-card src-uncited">'
             f'<div class="src-head"><span class="src-title">《{escape_html(title)}》</span></div>'
-            f'<div class="src-path">{escape_html(_heading(p.get("heading_path")))}'
-            f' · 第{int(p["ordinal"]) + 1}段' + _open_link_of(p) + "</div>"
+            f'<div class="src-path">{escape_html(_heading(p.get("heading_path"), lang))}'
+            f' · {ui_text("paragraph_no", lang, n=int(p["ordinal"]) + 1)}' + _open_link_of(p, lang) + "</div>"
             f'<div class="src-text">{body}</div>{view}'
-            f'<div class="src-scores">{escape_html(_scores_line(p))}</div>'
+            f'<div class="src-scores">{escape_html(_scores_line(p, lang))}</div>'
             "</div>")
 
 
@@ -274,6 +280,7 @@ def sources_html(answer: Mapping[str, Any], titles: Mapping[str, str] | None = N
     ``titles`` maps doc_id to a display title."""
     titles = titles or {}
     contexts = contexts or {}
+    lang = answer_lang(answer)
     passages = {p["passage_id"]: p for p in answer.get("passages", [])}
     citations = answer.get("citations", [])
     cards = []
@@ -284,25 +291,29 @@ def sources_html(answer: Mapping[str, Any], titles: Mapping[str, str] | None = N
         by_doc: dict[str, list[str]] = {}
         for pid, cits in by_passage.items():
             by_doc.setdefault(cits[0].get("doc_id", ""), []).append(pid)
-        header = f'<div class="src-summary">引用 {len(citations)} 处，来自 {len(by_passage)} 个段落</div>'
+        counts = {"quotes": len(citations), "passages": len(by_passage)}
+        header = f'<div class="src-summary">{ui_text("sources_count", lang, **counts)}</div>'
         if len(by_doc) < 2:
-            cards = [_cited_card(cits, passages.get(pid), id_prefix, contexts) for pid, cits in by_passage.items()]
+            cards = [_cited_card(cits, passages.get(pid), id_prefix, contexts, lang)
+                     for pid, cits in by_passage.items()]
         else:  # several documents: grouped by document, the newest first (dates of the answer's comparison)
             dates = {d.get("doc_id"): str(d.get("date") or "") for d in answer.get("documents") or []}
             order = sorted(by_doc, key=lambda doc: dates.get(doc, ""), reverse=True)
-            header = header.replace("个段落", f"个段落、{len(by_doc)} 份文件")
+            header = (f'<div class="src-summary">'
+                      f'{ui_text("sources_count_documents", lang, documents=len(by_doc), **counts)}</div>')
             cards = []
             for doc in order:
                 first = by_passage[by_doc[doc][0]][0]
                 when = dates.get(doc)
                 cards.append(f'<div class="src-doc">《{escape_html(first.get("title") or titles.get(doc, doc))}》'
                              + (f" · {escape_html(when)}" if when else "") + "</div>")
-                cards += [_cited_card(by_passage[pid], passages.get(pid), id_prefix, contexts) for pid in by_doc[doc]]
+                cards += [_cited_card(by_passage[pid], passages.get(pid), id_prefix, contexts, lang)
+                          for pid in by_doc[doc]]
     else:
         shown = [p for p in answer.get("passages", []) if p.get("kind", BODY) not in BOILERPLATE][:nearest]
-        header = ('<div class="src-summary">本回答没有引用。'
-                  + (f"以下是检索到的最接近的 {len(shown)} 个段落（未引用）：" if shown else "") + "</div>")
-        cards = [_uncited_card(p, titles, contexts) for p in shown]
+        header = ('<div class="src-summary">' + ui_text("sources_none", lang)
+                  + (ui_text("sources_nearest", lang, count=len(shown)) if shown else "") + "</div>")
+        cards = [_uncited_card(p, titles, contexts, lang) for p in shown]
     return '<div class="sources">' + header + "".join(cards) + "</div>"
 
 
@@ -346,26 +357,30 @@ def confidence_level(confidence: float | None, refused: bool = False) -> tuple[s
     return "low", "低"
 
 
-def low_confidence_reason(answer: Mapping[str, Any], debug: Mapping[str, Any] | None) -> str:
-    """One line, in Chinese, of why an answer's confidence is low."""
+def low_confidence_reason(answer: Mapping[str, Any], debug: Mapping[str, Any] | None, lang: str = "zh") -> str:
+    """One line of why an answer's confidence is low (in English for an English question)."""
     debug = debug or {}
     if answer.get("refused"):
-        return debug.get("refusal_reason_zh") or "综合证据的置信度低于拒答阈值"
+        reason = debug.get("refusal_reason") if lang == "en" else debug.get("refusal_reason_zh")
+        return reason or ui_text("reason_refused", lang)
     qtype = str(answer.get("qtype", ""))
     points = weak_points(debug.get("features") or {}, qtype, type_table().label_zh(qtype))
-    return points[0][0] if points else "证据与问题的匹配不够充分，请核对引文"
+    return points[0][1 if lang == "en" else 0] if points else ui_text("reason_weak", lang)
 
 
 def badge_html(answer: Mapping[str, Any], debug: Mapping[str, Any] | None = None) -> str:
     """The confidence badge: 高 / 中 / 低 with the number in its tooltip; for 低 one line of why."""
     conf = answer.get("confidence")
-    level, zh = confidence_level(conf, bool(answer.get("refused")))
+    lang = answer_lang(answer)
+    level, _ = confidence_level(conf, bool(answer.get("refused")))
+    name = ui_text(f"level_{level}", lang)
     number = "–" if conf is None else f"{float(conf):.2f}"
-    label = "未找到答案" if answer.get("refused") else f"置信度：{zh}"
-    out = (f'<span class="badge badge-{level}" title="置信度 {number}（0–1，由证据特征校准）" '
-           f'aria-label="置信度 {zh}，{number}">{label}</span>')
+    label = ui_text("badge_refused", lang) if answer.get("refused") else ui_text("badge", lang, level=name)
+    out = (f'<span class="badge badge-{level}" title="{escape_html(ui_text("badge_title", lang, number=number))}" '
+           f'aria-label="{escape_html(ui_text("badge_aria", lang, level=name, number=number))}">{label}</span>')
     if level == "low":
-        out += f' <span class="badge-why">原因：{escape_html(low_confidence_reason(answer, debug))}</span>'
+        why = ui_text("badge_why", lang, reason=low_confidence_reason(answer, debug, lang))
+        out += f' <span class="badge-why">{escape_html(why)}</span>'
     return out
 
 
@@ -384,10 +399,11 @@ def answer_html(answer: Mapping[str, Any], debug: Mapping[str, Any] | None = Non
     Everything from the documents or the user is escaped."""
     text = _SOURCES_BLOCK.sub("", str(answer.get("answer", "")))
     prefix = f"t{int(turn)}"
+    lang = answer_lang(answer)
     lines = []
     def link(m: re.Match) -> str:
         return (f'{m.group(1) or ""}<a class="cite" href="#{_anchor_id(prefix, int(m.group(2)))}" '
-                f'title="查看来源 {m.group(2)}">[{m.group(2)}]</a>')
+                f'title="{ui_text("cite_title", lang, marker=m.group(2))}">[{m.group(2)}]</a>')
 
     for line in answer_markdown(text).split("\n"):
         if line.startswith(">"):
@@ -397,17 +413,17 @@ def answer_html(answer: Mapping[str, Any], debug: Mapping[str, Any] | None = Non
             # comparison across documents ("《…》（2022-02-28）[2]", "… [2] |").
             line = _LISTED_MARKER.sub(link, line)
         lines.append(line)
-    chart = series_chart_html(answer.get("documents") or [], prefix)
+    chart = series_chart_html(answer.get("documents") or [], prefix, lang)
     if chart:
         lines += ["", chart]
     n = len(answer.get("citations", []))
-    summary = f"来源（{n} 处引用）" if n else "检索到的段落（未引用）"
+    summary = ui_text("sources_summary", lang, count=n) if n else ui_text("sources_uncited", lang)
     cards = sources_html(answer, titles, id_prefix=prefix, contexts=contexts)
     return ("\n".join(lines).rstrip() + "\n\n" + badge_html(answer, debug) + "\n\n"
             f'<details class="ans-src" id="{prefix}-sources"><summary>{summary}</summary>{cards}</details>')
 
 
-def series_chart_html(documents: Sequence[Mapping[str, Any]], prefix: str = "t1") -> str:
+def series_chart_html(documents: Sequence[Mapping[str, Any]], prefix: str = "t1", lang: str = "zh") -> str:
     """A small bar chart of the values of a series across documents (one bar
     per document, by year), when they are figures of one unit; "" otherwise.
     Labels and values are escaped; each bar links to its source card."""
@@ -425,7 +441,8 @@ def series_chart_html(documents: Sequence[Mapping[str, Any]], prefix: str = "t1"
         bars.append(f'<div class="bar-row"><span class="bar-label">{escape_html("、".join(d["period"]))}</span>'
                     f'<span class="bar" style="width:{width:.1f}%"></span>'
                     f'<a class="bar-value cite" href="#{_anchor_id(prefix, marker)}">{escape_html(str(d["value"]))}</a></div>')
-    return '<div class="series-chart" role="img" aria-label="各年份数值">' + "".join(bars) + "</div>"
+    return (f'<div class="series-chart" role="img" aria-label="{ui_text("series_chart", lang)}">' + "".join(bars)
+            + "</div>")
 
 
 def conversation_markdown(turns: Sequence[Mapping[str, Any]], titles: Sequence[str] = ()) -> str:

@@ -56,6 +56,7 @@ from rag.serve.service import Service, ShuttingDown, StartupProbes, routes  # no
 from rag.errors import InputError, RagError  # noqa: E402
 from rag.serve.feedback import WITHDRAWN, append_feedback, feedback_record  # noqa: E402
 from rag.serve import conversations  # noqa: E402
+from rag.serve.ui_text import ui_text  # noqa: E402
 from rag.serve.docview import VIEW_PLACEHOLDER, document_view, parse_link, passages_html  # noqa: E402
 from rag.serve.present import (answer_html, build_progress_zh, conversation_markdown, debug_html,  # noqa: E402
                                markdown_literal, passage_context, reason_zh, sources_html)
@@ -78,12 +79,13 @@ UI_MAX_TOP_K = 10
 # is on, the cap is Config.upload_max_bytes.
 MAX_UPLOAD = "64kb"
 KB_FILE_TYPES = [".pdf", ".docx", ".html", ".htm", ".md", ".txt"]
-KB_COLUMNS = ["id", "标题", "作者/发布者", "日期", "页数", "段落数", "加入时间"]
+KB_COLUMNS = ["id"] + [ui_text(k) for k in ("kb_title", "kb_author", "kb_date", "kb_pages", "kb_passages",
+                                              "kb_added_at")]
 KB_EDITS_OFF = ("此服务器上不能上传或删除文档：应用监听在非本机地址，管理员未开启知识库编辑（--allow-kb-edits）。"
                 "(Uploading and deleting documents is off: the app listens on a non-loopback address and "
                 "--allow-kb-edits was not given.)")
-OUTCOME_ZH = {"added": "已加入", "replaced": "已更新", "unchanged": "已在知识库中", "duplicate": "已在知识库中",
-              "refused": "未加入"}
+OUTCOME_ZH = {status: ui_text(f"outcome_{status}") for status in ("added", "replaced", "unchanged", "duplicate",
+                                                                  "refused")}
 
 EXAMPLES = [
     "一站式服务中心是哪一年成立的？",
@@ -92,11 +94,11 @@ EXAMPLES = [
     "When did the State Council approve the overall plan for the open innovation pilot?",
 ]
 
-NOTHING_TO_EXPORT = "还没有可以导出的对话：先提一个问题，回答之后再点“导出对话”。"
-EMPTY_PROMPT = "请输入一个问题，例如：“一站式服务中心是哪一年成立的？”"
-INTERNAL_ERROR = "抱歉，处理这个问题时出错了（内部错误，已记录在服务器日志中）。请稍后再试或换个问法。"
-SOURCES_PLACEHOLDER = '<div class="sources src-summary">提问后，这里列出回答引用的段落，引文以高亮标出。</div>'
-DEBUG_PLACEHOLDER = '<div class="debug">提问后，这里显示每个检索段落的向量、BM25 和融合排名，以及置信度和拒答原因。</div>'
+NOTHING_TO_EXPORT = ui_text("nothing_to_export")
+EMPTY_PROMPT = ui_text("empty_prompt")
+INTERNAL_ERROR = ui_text("internal_error")
+SOURCES_PLACEHOLDER = f'<div class="sources src-summary">{ui_text("sources_placeholder")}</div>'
+DEBUG_PLACEHOLDER = f'<div class="debug">{ui_text("debug_placeholder")}</div>'
 
 CSS = """
 .src-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px;
@@ -338,7 +340,7 @@ I18N = {"common.complete": "完成", "chatbot.copy_message": "复制这条消息
         "chatbot.like": "赞", "chatbot.dislike": "踩"}
 # Labels Gradio writes in English with no translation key (the chat's rated
 # thumbs): replaced on the page as they appear.
-UNTRANSLATED_LABELS = {"Liked": "已赞（再点一次取消）", "Disliked": "已踩（再点一次取消）"}
+UNTRANSLATED_LABELS = {"Liked": ui_text("gradio_liked"), "Disliked": ui_text("gradio_disliked")}
 JS = JS.replace("%s", json.dumps(UNTRANSLATED_LABELS, ensure_ascii=False), 1)
 
 # System fonts only: the default theme would fetch web fonts from the internet.
@@ -483,15 +485,15 @@ def _outcome_summary(outcomes) -> tuple[str, str]:
         name = Path(o.path).name or o.path
         head = OUTCOME_ZH.get(o.status, o.status)
         if o.status == "duplicate":
-            same = "文字相同（另一种格式的同一文件）" if o.reason.startswith("the same text") else "内容相同"
-            lines.append(f"{head}：{name}（与文档 {o.doc_id} {same}，只收录一份）")
+            same = ui_text("outcome_same_text" if o.reason.startswith("the same text") else "outcome_same_bytes")
+            lines.append(ui_text("outcome_duplicate_line", head=head, name=name, doc=o.doc_id, same=same))
         elif o.status == "unchanged":
-            lines.append(f"{head}：{name}（文档 {o.doc_id}，内容未变）")
+            lines.append(ui_text("outcome_unchanged_line", head=head, name=name, doc=o.doc_id))
         elif o.status == "refused":
-            lines.append(f"{head}：{name} — {reason_zh(o.reason)}")
+            lines.append(ui_text("outcome_refused_line", head=head, name=name, reason=reason_zh(o.reason)))
         else:
-            lines.append(f"{head}：{name}（文档 {o.doc_id}）")
-    text = "\n".join(lines) if lines else "没有收到文件。"
+            lines.append(ui_text("outcome_line", head=head, name=name, doc=o.doc_id))
+    text = "\n".join(lines) if lines else ui_text("outcome_none")
     body = "".join(f'<li class="kb-{html.escape(o.status)}">{html.escape(line)}</li>'
                    for o, line in zip(outcomes, lines)) or f"<li>{html.escape(text)}</li>"
     return text, f'<ul class="kb-outcomes">{body}</ul>'
@@ -602,7 +604,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
             result = assistant.remove_documents(doc_ids)
             removed = [o.doc_id for o in result.outcomes]
             log.info("knowledge base: removed %s", ", ".join(removed))
-            return {"message": "已删除：" + "、".join(removed), "removed": removed,
+            return {"message": ui_text("kb_deleted", docs="、".join(removed)), "removed": removed,
                     "documents": [r.to_dict() for r in assistant.list_documents()]}
 
     def kb_views(status: str | None = None):
@@ -629,7 +631,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         where = parse_link(link)
         document = assistant.index.documents.get(where[0]) if where else None
         if document is None:
-            return ('<div class="doc-full kb-error">找不到这个文档（可能已从知识库删除）。</div>',
+            return (f'<div class="doc-full kb-error">{ui_text("doc_view_missing")}</div>',
                     gr.Tabs(selected="tab-doc"))
         record = next((r.to_dict() for r in assistant.list_documents() if r.doc_id == document.doc_id), None)
         return document_view(document, record, where[1], where[2]), gr.Tabs(selected="tab-doc")
@@ -642,7 +644,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
     def ui_add(files: list | None, progress=gr.Progress()):
         try:
             edits_allowed()
-            progress(0, desc="正在读取文件并建立索引……")
+            progress(0, desc=ui_text("kb_indexing"))
             result = add_paths(files, progress=progress_reporter(progress))
             _, shown = _outcome_summary(result.outcomes)
         except gr.Error as exc:
@@ -675,17 +677,17 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
     def ui_delete_ask(selected: list | None):
         selected = [d for d in (selected or []) if isinstance(d, str)]
         if not selected:
-            return gr.update(visible=False), "", '<div class="kb-error">请先在上面选择要删除的文档。</div>'
+            return gr.update(visible=False), "", f'<div class="kb-error">{ui_text("kb_delete_nothing")}</div>'
         titles = "、".join(f"《{assistant.document_title(d)}》" for d in selected)
         return (gr.update(visible=True),
-                f'<div class="kb-confirm-text">确定要删除 {html.escape(titles)} 吗？删除后只能重新上传恢复。</div>', "")
+                f'<div class="kb-confirm-text">{html.escape(ui_text("kb_delete_ask", titles=titles))}</div>', "")
 
     def ui_delete_confirm(selected: list | None):
         selected = [d for d in (selected or []) if isinstance(d, str)]
         try:
             edits_allowed()
             if not selected:
-                raise InputError("请先选择要删除的文档。")
+                raise InputError(ui_text("kb_delete_nothing"))
             result = assistant.remove_documents(selected)
         except gr.Error as exc:
             return gr.update(visible=False), f'<div class="kb-error">{html.escape(str(exc.message))}</div>', \
@@ -699,7 +701,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
                 *[gr.skip()] * 5
         removed = [o.doc_id for o in result.outcomes]
         log.info("knowledge base: removed %s", ", ".join(removed))
-        return (gr.update(visible=False), f'<div class="kb-done">{html.escape("已删除：" + "、".join(removed))}</div>',
+        return (gr.update(visible=False), f'<div class="kb-done">{html.escape(ui_text("kb_deleted", docs="、".join(removed)))}</div>',
                 *kb_views())
 
     # -------------------------------------------------------------- chat
@@ -749,7 +751,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
             around = contexts(answer)
             turn = len(turns) + 1
             reply = answer_html(data, answer.debug, turn, titles, around)
-            panel = (f'<div class="src-summary">第 {turn} 个回答的来源（问题：{html.escape(_preview(cleaned, 40))}）</div>'
+            panel = (f'<div class="src-summary">{ui_text("sources_of_turn", turn=turn, question=html.escape(_preview(cleaned, 40)))}</div>'
                      + sources_html(data, titles, contexts=around))
             shown = panel, debug_html(data, answer.debug)
         except ShuttingDown as exc:
@@ -787,22 +789,22 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         hidden = gr.update(visible=False)
         t = turn_of(turns, evt.index)
         if t is None:
-            return "这条消息不是回答，无法评价。", hidden, None
+            return ui_text("feedback_not_an_answer"), hidden, None
         # One rating per answer shown: its last line counts (rag.serve.feedback).
         rating = t.get("rating") or ""
         verdict = "up" if evt.liked is True else "down" if evt.liked is False else WITHDRAWN
         if verdict == WITHDRAWN and not rating:
-            return "已取消评价。", hidden, None
+            return ui_text("feedback_withdrawn_nothing"), hidden, None
         try:
             append_feedback(feedback_file, feedback_record(t["answer"], verdict, rating=rating))
         except OSError:
             log.exception("cannot write feedback to %s", feedback_file)
-            return "反馈未能保存（服务器无法写入反馈文件，已记录在日志中）。", hidden, None
+            return ui_text("feedback_unsaved"), hidden, None
         log.info("feedback %s on %r", verdict, t["answer"].get("question", "")[:40])
         if verdict == WITHDRAWN:
-            return "已取消评价（不再计入反馈）。", hidden, None
-        said = "已记录：有帮助，谢谢！" if verdict == "up" else "已记录：没有帮助。谢谢指正！"
-        return said + "可以在下面补充说明（可选）。", gr.update(visible=True), {
+            return ui_text("feedback_withdrawn"), hidden, None
+        said = ui_text("feedback_up" if verdict == "up" else "feedback_down")
+        return said, gr.update(visible=True), {
             "message": t["message"], "verdict": verdict, "rating": rating}
 
     def comment_on(turns: list | None, rated: Any, comment: Any):
@@ -811,16 +813,16 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         comment = comment.strip() if isinstance(comment, str) else ""
         t = turn_of(turns, rated.get("message")) if isinstance(rated, dict) else None
         if t is None:
-            return "先点回答下方的“赞”或“踩”，再补充说明。", gr.skip(), gr.skip()
+            return ui_text("comment_without_thumb"), gr.skip(), gr.skip()
         if not comment:
-            return "说明是空的：请写几句，或直接关闭。", gr.skip(), gr.skip()
+            return ui_text("comment_empty"), gr.skip(), gr.skip()
         try:
             append_feedback(feedback_file, feedback_record(t["answer"], rated["verdict"], comment,
                                                            rating=rated.get("rating") or ""))
         except OSError:
             log.exception("cannot write feedback to %s", feedback_file)
-            return "说明未能保存（服务器无法写入反馈文件，已记录在日志中）。", gr.skip(), gr.skip()
-        return "已记录说明，谢谢！", "", gr.update(visible=False)
+            return ui_text("comment_unsaved"), gr.skip(), gr.skip()
+        return ui_text("comment_saved"), "", gr.update(visible=False)
 
     def export(turns: list | None):
         """The conversation as a Markdown file (for the download button)."""
@@ -828,7 +830,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
             return None
         folder = Path(tempfile.gettempdir()) / "policy-qa-exports" / uuid.uuid4().hex
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "对话记录.md"
+        path = folder / ui_text("export_file")
         path.write_text(conversation_markdown([t["answer"] for t in turns], list(_titles(assistant).values())),
                         encoding="utf-8")
         return str(path)
@@ -883,7 +885,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
     # ------------------------------------------------------------ layout
     records = assistant.list_documents()
     choices = _document_choices(records)
-    with gr.Blocks(title="政策问答") as demo:
+    with gr.Blocks(title=ui_text("page_title")) as demo:
         intro = gr.Markdown(_intro(list(_titles(assistant).values())), elem_id="intro")
         asked = gr.State([])
         turns = gr.State([])
@@ -893,87 +895,85 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         # key of this server run, rag/serve/conversations.py): a reload shows
         # the most recent; the side panel lists them all.
         saved = gr.BrowserState(None, storage_key="policy-qa-conversations")
-        with gr.Sidebar(label="对话记录", open=False, width=260, elem_id="conv-panel"):
-            conv_new = gr.Button("＋ 新对话", variant="primary", size="sm", elem_id="conv-new")
-            conv_list = gr.Radio(choices=[], value=None, label="对话记录（保存在本浏览器）", elem_id="conv-list")
-            with gr.Accordion("重命名 / 删除当前对话", open=False, elem_id="conv-edit"):
-                conv_title = gr.Textbox(label="新名称", max_length=48, lines=1, elem_id="conv-title")
-                conv_rename = gr.Button("重命名", size="sm", elem_id="conv-rename")
-                conv_delete = gr.Button("删除此对话", variant="stop", size="sm", elem_id="conv-delete")
+        with gr.Sidebar(label=ui_text("conv_panel"), open=False, width=260, elem_id="conv-panel"):
+            conv_new = gr.Button(ui_text("conv_new"), variant="primary", size="sm", elem_id="conv-new")
+            conv_list = gr.Radio(choices=[], value=None, label=ui_text("conv_list"), elem_id="conv-list")
+            with gr.Accordion(ui_text("conv_edit"), open=False, elem_id="conv-edit"):
+                conv_title = gr.Textbox(label=ui_text("conv_new_name"), max_length=48, lines=1, elem_id="conv-title")
+                conv_rename = gr.Button(ui_text("conv_rename"), size="sm", elem_id="conv-rename")
+                conv_delete = gr.Button(ui_text("conv_delete"), variant="stop", size="sm", elem_id="conv-delete")
                 with gr.Column(visible=False, elem_id="conv-confirm-box") as conv_confirm_box:
-                    gr.Markdown("删除后这个对话无法恢复，确定删除吗？")
-                    conv_confirm = gr.Button("确认删除", variant="stop", size="sm", elem_id="conv-delete-confirm")
-                    conv_cancel = gr.Button("取消", size="sm", elem_id="conv-delete-cancel")
+                    gr.Markdown(ui_text("conv_delete_ask"))
+                    conv_confirm = gr.Button(ui_text("confirm_delete"), variant="stop", size="sm", elem_id="conv-delete-confirm")
+                    conv_cancel = gr.Button(ui_text("cancel"), size="sm", elem_id="conv-delete-cancel")
             conv_status = gr.Markdown("", elem_id="conv-status")
         with gr.Tabs(elem_id="tabs") as tabs:
-            with gr.Tab("对话", id="tab-chat", elem_id="tab-chat"):
-                chatbot = gr.Chatbot(label="对话", show_label=False, elem_id="chat", height="62vh", latex_delimiters=[],
+            with gr.Tab(ui_text("tab_chat"), id="tab-chat", elem_id="tab-chat"):
+                chatbot = gr.Chatbot(label=ui_text("tab_chat"), show_label=False, elem_id="chat", height="62vh", latex_delimiters=[],
                                      sanitize_html=True, render_markdown=True, allow_tags=False, autoscroll=False,
                                      feedback_options=("Like", "Dislike"), buttons=["copy"], layout="bubble",
-                                     placeholder="在下方输入问题；可以追问，例如先问“一站式服务中心是哪一年成立的？”"
-                                                 "再问“那它有几个窗口？”")
+                                     placeholder=ui_text("chat_placeholder"))
                 status = gr.Markdown("", elem_id="feedback-status")  # under the chat: seen when a thumb is clicked
                 # After a thumb: an optional comment on that answer, in view.
                 with gr.Row(visible=False, equal_height=True, elem_id="comment-box") as comment_box:
-                    comment = gr.Textbox(label="补充说明（可选）", placeholder="例如：哪里不对、应该是什么", lines=1,
+                    comment = gr.Textbox(label=ui_text("comment_label"), placeholder=ui_text("comment_placeholder"), lines=1,
                                          max_lines=3, max_length=1000, elem_id="comment", scale=5)
-                    comment_send = gr.Button("提交说明", elem_id="comment-send", scale=1, min_width=80)
+                    comment_send = gr.Button(ui_text("comment_send"), elem_id="comment-send", scale=1, min_width=80)
                 # First screen: the chat, the question box and the examples fit one
                 # screen on a desktop and on a phone (CSS #chat); the rest below.
                 with gr.Row(equal_height=True):
-                    question = gr.Textbox(label="问题", show_label=False, elem_id="question", scale=5, lines=1,
-                                          max_lines=4, placeholder="输入问题，按回车发送")
-                    send = gr.Button("发送", variant="primary", elem_id="send", scale=1, min_width=72)
-                gr.Markdown("示例问题（点击即提问）：", elem_classes=["examples-label"])
+                    question = gr.Textbox(label=ui_text("question_label"), show_label=False, elem_id="question", scale=5, lines=1,
+                                          max_lines=4, placeholder=ui_text("question_placeholder"))
+                    send = gr.Button(ui_text("send"), variant="primary", elem_id="send", scale=1, min_width=72)
+                gr.Markdown(ui_text("examples_label"), elem_classes=["examples-label"])
                 with gr.Row(elem_classes=["examples"], elem_id="examples"):
                     example_buttons = [gr.Button(ex, size="sm", scale=0, min_width=0, elem_classes=["example"] + (
                         ["example-en"] if ex.isascii() else [])) for ex in EXAMPLES]
                 doc_filter = gr.Dropdown(choices=choices, value=[], multiselect=True, allow_custom_value=True,
-                                         label="只在这些文档中查找（不选＝全部文档）", elem_id="doc-filter")
+                                         label=ui_text("doc_filter"), elem_id="doc-filter")
                 with gr.Row(equal_height=True):
-                    clear_btn = gr.Button("清空对话", elem_id="clear", size="sm", min_width=80)
-                    download = gr.DownloadButton("导出对话（Markdown）", elem_id="export", size="sm", min_width=120)
+                    clear_btn = gr.Button(ui_text("clear"), elem_id="clear", size="sm", min_width=80)
+                    download = gr.DownloadButton(ui_text("export"), elem_id="export", size="sm", min_width=120)
                 # 清空对话 asks first (the conversation cannot be brought back).
                 with gr.Row(visible=False, elem_id="clear-confirm-box") as clear_confirm_box:
-                    gr.Markdown("清空后对话无法恢复，确定清空吗？")
-                    clear_confirm = gr.Button("确认清空", variant="stop", elem_id="clear-confirm", size="sm")
-                    clear_cancel = gr.Button("取消", elem_id="clear-cancel", size="sm")
-            with gr.Tab("来源", id="tab-sources", elem_id="tab-sources"):
-                gr.Markdown("最近一个回答（或在对话中点选的回答）引用的段落；每个回答下方也可展开自己的来源。")
-                sources = gr.HTML(SOURCES_PLACEHOLDER, label="来源", elem_id="sources", js_on_load=None)
-            with gr.Tab("原文", id="tab-doc", elem_id="tab-doc"):
-                doc_panel = gr.HTML(VIEW_PLACEHOLDER, label="原文", elem_id="doc-panel", js_on_load=None)
-            with gr.Tab("知识库", id="tab-kb", elem_id="tab-kb"):
+                    gr.Markdown(ui_text("clear_ask"))
+                    clear_confirm = gr.Button(ui_text("clear_confirm"), variant="stop", elem_id="clear-confirm", size="sm")
+                    clear_cancel = gr.Button(ui_text("cancel"), elem_id="clear-cancel", size="sm")
+            with gr.Tab(ui_text("tab_sources"), id="tab-sources", elem_id="tab-sources"):
+                gr.Markdown(ui_text("sources_note"))
+                sources = gr.HTML(SOURCES_PLACEHOLDER, label=ui_text("tab_sources"), elem_id="sources", js_on_load=None)
+            with gr.Tab(ui_text("tab_document"), id="tab-doc", elem_id="tab-doc"):
+                doc_panel = gr.HTML(VIEW_PLACEHOLDER, label=ui_text("tab_document"), elem_id="doc-panel", js_on_load=None)
+            with gr.Tab(ui_text("tab_kb"), id="tab-kb", elem_id="tab-kb"):
                 kb_note = gr.HTML("", elem_id="kb-note")
                 kb_table = gr.Dataframe(_document_rows(records), headers=KB_COLUMNS, interactive=False, wrap=True,
-                                        label="知识库中的文档", elem_id="kb-table")
-                kb_browse = gr.Dropdown(choices=choices, value=None, label="查看文档读入的段落（系统读到的原文）",
+                                        label=ui_text("kb_table"), elem_id="kb-table")
+                kb_browse = gr.Dropdown(choices=choices, value=None, label=ui_text("kb_browse"),
                                         elem_id="kb-browse")
                 kb_passages = gr.HTML("", elem_id="kb-passages", js_on_load=None)
                 cap_mib = assistant.config.upload_max_bytes / 2**20
                 with gr.Column(visible=bool(kb_edits), elem_id="kb-upload-box") as kb_upload_box:
                     kb_files = gr.File(file_count="multiple", file_types=KB_FILE_TYPES, type="filepath",
-                                       label=f"上传文档（PDF、DOCX、HTML、Markdown、TXT；每个不超过 {cap_mib:g} MiB；"
-                                             "类型按文件内容判断）", elem_id="kb-files")
-                    kb_add = gr.Button("加入知识库", variant="primary", elem_id="kb-add")
+                                       label=ui_text("label_upload", mib=f"{cap_mib:g}"), elem_id="kb-files")
+                    kb_add = gr.Button(ui_text("kb_add"), variant="primary", elem_id="kb-add")
                 kb_status = gr.HTML("", elem_id="kb-status")
                 with gr.Column(visible=bool(kb_edits), elem_id="kb-delete-box") as kb_delete_box:
                     kb_selected = gr.Dropdown(choices=choices, value=[], multiselect=True, allow_custom_value=True,
-                                              label="选择要删除的文档", elem_id="kb-delete-select")
-                    kb_delete = gr.Button("删除所选文档", variant="secondary", elem_id="kb-delete")
+                                              label=ui_text("kb_delete_select"), elem_id="kb-delete-select")
+                    kb_delete = gr.Button(ui_text("kb_delete"), variant="secondary", elem_id="kb-delete")
                     with gr.Column(visible=False, elem_id="kb-confirm-box") as kb_confirm_box:
                         kb_confirm_text = gr.HTML("", elem_id="kb-confirm-text")
                         with gr.Row():
-                            kb_confirm = gr.Button("确认删除", variant="stop", elem_id="kb-delete-confirm")
-                            kb_cancel = gr.Button("取消", elem_id="kb-delete-cancel")
+                            kb_confirm = gr.Button(ui_text("confirm_delete"), variant="stop", elem_id="kb-delete-confirm")
+                            kb_cancel = gr.Button(ui_text("cancel"), elem_id="kb-delete-cancel")
                 kb_api_files = gr.File(file_count="multiple", type="filepath", visible=False)
                 kb_api_result = gr.JSON(visible=False)
                 kb_api_trigger = gr.Button(visible=False)
-            with gr.Tab("设置", id="tab-settings", elem_id="tab-settings"):
+            with gr.Tab(ui_text("tab_settings"), id="tab-settings", elem_id="tab-settings"):
                 top_k = gr.Slider(1, UI_MAX_TOP_K, value=min(assistant.config.top_k, UI_MAX_TOP_K), step=1,
-                                  label="检索段落数（top_k）", elem_id="top-k")
-                gr.Markdown("**检索调试**：每个检索段落的向量、BM25 和融合排名与得分，以及问题类型、置信度和拒答原因。")
-                debug = gr.HTML(DEBUG_PLACEHOLDER, label="检索调试", elem_id="debug", js_on_load=None)
+                                  label=ui_text("top_k"), elem_id="top-k")
+                gr.Markdown(ui_text("debug_note"))
+                debug = gr.HTML(DEBUG_PLACEHOLDER, label=ui_text("debug_label"), elem_id="debug", js_on_load=None)
         # A click on 在原文中查看 (page script) writes the link here and presses the button.
         doc_request = gr.Textbox(visible="hidden", elem_id="doc-request")
         doc_open = gr.Button(visible="hidden", elem_id="doc-open")
@@ -1056,9 +1056,8 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
 
 
 def _intro(titles: list[str]) -> str:
-    return ("## 政策问答\n"
-            "基于报告原文回答，每句引文都标注出处（点击 [1] 查看来源）；报告中没有答案时会如实说明。"
-            + (f"知识库：{'、'.join('《' + markdown_literal(t) + '》' for t in titles)}" if titles else ""))
+    return ui_text("intro") + (ui_text("intro_documents", titles="、".join(f"《{markdown_literal(t)}》" for t in titles))
+                                if titles else "")
 
 
 def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,

@@ -336,8 +336,9 @@ SCROLL_TO_CONFIRM_JS = """
 
 # Gradio's own screen-reader announcement of a finished event has no Chinese
 # translation (it would read "common.complete").
-I18N = {"common.complete": "完成", "chatbot.copy_message": "复制这条消息", "chatbot.copied_message": "已复制",
-        "chatbot.like": "赞", "chatbot.dislike": "踩"}
+I18N = {gradio_key: ui_text("gradio_" + gradio_key.replace(".", "_"))
+        for gradio_key in ("common.complete", "chatbot.copy_message", "chatbot.copied_message", "chatbot.like",
+                           "chatbot.dislike")}
 # Labels Gradio writes in English with no translation key (the chat's rated
 # thumbs): replaced on the page as they appear.
 UNTRANSLATED_LABELS = {"Liked": ui_text("gradio_liked"), "Disliked": ui_text("gradio_disliked")}

@@ -25,10 +25,10 @@ def test_every_entry_has_chinese_and_its_english_takes_the_same_fields():
 def test_every_key_the_code_uses_is_in_the_table():
     used = set()
     for path in SERVE.glob("*.py"):
-        used |= set(re.findall(r'ui_text\(\s*f?"([a-z_{}]+)"', path.read_text("utf-8")))
+        used |= set(re.findall(r'ui_text\(\s*f?"([a-z_{}]+)"\s*[,)]', path.read_text("utf-8")))
     fixed = {k for k in used if "{" not in k}
     assert fixed and fixed <= set(table()), fixed - set(table())
-    for prefix in ("level_", "outcome_", "kind_"):  # keys built from a name (level_{level}, …)
+    for prefix in ("level_", "outcome_", "kind_", "gradio_"):  # keys built from a name (level_{level}, …)
         assert any(k.startswith(prefix) for k in table())
 
 

@@ -753,6 +753,8 @@ def test_a_reload_keeps_the_conversation_until_it_is_cleared(browser, served):
     try:
         ask(page, "一站式服务中心是哪一年成立的？")
         first = page.locator(BOT).last.inner_text()
+        # kept once the list shows it (the browser's store is written after the answer)
+        page.wait_for_function("document.querySelectorAll('#conv-list label').length === 1", timeout=WAIT_MS)
         page.reload(wait_until="domcontentloaded")
         page.wait_for_function(f"document.querySelectorAll('{BOT}').length === 1", timeout=WAIT_MS)
         assert page.locator(BOT).last.inner_text() == first
@@ -762,6 +764,7 @@ def test_a_reload_keeps_the_conversation_until_it_is_cleared(browser, served):
         page.locator("#clear").click()
         page.locator("#clear-confirm").click()
         page.wait_for_function(f"document.querySelectorAll('{BOT}').length === 0", timeout=WAIT_MS)
+        page.wait_for_function("document.querySelectorAll('#conv-list label').length === 0", timeout=WAIT_MS)
         page.wait_for_timeout(500)
         page.reload(wait_until="domcontentloaded")
         page.locator("#question textarea").wait_for(timeout=WAIT_MS)

@@ -83,6 +83,11 @@ def weak_points(features: dict[str, float], qtype: str = "", qtype_zh: str = "")
                        else "找到的最相关段落只谈到问题的一部分",
                        "the best passage speaks to only " + ("a small part" if f["passage_coverage"] < 0.25 else "part")
                        + " of the question"))
+    if f.get("form_missing"):
+        points.append(("回答所在的句子没有说明原因、目的或定义，可能只是与问题用词相近的句子" if qtype in ("reason", "definition")
+                       else "回答所在的句子不是问题所问的形式",
+                       "the sentence answered from gives no cause, purpose or definition; it may only share the "
+                       "question's words"))
     if f.get("typed_missing"):
         points.append((f"没能从证据中找到{qtype_zh or qtype}类的答案",
                        f"no {qtype} answer could be extracted from the evidence"))

@@ -69,3 +69,15 @@ def test_a_why_question_answered_from_a_sentence_with_no_cause_is_flagged():
     assert form_missing("reason", fact) == 1.0
     assert form_missing("definition", "一站式服务中心是管委会下设的独立机构。") == 0.0
     assert form_missing("date", fact) == 0.0
+
+
+def test_a_why_answer_from_a_nearby_clause_is_never_high(assistant):
+    """The bundled report says no why for this: the answer comes from the
+    sentence next to the question's words, with no cause or purpose in it."""
+    from rag.answer.confidence import confidence_bands, weak_points
+
+    a = assistant.ask("园区为什么要推进相对集中行政许可权改革？")
+    assert a.qtype == "reason" and not a.refused
+    assert a.debug["features"]["form_missing"] == 1.0 and a.debug.get("capped") == "form_missing"
+    assert a.confidence < confidence_bands()[0][0]
+    assert "没有说明原因" in weak_points(a.debug["features"], "reason")[0][0]

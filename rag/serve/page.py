@@ -215,35 +215,19 @@ SCROLL_TO_ANSWER_JS = """
 }
 """
 
+def scroll_into_view_js(element_id: str, block: str, delay_ms: int = 150) -> str:
+    """A script run after an event: the element, once shown, scrolled into view."""
+    return ("() => { setTimeout(() => { const el = document.getElementById(%s); "
+            "if (el && el.offsetParent !== null) el.scrollIntoView({block: %s}); }, %d); }"
+            % (json.dumps(element_id), json.dumps(block), delay_ms))
+
+
 # The 原文 tab opened at a quote: the quote in the middle of the view.
-SCROLL_TO_QUOTE_JS = """
-() => {
-  setTimeout(() => {
-    const hit = document.getElementById('doc-hit');
-    if (hit) hit.scrollIntoView({block: 'center'});
-  }, 150);
-}
-"""
-
+SCROLL_TO_QUOTE_JS = scroll_into_view_js("doc-hit", "center")
 # After a thumb: the comment box (under the feedback line) in view, on a phone too.
-SCROLL_TO_COMMENT_JS = """
-() => {
-  setTimeout(() => {
-    const box = document.getElementById('comment-box');
-    if (box && box.offsetParent !== null) box.scrollIntoView({block: 'nearest'});
-  }, 150);
-}
-"""
-
+SCROLL_TO_COMMENT_JS = scroll_into_view_js("comment-box", "nearest")
 # 删除所选文档 asks first: its question and 确认删除 appear below the fold.
-SCROLL_TO_CONFIRM_JS = """
-() => {
-  setTimeout(() => {
-    const box = document.getElementById('kb-confirm-box');
-    if (box && box.offsetParent !== null) box.scrollIntoView({block: 'center'});
-  }, 100);
-}
-"""
+SCROLL_TO_CONFIRM_JS = scroll_into_view_js("kb-confirm-box", "center", 100)
 
 # Gradio's own screen-reader announcement of a finished event has no Chinese
 # translation (it would read "common.complete").

@@ -139,6 +139,16 @@ def comparable(values: list[DocumentValue], reference: DocumentValue, rare: Call
         key <= v.said and (reference.named <= v.named or omitted_qualifier(v, reference, writes)))]
 
 
+def value_kind(value: str) -> str:
+    """What kind of value a short answer is: a date, a figure of a unit, or
+    text.  Values of two kinds are not two sources on one thing (1949年 and
+    嘉靖九年 cannot be told apart or alike; a count is no answer beside a name)."""
+    if date_parts(value):
+        return "date"
+    q = quantity_value(value)
+    return f"quantity:{q[1]}" if q is not None else "text"
+
+
 def omitted_qualifier(value: DocumentValue, reference: DocumentValue,
                       writes: Callable[[str, frozenset], bool]) -> bool:
     """Is what the reference's clause names beyond ``value``'s clause a
@@ -295,7 +305,8 @@ class AcrossDocuments:
             return self.compose(newest, [newest], None, a)
         primary = next((v for v in values if v.answer is first), None) \
             or max(values, key=lambda v: v.answer.confidence)
-        others = [v for v in values if v is not primary]
+        # Another document's value of another kind is no second source on this one.
+        others = [v for v in values if v is not primary and value_kind(v.value) == value_kind(primary.value)]
         if not others:
             return first if primary.answer is first else self.compose(primary, [primary], None, a)
         others.sort(key=lambda v: self.timeline.date(v.doc_id), reverse=True)  # newest first

@@ -189,3 +189,12 @@ def test_eval_scores_the_multi_document_metrics():
     assert (out["latest_from_newest"].num, out["latest_from_newest"].den) == (0, 1)
     assert (out["conflict_flagged"].num, out["conflict_flagged_when_agreeing"].num) == (1, 1)
     assert "document_named" not in summarize([score_item(qa[0] | {"docs": []}, rows[0])])
+
+
+def test_values_of_another_kind_are_not_compared():
+    from rag.answer.across import value_kind
+
+    assert value_kind("2019年底") == value_kind("2019年") == value_kind("1993年12月") == "date"
+    assert value_kind("嘉靖九年") == value_kind("国家统计局") == "text"  # an era year cannot be compared with 1949年
+    assert value_kind("114.4万亿元") == value_kind("1143670亿元") == "quantity:元"
+    assert value_kind("8.1%") != value_kind("1143670亿元")

@@ -27,11 +27,11 @@ from functools import lru_cache
 from typing import Callable, Sequence
 
 from rag.answer.candidates import SentenceCandidate
-from rag.answer.confidence import confidence_bands
+from rag.answer.confidence import below_high
 from rag.data import load_table
 from rag.ingest.chunk import index_text
 from rag.schema import BODY, Answer, Citation, Document, Hit, Passage
-from rag.text import date_parts, pair_overlap, quantity_value, split_clauses, split_sentences, squeeze, years_in
+from rag.text import date_parts, pair_overlap, quantity_value, split_clauses, squeeze, years_in
 
 # Question types whose answer is one value that documents can disagree on.
 VALUE_TYPES = ("number", "date", "entity")
@@ -170,15 +170,11 @@ def omitted_qualifier(value: DocumentValue, reference: DocumentValue,
 def same_kind(values: list[DocumentValue]) -> list[DocumentValue]:
     """The values of the unit most of them have (a series of 亿元 figures
     loses a stray 2.40% or 2021年 that a document answered with)."""
-    def kind(v: DocumentValue) -> str:
-        q = quantity_value(v.value)
-        return q[1] if q is not None else "text"
-
     counts: dict[str, int] = {}
     for v in values:
-        counts[kind(v)] = counts.get(kind(v), 0) + 1
+        counts[value_kind(v.value)] = counts.get(value_kind(v.value), 0) + 1
     top = max(counts, key=lambda k: counts[k]) if counts else ""
-    return [v for v in values if kind(v) == top]
+    return [v for v in values if value_kind(v.value) == top]
 
 
 def _period_years(text: str) -> set[str]:
@@ -423,12 +419,8 @@ class AcrossDocuments:
 
     def writes_together(self, doc: str, terms: frozenset, forms: dict[str, list[str]]) -> bool:
         """Does one sentence of the document name all of ``terms`` (or synonyms)?"""
-        for r in self.rows_of_doc.get(doc, ()):
-            text = self.passages[r].text
-            for s, e in split_sentences(text):
-                if all(any(v in text[s:e] for v in forms.get(t, [t])) for t in terms):
-                    return True
-        return False
+        return any(all(any(v in sentence for v in forms.get(t, [t])) for t in terms)
+                   for r in self.rows_of_doc.get(doc, ()) for sentence in self.passages[r].sentence_texts())
 
     def rare(self, term: str, forms: dict[str, list[str]]) -> bool:
         return self.document_share(term, forms) < RARE_DOCUMENT_SHARE
@@ -525,7 +517,7 @@ class AcrossDocuments:
         lines += [""] + quotes + ["", "来源："] + [f"[{c.marker}] {c.label()}" for c in citations]
         confidence = primary.answer.confidence
         if conflict:  # which figure holds is the reader's call: never 高
-            confidence = min(confidence, round(confidence_bands()[0][0] - 0.001, 4))
+            confidence = below_high(confidence)
         hits = list(primary.answer.hits) + [h for v in values if v is not primary for h in v.answer.hits[:1]]
         documents = [v.to_dict(tl, marker_of[v.doc_id]) for v in values]
         debug = dict(primary.answer.debug, across=comparison or "named")

@@ -20,7 +20,7 @@ from rag.answer.boundaries import fit_to_question
 from rag.answer.candidates import synonyms
 from rag.answer.choose import RulesChooser
 from rag.answer.compose import Composer
-from rag.answer.confidence import METADATA_CONFIDENCE, Judge, confidence_bands
+from rag.answer.confidence import METADATA_CONFIDENCE, Judge, below_high
 from rag.answer.evidence import EvidenceFinder
 from rag.answer.lexicon import english_lexicon
 from rag.answer.outline import Outline
@@ -175,7 +175,7 @@ class Answerer:
             # A why- or what-is answer from a clause with no cause, purpose or
             # definition in it was picked for being near the question's words:
             # never 高, whatever the rest of the evidence says.
-            confidence = min(confidence, round(confidence_bands()[0][0] - 0.001, 4))
+            confidence = below_high(confidence)
             debug["capped"] = "form_missing"
         unsupported, _ = self.judge.unsupported_terms(a, pool, choice)
         return self.composer.compose(question, a, choice, hits, confidence, debug, unsupported)

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from rag.answer.analyze import QuestionAnalysis, type_table
 from rag.answer.candidates import QUOTE_MAX_CHARS, Choice, SentenceCandidate
-from rag.answer.confidence import Judge, confidence_bands
+from rag.answer.confidence import Judge, below_high
 from rag.answer.rules.base import Evidence, Span
 from rag.answer.rules.quantities import extract_ordinals
 from rag.answer.rules.yesno import yes_no_verdict
@@ -205,13 +205,12 @@ class Composer:
         """An answer to a question that opens with a pronoun and has no earlier
         question to refer to: said so first, and never 高 (which thing "它"
         means was guessed from the documents, not read from the question)."""
-        high = confidence_bands()[0][0]
         note = (f"（问题中的“{pronoun}”没有前文可指，以下按知识库中最相关的内容回答。）\n\n" if answer.lang == "zh" else
                 f"(The question's \"{pronoun}\" refers to nothing asked before; this is the closest the documents "
                 "come.)\n\n")
         debug = dict(answer.debug, dangling_reference=pronoun)
         return dataclasses.replace(answer, text=note + answer.text,
-                                   confidence=min(answer.confidence, round(high - 0.001, 4)), debug=debug)
+                                   confidence=below_high(answer.confidence), debug=debug)
 
     def refusal(self, question: str, a: QuestionAnalysis, hits: list[Hit], confidence: float,
                 debug: dict) -> Answer:

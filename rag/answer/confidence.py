@@ -46,6 +46,13 @@ def confidence_model() -> tuple[dict[str, float], float, float]:
 
 
 @lru_cache(maxsize=1)
+def below_high(confidence: float) -> float:
+    """``confidence`` held just under the 高 band: an answer that must never
+    be shown as 高 (a guessed referent, a disagreement, a clause picked for
+    being near the question's words) keeps its place below that."""
+    return min(confidence, round(confidence_bands()[0][0] - 0.001, 4))
+
+
 def confidence_bands() -> tuple[tuple[float, str, str], ...]:
     """(lower bound, level, 高/中/低) of each confidence band, highest first
     (rag/data/confidence.toml [bands]: chosen so that 高 keeps the answers

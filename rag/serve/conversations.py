@@ -31,7 +31,7 @@ MAX_CONVERSATIONS = 30
 STORE_BUDGET_CHARS = 1_500_000
 TITLE_CHARS = 24
 VERSION = 2
-# Previous questions passed on for follow-ups (the chat's own limit).
+# Previous questions kept for follow-ups (the chat passes these to the assistant).
 MAX_HISTORY = 8
 
 

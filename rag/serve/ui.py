@@ -73,7 +73,6 @@ QUEUE_MAX_SIZE = 256     # requests waiting beyond this are refused ("queue is f
 QUEUE_STATUS_SECONDS = 5
 QUEUE_ANALYTICS_EVERY = 256
 MAX_BATCH = 200          # questions per /batch call
-MAX_HISTORY = 8          # previous questions passed to the assistant for follow-ups
 UI_MAX_TOP_K = 10
 # Gradio's upload route exists on every app: while uploading documents is
 # off, cap what a caller can put into Gradio's temporary directory; while it
@@ -475,7 +474,8 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         try:
             t0 = time.perf_counter()
             with service.track("chat") as answered:
-                answer = assistant.ask(cleaned, top_k, history=asked[-MAX_HISTORY:], doc_ids=doc_ids or None)
+                answer = assistant.ask(cleaned, top_k, history=asked[-conversations.MAX_HISTORY:],
+                                       doc_ids=doc_ids or None)
                 answered.append(answer)
             log.info("/chat %.0f ms refused=%s confidence=%.2f history=%d", (time.perf_counter() - t0) * 1000,
                      answer.refused, answer.confidence, len(asked))
@@ -501,7 +501,7 @@ def build_app(assistant: Assistant, feedback_path: str | Path | None = None,
         messages.append({"role": "assistant", "content": reply})
         turns.append({"message": len(messages) - 1, "answer": data, "sources": shown[0], "debug": shown[1],
                       "rating": uuid.uuid4().hex})  # names this answer's 👍 / 👎 in the feedback file
-        return "", messages, *shown, (asked + [cleaned])[-MAX_HISTORY:], turns
+        return "", messages, *shown, (asked + [cleaned])[-conversations.MAX_HISTORY:], turns
 
     def turn_of(turns: list | None, message_index: Any) -> dict | None:
         if isinstance(message_index, (list, tuple)):
